@@ -1,0 +1,41 @@
+/// The Block Allocation Table: for each block, the sector offset of its bitmap, or unallocated.
+public struct BlockAllocationTable: Equatable, Sendable {
+  public static let unallocated: UInt32 = 0xFFFF_FFFF
+
+  public var entries: [UInt32]
+
+  public init(count: Int) {
+    entries = Array(repeating: BlockAllocationTable.unallocated, count: count)
+  }
+
+  public init(decoding bytes: [UInt8], count: Int) {
+    entries = (0..<count).map { bytes.bigEndian(UInt32.self, at: $0 * 4) }
+  }
+
+  /// The table padded with unallocated entries to a whole number of sectors.
+  public func encoded() -> [UInt8] {
+    var bytes = [UInt8](repeating: 0xFF, count: BlockAllocationTable.byteSize(entries: entries.count))
+    for (index, entry) in entries.enumerated() {
+      bytes.setBigEndian(entry, at: index * 4)
+    }
+    return bytes
+  }
+
+  /// The bytes a table of `entries` occupies in a file, padded to a sector.
+  public static func byteSize(entries: Int) -> Int {
+    (entries * 4 + 511) / 512 * 512
+  }
+
+  public subscript(block: Int) -> UInt32 {
+    get { entries[block] }
+    set { entries[block] = newValue }
+  }
+
+  public func isAllocated(_ block: Int) -> Bool {
+    entries[block] != BlockAllocationTable.unallocated
+  }
+
+  public var allocatedCount: Int {
+    entries.reduce(0) { $0 + ($1 == BlockAllocationTable.unallocated ? 0 : 1) }
+  }
+}

@@ -1,0 +1,178 @@
+import SystemPackage
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// A file read and written at byte offsets with positioned I/O (pread/pwrite), whole ranges at a time.
+///
+/// This is one of the few types that touches raw buffers; everything above it speaks in offsets.
+final class BlockFile {
+  let path: String
+  let isWritable: Bool
+  private let descriptor: FileDescriptor
+  /// The file's length in bytes, kept current as this object writes past the end.
+  private(set) var size: UInt64
+  private var isClosed = false
+
+  init(openingAt path: String, writable: Bool) throws {
+    self.path = path
+    isWritable = writable
+    do {
+      descriptor = try FileDescriptor.open(
+        FilePath(path), writable ? .readWrite : .readOnly, options: [.closeOnExec])
+      size = UInt64(try descriptor.seek(offset: 0, from: .end))
+    } catch let error as Errno {
+      throw VHDError(path: path, field: "file", .io, "cannot open: \(error)")
+    }
+  }
+
+  init(creatingAt path: String, overwrite: Bool = false) throws {
+    self.path = path
+    isWritable = true
+    var options: FileDescriptor.OpenOptions = [.create, .closeOnExec]
+    options.insert(overwrite ? .truncate : .exclusiveCreate)
+    do {
+      descriptor = try FileDescriptor.open(FilePath(path), .readWrite, options: options, permissions: [.ownerReadWrite, .groupRead, .otherRead])
+    } catch Errno.fileExists {
+      throw VHDError(path: path, field: "file", .invalidArgument, "already exists; choose another path or remove it first")
+    } catch let error as Errno {
+      throw VHDError(path: path, field: "file", .io, "cannot create: \(error)")
+    }
+    size = 0
+  }
+
+  deinit {
+    if !isClosed { try? descriptor.close() }
+  }
+
+  func close() {
+    guard !isClosed else { return }
+    isClosed = true
+    try? descriptor.close()
+  }
+
+  /// Reads exactly `buffer.count` bytes at `offset`; bytes past the end of the file read as zeros.
+  func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+    var done = 0
+    while done < buffer.count {
+      let position = offset + UInt64(done)
+      if position >= size { break }
+      let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[done...])
+      let count: Int
+      do {
+        count = try descriptor.read(fromAbsoluteOffset: Int64(position), into: chunk)
+      } catch let error as Errno {
+        throw VHDError(path: path, field: "file", .io, "read of \(chunk.count) bytes at \(position) failed: \(error)")
+      }
+      if count == 0 { break }
+      done += count
+    }
+    if done < buffer.count {
+      UnsafeMutableRawBufferPointer(rebasing: buffer[done...]).initializeMemory(as: UInt8.self, repeating: 0)
+    }
+  }
+
+  /// Reads `count` bytes at `offset`, failing when the range is not wholly inside the file.
+  func read(at offset: UInt64, count: Int, field: String) throws -> [UInt8] {
+    guard offset <= size, UInt64(count) <= size - offset else {
+      throw VHDError(
+        path: path, field: field, .outOfBounds,
+        "needs bytes \(offset)..<\(offset + UInt64(count)) but the file has \(size) bytes (truncated?)")
+    }
+    var bytes = [UInt8](repeating: 0, count: count)
+    try bytes.withUnsafeMutableBytes { try read(at: offset, into: $0) }
+    return bytes
+  }
+
+  func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
+    precondition(isWritable, "write to a read-only BlockFile")
+    do {
+      _ = try descriptor.writeAll(toAbsoluteOffset: Int64(offset), buffer)
+    } catch let error as Errno {
+      throw VHDError(path: path, field: "file", .io, "write of \(buffer.count) bytes at \(offset) failed: \(error)")
+    }
+    size = max(size, offset + UInt64(buffer.count))
+  }
+
+  func write(_ bytes: [UInt8], at offset: UInt64) throws {
+    try bytes.withUnsafeBytes { try write($0, at: offset) }
+  }
+
+  /// Sets the file's length; growing leaves a hole that reads as zeros and takes no space.
+  func resize(to newSize: UInt64) throws {
+    do {
+      try descriptor.resize(to: Int64(newSize))
+    } catch let error as Errno {
+      throw VHDError(path: path, field: "file", .io, "cannot resize to \(newSize) bytes: \(error)")
+    }
+    size = newSize
+  }
+
+  /// Forces written data to stable storage: merges rely on it before anything is deleted.
+  func synchronize() throws {
+    if fsync(descriptor.rawValue) != 0 {
+      throw VHDError(path: path, field: "file", .io, "fsync failed: \(Errno(rawValue: errno))")
+    }
+  }
+
+  /// The next offset at or after `offset` that holds data, skipping holes (SEEK_DATA), or nil at the end.
+  func nextData(from offset: UInt64) -> UInt64? {
+    // SEEK_DATA is 3 on Linux (and 4 on Darwin); Glibc hides the macro without _GNU_SOURCE.
+    #if os(Linux)
+      let seekData: Int32 = 3
+    #else
+      let seekData: Int32 = 4
+    #endif
+    let result = lseek(descriptor.rawValue, off_t(offset), seekData)
+    if result < 0 { return errno == ENXIO ? nil : offset }
+    return UInt64(result)
+  }
+
+  /// Bytes the file occupies on its file system (sparse files take less than their length).
+  var allocatedBytes: UInt64 {
+    var info = stat()
+    guard fstat(descriptor.rawValue, &info) == 0 else { return size }
+    return UInt64(info.st_blocks) * 512
+  }
+
+  var modificationTime: Double {
+    var info = stat()
+    guard fstat(descriptor.rawValue, &info) == 0 else { return 0 }
+    return Double(info.st_mtim.tv_sec)
+  }
+}
+
+/// A page-aligned scratch buffer for block I/O, freed when released.
+final class IOBuffer {
+  let bytes: UnsafeMutableRawBufferPointer
+
+  init(count: Int) {
+    bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 4096)
+  }
+
+  deinit { bytes.deallocate() }
+
+  func slice(_ range: Range<Int>) -> UnsafeMutableRawBufferPointer {
+    UnsafeMutableRawBufferPointer(rebasing: bytes[range])
+  }
+}
+
+extension UnsafeRawBufferPointer {
+  /// True when every byte is zero; reads eight bytes at a time.
+  var isAllZero: Bool {
+    guard let base = baseAddress else { return true }
+    let words = count / 8
+    var index = 0
+    while index < words {
+      if base.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self) != 0 { return false }
+      index += 1
+    }
+    for offset in (words * 8)..<count where base.load(fromByteOffset: offset, as: UInt8.self) != 0 {
+      return false
+    }
+    return true
+  }
+}

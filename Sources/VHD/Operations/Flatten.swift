@@ -1,0 +1,45 @@
+import Foundation
+
+extension DiskChain {
+  /// Writes what the chain reads into a new standalone fixed or dynamic disk. Blocks that read as
+  /// zeros are not allocated in a dynamic result.
+  @discardableResult
+  public func flatten(to path: String, type: DiskType = .dynamic, progress: ProgressHandler? = nil) throws
+    -> VirtualDisk
+  {
+    guard type != .differencing else {
+      throw VHDError(path: path, field: "diskType", .invalidArgument, "a flattened disk is fixed or dynamic")
+    }
+    let target = try VirtualDisk.create(at: path, size: size, type: type, blockSize: UInt32(blockSize))
+    do {
+      let output = DiskChain(layers: [target])
+      try copyBlocks(progress: progress) { data, offset in
+        try output.write(data, at: offset)
+      }
+      try target.synchronize()
+      return target
+    } catch {
+      target.close()
+      try? FileManager.default.removeItem(atPath: target.path)
+      throw error
+    }
+  }
+
+  /// Calls `write` for every block of the chain that holds data other than zeros, in order.
+  func copyBlocks(progress: ProgressHandler?, _ write: (UnsafeRawBufferPointer, UInt64) throws -> Void) throws {
+    let buffer = IOBuffer(count: blockSize)
+    try progress?(0, size)
+    for block in 0..<blockCount {
+      let start = UInt64(block) * UInt64(blockSize)
+      let count = Int(min(UInt64(blockSize), size - start))
+      if try source(ofBlock: block) != .zeros {
+        let data = buffer.slice(0..<count)
+        try read(at: start, into: data)
+        if !UnsafeRawBufferPointer(data).isAllZero {
+          try write(UnsafeRawBufferPointer(data), start)
+        }
+      }
+      try progress?(start + UInt64(count), size)
+    }
+  }
+}

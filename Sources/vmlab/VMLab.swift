@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+
+/// The `vmlab` command: virtual machines, VHD disks and checkpoints for training labs.
+struct VMLab: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "vmlab",
+    abstract: "Virtual machines, VHD disks and VM checkpoints for training labs, scripted in Lua.",
+    discussion: """
+      Exit codes: 0 success, 1 an operation failed, 2 a usage error.
+      """,
+    version: "0.1.0",
+    subcommands: [DiskCommand.self]
+  )
+}
+
+@main
+enum Main {
+  static func main() {
+    do {
+      var command = try VMLab.parseAsRoot()
+      try command.run()
+    } catch {
+      exit(with: error)
+    }
+  }
+
+  /// Help and version exit 0; argument errors 2; failed operations 1, with the message on stderr.
+  static func exit(with error: Error) -> Never {
+    let code = VMLab.exitCode(for: error)
+    if code == .validationFailure {
+      FileHandle.standardError.write(Data((VMLab.fullMessage(for: error) + "\n").utf8))
+      Foundation.exit(ExitCode.usage.rawValue)
+    }
+    if code.isSuccess || error is ExitCode {
+      VMLab.exit(withError: error)
+    }
+    FileHandle.standardError.write(Data("vmlab: error: \(String(describing: error))\n".utf8))
+    Foundation.exit(ExitCode.failure.rawValue)
+  }
+}
+
+extension ExitCode {
+  /// A usage error: wrong arguments or options.
+  static let usage = ExitCode(2)
+}
