@@ -216,7 +216,7 @@ public final class DiskChain {
     guard offset <= size, UInt64(count) <= size - offset else {
       throw VHDError(
         path: leaf.path, field: "offset", .invalidArgument,
-        "bytes \(offset)..<\(offset + UInt64(count)) lie outside the disk (\(size) bytes)")
+        "\(count) bytes at offset \(offset) lie outside the disk (\(size) bytes)")
     }
   }
 }

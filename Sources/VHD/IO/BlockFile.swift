@@ -80,7 +80,7 @@ final class BlockFile {
     guard offset <= size, UInt64(count) <= size - offset else {
       throw VHDError(
         path: path, field: field, .outOfBounds,
-        "needs bytes \(offset)..<\(offset + UInt64(count)) but the file has \(size) bytes (truncated?)")
+        "needs \(count) bytes at offset \(offset) but the file has \(size) bytes (truncated?)")
     }
     var bytes = [UInt8](repeating: 0, count: count)
     try bytes.withUnsafeMutableBytes { try read(at: offset, into: $0) }

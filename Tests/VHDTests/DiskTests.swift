@@ -1,0 +1,127 @@
+import Foundation
+import XCTest
+
+@testable import VHD
+
+final class DiskTests: XCTestCase {
+  func testCreatedDisksReopenWithTheirLayout() throws {
+    let folder = TemporaryFolder()
+    let dynamic = try VirtualDisk.create(at: folder.file("d.vhd"), size: 64 << 20)
+    XCTAssertEqual(dynamic.fileSize, 512 + 1024 + 512 + 512, "footer copy, header, one-sector table, footer")
+    dynamic.close()
+    let fixed = try VirtualDisk.create(at: folder.file("f.vhd"), size: 8 << 20, type: .fixed)
+    XCTAssertEqual(fixed.fileSize, (8 << 20) + 512)
+    fixed.close()
+
+    let reopened = try VirtualDisk.open(folder.file("d.vhd"))
+    XCTAssertEqual(reopened.type, .dynamic)
+    XCTAssertEqual(reopened.size, 64 << 20)
+    XCTAssertEqual(reopened.blockSize, 2 << 20)
+    XCTAssertEqual(reopened.blockCount, 32)
+    XCTAssertEqual(reopened.footer.creatorApplication, "vmlb")
+    XCTAssertEqual(reopened.footer.geometry, DiskGeometry(forSize: 64 << 20))
+    XCTAssertEqual(try VirtualDisk.open(folder.file("f.vhd")).type, .fixed)
+  }
+
+  func testCreationRefusesBadArgumentsAndExistingFiles() throws {
+    let folder = TemporaryFolder()
+    assertVHDError(.invalidArgument, field: "size") { try VirtualDisk.create(at: folder.file("a.vhd"), size: 1000) }
+    assertVHDError(.invalidArgument, field: "size") { try VirtualDisk.create(at: folder.file("a.vhd"), size: 0) }
+    assertVHDError(.invalidArgument, field: "size") {
+      try VirtualDisk.create(at: folder.file("a.vhd"), size: Footer.maximumDiskSize + 512)
+    }
+    assertVHDError(.invalidArgument, field: "blockSize") {
+      try VirtualDisk.create(at: folder.file("a.vhd"), size: 1 << 20, blockSize: 3000)
+    }
+    XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("a.vhd")), "nothing left behind")
+    try VirtualDisk.create(at: folder.file("a.vhd"), size: 1 << 20).close()
+    let before = try Data(contentsOf: URL(fileURLWithPath: folder.file("a.vhd")))
+    assertVHDError(.invalidArgument, field: "file") { try VirtualDisk.create(at: folder.file("a.vhd"), size: 2 << 20) }
+    XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: folder.file("a.vhd"))), before, "an existing file is never overwritten")
+  }
+
+  func testUnalignedWritesSpanningBlocksReadBack() throws {
+    for type in [DiskType.dynamic, .fixed] {
+      let folder = TemporaryFolder()
+      let path = folder.file("disk.vhd")
+      try VirtualDisk.create(at: path, size: 16 << 20, type: type, blockSize: 1 << 20).close()
+      var random = SeededBytes(seed: 7)
+      var model = [UInt8](repeating: 0, count: 16 << 20)
+      let chain = try DiskChain.open(path, writable: true)
+      for _ in 0..<40 {
+        let length = random.int(1..<(3 << 20))
+        let offset = random.int(0..<(model.count - length))
+        let data = random.bytes(length)
+        try chain.write(data, at: UInt64(offset))
+        model.replaceSubrange(offset..<(offset + length), with: data)
+      }
+      XCTAssertEqual(try chain.read(at: 0, count: model.count), model, "\(type) reads back what was written")
+      XCTAssertEqual(try chain.read(at: 1_048_575, count: 3), Array(model[1_048_575..<1_048_578]))
+      chain.close()
+      let reopened = try DiskChain.open(path)
+      XCTAssertEqual(try reopened.read(at: 0, count: model.count), model, "\(type) after reopening")
+      XCTAssertTrue(DiskCheck(path: path).isSound, "\(DiskCheck(path: path).problems)")
+    }
+  }
+
+  func testReadsAndWritesOutsideTheDiskAreRefused() throws {
+    let folder = TemporaryFolder()
+    let path = folder.file("disk.vhd")
+    try VirtualDisk.create(at: path, size: 1 << 20).close()
+    let chain = try DiskChain.open(path, writable: true)
+    assertVHDError(.invalidArgument, field: "offset") { _ = try chain.read(at: (1 << 20) - 10, count: 11) }
+    assertVHDError(.invalidArgument, field: "offset") { try chain.write([1], at: 1 << 20) }
+    assertVHDError(.invalidArgument, field: "offset") { _ = try chain.read(at: UInt64.max - 2, count: 5) }
+    XCTAssertEqual(try chain.read(at: 1 << 20, count: 0), [])
+    let readOnly = try DiskChain.open(path)
+    assertVHDError(.readOnly) { try readOnly.write([1], at: 0) }
+  }
+
+  func testDynamicDisksStaySparse() throws {
+    let folder = TemporaryFolder()
+    let path = folder.file("big.vhd")
+    try VirtualDisk.create(at: path, size: 100 << 30).close()
+    let chain = try DiskChain.open(path, writable: true)
+    var random = SeededBytes(seed: 1)
+    let chunk = random.bytes(1 << 20)
+    for index in 0..<10 {
+      try chain.write(chunk, at: UInt64(index) * (7 << 30))
+    }
+    try chain.write([UInt8](repeating: 0, count: 4 << 20), at: 50 << 30)
+    chain.close()
+    let disk = try VirtualDisk.open(path)
+    XCTAssertEqual(disk.table.allocatedCount, 10, "writing zeros allocates nothing")
+    XCTAssertLessThan(disk.spaceOnDisk, 12 << 20, "a 100 GiB disk with 10 MiB written takes about 10 MiB")
+    XCTAssertEqual(disk.size, 100 << 30)
+  }
+
+  func testBlockDataIsAlignedAndTheFileEndsInAFooter() throws {
+    let folder = TemporaryFolder()
+    let path = folder.file("disk.vhd")
+    try VirtualDisk.create(at: path, size: 64 << 20).close()
+    let chain = try DiskChain.open(path, writable: true)
+    try chain.write([1, 2, 3], at: 5 << 20)
+    try chain.write([4], at: 0)
+    chain.close()
+    let disk = try VirtualDisk.open(path)
+    for block in [0, 2] {
+      XCTAssertEqual((UInt64(disk.table[block]) * 512 + 512) % 4096, 0, "block \(block)'s data starts on 4 KiB")
+    }
+    let footer = try Footer(decoding: try disk.file.read(at: disk.fileSize - 512, count: 512, field: "footer"))
+    XCTAssertEqual(footer.uniqueID, disk.uniqueID)
+  }
+
+  func testSavedStateDisksOpenReadOnly() throws {
+    let folder = TemporaryFolder()
+    let path = folder.file("saved.vhd")
+    try VirtualDisk.create(at: path, size: 1 << 20, type: .fixed).close()
+    var footer = try VirtualDisk.open(path).footer
+    footer.savedState = true
+    let handle = FileHandle(forWritingAtPath: path)!
+    handle.seek(toFileOffset: 1 << 20)
+    handle.write(Data(footer.encoded()))
+    try handle.close()
+    XCTAssertNoThrow(try VirtualDisk.open(path))
+    assertVHDError(.readOnly, field: "footer.savedState") { _ = try VirtualDisk.open(path, writable: true) }
+  }
+}

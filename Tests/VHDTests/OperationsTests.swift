@@ -1,0 +1,158 @@
+import Foundation
+import XCTest
+
+@testable import VHD
+
+final class OperationsTests: XCTestCase {
+  private struct Stop: Error {}
+
+  /// A 16 MiB base with content and a child with sector-granular and whole-block changes.
+  private func makeChain(in folder: TemporaryFolder) throws -> (model: [UInt8], base: [UInt8]) {
+    var random = SeededBytes(seed: 5)
+    let size = 16 << 20
+    var model = [UInt8](repeating: 0, count: size)
+    try VirtualDisk.create(at: folder.file("base.vhd"), size: UInt64(size)).close()
+    let base = try DiskChain.open(folder.file("base.vhd"), writable: true)
+    for block in [0, 1, 3, 6] {
+      let data = random.bytes(2 << 20)
+      try base.write(data, at: UInt64(block) << 21)
+      model.replaceSubrange((block << 21)..<((block + 1) << 21), with: data)
+    }
+    base.close()
+    let baseContent = model
+    try VirtualDisk.createDifferencing(at: folder.file("child.vhd"), parent: folder.file("base.vhd")).close()
+    let child = try DiskChain.open(folder.file("child.vhd"), writable: true)
+    for (offset, length) in [(100, 5000), (3 << 20, 2 << 20), ((6 << 20) + 512, 1024), ((15 << 20) + 7, 77)] {
+      let data = random.bytes(length)
+      try child.write(data, at: UInt64(offset))
+      model.replaceSubrange(offset..<(offset + length), with: data)
+    }
+    child.close()
+    return (model, baseContent)
+  }
+
+  func testMergeFoldsTheChildIntoItsParentWithoutChangingContent() throws {
+    let folder = TemporaryFolder()
+    let (model, _) = try makeChain(in: folder)
+    let childBytes = try VirtualDisk.open(folder.file("child.vhd")).allocatedBytes()
+    var reports: [(UInt64, UInt64)] = []
+    let report = try DiskChain.merge(child: folder.file("child.vhd")) { reports.append(($0, $1)) }
+    XCTAssertEqual(report.bytesMerged, childBytes)
+    XCTAssertTrue(report.childRemoved)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("child.vhd")))
+    XCTAssertEqual(reports.last?.0, reports.last?.1, "progress reaches its total")
+    let merged = try DiskChain.open(folder.file("base.vhd"))
+    XCTAssertEqual(merged.depth, 1)
+    XCTAssertEqual(try merged.read(at: 0, count: model.count), model)
+    XCTAssertTrue(DiskCheck(path: folder.file("base.vhd")).isSound)
+  }
+
+  func testAnInterruptedMergeChangesNothingAndCanRunAgain() throws {
+    for stopAfter in 1...4 {
+      let folder = TemporaryFolder()
+      let (model, _) = try makeChain(in: folder)
+      var calls = 0
+      XCTAssertThrowsError(
+        try DiskChain.merge(child: folder.file("child.vhd")) { _, _ in
+          calls += 1
+          if calls > stopAfter { throw Stop() }
+        })
+      XCTAssertEqual(try DiskChain.open(folder.file("child.vhd")).read(at: 0, count: model.count), model)
+      try DiskChain.merge(child: folder.file("child.vhd"))
+      XCTAssertEqual(try DiskChain.open(folder.file("base.vhd")).read(at: 0, count: model.count), model)
+    }
+  }
+
+  func testMergeIntoADifferencingParentKeepsTheGrandparent() throws {
+    let folder = TemporaryFolder()
+    let (model, baseContent) = try makeChain(in: folder)
+    try FileManager.default.moveItem(atPath: folder.file("child.vhd"), toPath: folder.file("mid.vhd"))
+    // The child's relative locator still names base.vhd; the renamed mid disk gets a child of its own.
+    try VirtualDisk.createDifferencing(at: folder.file("top.vhd"), parent: folder.file("mid.vhd")).close()
+    let top = try DiskChain.open(folder.file("top.vhd"), writable: true)
+    try top.write([9, 9, 9], at: 10)
+    top.close()
+    var expected = model
+    expected.replaceSubrange(10..<13, with: [9, 9, 9])
+    try DiskChain.merge(child: folder.file("top.vhd"))
+    XCTAssertEqual(try DiskChain.open(folder.file("mid.vhd")).read(at: 0, count: expected.count), expected)
+    XCTAssertEqual(try DiskChain.open(folder.file("base.vhd")).read(at: 0, count: baseContent.count), baseContent)
+  }
+
+  func testMergeRefusesDisksThatAreNotDifferencing() throws {
+    let folder = TemporaryFolder()
+    try VirtualDisk.create(at: folder.file("a.vhd"), size: 1 << 20).close()
+    assertVHDError(.invalidArgument, field: "footer.diskType") { try DiskChain.merge(child: folder.file("a.vhd")) }
+  }
+
+  func testSiblingsOfAMergeAreFound() throws {
+    let folder = TemporaryFolder()
+    _ = try makeChain(in: folder)
+    try VirtualDisk.createDifferencing(at: folder.file("sibling.vhd"), parent: folder.file("base.vhd")).close()
+    XCTAssertEqual(try DiskChain.otherChildren(ofParentOf: folder.file("child.vhd")), [folder.file("sibling.vhd")])
+  }
+
+  func testFlattenWritesAStandaloneDisk() throws {
+    for type in [DiskType.dynamic, .fixed] {
+      let folder = TemporaryFolder()
+      let (model, _) = try makeChain(in: folder)
+      let chain = try DiskChain.open(folder.file("child.vhd"))
+      let flat = try chain.flatten(to: folder.file("flat.vhd"), type: type)
+      XCTAssertEqual(flat.type, type)
+      flat.close()
+      let reopened = try DiskChain.open(folder.file("flat.vhd"))
+      XCTAssertEqual(reopened.depth, 1)
+      XCTAssertEqual(try reopened.read(at: 0, count: model.count), model)
+      if type == .dynamic {
+        XCTAssertEqual(reopened.leaf.table.allocatedCount, 6, "blocks that read as zeros stay unallocated")
+      }
+    }
+  }
+
+  func testRawImagesRoundTripAndStaySparse() throws {
+    let folder = TemporaryFolder()
+    var random = SeededBytes(seed: 9)
+    var raw = [UInt8](repeating: 0, count: (20 << 20) + 1000)
+    raw.replaceSubrange((4 << 20)..<(5 << 20), with: random.bytes(1 << 20))
+    raw.replaceSubrange((raw.count - 3000)..<raw.count, with: random.bytes(3000))
+    let rawPath = folder.file("disk.raw")
+    FileManager.default.createFile(atPath: rawPath, contents: Data(raw))
+
+    for type in [DiskType.dynamic, .fixed] {
+      let vhdPath = folder.file("imported-\(type).vhd")
+      let disk = try RawImage.importImage(from: rawPath, to: vhdPath, type: type)
+      XCTAssertEqual(disk.size, UInt64((raw.count + 511) / 512 * 512), "rounded up to a whole sector")
+      if type == .dynamic {
+        XCTAssertEqual(disk.table.allocatedCount, 3, "only blocks 2, 9 and 10 hold data; zero regions are not allocated")
+      }
+      disk.close()
+      let chain = try DiskChain.open(vhdPath)
+      XCTAssertEqual(try chain.read(at: 0, count: raw.count), raw)
+      let exported = folder.file("exported-\(type).raw")
+      try RawImage.exportImage(chain, to: exported)
+      let back = [UInt8](try Data(contentsOf: URL(fileURLWithPath: exported)))
+      XCTAssertEqual(Array(back.prefix(raw.count)), raw)
+      XCTAssertTrue(back[raw.count...].allSatisfy { $0 == 0 })
+      assertVHDError(.invalidArgument, field: "file") { try RawImage.exportImage(chain, to: exported) }
+      XCTAssertNoThrow(try RawImage.exportImage(chain, to: exported, overwrite: true))
+    }
+    FileManager.default.createFile(atPath: folder.file("empty.raw"), contents: Data())
+    assertVHDError(.invalidArgument) { try RawImage.importImage(from: folder.file("empty.raw"), to: folder.file("e.vhd")) }
+    XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("e.vhd")))
+  }
+
+  func testInfoDescribesTheChain() throws {
+    let folder = TemporaryFolder()
+    _ = try makeChain(in: folder)
+    let chain = try DiskChain.open(folder.file("child.vhd"))
+    let info = try DiskInfo(chain: chain)
+    XCTAssertEqual(info.type, .differencing)
+    XCTAssertEqual(info.virtualSize, 16 << 20)
+    XCTAssertEqual(info.chain.map(\.path), [folder.file("child.vhd"), folder.file("base.vhd")])
+    XCTAssertEqual(info.chain[1].allocatedBytes, 8 << 20)
+    let json = try JSONEncoder().encode(info)
+    let decoded = try JSONDecoder().decode(DiskInfo.self, from: json)
+    XCTAssertEqual(decoded, info)
+    XCTAssertTrue(String(decoding: json, as: UTF8.self).contains("\"differencing\""))
+  }
+}

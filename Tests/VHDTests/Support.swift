@@ -1,0 +1,131 @@
+import Foundation
+import XCTest
+
+@testable import VHD
+
+/// A folder under the system's temporary directory, removed when the test ends.
+final class TemporaryFolder {
+  let path: String
+
+  init() {
+    path = NSTemporaryDirectory() + "vmlab-tests-" + UUID().uuidString
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+  }
+
+  deinit { try? FileManager.default.removeItem(atPath: path) }
+
+  func file(_ name: String) -> String { path + "/" + name }
+}
+
+/// Deterministic pseudo-random bytes (SplitMix64), so failures reproduce.
+struct SeededBytes {
+  private var state: UInt64
+
+  init(seed: UInt64) { state = seed }
+
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+
+  mutating func bytes(_ count: Int) -> [UInt8] {
+    var result = [UInt8](repeating: 0, count: count)
+    var index = 0
+    while index < count {
+      var word = next()
+      for _ in 0..<8 where index < count {
+        result[index] = UInt8(truncatingIfNeeded: word)
+        word >>= 8
+        index += 1
+      }
+    }
+    return result
+  }
+
+  mutating func int(_ range: Range<Int>) -> Int {
+    range.lowerBound + Int(next() % UInt64(range.count))
+  }
+}
+
+/// The shared conformance files (../shared/testdata/vhd beside the checkout), or a skip when absent.
+enum SharedTestData {
+  static var folder: String {
+    let here = URL(fileURLWithPath: #filePath)
+    let root = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    return root.deletingLastPathComponent().appendingPathComponent("shared/testdata/vhd").path
+  }
+
+  static func path(_ name: String) throws -> String {
+    let path = folder + "/" + name
+    guard FileManager.default.fileExists(atPath: path) else {
+      throw XCTSkip("shared test data not found at \(folder); it lives in ../shared/testdata/vhd beside the checkout")
+    }
+    return path
+  }
+}
+
+/// Runs a program and returns its exit status and output.
+@discardableResult
+func runTool(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> (status: Int32, output: String, error: String) {
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: executable)
+  process.arguments = arguments
+  let output = Pipe()
+  let error = Pipe()
+  process.standardOutput = output
+  process.standardError = error
+  try process.run()
+  let outputData = output.fileHandleForReading.readDataToEndOfFile()
+  let errorData = error.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+}
+
+/// Finds a tool on the PATH, or skips the test with a clear message.
+func tool(_ name: String) throws -> String {
+  for folder in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+    let path = "\(folder)/\(name)"
+    if FileManager.default.isExecutableFile(atPath: path) { return path }
+  }
+  throw XCTSkip("\(name) is not installed; Scripts/bootstrap installs it")
+}
+
+/// SHA-256 of a file, by sha256sum.
+func sha256(ofFile path: String) throws -> String {
+  let result = try runTool(try tool("sha256sum"), [path])
+  return String(result.output.prefix(64))
+}
+
+func sha256(of bytes: [UInt8], in folder: TemporaryFolder) throws -> String {
+  let path = folder.file("hash-\(UUID().uuidString)")
+  FileManager.default.createFile(atPath: path, contents: Data(bytes))
+  defer { try? FileManager.default.removeItem(atPath: path) }
+  return try sha256(ofFile: path)
+}
+
+/// Asserts that `body` throws a VHDError with this problem (and field, when given).
+func assertVHDError(
+  _ problem: VHDError.Problem, field: String? = nil, file: StaticString = #filePath, line: UInt = #line,
+  _ body: () throws -> Void
+) {
+  do {
+    try body()
+    XCTFail("expected a \(problem) error, but nothing was thrown", file: file, line: line)
+  } catch let error as VHDError {
+    XCTAssertEqual(error.problem, problem, "\(error)", file: file, line: line)
+    if let field { XCTAssertTrue(error.field.hasPrefix(field), "field \(error.field) in \(error)", file: file, line: line) }
+  } catch {
+    XCTFail("expected a VHDError, got \(error)", file: file, line: line)
+  }
+}
+
+/// Replaces bytes of a file in place (to damage or patch test files).
+func overwrite(_ path: String, at offset: UInt64, with bytes: [UInt8]) throws {
+  let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
+  defer { try? handle.close() }
+  try handle.seek(toOffset: offset)
+  try handle.write(contentsOf: Data(bytes))
+}
