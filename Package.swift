@@ -36,5 +36,7 @@ let package = Package(
       ]
     ),
     .testTarget(name: "VHDTests", dependencies: ["VHD"]),
+    // End to end: runs the built vmlab binary.
+    .testTarget(name: "vmlabTests", dependencies: ["VHD", "vmlab"]),
   ]
 )
