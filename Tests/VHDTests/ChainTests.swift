@@ -39,11 +39,13 @@ final class ChainTests: XCTestCase {
     XCTAssertEqual(
       (0..<4096).filter { bitmap0.contains($0) }, [1, 134, 143] + Array(152..<160) + [4095],
       "a partial-block write marks only the sectors it touched")
-    XCTAssertTrue(try chain.leaf.bitmap(of: 1).contains(0), "the write across the block boundary marks block 1's first sector")
+    XCTAssertTrue(
+      try chain.leaf.bitmap(of: 1).contains(0), "the write across the block boundary marks block 1's first sector")
     XCTAssertEqual(try chain.leaf.allocatedBytes(), UInt64(13 * 512))
     chain.close()
     XCTAssertEqual(try DiskChain.open(childPath).read(at: 0, count: model.count), model, "after reopening")
-    XCTAssertEqual(try DiskChain.open(folder.file("base.vhd")).read(at: 0, count: content.count), content, "the parent is untouched")
+    XCTAssertEqual(
+      try DiskChain.open(folder.file("base.vhd")).read(at: 0, count: content.count), content, "the parent is untouched")
   }
 
   func testWritingZerosOverParentDataMasksIt() throws {
@@ -146,18 +148,23 @@ final class ChainTests: XCTestCase {
     try VirtualDisk.create(at: folder.file("secret.vhd"), size: 1 << 20).close()
     try VirtualDisk.createDifferencing(at: folder.file("import/child.vhd"), parent: folder.file("secret.vhd")).close()
     assertVHDError(.missingParent) {
-      _ = try DiskChain.open(folder.file("import/child.vhd"), options: OpenOptions(parentSearchRoot: folder.file("import")))
+      _ = try DiskChain.open(
+        folder.file("import/child.vhd"), options: OpenOptions(parentSearchRoot: folder.file("import")))
     }
-    XCTAssertNoThrow(try DiskChain.open(folder.file("import/child.vhd"), options: OpenOptions(parentSearchRoot: folder.path)))
+    XCTAssertNoThrow(
+      try DiskChain.open(folder.file("import/child.vhd"), options: OpenOptions(parentSearchRoot: folder.path)))
   }
 
   func testDepthIsCapped() throws {
     let folder = TemporaryFolder()
     try VirtualDisk.create(at: folder.file("0.vhd"), size: 1 << 20).close()
     for depth in 1...5 {
-      try VirtualDisk.createDifferencing(at: folder.file("\(depth).vhd"), parent: folder.file("\(depth - 1).vhd")).close()
+      try VirtualDisk.createDifferencing(at: folder.file("\(depth).vhd"), parent: folder.file("\(depth - 1).vhd"))
+        .close()
     }
-    assertVHDError(.chainTooDeep) { _ = try DiskChain.open(folder.file("5.vhd"), options: OpenOptions(maximumDepth: 4)) }
+    assertVHDError(.chainTooDeep) {
+      _ = try DiskChain.open(folder.file("5.vhd"), options: OpenOptions(maximumDepth: 4))
+    }
     XCTAssertEqual(try DiskChain.open(folder.file("5.vhd")).depth, 6)
   }
 

@@ -58,7 +58,8 @@ final class ConformanceTests: XCTestCase {
     XCTAssertFalse(check.isSound)
     XCTAssertTrue(check.problems.contains { $0.field == "footer.checksum" && $0.path == differential })
     XCTAssertTrue(check.problems.contains { $0.field == "header.checksum" && $0.path == differential })
-    XCTAssertTrue(check.problems.contains { $0.field == "footer.checksum" && $0.path == image }, "the parent is checked too")
+    XCTAssertTrue(
+      check.problems.contains { $0.field == "footer.checksum" && $0.path == image }, "the parent is checked too")
 
     let lenient = OpenOptions(verifyChecksums: false)
     let expected = "c6db12a7db548e193c29420c1b4533e4708b20c5033db5cc29ef075d48316d25"

@@ -37,7 +37,8 @@ final class DiskTests: XCTestCase {
     try VirtualDisk.create(at: folder.file("a.vhd"), size: 1 << 20).close()
     let before = try Data(contentsOf: URL(fileURLWithPath: folder.file("a.vhd")))
     assertVHDError(.invalidArgument, field: "file") { try VirtualDisk.create(at: folder.file("a.vhd"), size: 2 << 20) }
-    XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: folder.file("a.vhd"))), before, "an existing file is never overwritten")
+    XCTAssertEqual(
+      try Data(contentsOf: URL(fileURLWithPath: folder.file("a.vhd"))), before, "an existing file is never overwritten")
   }
 
   func testUnalignedWritesSpanningBlocksReadBack() throws {

@@ -50,7 +50,9 @@ final class InteroperabilityTests: XCTestCase {
     raw.replaceSubrange(1000..<(3 << 20), with: random.bytes((3 << 20) - 1000))
     raw.replaceSubrange((9 << 20)..<(10 << 20), with: random.bytes(1 << 20))
     FileManager.default.createFile(atPath: folder.file("in.raw"), contents: Data(raw))
-    let result = try runTool(qemu, ["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", folder.file("in.raw"), folder.file("q.vhd")])
+    let result = try runTool(
+      qemu,
+      ["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", folder.file("in.raw"), folder.file("q.vhd")])
     XCTAssertEqual(result.status, 0, result.error)
     let chain = try DiskChain.open(folder.file("q.vhd"))
     XCTAssertEqual(chain.leaf.footer.creatorApplication, "qemu")
@@ -94,7 +96,12 @@ final class InteroperabilityTests: XCTestCase {
       sys.stdout.buffer.write(child.read_buffer(size))
       """
     let out = folder.file("libvhdi.raw")
-    let result = try runTool("/bin/sh", ["-c", "\(python) -c \"$0\" \"$1\" \"$2\" > \"$3\"", script, folder.file("base.vhd"), folder.file("child.vhd"), out])
+    let result = try runTool(
+      "/bin/sh",
+      [
+        "-c", "\(python) -c \"$0\" \"$1\" \"$2\" > \"$3\"", script, folder.file("base.vhd"), folder.file("child.vhd"),
+        out,
+      ])
     XCTAssertEqual(result.status, 0, result.error)
     XCTAssertEqual(try sha256(ofFile: out), try sha256(of: model, in: folder))
     let info = try runTool(try tool("vhdiinfo"), [folder.file("child.vhd")])

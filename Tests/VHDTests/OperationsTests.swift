@@ -123,7 +123,8 @@ final class OperationsTests: XCTestCase {
       let disk = try RawImage.importImage(from: rawPath, to: vhdPath, type: type)
       XCTAssertEqual(disk.size, UInt64((raw.count + 511) / 512 * 512), "rounded up to a whole sector")
       if type == .dynamic {
-        XCTAssertEqual(disk.table.allocatedCount, 3, "only blocks 2, 9 and 10 hold data; zero regions are not allocated")
+        XCTAssertEqual(
+          disk.table.allocatedCount, 3, "only blocks 2, 9 and 10 hold data; zero regions are not allocated")
       }
       disk.close()
       let chain = try DiskChain.open(vhdPath)
@@ -137,7 +138,9 @@ final class OperationsTests: XCTestCase {
       XCTAssertNoThrow(try RawImage.exportImage(chain, to: exported, overwrite: true))
     }
     FileManager.default.createFile(atPath: folder.file("empty.raw"), contents: Data())
-    assertVHDError(.invalidArgument) { try RawImage.importImage(from: folder.file("empty.raw"), to: folder.file("e.vhd")) }
+    assertVHDError(.invalidArgument) {
+      try RawImage.importImage(from: folder.file("empty.raw"), to: folder.file("e.vhd"))
+    }
     XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("e.vhd")))
   }
 

@@ -43,7 +43,9 @@ final class StructureTests: XCTestCase {
     badType.diskType = .fixed
     var typeBytes = badType.encoded()
     typeBytes.setBigEndian(UInt32(5), at: 60)
-    assertVHDError(.unsupported, field: "footer.diskType") { _ = try Footer(decoding: typeBytes, verifyChecksum: false) }
+    assertVHDError(.unsupported, field: "footer.diskType") {
+      _ = try Footer(decoding: typeBytes, verifyChecksum: false)
+    }
     var huge = good
     huge.setBigEndian(UInt64(Footer.maximumDiskSize + 512), at: 48)
     assertVHDError(.invalidField, field: "footer.currentSize") { _ = try Footer(decoding: huge, verifyChecksum: false) }
@@ -52,7 +54,9 @@ final class StructureTests: XCTestCase {
     assertVHDError(.invalidField, field: "footer.currentSize") { _ = try Footer(decoding: odd, verifyChecksum: false) }
     var version = good
     version.setBigEndian(UInt32(0x0002_0000), at: 12)
-    assertVHDError(.unsupported, field: "footer.fileFormatVersion") { _ = try Footer(decoding: version, verifyChecksum: false) }
+    assertVHDError(.unsupported, field: "footer.fileFormatVersion") {
+      _ = try Footer(decoding: version, verifyChecksum: false)
+    }
   }
 
   func testGeometryFollowsTheSpecification() {
@@ -70,16 +74,20 @@ final class StructureTests: XCTestCase {
     header.parentUniqueID = .random()
     header.parentTimestamp = 99
     header.parentUnicodeName = "base-ü.vhd"
-    header.parentLocators[0] = ParentLocator(platform: .absoluteWindows, dataSpace: 512, dataLength: 40, dataOffset: 18432)
-    header.parentLocators[1] = ParentLocator(platform: .relativeWindows, dataSpace: 512, dataLength: 20, dataOffset: 18944)
+    header.parentLocators[0] = ParentLocator(
+      platform: .absoluteWindows, dataSpace: 512, dataLength: 40, dataOffset: 18432)
+    header.parentLocators[1] = ParentLocator(
+      platform: .relativeWindows, dataSpace: 512, dataLength: 20, dataOffset: 18944)
     let bytes = header.encoded()
     XCTAssertEqual(bytes.count, 1024)
     let decoded = try DynamicHeader(decoding: bytes)
-    XCTAssertEqual(decoded, {
-      var expected = header
-      expected.checksum = decoded.checksum
-      return expected
-    }())
+    XCTAssertEqual(
+      decoded,
+      {
+        var expected = header
+        expected.checksum = decoded.checksum
+        return expected
+      }())
     XCTAssertEqual(decoded.encoded(), bytes)
     XCTAssertEqual(decoded.bitmapSize, 512)
     XCTAssertEqual(DynamicHeader(tableOffset: 0, maxTableEntries: 1, blockSize: 1 << 19).bitmapSize, 512)
@@ -107,7 +115,8 @@ final class StructureTests: XCTestCase {
     XCTAssertEqual(ParentLocator.decodePath(little, platform: .relativeWindows), path)
     let big = UTF16Text.encode(path, bigEndian: true)
     XCTAssertEqual(ParentLocator.decodePath(big, platform: .relativeWindows), path)
-    XCTAssertEqual(ParentLocator.decodePath(Array("file://localhost/dir/p.vhd".utf8), platform: .macOSURL), "/dir/p.vhd")
+    XCTAssertEqual(
+      ParentLocator.decodePath(Array("file://localhost/dir/p.vhd".utf8), platform: .macOSURL), "/dir/p.vhd")
     XCTAssertNil(ParentLocator.decodePath([1, 2], platform: .none))
     XCTAssertEqual(ParentLocator.Platform.relativeWindows.description, "W2ru")
     XCTAssertEqual(relativeWindowsPath(from: "/a/b", to: "/a/b/p.vhd"), ".\\p.vhd")

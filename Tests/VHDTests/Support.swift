@@ -69,7 +69,9 @@ enum SharedTestData {
 
 /// Runs a program and returns its exit status and output.
 @discardableResult
-func runTool(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> (status: Int32, output: String, error: String) {
+func runTool(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> (
+  status: Int32, output: String, error: String
+) {
   let process = Process()
   process.executableURL = URL(fileURLWithPath: executable)
   process.arguments = arguments
@@ -81,7 +83,9 @@ func runTool(_ executable: String, _ arguments: [String], input: Data? = nil) th
   let outputData = output.fileHandleForReading.readDataToEndOfFile()
   let errorData = error.fileHandleForReading.readDataToEndOfFile()
   process.waitUntilExit()
-  return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+  return (
+    process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self)
+  )
 }
 
 /// Finds a tool on the PATH, or skips the test with a clear message.
@@ -116,7 +120,9 @@ func assertVHDError(
     XCTFail("expected a \(problem) error, but nothing was thrown", file: file, line: line)
   } catch let error as VHDError {
     XCTAssertEqual(error.problem, problem, "\(error)", file: file, line: line)
-    if let field { XCTAssertTrue(error.field.hasPrefix(field), "field \(error.field) in \(error)", file: file, line: line) }
+    if let field {
+      XCTAssertTrue(error.field.hasPrefix(field), "field \(error.field) in \(error)", file: file, line: line)
+    }
   } catch {
     XCTFail("expected a VHDError, got \(error)", file: file, line: line)
   }

@@ -30,7 +30,9 @@ struct CommandResult {
 
 /// Runs `vmlab` with `arguments` in `directory`, with `input` on standard input.
 @discardableResult
-func vmlab(_ arguments: [String], in directory: String? = nil, input: String? = nil, environment: [String: String] = [:]) throws
+func vmlab(
+  _ arguments: [String], in directory: String? = nil, input: String? = nil, environment: [String: String] = [:]
+) throws
   -> CommandResult
 {
   try runProgram(try VMLabBinary.path, arguments, in: directory, input: input, environment: environment)

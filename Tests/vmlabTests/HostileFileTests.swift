@@ -16,7 +16,9 @@ final class HostileFileTests: XCTestCase {
 
   // MARK: Building blocks
 
-  private static func dynamicDisk(_ folder: TemporaryFolder, _ name: String = "disk.vhd", size: UInt64 = 8 << 20, written: [Int] = [0])
+  private static func dynamicDisk(
+    _ folder: TemporaryFolder, _ name: String = "disk.vhd", size: UInt64 = 8 << 20, written: [Int] = [0]
+  )
     throws -> String
   {
     let path = folder.file(name)
@@ -72,163 +74,168 @@ final class HostileFileTests: XCTestCase {
     return child
   }
 
-  static var cases: [Case] { [
-    Case(name: "shorter than a footer", problem: .truncated, field: "footer") { folder in
-      FileManager.default.createFile(atPath: folder.file("tiny.vhd"), contents: Data(repeating: 1, count: 100))
-      return folder.file("tiny.vhd")
-    },
-    Case(name: "no cookie", problem: .notAVHD, field: "footer.cookie") { folder in
-      FileManager.default.createFile(atPath: folder.file("junk.vhd"), contents: Data(repeating: 0x41, count: 8192))
-      return folder.file("junk.vhd")
-    },
-    Case(name: "end footer cut off", problem: .truncated, field: "footer") { folder in
-      let path = try dynamicDisk(folder)
-      let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
-      try truncate(path, to: UInt64(size - 512 - 4096))
-      return path
-    },
-    Case(name: "footer checksum mismatch", problem: .checksumMismatch, field: "footer.checksum") { folder in
-      let path = try dynamicDisk(folder)
-      let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
-      try write(path, at: UInt64(size - 512 + 40), [0x77])
-      return path
-    },
-    Case(name: "header checksum mismatch", problem: .checksumMismatch, field: "header.checksum") { folder in
-      let path = try dynamicDisk(folder)
-      try write(path, at: 512 + 700, [0x77])
-      return path
-    },
-    Case(name: "header cookie mismatch", problem: .invalidField, field: "header.cookie") { folder in
-      let path = try dynamicDisk(folder)
-      var header = try XCTUnwrap(VirtualDisk.open(path).header).encoded()
-      header.replaceSubrange(0..<8, with: Array("cxspars!".utf8))
-      header.setBigEndian(Checksum.compute(header, skipping: 36), at: 36)
-      try write(path, at: 512, header)
-      return path
-    },
-    Case(name: "data offset past the end of the file", problem: .outOfBounds, field: "footer.dataOffset") { folder in
-      let path = try dynamicDisk(folder)
-      try patchFooter(path) { $0.dataOffset = 1 << 40 }
-      return path
-    },
-    Case(name: "max table entries larger than the file", problem: .outOfBounds, field: "header.maxTableEntries") { folder in
-      let path = try dynamicDisk(folder)
-      try patchHeader(path) { $0.maxTableEntries = 0x7FFF_FFFF }
-      return path
-    },
-    Case(name: "table too small for the disk", problem: .invalidField, field: "header.maxTableEntries") { folder in
-      let path = try dynamicDisk(folder)
-      try patchHeader(path) { $0.maxTableEntries = 1 }
-      return path
-    },
-    Case(name: "block size 0", problem: .invalidField, field: "header.blockSize") { folder in
-      let path = try dynamicDisk(folder)
-      try patchHeader(path) { $0.blockSize = 0 }
-      return path
-    },
-    Case(name: "block size 0x80", problem: .invalidField, field: "header.blockSize") { folder in
-      let path = try dynamicDisk(folder)
-      try patchHeader(path) { $0.blockSize = 0x80 }
-      return path
-    },
-    Case(name: "block size not a power of two", problem: .invalidField, field: "header.blockSize") { folder in
-      let path = try dynamicDisk(folder)
-      try patchHeader(path) { $0.blockSize = 0x1234_5678 }
-      return path
-    },
-    Case(name: "BAT entry pointing into the header", problem: .invalidField, field: "BAT[0]") { folder in
-      let path = try dynamicDisk(folder)
-      try setBATEntry(path, block: 0, to: 1)
-      return path
-    },
-    Case(name: "BAT entry past the end of the file", problem: .outOfBounds, field: "BAT[0]") { folder in
-      let path = try dynamicDisk(folder)
-      try setBATEntry(path, block: 0, to: 0x00FF_FFFF)
-      return path
-    },
-    Case(name: "bitmap and data past the end (truncated file)", problem: .outOfBounds, field: "BAT[0]") { folder in
-      let path = try dynamicDisk(folder)
-      let disk = try VirtualDisk.open(path)
-      let footer = disk.footer.encoded()
-      let blockStart = UInt64(disk.table[0]) * 512
-      disk.close()
-      try truncate(path, to: blockStart + 1024)
-      try write(path, at: blockStart + 1024, footer)
-      return path
-    },
-    Case(name: "two BAT entries for one block", problem: .invalidField, field: "BAT[1]") { folder in
-      let path = try dynamicDisk(folder, written: [0, 1])
-      let first = try VirtualDisk.open(path).table[0]
-      try setBATEntry(path, block: 1, to: first)
-      return path
-    },
-    Case(name: "virtual size above 2040 GiB", problem: .invalidField, field: "footer.currentSize") { folder in
-      let path = try dynamicDisk(folder)
-      try patchFooter(path) { $0.currentSize = Footer.maximumDiskSize + (1 << 30) }
-      return path
-    },
-    Case(name: "unknown disk type", problem: .unsupported, field: "footer.diskType") { folder in
-      let path = try dynamicDisk(folder)
-      let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
-      var footer = try VirtualDisk.open(path).footer.encoded()
-      footer.setBigEndian(UInt32(6), at: 60)
-      footer.setBigEndian(Checksum.compute(footer, skipping: 64), at: 64)
-      try write(path, at: UInt64(size - 512), footer)
-      return path
-    },
-    Case(name: "fixed disk shorter than its size", problem: .outOfBounds, field: "footer.currentSize") { folder in
-      let path = folder.file("fixed.vhd")
-      try VirtualDisk.create(at: path, size: 4 << 20, type: .fixed).close()
-      let footer = try VirtualDisk.open(path).footer.encoded()
-      try truncate(path, to: 1 << 20)
-      try write(path, at: 1 << 20, footer)
-      return path
-    },
-    Case(name: "a differencing disk that is its own parent", problem: .parentLoop, field: "header.parent") { folder in
-      let child = try childOver(folder)
-      let own = try VirtualDisk.open(child).uniqueID
-      try patchHeader(child) {
-        $0.parentUniqueID = own
-        $0.parentUnicodeName = "child.vhd"
-      }
-      return child
-    },
-    Case(name: "a parent loop of two disks", problem: .parentLoop, field: "header.parent") { folder in
-      let child = try childOver(folder)
-      let childID = try VirtualDisk.open(child).uniqueID
-      // Make the parent a differencing disk whose parent is the child.
-      try patchHeader(folder.file("parent.vhd")) {
-        $0.parentUniqueID = childID
-        $0.parentUnicodeName = "child.vhd"
-      }
-      try patchFooter(folder.file("parent.vhd")) { $0.diskType = .differencing }
-      return child
-    },
-    Case(name: "parent unique id mismatch", problem: .parentMismatch, field: "header.parentUniqueID") { folder in
-      let child = try childOver(folder)
-      try patchHeader(child) { $0.parentUniqueID = .random() }
-      return child
-    },
-    Case(name: "locator data past the end of the file", problem: .outOfBounds, field: "header.parentLocator[0]") { folder in
-      let child = try childOver(folder)
-      try patchHeader(child) { $0.parentLocators[0].dataOffset = 1 << 33 }
-      return child
-    },
-    Case(name: "locator length absurd", problem: .invalidField, field: "header.parentLocator[1]") { folder in
-      let child = try childOver(folder)
-      try patchHeader(child) { $0.parentLocators[1].dataLength = 0x7FFF_0000 }
-      return child
-    },
-    Case(name: "differencing disk naming no parent", problem: .missingParent, field: "header.parentUniqueID") { folder in
-      let child = try childOver(folder)
-      try patchHeader(child) {
-        $0.parentUniqueID = .zero
-        $0.parentUnicodeName = ""
-        for index in 0..<8 { $0.parentLocators[index].platform = .none }
-      }
-      return child
-    },
-  ] }
+  static var cases: [Case] {
+    [
+      Case(name: "shorter than a footer", problem: .truncated, field: "footer") { folder in
+        FileManager.default.createFile(atPath: folder.file("tiny.vhd"), contents: Data(repeating: 1, count: 100))
+        return folder.file("tiny.vhd")
+      },
+      Case(name: "no cookie", problem: .notAVHD, field: "footer.cookie") { folder in
+        FileManager.default.createFile(atPath: folder.file("junk.vhd"), contents: Data(repeating: 0x41, count: 8192))
+        return folder.file("junk.vhd")
+      },
+      Case(name: "end footer cut off", problem: .truncated, field: "footer") { folder in
+        let path = try dynamicDisk(folder)
+        let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        try truncate(path, to: UInt64(size - 512 - 4096))
+        return path
+      },
+      Case(name: "footer checksum mismatch", problem: .checksumMismatch, field: "footer.checksum") { folder in
+        let path = try dynamicDisk(folder)
+        let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        try write(path, at: UInt64(size - 512 + 40), [0x77])
+        return path
+      },
+      Case(name: "header checksum mismatch", problem: .checksumMismatch, field: "header.checksum") { folder in
+        let path = try dynamicDisk(folder)
+        try write(path, at: 512 + 700, [0x77])
+        return path
+      },
+      Case(name: "header cookie mismatch", problem: .invalidField, field: "header.cookie") { folder in
+        let path = try dynamicDisk(folder)
+        var header = try XCTUnwrap(VirtualDisk.open(path).header).encoded()
+        header.replaceSubrange(0..<8, with: Array("cxspars!".utf8))
+        header.setBigEndian(Checksum.compute(header, skipping: 36), at: 36)
+        try write(path, at: 512, header)
+        return path
+      },
+      Case(name: "data offset past the end of the file", problem: .outOfBounds, field: "footer.dataOffset") { folder in
+        let path = try dynamicDisk(folder)
+        try patchFooter(path) { $0.dataOffset = 1 << 40 }
+        return path
+      },
+      Case(name: "max table entries larger than the file", problem: .outOfBounds, field: "header.maxTableEntries") {
+        folder in
+        let path = try dynamicDisk(folder)
+        try patchHeader(path) { $0.maxTableEntries = 0x7FFF_FFFF }
+        return path
+      },
+      Case(name: "table too small for the disk", problem: .invalidField, field: "header.maxTableEntries") { folder in
+        let path = try dynamicDisk(folder)
+        try patchHeader(path) { $0.maxTableEntries = 1 }
+        return path
+      },
+      Case(name: "block size 0", problem: .invalidField, field: "header.blockSize") { folder in
+        let path = try dynamicDisk(folder)
+        try patchHeader(path) { $0.blockSize = 0 }
+        return path
+      },
+      Case(name: "block size 0x80", problem: .invalidField, field: "header.blockSize") { folder in
+        let path = try dynamicDisk(folder)
+        try patchHeader(path) { $0.blockSize = 0x80 }
+        return path
+      },
+      Case(name: "block size not a power of two", problem: .invalidField, field: "header.blockSize") { folder in
+        let path = try dynamicDisk(folder)
+        try patchHeader(path) { $0.blockSize = 0x1234_5678 }
+        return path
+      },
+      Case(name: "BAT entry pointing into the header", problem: .invalidField, field: "BAT[0]") { folder in
+        let path = try dynamicDisk(folder)
+        try setBATEntry(path, block: 0, to: 1)
+        return path
+      },
+      Case(name: "BAT entry past the end of the file", problem: .outOfBounds, field: "BAT[0]") { folder in
+        let path = try dynamicDisk(folder)
+        try setBATEntry(path, block: 0, to: 0x00FF_FFFF)
+        return path
+      },
+      Case(name: "bitmap and data past the end (truncated file)", problem: .outOfBounds, field: "BAT[0]") { folder in
+        let path = try dynamicDisk(folder)
+        let disk = try VirtualDisk.open(path)
+        let footer = disk.footer.encoded()
+        let blockStart = UInt64(disk.table[0]) * 512
+        disk.close()
+        try truncate(path, to: blockStart + 1024)
+        try write(path, at: blockStart + 1024, footer)
+        return path
+      },
+      Case(name: "two BAT entries for one block", problem: .invalidField, field: "BAT[1]") { folder in
+        let path = try dynamicDisk(folder, written: [0, 1])
+        let first = try VirtualDisk.open(path).table[0]
+        try setBATEntry(path, block: 1, to: first)
+        return path
+      },
+      Case(name: "virtual size above 2040 GiB", problem: .invalidField, field: "footer.currentSize") { folder in
+        let path = try dynamicDisk(folder)
+        try patchFooter(path) { $0.currentSize = Footer.maximumDiskSize + (1 << 30) }
+        return path
+      },
+      Case(name: "unknown disk type", problem: .unsupported, field: "footer.diskType") { folder in
+        let path = try dynamicDisk(folder)
+        let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        var footer = try VirtualDisk.open(path).footer.encoded()
+        footer.setBigEndian(UInt32(6), at: 60)
+        footer.setBigEndian(Checksum.compute(footer, skipping: 64), at: 64)
+        try write(path, at: UInt64(size - 512), footer)
+        return path
+      },
+      Case(name: "fixed disk shorter than its size", problem: .outOfBounds, field: "footer.currentSize") { folder in
+        let path = folder.file("fixed.vhd")
+        try VirtualDisk.create(at: path, size: 4 << 20, type: .fixed).close()
+        let footer = try VirtualDisk.open(path).footer.encoded()
+        try truncate(path, to: 1 << 20)
+        try write(path, at: 1 << 20, footer)
+        return path
+      },
+      Case(name: "a differencing disk that is its own parent", problem: .parentLoop, field: "header.parent") { folder in
+        let child = try childOver(folder)
+        let own = try VirtualDisk.open(child).uniqueID
+        try patchHeader(child) {
+          $0.parentUniqueID = own
+          $0.parentUnicodeName = "child.vhd"
+        }
+        return child
+      },
+      Case(name: "a parent loop of two disks", problem: .parentLoop, field: "header.parent") { folder in
+        let child = try childOver(folder)
+        let childID = try VirtualDisk.open(child).uniqueID
+        // Make the parent a differencing disk whose parent is the child.
+        try patchHeader(folder.file("parent.vhd")) {
+          $0.parentUniqueID = childID
+          $0.parentUnicodeName = "child.vhd"
+        }
+        try patchFooter(folder.file("parent.vhd")) { $0.diskType = .differencing }
+        return child
+      },
+      Case(name: "parent unique id mismatch", problem: .parentMismatch, field: "header.parentUniqueID") { folder in
+        let child = try childOver(folder)
+        try patchHeader(child) { $0.parentUniqueID = .random() }
+        return child
+      },
+      Case(name: "locator data past the end of the file", problem: .outOfBounds, field: "header.parentLocator[0]") {
+        folder in
+        let child = try childOver(folder)
+        try patchHeader(child) { $0.parentLocators[0].dataOffset = 1 << 33 }
+        return child
+      },
+      Case(name: "locator length absurd", problem: .invalidField, field: "header.parentLocator[1]") { folder in
+        let child = try childOver(folder)
+        try patchHeader(child) { $0.parentLocators[1].dataLength = 0x7FFF_0000 }
+        return child
+      },
+      Case(name: "differencing disk naming no parent", problem: .missingParent, field: "header.parentUniqueID") {
+        folder in
+        let child = try childOver(folder)
+        try patchHeader(child) {
+          $0.parentUniqueID = .zero
+          $0.parentUnicodeName = ""
+          for index in 0..<8 { $0.parentLocators[index].platform = .none }
+        }
+        return child
+      },
+    ]
+  }
 
   func testEveryHostileFileIsRefusedCleanly() throws {
     let binary = try VMLabBinary.path
@@ -251,7 +258,8 @@ final class HostileFileTests: XCTestCase {
       XCTAssertFalse(info.signaled, "\(hostile.name): vmlab crashed")
       XCTAssertEqual(info.status, 1, "\(hostile.name): \(info.error)")
       XCTAssertTrue(info.error.contains(".vhd"), "\(hostile.name): the message names the file: \(info.error)")
-      XCTAssertTrue(info.error.contains(hostile.field), "\(hostile.name): the message names \(hostile.field): \(info.error)")
+      XCTAssertTrue(
+        info.error.contains(hostile.field), "\(hostile.name): the message names \(hostile.field): \(info.error)")
 
       let check = try runProgram(binary, ["disk", "check", path])
       XCTAssertFalse(check.signaled, "\(hostile.name): vmlab disk check crashed")
@@ -260,8 +268,10 @@ final class HostileFileTests: XCTestCase {
 
       let export = try runProgram(binary, ["disk", "export", path, folder.file("out.raw")])
       XCTAssertEqual(export.status, 1, "\(hostile.name): \(export.error)")
-      XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("out.raw")), "\(hostile.name): no partial export")
-      XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before, "\(hostile.name): reading changed the file")
+      XCTAssertFalse(
+        FileManager.default.fileExists(atPath: folder.file("out.raw")), "\(hostile.name): no partial export")
+      XCTAssertEqual(
+        try Data(contentsOf: URL(fileURLWithPath: path)), before, "\(hostile.name): reading changed the file")
     }
   }
 }

@@ -15,7 +15,8 @@ struct DiskStructure {
     let fileSize = file.size
     guard fileSize >= UInt64(Footer.size) else {
       throw VHDError(
-        field: "footer", .truncated, "the file has \(fileSize) bytes, fewer than the 512-byte footer every VHD ends with")
+        field: "footer", .truncated,
+        "the file has \(fileSize) bytes, fewer than the 512-byte footer every VHD ends with")
     }
     let footerBytes = try file.read(at: fileSize - 512, count: 512, field: "footer")
     var problems: [VHDError] = []
@@ -45,7 +46,8 @@ struct DiskStructure {
       if footer.dataOffset != UInt64.max && footer.dataOffset != 0xFFFF_FFFF {
         warnings.append("footer.dataOffset is \(hex(footer.dataOffset)); fixed disks normally store all ones")
       }
-      return DiskStructure(footer: footer, header: nil, table: BlockAllocationTable(count: 0), problems: problems, warnings: warnings)
+      return DiskStructure(
+        footer: footer, header: nil, table: BlockAllocationTable(count: 0), problems: problems, warnings: warnings)
     }
 
     // Everything of a sparse disk lies between the footer copy and the final footer.
@@ -68,7 +70,8 @@ struct DiskStructure {
     guard UInt64(header.maxTableEntries) >= neededEntries else {
       throw VHDError(
         field: "header.maxTableEntries", .invalidField,
-        "\(header.maxTableEntries) table entries of \(blockSize) bytes cannot cover a disk of \(footer.currentSize) bytes")
+        "\(header.maxTableEntries) table entries of \(blockSize) bytes cannot cover a disk of \(footer.currentSize) bytes"
+      )
     }
     let tableBytes = UInt64(header.maxTableEntries) * 4
     guard header.tableOffset >= 512, header.tableOffset <= end, tableBytes <= end - header.tableOffset else {
@@ -80,7 +83,8 @@ struct DiskStructure {
     let tableRange = header.tableOffset..<(header.tableOffset + tableBytes)
     let headerRange = headerOffset..<(headerOffset + 1024)
     if tableRange.overlaps(headerRange) || tableRange.overlaps(0..<512) {
-      throw VHDError(field: "header.tableOffset", .invalidField, "the block table overlaps the footer copy or the header")
+      throw VHDError(
+        field: "header.tableOffset", .invalidField, "the block table overlaps the footer copy or the header")
     }
     // Only the entries that cover the disk are read; the rest of a larger table is never used.
     let tableData = try file.read(at: header.tableOffset, count: Int(neededEntries) * 4, field: "BAT")

@@ -18,7 +18,8 @@ public enum ByteCount {
       value.isFinite, value * Double(multiplier) < Double(UInt64.max / 2)
     else {
       throw VHDError(
-        field: "size", .invalidArgument, "'\(text)' is not a size; write bytes or a number with K, M, G or T (512M, 4G)")
+        field: "size", .invalidArgument, "'\(text)' is not a size; write bytes or a number with K, M, G or T (512M, 4G)"
+      )
     }
     let bytes = value * Double(multiplier)
     guard bytes == bytes.rounded() else {

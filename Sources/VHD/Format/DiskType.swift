@@ -28,7 +28,8 @@ public enum DiskType: UInt32, Sendable, CustomStringConvertible, Codable {
   public init(from decoder: any Decoder) throws {
     let name = try decoder.singleValueContainer().decode(String.self)
     guard let type = DiskType(name: name) else {
-      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown disk type \(name)"))
+      throw DecodingError.dataCorrupted(
+        .init(codingPath: decoder.codingPath, debugDescription: "unknown disk type \(name)"))
     }
     self = type
   }

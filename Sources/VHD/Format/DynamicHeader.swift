@@ -82,7 +82,8 @@ public struct DynamicHeader: Equatable, Sendable {
     for (index, locator) in parentLocators.prefix(DynamicHeader.locatorCount).enumerated() {
       locator.encode(into: &bytes, at: DynamicHeader.locatorsOffset + index * ParentLocator.entrySize)
     }
-    bytes.setBigEndian(Checksum.compute(bytes, skipping: DynamicHeader.checksumOffset), at: DynamicHeader.checksumOffset)
+    bytes.setBigEndian(
+      Checksum.compute(bytes, skipping: DynamicHeader.checksumOffset), at: DynamicHeader.checksumOffset)
     return bytes
   }
 

@@ -34,7 +34,8 @@ public struct UniqueID: Hashable, Sendable, CustomStringConvertible, Codable {
   public init(from decoder: any Decoder) throws {
     let text = try decoder.singleValueContainer().decode(String.self)
     guard let parsed = UniqueID(text) else {
-      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a unique id: \(text)"))
+      throw DecodingError.dataCorrupted(
+        .init(codingPath: decoder.codingPath, debugDescription: "not a unique id: \(text)"))
     }
     self = parsed
   }

@@ -35,9 +35,11 @@ final class BlockFile {
     var options: FileDescriptor.OpenOptions = [.create, .closeOnExec]
     options.insert(overwrite ? .truncate : .exclusiveCreate)
     do {
-      descriptor = try FileDescriptor.open(FilePath(path), .readWrite, options: options, permissions: [.ownerReadWrite, .groupRead, .otherRead])
+      descriptor = try FileDescriptor.open(
+        FilePath(path), .readWrite, options: options, permissions: [.ownerReadWrite, .groupRead, .otherRead])
     } catch Errno.fileExists {
-      throw VHDError(path: path, field: "file", .invalidArgument, "already exists; choose another path or remove it first")
+      throw VHDError(
+        path: path, field: "file", .invalidArgument, "already exists; choose another path or remove it first")
     } catch let error as Errno {
       throw VHDError(path: path, field: "file", .io, "cannot create: \(error)")
     }

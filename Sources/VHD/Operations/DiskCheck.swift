@@ -83,7 +83,8 @@ public struct DiskCheck: Sendable {
       if let stamp = disk.header?.parentTimestamp, stamp != 0,
         stamp != VHDTimestamp.from(.init(timeIntervalSince1970: parent.file.modificationTime))
       {
-        warnings.append("\(path): the parent's modification time differs from the one recorded (header.parentTimestamp)")
+        warnings.append(
+          "\(path): the parent's modification time differs from the one recorded (header.parentTimestamp)")
       }
       return parent.path
     } catch let error as VHDError {

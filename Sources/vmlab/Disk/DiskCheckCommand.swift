@@ -24,7 +24,9 @@ struct DiskCheckCommand: ParsableCommand {
         var warnings: [String]
       }
       try printJSON(
-        Report(sound: check.isSound, chain: check.chain, problems: check.problems.map(\.description), warnings: check.warnings))
+        Report(
+          sound: check.isSound, chain: check.chain, problems: check.problems.map(\.description),
+          warnings: check.warnings))
     } else {
       for warning in check.warnings { print("warning: \(warning)") }
       for problem in check.problems { print("problem: \(problem)") }
