@@ -9,16 +9,24 @@ let package = Package(
   products: [
     .executable(name: "vmlab", targets: ["vmlab"]),
     .library(name: "VHD", targets: ["VHD"]),
+    .library(name: "LabKit", targets: ["LabKit"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
   ],
   targets: [
     // The disk format: fixed, dynamic and differencing VHDs, chains, merge.
     .target(
       name: "VHD",
       dependencies: [.product(name: "SystemPackage", package: "swift-system")]
+    ),
+    // The engine: library, catalog, VMs, checkpoints, labs, jobs, the simulated host.
+    .target(
+      name: "LabKit",
+      dependencies: ["VHD", .product(name: "GRDB", package: "GRDB.swift")],
+      swiftSettings: [.swiftLanguageMode(.v5)]
     ),
     // Debian's liblua5.4 (pkg-config lua5.4).
     .systemLibrary(
@@ -31,11 +39,12 @@ let package = Package(
     .executableTarget(
       name: "vmlab",
       dependencies: [
-        "VHD",
+        "VHD", "LabKit",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
     .testTarget(name: "VHDTests", dependencies: ["VHD"]),
+    .testTarget(name: "LabKitTests", dependencies: ["LabKit"], swiftSettings: [.swiftLanguageMode(.v5)]),
     // End to end: runs the built vmlab binary.
     .testTarget(name: "vmlabTests", dependencies: ["VHD", "vmlab"]),
   ]

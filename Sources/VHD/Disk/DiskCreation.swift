@@ -82,11 +82,12 @@ extension VirtualDisk {
     let table = BlockAllocationTable(count: Int(header.maxTableEntries))
     var offset = header.tableOffset + UInt64(BlockAllocationTable.byteSize(entries: table.entries.count))
     for (index, (platform, data)) in locatorData.enumerated() {
-      // Space is given in bytes, as Windows writes it; readers accept either unit.
-      let space = UInt32((data.count + 511) / 512 * 512)
+      // Space is given in bytes, as Windows writes it; readers accept either unit. It leaves room
+      // for a longer path when the disk is moved onto another parent; unwritten, it stays a hole.
+      let space = UInt32(max(VirtualDisk.locatorSpace, (data.count + 511) / 512 * 512))
       header.parentLocators[index] = ParentLocator(
         platform: platform, dataSpace: space, dataLength: UInt32(data.count), dataOffset: offset)
-      try file.write(data + [UInt8](repeating: 0, count: Int(space) - data.count), at: offset)
+      try file.write(data, at: offset)
       offset += UInt64(space)
     }
     let footer = Footer(diskType: type, size: size, timestamp: timestamp, dataOffset: 512)
@@ -97,6 +98,9 @@ extension VirtualDisk {
     try file.write(footerBytes, at: offset)
     return VirtualDisk(file: file, footer: footer, header: header, table: table)
   }
+
+  /// Bytes reserved for each parent locator's path.
+  static let locatorSpace = 4096
 
   static func validate(size: UInt64, path: String) throws {
     guard size > 0, size % 512 == 0, size <= Footer.maximumDiskSize else {

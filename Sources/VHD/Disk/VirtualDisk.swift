@@ -9,7 +9,7 @@ public final class VirtualDisk {
   public let path: String
   public private(set) var footer: Footer
   /// Present for dynamic and differencing disks.
-  public private(set) var header: DynamicHeader?
+  public internal(set) var header: DynamicHeader?
   public private(set) var table: BlockAllocationTable
   let file: BlockFile
   private var bitmaps: [Int: SectorBitmap] = [:]

@@ -4,7 +4,7 @@ import Foundation
 /// a path to the parent is stored, and in which form (VHD-FORMAT.md §6).
 public struct ParentLocator: Equatable, Sendable {
   /// The platform code, a four-character code.
-  public struct Platform: RawRepresentable, Equatable, Sendable, CustomStringConvertible {
+  public struct Platform: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 

@@ -1,0 +1,117 @@
+import Foundation
+import GRDB
+
+/// The library's SQLite catalog: VMs, disks, checkpoints, labs, jobs and the operation journal.
+final class Catalog {
+  let database: DatabaseQueue
+
+  init(path: String) throws {
+    var configuration = Configuration()
+    configuration.busyMode = .timeout(10)
+    configuration.prepareDatabase { db in
+      try db.execute(sql: "PRAGMA foreign_keys = ON")
+    }
+    do {
+      database = try DatabaseQueue(path: path, configuration: configuration)
+      try Catalog.migrator.migrate(database)
+    } catch let error as DatabaseError {
+      throw LabKitError(.inconsistent, "the catalog \(path) cannot be opened: \(error.message ?? "\(error)"); `vmlab library repair` rebuilds it from the files")
+    }
+  }
+
+  func read<T>(_ body: (Database) throws -> T) throws -> T {
+    try database.read(body)
+  }
+
+  func write<T>(_ body: (Database) throws -> T) throws -> T {
+    try database.write(body)
+  }
+
+  /// Versioned migrations: each release adds steps, never edits old ones.
+  static var migrator: DatabaseMigrator {
+    var migrator = DatabaseMigrator()
+    migrator.registerMigration("v1") { db in
+      try db.create(table: "setting") { t in
+        t.primaryKey("key", .text)
+        t.column("value", .text).notNull()
+      }
+      try db.create(table: "vm") { t in
+        t.autoIncrementedPrimaryKey("id")
+        t.column("name", .text).notNull().unique(onConflict: .abort).collate(.nocase)
+        t.column("hostKind", .text).notNull()
+        t.column("state", .text).notNull()
+        t.column("additions", .boolean).notNull()
+        t.column("created", .datetime).notNull()
+        t.column("currentCheckpointID", .integer)
+        t.column("savedStatePath", .text)
+      }
+      try db.create(table: "disk") { t in
+        t.autoIncrementedPrimaryKey("id")
+        t.column("path", .text).notNull().unique()
+        t.column("uniqueID", .text).notNull()
+        t.column("parentID", .integer).references("disk", onDelete: .restrict)
+        t.column("vmID", .integer).references("vm", onDelete: .cascade)
+        t.column("slot", .integer)
+        t.column("role", .text).notNull()
+        t.column("checkpointID", .integer)
+      }
+      try db.create(table: "slot") { t in
+        t.column("vmID", .integer).notNull().references("vm", onDelete: .cascade)
+        t.column("number", .integer).notNull()
+        t.column("baseID", .integer).notNull().references("disk")
+        t.column("leafID", .integer).notNull().references("disk")
+        t.primaryKey(["vmID", "number"])
+      }
+      try db.create(table: "checkpoint") { t in
+        t.autoIncrementedPrimaryKey("id")
+        t.column("vmID", .integer).notNull().references("vm", onDelete: .cascade)
+        t.column("name", .text).notNull()
+        t.column("description", .text).notNull()
+        t.column("created", .datetime).notNull()
+        t.column("stamp", .text).notNull()
+        t.column("parentID", .integer)
+        t.column("runningStatePath", .text)
+      }
+      try db.create(table: "checkpointDisk") { t in
+        t.column("checkpointID", .integer).notNull().references("checkpoint", onDelete: .cascade)
+        t.column("slot", .integer).notNull()
+        t.column("stateID", .integer).notNull().references("disk")
+        t.primaryKey(["checkpointID", "slot"])
+      }
+      try db.create(table: "lab") { t in
+        t.autoIncrementedPrimaryKey("id")
+        t.column("name", .text).notNull().unique().collate(.nocase)
+        t.column("created", .datetime).notNull()
+      }
+      try db.create(table: "labMember") { t in
+        t.column("labID", .integer).notNull().references("lab", onDelete: .cascade)
+        t.column("vmID", .integer).notNull().references("vm", onDelete: .cascade)
+        t.column("position", .integer).notNull()
+        t.primaryKey(["labID", "vmID"])
+      }
+      try db.create(table: "job") { t in
+        t.autoIncrementedPrimaryKey("id")
+        t.column("kind", .text).notNull()
+        t.column("target", .text).notNull()
+        t.column("status", .text).notNull()
+        t.column("progress", .double).notNull()
+        t.column("created", .datetime).notNull()
+        t.column("started", .datetime)
+        t.column("finished", .datetime)
+        t.column("error", .text)
+        t.column("result", .text)
+      }
+      try db.create(table: "journal") { t in
+        t.autoIncrementedPrimaryKey("id")
+        t.column("operation", .text).notNull()
+        t.column("vmName", .text).notNull()
+        t.column("created", .datetime).notNull()
+        t.column("creates", .jsonText).notNull()
+        t.column("deletes", .jsonText).notNull()
+        t.column("committed", .boolean).notNull()
+        t.column("redo", .text)
+      }
+    }
+    return migrator
+  }
+}

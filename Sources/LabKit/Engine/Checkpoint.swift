@@ -1,0 +1,124 @@
+import Foundation
+import GRDB
+
+/// A VM-level checkpoint: the VM's data (every disk) at one moment.
+public struct Checkpoint: Codable, Equatable, Sendable {
+  public var id: Int64
+  public var vm: String
+  public var name: String
+  public var description: String
+  public var created: Date
+  /// The UTC time stamp its disk files carry (see `CheckpointFileName`).
+  public var stamp: String
+  /// The checkpoint it was taken after, in the VM's checkpoint tree.
+  public var parentID: Int64?
+  /// Taken online: the VM's running state was saved with it and comes back on restore.
+  public var online: Bool
+  /// The frozen disks (absolute paths, slot order) that hold the VM's data at that moment.
+  public var disks: [String]
+  /// The VM's current state descends from this checkpoint.
+  public var isCurrent: Bool
+}
+
+/// What a checkpoint or restore did to the VM's power.
+public struct CheckpointResult: Codable, Equatable, Sendable {
+  public var checkpoint: Checkpoint
+  public var action: PowerAction
+  public var vmState: PowerState
+}
+
+/// What a destructive operation will do, returned by a dry run and by the operation itself.
+public struct OperationPlan: Codable, Equatable, Sendable {
+  public var operation: String
+  public var vm: String
+  /// Checkpoints that disappear.
+  public var checkpointsRemoved: [String]
+  /// Checkpoints that go along with the one named (later ones on the same line).
+  public var alsoAffected: [String]
+  /// Files deleted.
+  public var filesRemoved: [String]
+  /// Files created.
+  public var filesCreated: [String]
+  /// Bytes of disk data copied into another file.
+  public var bytesMerged: UInt64
+  /// Power: what happens to a running VM.
+  public var powerAction: PowerAction
+  public var applied: Bool
+}
+
+extension Library {
+  func checkpointSnapshot(_ db: Database, _ record: CheckpointRecord, vm: VMRecord? = nil) throws -> Checkpoint {
+    let owner = try vm ?? VMRecord.fetchOne(db, key: record.vmID)!
+    let states = try CheckpointDiskRecord.filter(Column("checkpointID") == record.id!).order(Column("slot")).fetchAll(db)
+    let paths = try states.map { try DiskRecord.fetchOne(db, key: $0.stateID).map { absolute($0.path) } ?? "" }
+    return Checkpoint(
+      id: record.id!, vm: owner.name, name: record.name, description: record.description, created: record.created,
+      stamp: record.stamp, parentID: record.parentID, online: record.runningStatePath != nil, disks: paths,
+      isCurrent: owner.currentCheckpointID == record.id)
+  }
+
+  func checkpointRecord(_ db: Database, id: Int64) throws -> CheckpointRecord {
+    guard let record = try CheckpointRecord.fetchOne(db, key: id) else {
+      throw LabKitError(
+        .notFound, "checkpoint \(id) not found (it was merged or removed); `vmlab checkpoint list` shows the checkpoints")
+    }
+    return record
+  }
+
+  public func checkpoint(id: Int64) throws -> Checkpoint {
+    try catalog.read { db in try checkpointSnapshot(db, try checkpointRecord(db, id: id)) }
+  }
+
+  /// A VM's checkpoints (or every VM's), oldest first.
+  public func checkpoints(vm name: String? = nil) throws -> [Checkpoint] {
+    try catalog.read { db in
+      var request = CheckpointRecord.order(Column("created"), Column("id"))
+      if let name { request = request.filter(Column("vmID") == (try vmRecord(db, named: name)).id!) }
+      return try request.fetchAll(db).map { try checkpointSnapshot(db, $0) }
+    }
+  }
+
+  /// The most recently created checkpoint of each VM (or of one VM), by VM name.
+  public func mostRecentCheckpoints(vm name: String? = nil) throws -> [Checkpoint] {
+    let all = try checkpoints(vm: name)
+    var latest: [String: Checkpoint] = [:]
+    for checkpoint in all { latest[checkpoint.vm] = checkpoint }
+    return latest.values.sorted { $0.vm.lowercased() < $1.vm.lowercased() }
+  }
+
+  /// A VM's checkpoint by name (the most recent of that name), or by id when `reference` is a number.
+  public func checkpoint(vm name: String, named reference: String) throws -> Checkpoint {
+    let candidates = try checkpoints(vm: name)
+    if let match = candidates.last(where: { $0.name == reference }) { return match }
+    if let id = Int64(reference), let match = candidates.first(where: { $0.id == id }) { return match }
+    let known = candidates.map { "'\($0.name)'" }.joined(separator: ", ")
+    throw LabKitError(
+      .notFound,
+      "VM '\(name)' has no checkpoint '\(reference)'; \(known.isEmpty ? "it has no checkpoints yet" : "it has \(known)")")
+  }
+
+  /// A stamp for new files of a VM that no file or checkpoint of it uses yet.
+  func freshStamp(vm: VMRecord, bases: [String]) throws -> String {
+    var date = Date()
+    while true {
+      let stamp = CheckpointFileName.stamp(for: date)
+      let taken = try catalog.read { db in
+        try CheckpointRecord.filter(Column("vmID") == vm.id! && Column("stamp") == stamp).fetchCount(db) > 0
+      }
+      let fileTaken = bases.enumerated().contains { index, base in
+        FileManager.default.fileExists(
+          atPath: absolute(vmFolder(vm.name) + "/" + CheckpointFileName(base: base, stamp: stamp, slot: index + 1).fileName))
+      }
+      if !taken && !fileTaken { return stamp }
+      date = date.addingTimeInterval(0.001)
+    }
+  }
+
+  /// The base file stem of each slot (`web01-disk1`), which new differencing disks are named after.
+  func baseStems(_ db: Database, vmID: Int64) throws -> [String] {
+    try slots(db, vmID: vmID).map { slot in
+      let base = try DiskRecord.fetchOne(db, key: slot.baseID)!
+      return ((base.path as NSString).lastPathComponent as NSString).deletingPathExtension
+    }
+  }
+}

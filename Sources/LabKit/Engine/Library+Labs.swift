@@ -1,0 +1,203 @@
+import Foundation
+import GRDB
+
+/// A named group of VMs, checkpointed and restored as one.
+public struct Lab: Codable, Equatable, Sendable {
+  public var id: Int64
+  public var name: String
+  public var created: Date
+  /// Member VM names, in the order they were added.
+  public var vms: [String]
+}
+
+/// What a lab operation did to one VM.
+public struct LabMemberResult: Codable, Equatable, Sendable {
+  public var vm: String
+  public var checkpoint: String
+  public var checkpointID: Int64
+  public var action: PowerAction
+  public var state: PowerState
+  public var seconds: Double
+}
+
+extension Library {
+  @discardableResult
+  public func createLab(name: String, vms names: [String] = []) throws -> Lab {
+    try NameRules.validate(name, as: "lab")
+    let lab = try catalog.write { db -> Lab in
+      if try LabRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchCount(db) > 0 {
+        throw LabKitError(.alreadyExists, "lab '\(name)' already exists; choose another name")
+      }
+      let members = try names.map { try vmRecord(db, named: $0) }
+      var record = LabRecord(id: nil, name: name, created: Date())
+      try record.insert(db)
+      for (position, vm) in members.enumerated() {
+        try LabMemberRecord(labID: record.id!, vmID: vm.id!, position: position).insert(db, onConflict: .ignore)
+      }
+      return try labSnapshot(db, record)
+    }
+    try? writeLabsManifest()
+    return lab
+  }
+
+  public func lab(named name: String) throws -> Lab {
+    try catalog.read { db in try labSnapshot(db, try labRecord(db, named: name)) }
+  }
+
+  public func labs() throws -> [Lab] {
+    try catalog.read { db in try LabRecord.order(sql: "name COLLATE NOCASE").fetchAll(db).map { try labSnapshot(db, $0) } }
+  }
+
+  @discardableResult
+  public func addToLab(_ name: String, vms names: [String]) throws -> Lab {
+    let lab = try catalog.write { db -> Lab in
+      let lab = try labRecord(db, named: name)
+      var position = try LabMemberRecord.filter(Column("labID") == lab.id!).fetchCount(db)
+      for vm in try names.map({ try vmRecord(db, named: $0) }) {
+        try LabMemberRecord(labID: lab.id!, vmID: vm.id!, position: position).insert(db, onConflict: .ignore)
+        position += 1
+      }
+      return try labSnapshot(db, lab)
+    }
+    try? writeLabsManifest()
+    return lab
+  }
+
+  /// Removes the lab (the group), not its VMs.
+  public func removeLab(named name: String) throws {
+    try catalog.write { db in
+      let lab = try labRecord(db, named: name)
+      _ = try LabRecord.deleteOne(db, key: lab.id)
+    }
+    try? writeLabsManifest()
+  }
+
+  func labRecord(_ db: Database, named name: String) throws -> LabRecord {
+    guard let record = try LabRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchOne(db) else {
+      throw LabKitError.notFound("lab", name, hint: "`vmlab lab list` shows the labs")
+    }
+    return record
+  }
+
+  func labSnapshot(_ db: Database, _ record: LabRecord) throws -> Lab {
+    let names = try String.fetchAll(
+      db,
+      sql: "SELECT vm.name FROM labMember JOIN vm ON vm.id = labMember.vmID WHERE labID = ? ORDER BY position, vm.name",
+      arguments: [record.id])
+    return Lab(id: record.id!, name: record.name, created: record.created, vms: names)
+  }
+
+  /// Checkpoints every VM of a lab under one name, in parallel, all or nothing: if any VM fails,
+  /// the checkpoints already taken for the others are merged away again and the error is thrown.
+  @discardableResult
+  public func checkpointLab(_ name: String, checkpoint checkpointName: String, description: String = "") throws
+    -> [LabMemberResult]
+  {
+    try NameRules.validateCheckpoint(checkpointName)
+    let lab = try self.lab(named: name)
+    guard !lab.vms.isEmpty else { throw LabKitError(.invalidState, "lab '\(lab.name)' has no VMs; add some first") }
+    let outcomes = try parallel(lab.vms) { vm -> LabMemberResult in
+      let start = Date()
+      let result = try self.checkpoint(vm: vm, name: checkpointName, description: description)
+      return LabMemberResult(
+        vm: vm, checkpoint: result.checkpoint.name, checkpointID: result.checkpoint.id, action: result.action,
+        state: result.vmState, seconds: Date().timeIntervalSince(start))
+    }
+    let failures = outcomes.compactMap { $0.failure }
+    if let first = failures.first {
+      for success in outcomes.compactMap({ $0.success }) {
+        _ = try? merge(checkpoint: success.checkpointID)
+      }
+      throw LabKitError(
+        .failed,
+        "lab '\(lab.name)' was not checkpointed (\(failures.count) of \(lab.vms.count) VMs failed; the others were undone): \(first)"
+      )
+    }
+    return outcomes.compactMap { $0.success }
+  }
+
+  /// Restores every VM of a lab to its checkpoint of that name (or its most recent one), in
+  /// parallel. Every VM's checkpoint is found before anything is touched; VMs that were running run
+  /// again afterwards.
+  @discardableResult
+  public func restoreLab(_ name: String, checkpoint checkpointName: String?) throws -> [LabMemberResult] {
+    let lab = try self.lab(named: name)
+    guard !lab.vms.isEmpty else { throw LabKitError(.invalidState, "lab '\(lab.name)' has no VMs; add some first") }
+    let targets: [(vm: String, checkpoint: Checkpoint, wasRunning: Bool)] = try lab.vms.map { vm in
+      let checkpoint: Checkpoint
+      if let checkpointName {
+        checkpoint = try self.checkpoint(vm: vm, named: checkpointName)
+      } else {
+        guard let latest = try mostRecentCheckpoints(vm: vm).first else {
+          throw LabKitError(.notFound, "VM '\(vm)' of lab '\(lab.name)' has no checkpoint; nothing was restored")
+        }
+        checkpoint = latest
+      }
+      return (vm, checkpoint, try self.vm(named: vm).state == .running)
+    }
+    let outcomes = try parallel(targets) { target -> LabMemberResult in
+      let start = Date()
+      let (_, result) = try self.restore(checkpoint: target.checkpoint.id)
+      var state = result?.vmState ?? .stopped
+      if target.wasRunning && state != .running {
+        state = try self.start(vm: target.vm).state
+      }
+      return LabMemberResult(
+        vm: target.vm, checkpoint: target.checkpoint.name, checkpointID: target.checkpoint.id,
+        action: result?.action ?? .none, state: state, seconds: Date().timeIntervalSince(start))
+    }
+    if let failure = outcomes.compactMap({ $0.failure }).first {
+      throw LabKitError(.failed, "lab '\(lab.name)': \(failure)")
+    }
+    return outcomes.compactMap { $0.success }
+  }
+
+  /// The checkpoint names every VM of the lab has.
+  public func labCheckpointNames(_ name: String) throws -> [String] {
+    let lab = try self.lab(named: name)
+    let perVM = try lab.vms.map { Set(try checkpoints(vm: $0).map(\.name)) }
+    guard let first = perVM.first else { return [] }
+    let common = perVM.dropFirst().reduce(first) { $0.intersection($1) }
+    return try checkpoints(vm: lab.vms[0]).map(\.name).filter { common.contains($0) }.reduce(into: [String]()) {
+      if !$0.contains($1) { $0.append($1) }
+    }
+  }
+
+  /// Runs `body` for each item on a bounded pool of threads; collects every outcome in order.
+  func parallel<Item, Output>(_ items: [Item], _ body: @escaping (Item) throws -> Output) throws -> [Outcome<Output>] {
+    let results = ParallelResults<Output>(count: items.count)
+    let queue = OperationQueue()
+    queue.maxConcurrentOperationCount = max(4, ProcessInfo.processInfo.activeProcessorCount * 2)
+    for (index, item) in items.enumerated() {
+      queue.addOperation {
+        let outcome: Outcome<Output>
+        do { outcome = .success(try body(item)) } catch { outcome = .failure(error) }
+        results.lock.withLock { results.outcomes[index] = outcome }
+      }
+    }
+    queue.waitUntilAllOperationsAreFinished()
+    return results.outcomes.map { $0! }
+  }
+}
+
+/// Outcomes collected from several threads.
+final class ParallelResults<Output>: @unchecked Sendable {
+  let lock = NSLock()
+  var outcomes: [Outcome<Output>?]
+  init(count: Int) { outcomes = Array(repeating: nil, count: count) }
+}
+
+enum Outcome<Value> {
+  case success(Value)
+  case failure(Error)
+
+  var success: Value? {
+    if case .success(let value) = self { return value }
+    return nil
+  }
+
+  var failure: Error? {
+    if case .failure(let error) = self { return error }
+    return nil
+  }
+}

@@ -1,0 +1,259 @@
+import Foundation
+import GRDB
+import VHD
+
+/// What a merge or a checkpoint removal does, saved in the journal so that a crash is finished
+/// rather than undone: both change files the catalog still uses (reads stay the same throughout).
+struct RedoPlan: Codable {
+  struct Fold: Codable {
+    var slot: Int
+    /// The disk that receives the data and becomes the slot's leaf.
+    var targetID: Int64
+    var targetPath: String
+    /// The disks folded into it, nearest to the target first.
+    var paths: [String]
+  }
+
+  struct Absorb: Codable {
+    /// The disk that takes in its parent's sectors and is re-pointed at its grandparent.
+    var childID: Int64
+    var childPath: String
+    var parentID: Int64
+    var grandparentID: Int64
+    var grandparentPath: String
+  }
+
+  var vmID: Int64
+  var removeCheckpoints: [Int64]
+  var folds: [Fold] = []
+  var absorbs: [Absorb] = []
+  /// Disk rows to delete once the files are done (their files are the journal's `deletes`).
+  var deleteDisks: [Int64]
+  var newCurrentCheckpointID: Int64?
+  /// When set, the VM's current checkpoint changes to `newCurrentCheckpointID`.
+  var changesCurrent: Bool
+}
+
+extension Library {
+  /// Folds a checkpoint's differencing disks, and those of every later checkpoint on the VM's
+  /// current line, into the disk below them. The VM's data does not change; the merged checkpoints
+  /// disappear (the plan names the later ones that go too). A disk that other branches still read is
+  /// never modified: such a merge is refused with what stands in the way.
+  @discardableResult
+  public func merge(checkpoint id: Int64, whatIf: Bool = false) throws -> OperationPlan {
+    let owner = try catalog.read { db in try VMRecord.fetchOne(db, key: try checkpointRecord(db, id: id).vmID)!.name }
+    return try withVMLock(owner) {
+      let (plan, redo, deletes) = try catalog.read { db in try mergePlan(db, checkpointID: id) }
+      if whatIf { return plan }
+      try journaled(
+        "merge", vm: owner, creates: [], deletes: deletes, redo: try encode(redo),
+        files: { try performRedoFiles(redo) },
+        commit: { db in try applyRedo(db, redo) })
+      var done = plan
+      done.applied = true
+      return done
+    }
+  }
+
+  private func mergePlan(_ db: Database, checkpointID id: Int64) throws -> (OperationPlan, RedoPlan, [String]) {
+    let target = try checkpointRecord(db, id: id)
+    let vm = try VMRecord.fetchOne(db, key: target.vmID)!
+    // The current line, from the VM's current checkpoint back to the one named.
+    var line: [CheckpointRecord] = []
+    var cursor = try vm.currentCheckpointID.flatMap { try CheckpointRecord.fetchOne(db, key: $0) }
+    while let checkpoint = cursor {
+      line.append(checkpoint)
+      if checkpoint.id == id { break }
+      cursor = try checkpoint.parentID.flatMap { try CheckpointRecord.fetchOne(db, key: $0) }
+    }
+    guard line.last?.id == id else {
+      throw LabKitError(
+        .invalidState,
+        "checkpoint '\(target.name)' is not on VM '\(vm.name)''s current line (restore it or a later one first); remove it instead to drop it alone"
+      )
+    }
+    let removed = Set(line.map { $0.id! })
+    var folds: [RedoPlan.Fold] = []
+    var deleteDisks: [Int64] = []
+    var bytes: UInt64 = 0
+    for slot in try slots(db, vmID: vm.id!) {
+      let state = try CheckpointDiskRecord.fetchOne(db, key: ["checkpointID": id, "slot": slot.number])!
+      let chain = try self.chain(db, from: slot.leafID)
+      guard let targetIndex = chain.firstIndex(where: { $0.id == state.stateID }) else {
+        throw LabKitError(.inconsistent, "the catalog's chain of VM '\(vm.name)' disk \(slot.number) misses its checkpoint state")
+      }
+      let folded = Array(chain[..<targetIndex])
+      let targetDisk = chain[targetIndex]
+      // Nothing outside the merge may read the target or the folded disks.
+      for (index, disk) in ([targetDisk] + folded.reversed()).enumerated() {
+        let allowedChild = index == 0 ? folded.last?.id : (index < folded.count ? folded[folded.count - 1 - index].id : nil)
+        let others = try DiskRecord.filter(Column("parentID") == disk.id! && Column("id") != (allowedChild ?? -1)).fetchAll(db)
+        if !others.isEmpty {
+          throw LabKitError(
+            .conflict,
+            "cannot merge checkpoint '\(target.name)': \(disk.path) is also read by \(others.map(\.path).joined(separator: ", ")) (another branch of the checkpoint tree); remove those checkpoints first"
+          )
+        }
+        let dependents = try CheckpointRecord.filter(
+          sql: "id IN (SELECT checkpointID FROM checkpointDisk WHERE stateID = ?)", arguments: [disk.id!]
+        ).fetchAll(db).filter { !removed.contains($0.id!) && index > 0 }
+        if !dependents.isEmpty {
+          throw LabKitError(
+            .conflict,
+            "cannot merge checkpoint '\(target.name)': checkpoint \(dependents.map { "'\($0.name)'" }.joined(separator: ", ")) needs \(disk.path); remove it first"
+          )
+        }
+      }
+      for disk in folded {
+        let file = try VirtualDisk.open(absolute(disk.path))
+        bytes += try file.allocatedBytes()
+        file.close()
+      }
+      folds.append(
+        RedoPlan.Fold(
+          slot: slot.number, targetID: targetDisk.id!, targetPath: targetDisk.path, paths: folded.reversed().map(\.path)))
+      deleteDisks += folded.map { $0.id! }
+    }
+    let stateFiles = line.compactMap(\.runningStatePath)
+    let deletes = try deleteDisks.map { try DiskRecord.fetchOne(db, key: $0)!.path } + stateFiles
+    let plan = OperationPlan(
+      operation: "merge", vm: vm.name, checkpointsRemoved: line.reversed().map(\.name),
+      alsoAffected: line.dropLast().reversed().map(\.name), filesRemoved: deletes.map(absolute), filesCreated: [],
+      bytesMerged: bytes, powerAction: .none, applied: false)
+    let redo = RedoPlan(
+      vmID: vm.id!, removeCheckpoints: line.map { $0.id! }, folds: folds, absorbs: [], deleteDisks: deleteDisks,
+      newCurrentCheckpointID: target.parentID, changesCurrent: true)
+    return (plan, redo, deletes)
+  }
+
+  /// Removes one checkpoint anywhere in the tree, the finer operation: later checkpoints stay and
+  /// restore exactly as before. Its frozen disks are merged into their single child when they have
+  /// one, deleted when nothing reads them, and kept while other disks share them.
+  @discardableResult
+  public func remove(checkpoint id: Int64, whatIf: Bool = false) throws -> OperationPlan {
+    let owner = try catalog.read { db in try VMRecord.fetchOne(db, key: try checkpointRecord(db, id: id).vmID)!.name }
+    return try withVMLock(owner) {
+      let (plan, redo, deletes) = try catalog.read { db in try removalPlan(db, checkpointID: id) }
+      if whatIf { return plan }
+      try journaled(
+        "remove-checkpoint", vm: owner, creates: [], deletes: deletes, redo: try encode(redo),
+        files: { try performRedoFiles(redo) },
+        commit: { db in try applyRedo(db, redo) })
+      var done = plan
+      done.applied = true
+      return done
+    }
+  }
+
+  private func removalPlan(_ db: Database, checkpointID id: Int64) throws -> (OperationPlan, RedoPlan, [String]) {
+    let target = try checkpointRecord(db, id: id)
+    let vm = try VMRecord.fetchOne(db, key: target.vmID)!
+    let leaves = Set(try slots(db, vmID: vm.id!).map(\.leafID))
+    var absorbs: [RedoPlan.Absorb] = []
+    var deleteDisks: [Int64] = []
+    var bytes: UInt64 = 0
+    func isStateOfAnother(_ diskID: Int64) throws -> Bool {
+      try CheckpointDiskRecord.filter(Column("stateID") == diskID && Column("checkpointID") != id).fetchCount(db) > 0
+    }
+    for state in try CheckpointDiskRecord.filter(Column("checkpointID") == id).fetchAll(db) {
+      var disk = try DiskRecord.fetchOne(db, key: state.stateID)!
+      guard disk.role == .checkpoint || disk.role == .working, !leaves.contains(disk.id!), try !isStateOfAnother(disk.id!)
+      else { continue }
+      let children = try DiskRecord.filter(Column("parentID") == disk.id!).fetchAll(db)
+      if children.count == 1, let parentID = disk.parentID, let grandparent = try DiskRecord.fetchOne(db, key: parentID) {
+        let file = try VirtualDisk.open(absolute(disk.path))
+        bytes += try file.allocatedBytes()
+        file.close()
+        absorbs.append(
+          RedoPlan.Absorb(
+            childID: children[0].id!, childPath: children[0].path, parentID: disk.id!, grandparentID: parentID,
+            grandparentPath: grandparent.path))
+        deleteDisks.append(disk.id!)
+      } else if children.isEmpty {
+        // Nothing reads it: delete it, and the disks below that existed only for it.
+        deleteDisks.append(disk.id!)
+        while let parentID = disk.parentID, let parent = try DiskRecord.fetchOne(db, key: parentID),
+          parent.role == .checkpoint || parent.role == .working, !leaves.contains(parentID), try !isStateOfAnother(parentID),
+          try DiskRecord.filter(Column("parentID") == parentID).fetchCount(db) == 1
+        {
+          deleteDisks.append(parentID)
+          disk = parent
+        }
+      }
+    }
+    let deletes = try deleteDisks.map { try DiskRecord.fetchOne(db, key: $0)!.path } + [target.runningStatePath].compactMap { $0 }
+    let plan = OperationPlan(
+      operation: "remove", vm: vm.name, checkpointsRemoved: [target.name], alsoAffected: [],
+      filesRemoved: deletes.map(absolute), filesCreated: [], bytesMerged: bytes, powerAction: .none, applied: false)
+    let redo = RedoPlan(
+      vmID: vm.id!, removeCheckpoints: [id], folds: [], absorbs: absorbs, deleteDisks: deleteDisks,
+      newCurrentCheckpointID: target.parentID, changesCurrent: vm.currentCheckpointID == id)
+    return (plan, redo, deletes)
+  }
+
+  // MARK: Redo
+
+  private func encode(_ redo: RedoPlan) throws -> String {
+    String(decoding: try JSONEncoder().encode(redo), as: UTF8.self)
+  }
+
+  /// The file steps of a merge or removal; safe to run again after a crash.
+  func performRedoFiles(_ redo: RedoPlan) throws {
+    for fold in redo.folds where !fold.paths.isEmpty {
+      try fault("merge:fold\(fold.slot)")
+      let target = try DiskChain.open(absolute(fold.targetPath), writable: true)
+      defer { target.close() }
+      let present = fold.paths.filter { FileManager.default.fileExists(atPath: absolute($0)) }
+      guard present.count == fold.paths.count else { continue }  // already folded and committed
+      _ = try target.fold(present.map(absolute))
+    }
+    for absorb in redo.absorbs {
+      try fault("remove:absorb")
+      let child = try DiskChain.open(absolute(absorb.childPath), writable: true)
+      defer { child.close() }
+      let grandparent = try VirtualDisk.open(absolute(absorb.grandparentPath))
+      let done = child.leaf.header?.parentUniqueID == grandparent.uniqueID
+      grandparent.close()
+      if !done { try child.absorbParent() }
+    }
+  }
+
+  func applyRedo(_ db: Database, _ redo: RedoPlan) throws {
+    try db.execute(sql: "PRAGMA defer_foreign_keys = ON")
+    for fold in redo.folds {
+      try db.execute(
+        sql: "UPDATE slot SET leafID = ? WHERE vmID = ? AND number = ?", arguments: [fold.targetID, redo.vmID, fold.slot])
+    }
+    for absorb in redo.absorbs {
+      try db.execute(sql: "UPDATE disk SET parentID = ? WHERE id = ?", arguments: [absorb.grandparentID, absorb.childID])
+    }
+    let removed = redo.removeCheckpoints
+    for id in removed {
+      guard let checkpoint = try CheckpointRecord.fetchOne(db, key: id) else { continue }
+      // Children of a removed checkpoint now descend from its parent.
+      try db.execute(
+        sql: "UPDATE checkpoint SET parentID = ? WHERE parentID = ?", arguments: [checkpoint.parentID, id])
+      try db.execute(sql: "UPDATE disk SET checkpointID = NULL WHERE checkpointID = ?", arguments: [id])
+      _ = try CheckpointRecord.deleteOne(db, key: id)
+    }
+    for id in redo.deleteDisks { _ = try DiskRecord.deleteOne(db, key: id) }
+    if redo.changesCurrent {
+      var current = redo.newCurrentCheckpointID
+      while let id = current, removed.contains(id) {
+        current = try CheckpointRecord.fetchOne(db, key: id)?.parentID
+      }
+      try db.execute(sql: "UPDATE vm SET currentCheckpointID = ? WHERE id = ?", arguments: [current, redo.vmID])
+    }
+  }
+
+  func completeRedo(entry: JournalRecord, redo text: String) throws {
+    let redo = try JSONDecoder().decode(RedoPlan.self, from: Data(text.utf8))
+    try performRedoFiles(redo)
+    try catalog.write { db in
+      try applyRedo(db, redo)
+      try db.execute(sql: "UPDATE journal SET committed = 1 WHERE id = ?", arguments: [entry.id])
+    }
+    for path in entry.deletes { removeFileIfPresent(absolute(path)) }
+    _ = try catalog.write { db in try JournalRecord.deleteOne(db, key: entry.id) }
+  }
+}

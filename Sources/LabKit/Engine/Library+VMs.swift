@@ -1,0 +1,319 @@
+import Foundation
+import GRDB
+import VHD
+
+extension Library {
+  /// Creates a VM with new dynamic disks of the given sizes, stopped.
+  @discardableResult
+  public func createVM(name: String, diskSizes: [UInt64], additions: Bool = false, hostKind: HostKind? = nil) throws
+    -> VirtualMachine
+  {
+    try NameRules.validate(name, as: "VM")
+    guard !diskSizes.isEmpty else {
+      throw LabKitError(.invalidArgument, "VM '\(name)' needs at least one disk; give its size (for example 8G)")
+    }
+    return try withVMLock(name) {
+      try ensureNewVM(name)
+      let folder = vmFolder(name)
+      let paths = diskSizes.indices.map { "\(folder)/\(name)-disk\($0 + 1).vhd" }
+      var uniqueIDs: [String] = []
+      return try journaled(
+        "create-vm", vm: name, creates: paths + [folder], deletes: [],
+        files: {
+          try FileManager.default.createDirectory(atPath: absolute(folder), withIntermediateDirectories: true)
+          for (index, size) in diskSizes.enumerated() {
+            try fault("create-vm:disk\(index + 1)")
+            let disk = try VirtualDisk.create(at: absolute(paths[index]), size: size)
+            uniqueIDs.append(disk.uniqueID.description)
+            disk.close()
+          }
+        },
+        commit: { db in
+          let record = try insertVM(db, name: name, additions: additions, hostKind: hostKind)
+          for (index, path) in paths.enumerated() {
+            var disk = DiskRecord(
+              id: nil, path: path, uniqueID: uniqueIDs[index], parentID: nil, vmID: record.id, slot: index + 1,
+              role: .base, checkpointID: nil)
+            try disk.insert(db)
+            try SlotRecord(vmID: record.id!, number: index + 1, baseID: disk.id!, leafID: disk.id!).insert(db)
+          }
+          return try snapshot(db, record)
+        })
+    }
+  }
+
+  /// Creates a VM from an existing VHD (or chain): copied into the VM's folder, or, with `linked`,
+  /// as a linked clone — a small differencing disk over a shared read-only template, which stays
+  /// protected while any clone uses it.
+  @discardableResult
+  public func createVM(
+    name: String, from sourcePath: String, linked: Bool = false, additions: Bool = false, hostKind: HostKind? = nil
+  ) throws -> VirtualMachine {
+    try NameRules.validate(name, as: "VM")
+    let source = try DiskChain.open(sourcePath)
+    let sourceID = source.leaf.uniqueID
+    defer { source.close() }
+    return try withVMLock(name) {
+      try ensureNewVM(name)
+      let folder = vmFolder(name)
+      let diskPath = "\(folder)/\(name)-disk1.vhd"
+      let existingTemplate: DiskRecord? =
+        linked
+        ? try catalog.read { db in
+          try DiskRecord.filter(Column("role") == DiskRole.template.rawValue && Column("uniqueID") == sourceID.description)
+            .fetchOne(db)
+        } : nil
+      let templatePath = linked && existingTemplate == nil ? try newTemplatePath(for: source.leaf.path) : nil
+      var templateID = sourceID.description
+      var diskID = ""
+      return try journaled(
+        "create-vm", vm: name, creates: [diskPath, folder] + (templatePath.map { [$0] } ?? []), deletes: [],
+        files: {
+          try FileManager.default.createDirectory(atPath: absolute(folder), withIntermediateDirectories: true)
+          if linked {
+            let parent = existingTemplate?.path ?? templatePath!
+            if let templatePath {
+              let template = try source.flatten(to: absolute(templatePath), type: .dynamic)
+              templateID = template.uniqueID.description
+              template.close()
+            }
+            let clone = try VirtualDisk.createDifferencing(at: absolute(diskPath), parent: absolute(parent))
+            diskID = clone.uniqueID.description
+            clone.close()
+          } else {
+            let copy = try source.flatten(to: absolute(diskPath), type: source.base.type == .fixed ? .fixed : .dynamic)
+            diskID = copy.uniqueID.description
+            copy.close()
+          }
+        },
+        commit: { db in
+          let record = try insertVM(db, name: name, additions: additions, hostKind: hostKind)
+          var parentID: Int64? = nil
+          if linked {
+            if let existingTemplate {
+              parentID = existingTemplate.id
+            } else {
+              var template = DiskRecord(
+                id: nil, path: templatePath!, uniqueID: templateID, parentID: nil, vmID: nil, slot: nil, role: .template,
+                checkpointID: nil)
+              try template.insert(db)
+              parentID = template.id
+            }
+          }
+          var disk = DiskRecord(
+            id: nil, path: diskPath, uniqueID: diskID, parentID: parentID, vmID: record.id, slot: 1,
+            role: linked ? .clone : .base, checkpointID: nil)
+          try disk.insert(db)
+          try SlotRecord(vmID: record.id!, number: 1, baseID: disk.id!, leafID: disk.id!).insert(db)
+          return try snapshot(db, record)
+        })
+    }
+  }
+
+  private func newTemplatePath(for source: String) throws -> String {
+    let stem = ((source as NSString).lastPathComponent as NSString).deletingPathExtension
+    let safe = String(stem.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "-" }.prefix(48))
+    var candidate = "templates/\(safe.isEmpty ? "template" : safe).vhd"
+    var number = 2
+    func taken(_ path: String) throws -> Bool {
+      try FileManager.default.fileExists(atPath: absolute(path))
+        || catalog.read { db in try DiskRecord.filter(Column("path") == path).fetchCount(db) } > 0
+    }
+    while try taken(candidate) {
+      candidate = "templates/\(safe)-\(number).vhd"
+      number += 1
+    }
+    return candidate
+  }
+
+  func ensureNewVM(_ name: String) throws {
+    let exists = try catalog.read { db in
+      try VMRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchCount(db) > 0
+    }
+    if exists {
+      throw LabKitError(.alreadyExists, "VM '\(name)' already exists; choose another name or remove it first")
+    }
+    if FileManager.default.fileExists(atPath: absolute(vmFolder(name))) {
+      throw LabKitError(
+        .conflict,
+        "the folder \(absolute(vmFolder(name))) exists but no VM '\(name)' is in the catalog; run `vmlab library repair` or move the folder away"
+      )
+    }
+  }
+
+  private func insertVM(_ db: Database, name: String, additions: Bool, hostKind: HostKind?) throws -> VMRecord {
+    var record = VMRecord(
+      id: nil, name: name, hostKind: hostKind ?? defaultHostKind, state: .stopped, additions: additions, created: Date(),
+      currentCheckpointID: nil, savedStatePath: nil)
+    try record.insert(db)
+    return record
+  }
+
+  /// Removes a stopped VM with its checkpoints and files. Templates it shared stay.
+  public func removeVM(named name: String) throws {
+    try withVMLock(name) {
+      let (record, files) = try catalog.read { db -> (VMRecord, [String]) in
+        let record = try vmRecord(db, named: name)
+        let disks = try DiskRecord.filter(Column("vmID") == record.id!).fetchAll(db)
+        let states = try CheckpointRecord.filter(Column("vmID") == record.id!).fetchAll(db).compactMap(\.runningStatePath)
+        return (record, disks.map(\.path) + states + [record.savedStatePath].compactMap { $0 })
+      }
+      guard record.state == .stopped else {
+        throw LabKitError(
+          .invalidState, "VM '\(record.name)' is \(record.state); shut it down or turn it off before removing it")
+      }
+      let folder = vmFolder(record.name)
+      try journaled(
+        "remove-vm", vm: record.name, creates: [], deletes: files + [folder + "/vm.json", folder], files: {},
+        commit: { db in
+          try db.execute(sql: "PRAGMA defer_foreign_keys = ON")
+          try db.execute(sql: "DELETE FROM slot WHERE vmID = ?", arguments: [record.id])
+          try db.execute(
+            sql: "DELETE FROM checkpointDisk WHERE checkpointID IN (SELECT id FROM checkpoint WHERE vmID = ?)",
+            arguments: [record.id])
+          try db.execute(sql: "DELETE FROM checkpoint WHERE vmID = ?", arguments: [record.id])
+          try db.execute(sql: "DELETE FROM disk WHERE vmID = ?", arguments: [record.id])
+          try db.execute(sql: "DELETE FROM labMember WHERE vmID = ?", arguments: [record.id])
+          _ = try VMRecord.deleteOne(db, key: record.id)
+        })
+    }
+  }
+
+  // MARK: Power
+
+  /// Starts a stopped VM, or resumes a saved one.
+  @discardableResult
+  public func start(vm name: String) throws -> VirtualMachine {
+    try withVMLock(name) {
+      var record = try catalog.read { db in try vmRecord(db, named: name) }
+      let vm = try self.vm(named: record.name)
+      switch record.state {
+      case .running:
+        return vm
+      case .stopped:
+        try host.start(vm: record.name, disks: vm.disks.map(\.path))
+      case .saved:
+        let state = try record.savedStatePath.map { try readFile(absolute($0)) } ?? []
+        try host.resume(vm: record.name, disks: vm.disks.map(\.path), state: state)
+        if let path = record.savedStatePath { removeFileIfPresent(absolute(path)) }
+        record.savedStatePath = nil
+      }
+      record.state = .running
+      try catalog.write { db in try record.update(db) }
+      try? writeManifest(vm: record.name)
+      return try self.vm(named: record.name)
+    }
+  }
+
+  /// Shuts a running VM down through its guest additions.
+  @discardableResult
+  public func shutDown(vm name: String) throws -> VirtualMachine {
+    try withVMLock(name) {
+      var record = try catalog.read { db in try vmRecord(db, named: name) }
+      guard record.state == .running else { return try vm(named: record.name) }
+      guard record.additions else {
+        throw LabKitError(
+          .invalidState, "VM '\(record.name)' has no guest additions to shut it down gracefully; turn it off instead")
+      }
+      try host.shutDown(vm: record.name)
+      record.state = .stopped
+      try catalog.write { db in try record.update(db) }
+      try? writeManifest(vm: record.name)
+      return try vm(named: record.name)
+    }
+  }
+
+  /// Turns a VM off (a running one loses what it had not written; a saved one its saved state).
+  @discardableResult
+  public func turnOff(vm name: String) throws -> VirtualMachine {
+    try withVMLock(name) {
+      var record = try catalog.read { db in try vmRecord(db, named: name) }
+      guard record.state != .stopped else { return try vm(named: record.name) }
+      try host.turnOff(vm: record.name)
+      if let path = record.savedStatePath { removeFileIfPresent(absolute(path)) }
+      record.savedStatePath = nil
+      record.state = .stopped
+      try catalog.write { db in try record.update(db) }
+      try? writeManifest(vm: record.name)
+      return try vm(named: record.name)
+    }
+  }
+
+  /// Saves a running VM's state and stops it; `start` resumes it.
+  @discardableResult
+  public func save(vm name: String) throws -> VirtualMachine {
+    try withVMLock(name) {
+      var record = try catalog.read { db in try vmRecord(db, named: name) }
+      guard record.state == .running else {
+        throw LabKitError(.invalidState, "VM '\(record.name)' is \(record.state); only a running VM can be saved")
+      }
+      let state = try host.saveState(vm: record.name)
+      let path = "\(vmFolder(record.name))/saved.vsv"
+      try Data(state).write(to: URL(fileURLWithPath: absolute(path)))
+      record.savedStatePath = path
+      record.state = .saved
+      try catalog.write { db in try record.update(db) }
+      try? writeManifest(vm: record.name)
+      return try vm(named: record.name)
+    }
+  }
+
+  /// Stops a running VM so that an operation can change its disks: gracefully when it has guest
+  /// additions, otherwise by turning it off. Returns what was done.
+  func stopForOperation(_ record: inout VMRecord) throws -> PowerAction {
+    guard record.state != .stopped else { return .none }
+    if record.state == .saved {
+      try host.turnOff(vm: record.name)
+      if let path = record.savedStatePath { removeFileIfPresent(absolute(path)) }
+      record.savedStatePath = nil
+      record.state = .stopped
+      return .turnedOff
+    }
+    let action: PowerAction
+    if record.additions {
+      try host.shutDown(vm: record.name)
+      action = .shutDown
+    } else {
+      try host.turnOff(vm: record.name)
+      action = .turnedOff
+    }
+    record.state = .stopped
+    return action
+  }
+
+  // MARK: Guest I/O (the simulated host's stand-in for a guest)
+
+  /// Writes bytes at an offset of a VM's disk, as its guest would: only while the VM runs.
+  public func guestWrite(vm name: String, disk slot: Int, offset: UInt64, bytes: [UInt8]) throws {
+    try withVMLock(name) {
+      let vm = try self.vm(named: name)
+      guard vm.state == .running else {
+        throw LabKitError(.invalidState, "VM '\(vm.name)' is \(vm.state); its guest writes only while it runs (start it)")
+      }
+      let chain = try DiskChain.open(try diskPath(vm, slot), writable: true)
+      defer { chain.close() }
+      try chain.write(bytes, at: offset)
+    }
+  }
+
+  /// Reads bytes at an offset of a VM's disk as it is now (through its chain).
+  public func diskRead(vm name: String, disk slot: Int, offset: UInt64, count: Int) throws -> [UInt8] {
+    try withVMLock(name) {
+      let vm = try self.vm(named: name)
+      let chain = try DiskChain.open(try diskPath(vm, slot))
+      defer { chain.close() }
+      return try chain.read(at: offset, count: count)
+    }
+  }
+
+  private func diskPath(_ vm: VirtualMachine, _ slot: Int) throws -> String {
+    guard let disk = vm.disks.first(where: { $0.slot == slot }) else {
+      throw LabKitError(.notFound, "VM '\(vm.name)' has no disk \(slot); it has disks 1 to \(vm.disks.count)")
+    }
+    return disk.path
+  }
+
+  func readFile(_ path: String) throws -> [UInt8] {
+    [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+  }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import GRDB
+
+/// A VM as the engine reports it: a snapshot of the catalog, not a live handle.
+public struct VirtualMachine: Codable, Equatable, Sendable {
+  public var id: Int64
+  public var name: String
+  public var state: PowerState
+  public var additions: Bool
+  public var hostKind: HostKind
+  public var created: Date
+  /// Its disks in slot order: the leaf it writes to and the chain below it.
+  public var disks: [VirtualMachineDisk]
+  /// The checkpoint its current state descends from, if any.
+  public var currentCheckpointID: Int64?
+}
+
+public struct VirtualMachineDisk: Codable, Equatable, Sendable {
+  /// 1-based position of the disk in the VM.
+  public var slot: Int
+  /// The absolute path of the leaf the VM writes to.
+  public var path: String
+  /// Absolute paths from the leaf down to the base.
+  public var chain: [String]
+}
+
+extension Library {
+  func vmRecord(_ db: Database, named name: String) throws -> VMRecord {
+    guard let record = try VMRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchOne(db) else {
+      throw LabKitError.notFound("VM", name, hint: "`vmlab vm list` shows the VMs in \(root)")
+    }
+    return record
+  }
+
+  func slots(_ db: Database, vmID: Int64) throws -> [SlotRecord] {
+    try SlotRecord.filter(Column("vmID") == vmID).order(Column("number")).fetchAll(db)
+  }
+
+  /// The disk rows from `diskID` down to its base.
+  func chain(_ db: Database, from diskID: Int64) throws -> [DiskRecord] {
+    var result: [DiskRecord] = []
+    var next: Int64? = diskID
+    while let id = next, let disk = try DiskRecord.fetchOne(db, key: id) {
+      result.append(disk)
+      next = disk.parentID
+      if result.count > 10_000 { throw LabKitError(.inconsistent, "the catalog has a disk loop at \(disk.path)") }
+    }
+    return result
+  }
+
+  func snapshot(_ db: Database, _ record: VMRecord) throws -> VirtualMachine {
+    let disks = try slots(db, vmID: record.id!).map { slot -> VirtualMachineDisk in
+      let chain = try self.chain(db, from: slot.leafID)
+      return VirtualMachineDisk(slot: slot.number, path: absolute(chain[0].path), chain: chain.map { absolute($0.path) })
+    }
+    return VirtualMachine(
+      id: record.id!, name: record.name, state: record.state, additions: record.additions, hostKind: record.hostKind,
+      created: record.created, disks: disks, currentCheckpointID: record.currentCheckpointID)
+  }
+
+  public func vm(named name: String) throws -> VirtualMachine {
+    try catalog.read { db in try snapshot(db, try vmRecord(db, named: name)) }
+  }
+
+  /// Every VM, by name.
+  public func vms() throws -> [VirtualMachine] {
+    try catalog.read { db in
+      try VMRecord.order(sql: "name COLLATE NOCASE").fetchAll(db).map { try snapshot(db, $0) }
+    }
+  }
+}

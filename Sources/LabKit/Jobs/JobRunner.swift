@@ -1,0 +1,120 @@
+import Foundation
+import GRDB
+
+/// Runs jobs on a bounded pool of threads: jobs for different VMs run in parallel, and each
+/// operation takes its VM's lock, so operations on one VM are serialised.
+final class JobRunner: @unchecked Sendable {
+  private unowned let library: Library
+  private let queue: OperationQueue
+  private let lock = NSLock()
+  private var running: [Int64: DispatchGroup] = [:]
+
+  init(library: Library) {
+    self.library = library
+    queue = OperationQueue()
+    queue.name = "vmlab jobs"
+    // I/O bound work: a few more threads than cores keeps the disks busy without thrashing.
+    queue.maxConcurrentOperationCount = max(4, ProcessInfo.processInfo.activeProcessorCount * 2)
+  }
+
+  func submit(kind: String, target: String, _ work: @escaping () throws -> String?) throws -> Job {
+    var record = JobRecord(
+      id: nil, kind: kind, target: target, status: .queued, progress: 0, created: Date(), started: nil, finished: nil,
+      error: nil, result: nil)
+    try library.catalog.write { db in try record.insert(db) }
+    let id = record.id!
+    let group = DispatchGroup()
+    group.enter()
+    lock.withLock { running[id] = group }
+    queue.addOperation { [library] in
+      defer {
+        self.lock.withLock { _ = self.running.removeValue(forKey: id) }
+        group.leave()
+      }
+      try? library.catalog.write { db in
+        try db.execute(sql: "UPDATE job SET status = 'running', started = ? WHERE id = ?", arguments: [Date(), id])
+      }
+      do {
+        let result = try work()
+        try? library.catalog.write { db in
+          try db.execute(
+            sql: "UPDATE job SET status = 'completed', progress = 1, finished = ?, result = ? WHERE id = ?",
+            arguments: [Date(), result, id])
+        }
+      } catch {
+        try? library.catalog.write { db in
+          try db.execute(
+            sql: "UPDATE job SET status = 'failed', finished = ?, error = ? WHERE id = ?",
+            arguments: [Date(), String(describing: error), id])
+        }
+      }
+    }
+    return Job(record)
+  }
+
+  /// Waits until the job has finished (at once for jobs of earlier processes) and returns it.
+  func wait(_ id: Int64) throws -> Job {
+    let group = lock.withLock { running[id] }
+    group?.wait()
+    guard let record = try library.catalog.read({ db in try JobRecord.fetchOne(db, key: id) }) else {
+      throw LabKitError(.notFound, "job \(id) not found; `vmlab job list` shows the jobs")
+    }
+    return Job(record)
+  }
+}
+
+extension Library {
+  public func job(id: Int64) throws -> Job {
+    guard let record = try catalog.read({ db in try JobRecord.fetchOne(db, key: id) }) else {
+      throw LabKitError(.notFound, "job \(id) not found; `vmlab job list` shows the jobs")
+    }
+    return Job(record)
+  }
+
+  /// Jobs, newest first.
+  public func jobs(limit: Int = 100) throws -> [Job] {
+    try catalog.read { db in
+      try JobRecord.order(Column("id").desc).limit(limit).fetchAll(db).map(Job.init)
+    }
+  }
+
+  /// Waits for a job and returns it finished.
+  @discardableResult
+  public func wait(job id: Int64) throws -> Job {
+    try jobs.wait(id)
+  }
+
+  /// Waits for every job and returns them finished, in the order given.
+  @discardableResult
+  public func wait(jobs ids: [Int64]) throws -> [Job] {
+    try ids.map { try jobs.wait($0) }
+  }
+
+  /// Takes a checkpoint as a job.
+  public func checkpointJob(vm name: String, name checkpointName: String, description: String = "") throws -> Job {
+    try NameRules.validateCheckpoint(checkpointName)
+    let vm = try self.vm(named: name)
+    return try jobs.submit(kind: "checkpoint", target: vm.name) {
+      let result = try self.checkpoint(vm: vm.name, name: checkpointName, description: description)
+      return "checkpoint \(result.checkpoint.id) '\(result.checkpoint.name)' (\(result.action.rawValue))"
+    }
+  }
+
+  /// Restores a checkpoint as a job.
+  public func restoreJob(checkpoint id: Int64) throws -> Job {
+    let checkpoint = try self.checkpoint(id: id)
+    return try jobs.submit(kind: "restore", target: checkpoint.vm) {
+      let (_, result) = try self.restore(checkpoint: id)
+      return "restored '\(checkpoint.name)' (\(result?.action.rawValue ?? "none"))"
+    }
+  }
+
+  /// Merges a checkpoint as a job.
+  public func mergeJob(checkpoint id: Int64) throws -> Job {
+    let checkpoint = try self.checkpoint(id: id)
+    return try jobs.submit(kind: "merge", target: checkpoint.vm) {
+      let plan = try self.merge(checkpoint: id)
+      return "merged \(plan.checkpointsRemoved.count) checkpoint(s), \(plan.bytesMerged) bytes"
+    }
+  }
+}

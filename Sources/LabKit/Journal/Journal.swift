@@ -1,0 +1,76 @@
+import Foundation
+import GRDB
+import VHD
+
+extension Library {
+  /// Runs an operation that touches several files all-or-nothing (DESIGN.md rule 1):
+  /// 1. the journal records the files it will create and the files it will delete;
+  /// 2. `files` creates the new files (nothing the catalog references is changed);
+  /// 3. one transaction applies `commit` and marks the journal entry committed;
+  /// 4. the old files are deleted and the entry removed.
+  /// A failure before the commit removes the new files; a crash at any step is finished or rolled
+  /// back by `recover()` when the library is next opened.
+  func journaled<T>(
+    _ operation: String, vm: String, creates: [String], deletes: [String], redo: String? = nil,
+    files: () throws -> Void, commit: (Database) throws -> T
+  ) throws -> T {
+    var entry = JournalRecord(
+      id: nil, operation: operation, vmName: vm, created: Date(), creates: creates, deletes: deletes, committed: false,
+      redo: redo)
+    try catalog.write { db in try entry.insert(db) }
+    let entryID = entry.id!
+    let result: T
+    do {
+      try fault("\(operation):journaled")
+      try files()
+      try fault("\(operation):files")
+      result = try catalog.write { db -> T in
+        let result = try commit(db)
+        try db.execute(sql: "UPDATE journal SET committed = 1 WHERE id = ?", arguments: [entryID])
+        return result
+      }
+    } catch let crash as SimulatedCrash {
+      throw crash
+    } catch {
+      // A redo operation already changed files the catalog uses: it must be finished, not undone.
+      if redo == nil { try? rollBack(entryID: entryID, creates: creates) }
+      throw error
+    }
+    try fault("\(operation):committed")
+    try finish(entryID: entryID, deletes: deletes)
+    try? writeManifest(vm: vm)
+    return result
+  }
+
+  private func rollBack(entryID: Int64, creates: [String]) throws {
+    for path in creates { removeFileIfPresent(absolute(path)) }
+    _ = try catalog.write { db in try JournalRecord.deleteOne(db, key: entryID) }
+  }
+
+  private func finish(entryID: Int64, deletes: [String]) throws {
+    for path in deletes { removeFileIfPresent(absolute(path)) }
+    _ = try catalog.write { db in try JournalRecord.deleteOne(db, key: entryID) }
+  }
+
+  func removeFileIfPresent(_ path: String) {
+    if FileManager.default.fileExists(atPath: path) {
+      try? FileManager.default.removeItem(atPath: path)
+    }
+  }
+
+  /// Finishes committed operations, completes the ones that must roll forward, and rolls back the
+  /// rest, as a crash left them.
+  func recover() throws {
+    let entries = try catalog.read { db in try JournalRecord.order(Column("id")).fetchAll(db) }
+    for entry in entries {
+      if entry.committed {
+        try finish(entryID: entry.id!, deletes: entry.deletes)
+      } else if let redo = entry.redo {
+        try completeRedo(entry: entry, redo: redo)
+      } else {
+        try rollBack(entryID: entry.id!, creates: entry.creates)
+      }
+      try? writeManifest(vm: entry.vmName)
+    }
+  }
+}

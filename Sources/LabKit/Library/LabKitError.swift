@@ -1,0 +1,28 @@
+/// An engine error: which object, what is wrong, and what to do about it.
+public struct LabKitError: Error, Equatable, CustomStringConvertible, Sendable {
+  public enum Kind: String, Equatable, Sendable, Codable {
+    case notFound
+    case alreadyExists
+    case invalidName
+    case invalidArgument
+    case invalidState
+    case conflict
+    case busy
+    case inconsistent
+    case failed
+  }
+
+  public var kind: Kind
+  public var message: String
+
+  public init(_ kind: Kind, _ message: String) {
+    self.kind = kind
+    self.message = message
+  }
+
+  public var description: String { message }
+
+  static func notFound(_ what: String, _ name: String, hint: String) -> LabKitError {
+    LabKitError(.notFound, "\(what) '\(name)' not found; \(hint)")
+  }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import GRDB
+import VHD
+
+/// A vmlab library: a folder holding the catalog (`catalog.sqlite`), the VM folders with their VHD
+/// files (`vms/NAME/`), and the templates linked clones share (`templates/`).
+///
+/// Every method is safe to call from several threads: operations on one VM are serialised, and
+/// operations on different VMs run in parallel (DESIGN.md rule 6).
+public final class Library: @unchecked Sendable {
+  /// The library folder, absolute.
+  public let root: String
+  /// The host that runs the VMs.
+  public let host: HostDriver
+  let catalog: Catalog
+  private let lock: LibraryLock
+  private let vmLocks = KeyedLocks()
+  /// Test hook: called at named steps of multi-file operations; throwing there simulates a failure
+  /// (or, with `SimulatedCrash`, a process that died on the spot).
+  public var faultInjection: ((String) throws -> Void)?
+  lazy var jobs = JobRunner(library: self)
+
+  /// Opens (creating on first use) the library at `path`; finishes or rolls back any operation a
+  /// crash left behind. `wait` waits for another process that holds the library instead of failing.
+  public init(at path: String, host: HostDriver = SimulatedHost(), wait: Bool = false) throws {
+    root = URL(fileURLWithPath: path).standardizedFileURL.path
+    self.host = host
+    do {
+      try FileManager.default.createDirectory(atPath: root + "/vms", withIntermediateDirectories: true)
+      try FileManager.default.createDirectory(atPath: root + "/templates", withIntermediateDirectories: true)
+    } catch {
+      throw LabKitError(.failed, "cannot create the library folder \(root): \(error.localizedDescription)")
+    }
+    lock = try LibraryLock(folder: root, wait: wait)
+    catalog = try Catalog(path: root + "/catalog.sqlite")
+    try recover()
+    try catalog.write { db in
+      // Jobs that were running when a process ended will not finish.
+      try db.execute(
+        sql: "UPDATE job SET status = 'failed', error = 'interrupted: the vmlab process ended', finished = ? WHERE status IN ('queued', 'running')",
+        arguments: [Date()])
+    }
+  }
+
+  /// The host kind new VMs get (a library setting; `virtual-server` unless changed).
+  public var defaultHostKind: HostKind {
+    get {
+      (try? catalog.read { db in
+        try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = 'hostKind'")
+      }).flatMap { $0.flatMap(HostKind.init(rawValue:)) } ?? .virtualServer
+    }
+  }
+
+  public func setDefaultHostKind(_ kind: HostKind) throws {
+    try catalog.write { db in
+      try db.execute(
+        sql: "INSERT INTO setting(key, value) VALUES ('hostKind', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        arguments: [kind.rawValue])
+    }
+  }
+
+  // MARK: Paths
+
+  /// The absolute path of a catalog path (relative to the library).
+  func absolute(_ relative: String) -> String { root + "/" + relative }
+
+  func relative(_ absolute: String) -> String {
+    absolute.hasPrefix(root + "/") ? String(absolute.dropFirst(root.count + 1)) : absolute
+  }
+
+  func vmFolder(_ name: String) -> String { "vms/" + name }
+
+  // MARK: Serialisation
+
+  /// Runs `body` holding the VM's lock: one operation at a time per VM.
+  func withVMLock<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+    try vmLocks.withLock(name.lowercased(), body)
+  }
+
+  func fault(_ step: String) throws {
+    try faultInjection?(step)
+  }
+}
+
+/// A simulated process death in a test: the operation stops without cleaning up.
+public struct SimulatedCrash: Error {
+  public init() {}
+}
+
+/// One lock per key, made on first use.
+final class KeyedLocks: @unchecked Sendable {
+  private let guardLock = NSLock()
+  private var locks: [String: NSRecursiveLock] = [:]
+
+  func withLock<T>(_ key: String, _ body: () throws -> T) rethrows -> T {
+    let lock = guardLock.withLock { () -> NSRecursiveLock in
+      if let existing = locks[key] { return existing }
+      let created = NSRecursiveLock()
+      locks[key] = created
+      return created
+    }
+    lock.lock()
+    defer { lock.unlock() }
+    return try body()
+  }
+}

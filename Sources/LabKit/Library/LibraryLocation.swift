@@ -1,0 +1,15 @@
+import Foundation
+
+/// Where a library lives: `--library DIR`, else `VMLAB_LIBRARY`, else `$XDG_DATA_HOME/vmlab`, else
+/// `~/.local/share/vmlab`.
+public enum LibraryLocation {
+  public static func resolve(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
+    -> String
+  {
+    if let explicit, !explicit.isEmpty { return explicit }
+    if let variable = environment["VMLAB_LIBRARY"], !variable.isEmpty { return variable }
+    if let data = environment["XDG_DATA_HOME"], !data.isEmpty { return data + "/vmlab" }
+    let home = environment["HOME"] ?? NSHomeDirectory()
+    return home + "/.local/share/vmlab"
+  }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import GRDB
+
+/// `vms/NAME/vm.json`: what the catalog knows of one VM, kept beside its files so that
+/// `library repair` can rebuild the catalog with names and descriptions intact. Written after every
+/// committed operation; the catalog stays the authority while it exists.
+struct VMManifest: Codable {
+  struct Disk: Codable {
+    var path: String
+    var uniqueID: String
+    var parent: String?
+    var slot: Int?
+    var role: DiskRole
+    var checkpointStamp: String?
+  }
+
+  struct Slot: Codable {
+    var number: Int
+    var base: String
+    var leaf: String
+  }
+
+  struct Checkpoint: Codable {
+    var stamp: String
+    var name: String
+    var description: String
+    var created: Date
+    var parentStamp: String?
+    var runningStatePath: String?
+    /// The frozen state disk of each slot, in slot order.
+    var states: [String]
+  }
+
+  var name: String
+  var hostKind: HostKind
+  var state: PowerState
+  var additions: Bool
+  var created: Date
+  var savedStatePath: String?
+  var currentCheckpointStamp: String?
+  var slots: [Slot]
+  var disks: [Disk]
+  var checkpoints: [Checkpoint]
+}
+
+/// `labs.json` at the library's root: the labs and their members.
+struct LabsManifest: Codable {
+  struct Entry: Codable {
+    var name: String
+    var created: Date
+    var vms: [String]
+  }
+
+  var labs: [Entry]
+}
+
+extension Library {
+  static let manifestEncoder: JSONEncoder = {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.dateEncodingStrategy = .iso8601
+    return encoder
+  }()
+
+  /// Rewrites a VM's manifest from the catalog (atomically), or removes it when the VM is gone.
+  func writeManifest(vm name: String) throws {
+    let manifest: VMManifest? = try catalog.read { db in
+      guard let vm = try VMRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchOne(db) else { return nil }
+      let disks = try DiskRecord.filter(sql: "vmID = ? OR id IN (SELECT parentID FROM disk WHERE vmID = ? AND role = 'clone')", arguments: [vm.id, vm.id]).fetchAll(db)
+      let byID = Dictionary(uniqueKeysWithValues: disks.map { ($0.id!, $0) })
+      let checkpoints = try CheckpointRecord.filter(Column("vmID") == vm.id!).order(Column("id")).fetchAll(db)
+      let stamps = Dictionary(uniqueKeysWithValues: checkpoints.map { ($0.id!, $0.stamp) })
+      return VMManifest(
+        name: vm.name, hostKind: vm.hostKind, state: vm.state, additions: vm.additions, created: vm.created,
+        savedStatePath: vm.savedStatePath, currentCheckpointStamp: vm.currentCheckpointID.flatMap { stamps[$0] },
+        slots: try slots(db, vmID: vm.id!).map {
+          VMManifest.Slot(number: $0.number, base: byID[$0.baseID]?.path ?? "", leaf: byID[$0.leafID]?.path ?? "")
+        },
+        disks: disks.map {
+          VMManifest.Disk(
+            path: $0.path, uniqueID: $0.uniqueID, parent: $0.parentID.flatMap { byID[$0]?.path }, slot: $0.slot,
+            role: $0.role, checkpointStamp: $0.checkpointID.flatMap { stamps[$0] })
+        },
+        checkpoints: try checkpoints.map { checkpoint in
+          let states = try CheckpointDiskRecord.filter(Column("checkpointID") == checkpoint.id!).order(Column("slot"))
+            .fetchAll(db)
+          return VMManifest.Checkpoint(
+            stamp: checkpoint.stamp, name: checkpoint.name, description: checkpoint.description, created: checkpoint.created,
+            parentStamp: checkpoint.parentID.flatMap { stamps[$0] }, runningStatePath: checkpoint.runningStatePath,
+            states: states.map { byID[$0.stateID]?.path ?? "" })
+        })
+    }
+    let path = absolute(vmFolder(name) + "/vm.json")
+    guard let manifest else {
+      removeFileIfPresent(path)
+      return
+    }
+    try Library.manifestEncoder.encode(manifest).write(to: URL(fileURLWithPath: absolute(vmFolder(manifest.name) + "/vm.json")), options: .atomic)
+  }
+
+  func writeLabsManifest() throws {
+    let manifest = LabsManifest(labs: try labs().map { .init(name: $0.name, created: $0.created, vms: $0.vms) })
+    try Library.manifestEncoder.encode(manifest).write(to: URL(fileURLWithPath: absolute("labs.json")), options: .atomic)
+  }
+}

@@ -1,0 +1,30 @@
+/// What a VM, checkpoint or lab name may be. Names become folder and file names, so nothing a user
+/// types can leave the library folder (DESIGN.md rule 4).
+public enum NameRules {
+  public static let maximumLength = 64
+
+  /// Letters, digits, `-`, `_` and `.`, starting with a letter or digit; no `..`; at most 64.
+  public static func validate(_ name: String, as what: String) throws {
+    let allowed = name.unicodeScalars.allSatisfy {
+      ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || "-_.".unicodeScalars.contains($0)
+    }
+    guard !name.isEmpty, name.count <= maximumLength, allowed, !name.contains(".."),
+      let first = name.unicodeScalars.first, first.isASCII, first.properties.isAlphabetic || ("0"..."9").contains(first)
+    else {
+      let shown = name.unicodeScalars.map { $0.isASCII && $0.value >= 32 ? String($0) : "\\u{\(String($0.value, radix: 16))}" }
+        .joined()
+      throw LabKitError(
+        .invalidName,
+        "\(what) name '\(shown.prefix(80))' is not allowed: use 1 to \(maximumLength) letters, digits, '-', '_' or '.', starting with a letter or digit"
+      )
+    }
+  }
+
+  /// Checkpoint names are shown, never used in paths, so they may hold spaces and more.
+  public static func validateCheckpoint(_ name: String) throws {
+    guard !name.isEmpty, name.count <= 128, !name.unicodeScalars.contains(where: { $0.value < 32 }) else {
+      throw LabKitError(
+        .invalidName, "checkpoint name '\(name.prefix(40))' is not allowed: use 1 to 128 printable characters")
+    }
+  }
+}
