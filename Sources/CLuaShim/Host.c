@@ -87,15 +87,28 @@ void vmlab_set_memory_limit(lua_State *L, size_t limit) { vmlab_host_of(L)->memo
 
 // The count hook runs between VM instructions, where raising is safe: the error unwinds to the
 // nearest protected call. luaL_where(L, 0) names the running Lua function's line.
+//
+// A script could catch the error with pcall and carry on, so once the budget is spent the hook
+// fires at every instruction of this thread: each catching level then fails at its next
+// instruction, and the error reaches the caller from Swift.
 static void vmlab_count_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   vmlab_host *host = vmlab_host_of(L);
-  host->instructions += host->hook_step;
+  host->instructions += lua_gethookcount(L);
   if (host->instruction_budget != 0 && host->instructions > host->instruction_budget) {
+    lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, 1);
     luaL_where(L, 0);
     lua_pushfstring(L, "instruction budget of %I exceeded", (lua_Integer)host->instruction_budget);
     lua_concat(L, 2);
     lua_error(L);
+  }
+}
+
+void vmlab_reset_instruction_count(lua_State *L) {
+  vmlab_host *host = vmlab_host_of(L);
+  host->instructions = 0;
+  if (host->instruction_budget != 0 && lua_gethookcount(L) != host->hook_step) {
+    lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, host->hook_step);
   }
 }
 

@@ -46,7 +46,7 @@ int vmlab_pcall(lua_State *L, int nargs, int nresults) {
   lua_insert(L, handler);
   if (host->protected_depth == 0) {
     // Limits apply per outermost call from Swift (a script run, a callback from the REPL).
-    host->instructions = 0;
+    vmlab_reset_instruction_count(L);
     host->memory_limit_hit = 0;
   }
   int saved = host->swift_on_top;

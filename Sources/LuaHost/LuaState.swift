@@ -110,6 +110,7 @@ public final class LuaState {
 
   /// The global table (_G).
   public var globals: LuaTable {
+    precondition(isOpen, "the Lua state is closed")
     let L = current
     lua_rawgeti(L, vmlab_registryindex(), lua_Integer(LUA_RIDX_GLOBALS))
     defer { vmlab_pop(L, 1) }
@@ -124,6 +125,7 @@ public final class LuaState {
 
   /// A new table holding `array` at 1...n and `fields` by name.
   public func newTable(array: [LuaValue] = [], fields: [String: LuaValue] = [:]) -> LuaTable {
+    precondition(isOpen, "the Lua state is closed")
     let L = current
     lua_createtable(L, Int32(clamping: array.count), Int32(clamping: fields.count))
     lua_checkstack(L, 2)

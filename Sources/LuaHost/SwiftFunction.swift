@@ -68,6 +68,7 @@ private func releaseBox(_ L: OpaquePointer?) -> Int32 {
 extension LuaState {
   /// A Lua function that runs `body`.
   public func function(named name: String, _ body: @escaping LuaFunctionBody) -> LuaFunction {
+    precondition(isOpen, "the Lua state is closed")
     let L = current
     pushFunction(named: name, on: L, body)
     defer { vmlab_pop(L, 1) }

@@ -53,6 +53,9 @@ void vmlab_set_memory_limit(lua_State *L, size_t limit);
 /// Sets the instruction budget (0 = none); installs or removes the count hook.
 void vmlab_set_instruction_budget(lua_State *L, long long budget);
 
+/// Starts a new count for the instruction budget (called when an outermost protected call starts).
+void vmlab_reset_instruction_count(lua_State *L);
+
 /// Opens the standard libraries (protected). Sandboxed: base (with text-only load, loadfile and
 /// dofile), coroutine, table, string, math, utf8 and a package library that loads only Lua
 /// source modules; no io, os, debug or C module loading. On failure the error triple is pushed
