@@ -109,6 +109,8 @@ int vmlab_settable(lua_State *L, int index);
 
 static inline int vmlab_upvalueindex(int i) { return lua_upvalueindex(i); }
 static inline int vmlab_registryindex(void) { return LUA_REGISTRYINDEX; }
+/// lua_tolstring: converts a number in place (allocating), so Swift calls it on strings, or on
+/// numbers only where the allocator cannot refuse (a Swift frame is innermost).
 static inline const char *vmlab_tostring(lua_State *L, int index, size_t *length) {
   return lua_tolstring(L, index, length);
 }
