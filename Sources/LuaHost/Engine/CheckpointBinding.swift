@@ -17,6 +17,7 @@ extension EngineBinding {
   func defineCheckpoints(in module: LuaTable, state: LuaState) {
     let checkpoint = state.defineClass("Checkpoint", payload: CheckpointHandle.self)
     checkpointClass = checkpoint
+    checkpoint.equality { $0.id == $1.id }
     checkpoint.toString { [weak self] handle in
       let base = "Checkpoint \(handle.id) '\(handle.name)' of \(handle.vm) (\(Self.format(handle.created))"
       guard let self, (try? self.current(handle)) != nil else { return base + ", merged or removed)" }
@@ -183,7 +184,7 @@ extension EngineBinding {
   func checkpointHandles(in items: LuaTable, function: String) throws -> [CheckpointHandle] {
     try items.array().enumerated().map { index, value in
       guard let handle = checkpointClass?.payload(of: value) else {
-        throw EngineError("\(function): item \(index + 1) of the list is a \(value.typeName), not a Checkpoint")
+        throw EngineError("\(function): item \(index + 1) of the list is a \(self.typeName(value)), not a Checkpoint")
       }
       return handle
     }

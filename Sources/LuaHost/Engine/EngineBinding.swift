@@ -81,6 +81,16 @@ final class EngineBinding {
     return luaClass
   }
 
+  /// A value's type as messages name it: the class for engine objects.
+  func typeName(_ value: LuaValue) -> String {
+    if vmClass?.payload(of: value) != nil { return "VM" }
+    if checkpointClass?.payload(of: value) != nil { return "Checkpoint" }
+    if labClass?.payload(of: value) != nil { return "Lab" }
+    if jobClass?.payload(of: value) != nil { return "Job" }
+    if diskClass?.payload(of: value) != nil { return "Disk" }
+    return value.typeName
+  }
+
   // MARK: Formatting
 
   /// Times as scripts print them: local time, to the second.

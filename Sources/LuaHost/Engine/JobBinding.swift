@@ -68,7 +68,7 @@ extension EngineBinding {
   private func wait(_ values: [LuaValue]) throws -> [LuaValue] {
     let handles = try values.enumerated().map { index, value in
       guard let handle = jobClass?.payload(of: value) else {
-        throw EngineError("wait: item \(index + 1) is a \(value.typeName), not a Job")
+        throw EngineError("wait: item \(index + 1) is a \(self.typeName(value)), not a Job")
       }
       return handle
     }

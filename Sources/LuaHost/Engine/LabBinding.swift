@@ -12,6 +12,7 @@ extension EngineBinding {
   func defineLabs(in module: LuaTable, state: LuaState) {
     let lab = state.defineClass("Lab", payload: LabHandle.self)
     labClass = lab
+    lab.equality { $0.id == $1.id }
     lab.toString { [weak self] handle in
       guard let self, let current = try? self.current(handle) else { return "Lab \(handle.name) (removed)" }
       return "Lab \(current.name) (\(current.vms.count == 1 ? "1 VM" : "\(current.vms.count) VMs"))"

@@ -15,6 +15,7 @@ extension EngineBinding {
   func defineVMs(in module: LuaTable, state: LuaState) {
     let vm = state.defineClass("VM", payload: VMHandle.self)
     vmClass = vm
+    vm.equality { $0.id == $1.id }
     vm.toString { [weak self] handle in
       guard let self, let current = try? self.current(handle) else { return "VM \(handle.name) (removed)" }
       let disks = current.disks.count == 1 ? "1 disk" : "\(current.disks.count) disks"
@@ -218,13 +219,13 @@ extension EngineBinding {
   func vmName(_ value: LuaValue, what: String) throws -> String {
     if let handle = vmClass?.payload(of: value) { return try current(handle).name }
     if let name = value.stringValue { return name }
-    throw EngineError("\(what): VM or VM name expected, got \(value.typeName)")
+    throw EngineError("\(what): VM or VM name expected, got \(typeName(value))")
   }
 
   func vmHandles(in items: LuaTable, function: String) throws -> [VMHandle] {
     try items.array().enumerated().map { index, value in
       guard let handle = vmClass?.payload(of: value) else {
-        throw EngineError("\(function): item \(index + 1) of the list is a \(value.typeName), not a VM")
+        throw EngineError("\(function): item \(index + 1) of the list is a \(self.typeName(value)), not a VM")
       }
       return handle
     }
