@@ -1,0 +1,163 @@
+import Foundation
+import LuaHost
+import XCTest
+
+/// Checkpoint objects, `vmlab.checkpoints{...}` and the Checkpoints pipeline.
+final class EngineCheckpointTests: EngineTestCase {
+  func testCheckpointPropertiesAndDescription() throws {
+    try makeTwoRunningVMs()
+    let results = try lua(
+      """
+      local cp, action = web:checkpoint{name="clean", description="before the class"}
+      local second = web:checkpoint("second")
+      return action, cp.name, cp.description, cp.vm == web, #cp.disks, cp.parent, second.parent == cp, cp.online,
+        second.current, cp.current, cp.space, type(cp.id), #web:checkpoints(), web:mostRecentCheckpoint() == second,
+        tostring(cp), cp.created, getmetatable(web:checkpoints()).__name
+      """)
+    XCTAssertEqual(
+      Array(results[0..<14]),
+      ["shut down", "clean", "before the class", true, 2, nil, true, false, true, false, 0, "number", 2, true])
+    let description = try XCTUnwrap(results[14].stringValue)
+    let created = try XCTUnwrap(results[15].stringValue)
+    XCTAssertEqual(description, "Checkpoint 1 'clean' of web01 (\(created))")
+    XCTAssertNotNil(created.range(of: #"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"#, options: .regularExpression), created)
+    XCTAssertEqual(results[16], "Checkpoints")
+    XCTAssertEqual(try lua(#"return db:checkpoint("x") ~= nil, select(2, db:checkpoint("y"))"#), [true, "turned off"])
+    XCTAssertEqual(try lua("return vmlab.vm.create{name='fresh', disks={'1M'}}:mostRecentCheckpoint()"), [nil])
+  }
+
+  func testRestoreWithWhatIfChangesNothingThenRestores() throws {
+    try makeTwoRunningVMs()
+    try lua(
+      """
+      web:write(1, 0, "AAAA")
+      cp = web:checkpoint("clean")
+      web:start()
+      web:write(1, 0, "BBBB")
+      """)
+    let plan = try lua(
+      "local p = cp:restore{whatIf=true}; return p.operation, p.vm, p.applied, p.powerAction, #p.filesRemoved, web:read(1, 0, 4), web.state"
+    )
+    XCTAssertEqual(plan, ["restore", "web01", false, "shut down", 2, "BBBB", "running"])
+    let restored = try lua("local p = cp:restore(); return p.applied, p.state, p.checkpoint == cp, web:read(1, 0, 4)")
+    XCTAssertEqual(restored, [true, "stopped", true, "AAAA"])
+    // Restored again and again: the checkpoint stays.
+    XCTAssertEqual(
+      try lua("web:start(); web:write(1, 0, 'CCCC'); cp:restore(); return web:read(1, 0, 4), cp.name"),
+      ["AAAA", "clean"])
+  }
+
+  func testMergeAndRemoveLeaveStaleHandles() throws {
+    try makeTwoRunningVMs()
+    try lua(
+      """
+      web:write(1, 0, "one")
+      first = web:checkpoint("first")
+      web:start(); web:write(1, 0, "two")
+      second = web:checkpoint("second")
+      web:start(); web:write(1, 0, "six")
+      """)
+    let preview = try lua(
+      "local p = first:merge{whatIf=true}; return p.applied, p.operation, #p.checkpointsRemoved, first.name")
+    XCTAssertEqual(preview, [false, "merge", 2, "first"])
+    XCTAssertEqual(try lua("local p = second:remove{whatIf=true}; return p.applied, p.operation"), [false, "remove"])
+    let merged = try lua(
+      "local p = first:merge(); return p.applied, p.alsoAffected[1], web:read(1, 0, 3), #web:checkpoints()")
+    XCTAssertEqual(merged, [true, "second", "six", 0])
+    assertError("return first.space", contains: "checkpoint 1 'first' of VM 'web01' no longer exists")
+    assertError("second:restore()", contains: "checkpoint 2 'second' of VM 'web01' no longer exists")
+    XCTAssertTrue(try text("return tostring(second)").hasSuffix(", merged or removed)"))
+    XCTAssertEqual(try lua("return pcall(first.restore, first)")[0], false)
+    XCTAssertEqual(
+      try lua("local c = web:checkpoint('third'); local p = c:remove(); return p.applied, #web:checkpoints()"),
+      [true, 0])
+  }
+
+  func testRemovingTheVMMakesItsCheckpointsStale() throws {
+    try makeTwoRunningVMs()
+    try lua("cp = db:checkpoint('clean'); db:turnOff(); db:remove()")
+    assertError("return cp.created", contains: "no longer exists")
+    assertError("return cp.vm", contains: "no longer exists")
+  }
+
+  func testDiffExportAndSpace() throws {
+    try makeTwoRunningVMs()
+    let results = try lua(
+      """
+      cp = web:checkpoint("clean")
+      web:start()
+      web:write(1, 65536, string.rep("x", 4096))
+      web:write(2, 0, "y")
+      local diff = cp:diff()
+      local exported = cp:export(folder .. "/export")
+      return #diff, diff[1].disk, diff[1].changedBytes, diff[1].ranges[1].offset, diff[1].ranges[1].length,
+        diff[2].changedBytes, #exported, exported[1].type, exported[1].size
+      """)
+    XCTAssertEqual(results, [2, 1, 4096, 65536, 4096, 512, 2, "dynamic", 16_777_216])
+    XCTAssertEqual(try lua("return web:checkpoint('later').space > 0")[0], true)
+    assertError("cp:export(folder .. '/x', 'differencing')", contains: #""dynamic" or "fixed""#)
+  }
+
+  func testCheckpointQueries() throws {
+    try makeTwoRunningVMs()
+    try lua("web:checkpoint('a'); web:checkpoint('b'); db:checkpoint('a')")
+    let results = try lua(
+      """
+      local all = vmlab.checkpoints()
+      local recent = vmlab.checkpoints{mostRecent=true}
+      local ofWeb = vmlab.checkpoints{vm=web}
+      local named = vmlab.checkpoints{vm="db01", name="a"}
+      local recentWeb = vmlab.checkpoints{vm="web01", mostRecent=true}
+      return #all, #recent, recent[1].vm.name, recent[2].name, #ofWeb, #named, recentWeb[1].name, #vmlab.checkpoints{name="a"}
+      """)
+    XCTAssertEqual(results, [3, 2, "db01", "b", 2, 1, "b", 2])
+    assertError("vmlab.checkpoints{vm='ghost'}", contains: "VM 'ghost' not found")
+    assertError("vmlab.checkpoints{mostrecent=true}", contains: "unknown option 'mostrecent'")
+    assertError("vmlab.checkpoints{vm=42}", contains: "VM or VM name expected, got number")
+  }
+
+  func testBulkRestoreOverEveryVMMustBeDeliberate() throws {
+    try makeTwoRunningVMs()
+    try lua(
+      """
+      web:write(1, 0, "web-clean"); db:write(1, 0, "db-clean")
+      web:checkpoint("clean"); db:checkpoint("clean")
+      web:start(); db:start()
+      web:write(1, 0, "web-dirty"); db:write(1, 0, "db-dirty")
+      recent = vmlab.checkpoints{mostRecent=true}
+      """)
+    assertError(
+      "recent:restore()",
+      contains: "the list spans 2 VMs (db01, web01); restoring several VMs at once must be deliberate")
+    XCTAssertEqual(try lua("return web:read(1, 0, 9), db:read(1, 0, 8)"), ["web-dirty", "db-dirty"])
+    let preview = try lua(
+      "local plans = recent:restore{whatIf=true}; return #plans, plans[1].applied, plans[1].vm, plans[2].vm")
+    XCTAssertEqual(preview, [2, false, "db01", "web01"])
+    // The pipeline: select, filter by VM, restore (one VM: no confirmation needed).
+    let one = try lua(
+      "local r = recent:where(function(c) return c.vm.name == 'web01' end):restore(); return #r, r[1].applied, web:read(1, 0, 9), db:read(1, 0, 8)"
+    )
+    XCTAssertEqual(one, [1, true, "web-clean", "db-dirty"])
+    let all = try lua("local r = recent:restore{all=true}; return #r, db:read(1, 0, 8)")
+    XCTAssertEqual(all, [2, "db-clean"])
+  }
+
+  func testBulkRestoreRefusesSeveralCheckpointsOfOneVM() throws {
+    try makeTwoRunningVMs()
+    try lua("web:checkpoint('a'); web:checkpoint('b')")
+    assertError("web:checkpoints():restore()", contains: "the list holds 2 checkpoints of VM 'web01'")
+    assertError("web:checkpoints():restore{al=true}", contains: "unknown option 'al'")
+    assertError(
+      "local list = web:checkpoints(); list[1] = web; list:restore()",
+      contains: "item 1 of the list is a VM, not a Checkpoint")
+  }
+
+  func testBulkMergeAcrossVMs() throws {
+    try makeTwoRunningVMs()
+    try lua("web:checkpoint('a'); web:checkpoint('b'); db:checkpoint('a')")
+    XCTAssertEqual(
+      try lua("local plans = vmlab.checkpoints():merge{whatIf=true}; return #plans, plans[1].applied"), [3, false])
+    // Merging web01's first checkpoint folds the second one too, which is then skipped.
+    XCTAssertEqual(try lua("local plans = vmlab.checkpoints():merge(); return #plans, #vmlab.checkpoints()"), [2, 0])
+  }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import LuaHost
+import VHD
+import XCTest
+
+/// `vmlab.disk` and the Disk class: VHD files without a library.
+final class EngineDiskTests: EngineTestCase {
+  func testCreateDynamicAndFixedDisksWithoutALibrary() throws {
+    let results = try lua(
+      """
+      local d = vmlab.disk.create{path=folder .. "/a.vhd", size="16M"}
+      local f = vmlab.disk.create{path=folder .. "/f.vhd", size=1048576, type="fixed"}
+      return d.path, d.size, d.type, d.parent, #d.chain, f.type, f.size, tostring(d)
+      """)
+    XCTAssertEqual(
+      results,
+      [
+        .text(folder + "/a.vhd"), 16_777_216, "dynamic", nil, 1, "fixed", 1_048_576,
+        .text("Disk \(folder!)/a.vhd (dynamic, 16 MiB)"),
+      ])
+    XCTAssertEqual(libraryOpens, 0, "disk functions must not open a library")
+    XCTAssertEqual(try VirtualDisk.open(folder + "/f.vhd").type, .fixed)
+  }
+
+  func testRelativePathsAreRelativeToTheWorkingDirectory() throws {
+    let previous = FileManager.default.currentDirectoryPath
+    FileManager.default.changeCurrentDirectoryPath(folder)
+    defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+    let path = try text(#"return vmlab.disk.create{path="sub/../rel.vhd", size="1M"}.path"#)
+    XCTAssertEqual(path, URL(fileURLWithPath: folder + "/rel.vhd").standardizedFileURL.path)
+    XCTAssertTrue(path.hasPrefix("/"))
+    XCTAssertEqual(try text(#"return vmlab.disk.open("rel.vhd").path"#), path)
+  }
+
+  func testDifferencingDisksReadWriteChainAndInfo() throws {
+    let results = try lua(
+      """
+      local base = vmlab.disk.create{path=folder .. "/base.vhd", size="8M"}
+      base:write(0, "base")
+      local child = vmlab.disk.create{path=folder .. "/child.vhd", parent=base}
+      local grandchild = vmlab.disk.create{path=folder .. "/gc.vhd", parent=folder .. "/child.vhd"}
+      local written = grandchild:write(512, "leaf")
+      local info = grandchild:info()
+      return grandchild.type, grandchild.parent.path, grandchild.chain[1], grandchild.chain[3], #grandchild.chain,
+        grandchild:read(0, 4), grandchild:read(512, 4), child:read(512, 4) == "\\0\\0\\0\\0", written,
+        info.type, info.size, #info.chain, info.chain[3].path, info.allocatedBytes > 0, grandchild.chain:where(
+          function(p) return p:find("child") end)[1]
+      """)
+    let expected: [LuaValue] = [
+      "differencing", .text(folder + "/child.vhd"), .text(folder + "/gc.vhd"), .text(folder + "/base.vhd"), 3, "base",
+      "leaf", true, 4, "differencing", 8_388_608, 3, .text(folder + "/base.vhd"), true, .text(folder + "/child.vhd"),
+    ]
+    XCTAssertEqual(results, expected)
+  }
+
+  func testMergeReturnsTheParentAndLeavesAStaleHandle() throws {
+    let results = try lua(
+      """
+      local base = vmlab.disk.create{path=folder .. "/base.vhd", size="8M"}
+      local child = vmlab.disk.create{path=folder .. "/child.vhd", parent=base}
+      child:write(4096, "merged data")
+      local parent, report = child:merge()
+      return parent.path, parent:read(4096, 11), report.bytesMerged > 0, report.childRemoved, tostring(child)
+      """)
+    XCTAssertEqual(
+      results,
+      [
+        .text(folder + "/base.vhd"), "merged data", true, true,
+        .text("Disk \(folder!)/child.vhd (merged into \(folder!)/base.vhd)"),
+      ])
+    XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/child.vhd"))
+    assertError(
+      #"local d = vmlab.disk.open(folder .. "/base.vhd"); local c = vmlab.disk.create{path=folder .. "/c2.vhd", parent=d}; c:merge(); return c.size"#,
+      contains: "c2.vhd was merged into")
+  }
+
+  func testMergeRefusesWhenTheParentHasOtherChildrenUnlessForced() throws {
+    try lua(
+      """
+      base = vmlab.disk.create{path=folder .. "/base.vhd", size="8M"}
+      one = vmlab.disk.create{path=folder .. "/one.vhd", parent=base}
+      two = vmlab.disk.create{path=folder .. "/two.vhd", parent=base}
+      """)
+    assertError("one:merge()", contains: "other disks use the same parent")
+    XCTAssertEqual(try lua("local p = one:merge{force=true}; return p.path"), [.text(folder + "/base.vhd")])
+  }
+
+  func testClosedHandlesAndBadArgumentsGiveClearErrors() throws {
+    try lua(#"d = vmlab.disk.create{path=folder .. "/a.vhd", size="1M"}"#)
+    XCTAssertEqual(
+      try lua("d:close(); return d.closed, d.path, tostring(d)"),
+      [true, .text(folder + "/a.vhd"), .text("Disk \(folder!)/a.vhd (closed)")])
+    assertError("return d:read(0, 1)", contains: "is closed; open it again with vmlab.disk.open")
+    assertError(#"vmlab.disk.create{path=folder .. "/b.vhd"}"#, contains: "field 'size' (or 'parent') is required")
+    assertError(
+      #"vmlab.disk.create{path=folder .. "/b.vhd", size="1M", type="weird"}"#, contains: "\"dynamic\" or \"fixed\"")
+    assertError(#"vmlab.disk.create{path=folder .. "/b.vhd", size="lots"}"#, contains: "lots")
+    assertError(#"vmlab.disk.create{path=folder .. "/b.vhd", size="1M", sise=3}"#, contains: "unknown option 'sise'")
+    assertError(#"vmlab.disk.create{size="1M"}"#, contains: "field 'path': string expected, got nil")
+    assertError(#"vmlab.disk.create{path=folder .. "/a.vhd", size="1M"}"#, contains: "a.vhd")  // exists
+    assertError(#"vmlab.disk.open(folder .. "/missing.vhd")"#, contains: "missing.vhd")
+    assertError(
+      #"local d = vmlab.disk.open(folder .. "/a.vhd"); return d:read(-1, 1)"#, contains: "offset cannot be negative")
+    assertError(
+      #"local d = vmlab.disk.open(folder .. "/a.vhd"); return d.sise"#, contains: "Disk has no field or method 'sise'")
+    assertError(#"local d = vmlab.disk.open(folder .. "/a.vhd"); return d.read(0, 1)"#, contains: "bad self")
+    // Engine errors are ordinary Lua errors: pcall catches them and the script goes on.
+    XCTAssertEqual(
+      try lua(#"local ok, message = pcall(vmlab.disk.open, folder .. "/missing.vhd"); return ok, type(message)"#),
+      [false, "string"])
+    XCTAssertEqual(libraryOpens, 0)
+  }
+
+  func testRequireGivesTheSameModule() throws {
+    XCTAssertEqual(try lua(#"return require("vmlab") == vmlab, type(vmlab.version)"#), [true, "string"])
+  }
+}
