@@ -1,0 +1,158 @@
+import Foundation
+import XCTest
+
+/// `vmlab run` end to end: files, -e chunks, bundled scripts, arguments, errors, the sandbox.
+final class ScriptCommandTests: XCTestCase {
+  private var folder: TemporaryFolder!
+  private var library: [String] { ["--library", folder.file("library")] }
+
+  override func setUp() {
+    folder = TemporaryFolder()
+  }
+
+  private func write(_ name: String, _ text: String) -> String {
+    let path = folder.file(name)
+    try! FileManager.default.createDirectory(
+      atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    try! text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+  }
+
+  @discardableResult
+  private func run(
+    _ arguments: [String], expect status: Int32 = 0, environment: [String: String] = [:], input: String? = nil,
+    file: StaticString = #filePath, line: UInt = #line
+  ) throws -> CommandResult {
+    let result = try vmlab(["run"] + arguments, in: folder.path, input: input, environment: environment)
+    XCTAssertFalse(result.signaled, "vmlab crashed: \(result.error)", file: file, line: line)
+    XCTAssertEqual(result.status, status, "\(arguments): \(result.output) \(result.error)", file: file, line: line)
+    return result
+  }
+
+  func testRunsAFileWithTheEngine() throws {
+    let script = write(
+      "lab.lua",
+      """
+      local web = vmlab.vm.create{name="web01", disks={"16M", "4M"}, additions=true}
+      web:start()
+      local cp, action = web:checkpoint{name="clean"}
+      print(web)
+      print(cp.name, action, #web:checkpoints())
+      """)
+    let result = try run(library + [script])
+    XCTAssertEqual(result.output, "VM web01 (running, 2 disks)\nclean\tshut down\t1\n")
+    // The direct verbs see what the script did.
+    let listed = try vmlab(["checkpoint", "list", "--vm", "web01"] + library, in: folder.path)
+    XCTAssertTrue(listed.output.contains("clean"), listed.output)
+  }
+
+  func testRunsChunksWithoutALibrary() throws {
+    let result = try run(
+      ["-e", "print(1 + 1)", "-e", "print(vmlab.version)"], environment: ["VMLAB_LIBRARY": folder.file("unused")])
+    XCTAssertEqual(result.output, "2\n0.1.0\n")
+    XCTAssertFalse(
+      FileManager.default.fileExists(atPath: folder.file("unused")), "a chunk that uses no VMs opened a library")
+    let disk = try run(["-e", #"local d = vmlab.disk.create{path="d.vhd", size="1M"}; print(d.size, d.path)"#])
+    XCTAssertEqual(disk.output, "1048576\t\(folder.file("d.vhd"))\n")
+  }
+
+  func testScriptArgumentsAreInArgAndDots() throws {
+    let script = write("args.lua", "print(#arg, arg[0], arg[1], arg[2], arg[3], arg[-1], select('#', ...), ...)")
+    let result = try run([script, "one", "--two", "-e"])
+    XCTAssertEqual(result.output, "3\t\(script)\tone\t--two\t-e\trun\t3\tone\t--two\t-e\n")
+  }
+
+  func testSyntaxErrorsNameFileAndLine() throws {
+    let script = "bad.lua"
+    _ = write(script, "local x = 1\nlocal y = = 2\n")
+    let result = try run([script], expect: 1)
+    XCTAssertTrue(result.error.contains("\(script):2:"), result.error)
+    XCTAssertTrue(result.error.contains("unexpected symbol near '='"), result.error)
+    let chunk = try run(["-e", "x ="], expect: 1)
+    XCTAssertTrue(chunk.error.contains("(command line):1:"), chunk.error)
+  }
+
+  func testRuntimeErrorsPrintATraceback() throws {
+    // Relative: Lua shortens long chunk names in messages ("...end/of/the/path.lua").
+    let script = "fail.lua"
+    _ = write(script, "print('before')\nlocal function inner() error('it broke') end\ninner()\n")
+    let result = try run([script], expect: 1)
+    XCTAssertEqual(result.output, "before\n")
+    XCTAssertTrue(result.error.contains("\(script):2: it broke"), result.error)
+    XCTAssertTrue(result.error.contains("stack traceback:"), result.error)
+    XCTAssertTrue(result.error.contains("in local 'inner'"), result.error)
+    // An engine error is a Lua error with the engine's message.
+    let engine = try run(library + ["-e", "vmlab.vm.get('ghost')"], expect: 1)
+    XCTAssertTrue(engine.error.contains("VM 'ghost' not found"), engine.error)
+    let caught = try run(library + ["-e", "print(pcall(vmlab.vm.get, 'ghost'))"])
+    XCTAssertTrue(caught.output.hasPrefix("false\tVM 'ghost' not found"), caught.output)
+  }
+
+  func testOsExitFlushesAndSetsTheStatus() throws {
+    let result = try run(["-e", "io.write('partial'); print(' line'); os.exit(3)"], expect: 3)
+    XCTAssertEqual(result.output, "partial line\n")
+    try run(["-e", "os.exit(true)"], expect: 0)
+    try run(["-e", "os.exit(false)"], expect: 1)
+  }
+
+  func testBundledScriptsAndModulesAreFoundFromAnyFolder() throws {
+    let stdlib = folder.file("stdlib")
+    _ = write("stdlib/hello.lua", "local lab = require 'vmlab.greeting'\nprint(lab.greet(arg[1]))\n")
+    _ = write("stdlib/vmlab/greeting.lua", "return { greet = function(who) return 'hello ' .. who end }\n")
+    _ = write("elsewhere/local.lua", "return { value = 42 }")
+    let beside = write("elsewhere/main.lua", "print(require('local').value)")
+    let result = try run(["hello", "class"], environment: ["VMLAB_STDLIB": stdlib])
+    XCTAssertEqual(result.output, "hello class\n")
+    XCTAssertEqual(try run(["hello.lua", "you"], environment: ["VMLAB_STDLIB": stdlib]).output, "hello you\n")
+    // Modules beside the script, whatever the working folder.
+    XCTAssertEqual(try run([beside]).output, "42\n")
+    let missing = try run(["no-such-script"], expect: 1, environment: ["VMLAB_STDLIB": stdlib])
+    XCTAssertTrue(missing.error.contains("cannot find the script 'no-such-script'"), missing.error)
+  }
+
+  func testScriptFromStandardInput() throws {
+    XCTAssertEqual(try run(["-", "x"], input: "print('stdin', ...)").output, "stdin\tx\n")
+  }
+
+  func testUsageErrors() throws {
+    let result = try vmlab(["run"], in: folder.path)
+    XCTAssertEqual(result.status, 2, result.error)
+    XCTAssertTrue(result.error.contains("give a script to run"), result.error)
+  }
+
+  func testSandboxStopsRunawayScripts() throws {
+    let loop = try run(["--sandbox", "-e", "while true do end"], expect: 1)
+    XCTAssertTrue(loop.error.contains("instruction budget of 10000000 exceeded"), loop.error)
+    XCTAssertTrue(loop.error.contains("--instruction-budget"), loop.error)
+    let small = try run(["--sandbox", "--instruction-budget", "50000", "-e", "for i = 1, 1e6 do end"], expect: 1)
+    XCTAssertTrue(small.error.contains("instruction budget of 50000 exceeded"), small.error)
+    // pcall cannot swallow the budget.
+    let caught = try run(
+      [
+        "--sandbox", "--instruction-budget", "50000", "-e",
+        "print(pcall(function() while true do end end)) print('after')",
+      ], expect: 1)
+    XCTAssertFalse(caught.output.contains("after"), caught.output)
+
+    let memory = try run(["--sandbox", "-e", "local t = {} for i = 1, 1e8 do t[i] = i end"], expect: 1)
+    XCTAssertTrue(memory.error.contains("memory limit of 67108864 bytes exceeded"), memory.error)
+    let string = try run(
+      ["--sandbox", "--memory-limit", "8M", "-e", "local s = string.rep('x', 64 * 1024 * 1024)"], expect: 1)
+    XCTAssertTrue(string.error.contains("memory limit of 8388608 bytes exceeded"), string.error)
+
+    let absent = try run(
+      ["--sandbox", "-e", "print(io, os, debug, package.loadlib, select(2, load(string.dump(function() end))))"])
+    XCTAssertEqual(absent.output, "nil\tnil\tnil\tnil\tattempt to load a binary chunk (mode is 't')\n")
+    // The engine stays available in the sandbox.
+    XCTAssertEqual(try run(["--sandbox"] + library + ["-e", "print(#vmlab.vms())"]).output, "0\n")
+    // Unlimited again when asked.
+    try run(["--sandbox", "--instruction-budget", "0", "-e", "for i = 1, 2e7 do end"])
+  }
+
+  func testBridgeBenchmarkPrintsJSON() throws {
+    let result = try run(["--bench-bridge"], environment: ["LUAHOST_BENCHMARK_ITERATIONS": "20000"])
+    let json = try parseJSON(result.output)
+    XCTAssertNotNil(json["bridgedCall"] as? Double, result.output)
+    XCTAssertNotNil(json["luaCall"] as? Double, result.output)
+  }
+}
