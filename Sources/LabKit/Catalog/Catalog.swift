@@ -8,6 +8,9 @@ final class Catalog {
   init(path: String) throws {
     var configuration = Configuration()
     configuration.busyMode = .timeout(10)
+    // Write-ahead logging: one fsync per commit (synchronous stays FULL, so a commit survives power
+    // loss), and readers never wait for a writer.
+    configuration.journalMode = .wal
     configuration.prepareDatabase { db in
       try db.execute(sql: "PRAGMA foreign_keys = ON")
     }

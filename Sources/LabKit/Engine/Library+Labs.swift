@@ -45,7 +45,9 @@ extension Library {
   }
 
   public func labs() throws -> [Lab] {
-    try catalog.read { db in try LabRecord.order(sql: "name COLLATE NOCASE").fetchAll(db).map { try labSnapshot(db, $0) } }
+    try catalog.read { db in
+      try LabRecord.order(sql: "name COLLATE NOCASE").fetchAll(db).map { try labSnapshot(db, $0) }
+    }
   }
 
   @discardableResult
@@ -135,21 +137,22 @@ extension Library {
       }
       return (vm, checkpoint, try self.vm(named: vm).state == .running)
     }
-    let outcomes = try parallel(targets) { target -> LabMemberResult in
-      let start = Date()
-      let (_, result) = try self.restore(checkpoint: target.checkpoint.id)
-      var state = result?.vmState ?? .stopped
+    // One journaled operation for the whole lab: all VMs come back, or none.
+    let start = Date()
+    let restored = try restore(checkpoints: targets.map(\.checkpoint.id))
+    let restarted = try parallel(Array(zip(targets, restored))) { target, outcome -> LabMemberResult in
+      var state = outcome.state
       if target.wasRunning && state != .running {
         state = try self.start(vm: target.vm).state
       }
       return LabMemberResult(
-        vm: target.vm, checkpoint: target.checkpoint.name, checkpointID: target.checkpoint.id,
-        action: result?.action ?? .none, state: state, seconds: Date().timeIntervalSince(start))
+        vm: target.vm, checkpoint: target.checkpoint.name, checkpointID: target.checkpoint.id, action: outcome.action,
+        state: state, seconds: Date().timeIntervalSince(start))
     }
-    if let failure = outcomes.compactMap({ $0.failure }).first {
-      throw LabKitError(.failed, "lab '\(lab.name)': \(failure)")
+    if let failure = restarted.compactMap({ $0.failure }).first {
+      throw LabKitError(.failed, "lab '\(lab.name)' was restored, but a VM did not start again: \(failure)")
     }
-    return outcomes.compactMap { $0.success }
+    return restarted.compactMap { $0.success }
   }
 
   /// The checkpoint names every VM of the lab has.

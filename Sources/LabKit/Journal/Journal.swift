@@ -38,7 +38,8 @@ extension Library {
     }
     try fault("\(operation):committed")
     try finish(entryID: entryID, deletes: deletes)
-    try? writeManifest(vm: vm)
+    // A bulk operation names its VMs separated by commas (names cannot hold one).
+    for name in vm.split(separator: ",") { try? writeManifest(vm: String(name)) }
     return result
   }
 
@@ -70,7 +71,7 @@ extension Library {
       } else {
         try rollBack(entryID: entry.id!, creates: entry.creates)
       }
-      try? writeManifest(vm: entry.vmName)
+      for name in entry.vmName.split(separator: ",") { try? writeManifest(vm: String(name)) }
     }
   }
 }
