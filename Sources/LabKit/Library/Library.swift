@@ -44,11 +44,13 @@ public final class Library: @unchecked Sendable {
 
   /// The host kind new VMs get (a library setting; `virtual-server` unless changed).
   public var defaultHostKind: HostKind {
-    get {
-      (try? catalog.read { db in
-        try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = 'hostKind'")
-      }).flatMap { $0.flatMap(HostKind.init(rawValue:)) } ?? .virtualServer
-    }
+    (try? catalog.read { db in try defaultHostKind(db) }) ?? .virtualServer
+  }
+
+  /// The setting read inside a catalog access already open (GRDB accesses do not nest).
+  func defaultHostKind(_ db: Database) throws -> HostKind {
+    try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = 'hostKind'").flatMap(HostKind.init(rawValue:))
+      ?? .virtualServer
   }
 
   public func setDefaultHostKind(_ kind: HostKind) throws {
