@@ -132,8 +132,8 @@ let diskSize: UInt64 = 16 * MiB
 
 extension Library {
   /// Reads a whole disk of a VM as it is now.
-  func contents(_ vm: String, disk: Int) throws -> [UInt8] {
-    try diskRead(vm: vm, disk: disk, offset: 0, count: Int(diskSize))
+  func contents(_ vm: String, disk: Int, size: UInt64 = diskSize) throws -> [UInt8] {
+    try diskRead(vm: vm, disk: disk, offset: 0, count: Int(size))
   }
 
   /// Reads a whole disk of a checkpoint's frozen state, without restoring it.
