@@ -93,7 +93,8 @@ extension Library {
           }
           var record = DiskRecord(
             id: nil, path: disk.path, uniqueID: identity.id, parentID: disk.parent.flatMap { ids[$0] },
-            vmID: disk.role == .template ? nil : vm.id, slot: disk.slot, role: disk.role, checkpointID: nil)
+            vmID: disk.role == .template ? nil : vm.id, slot: disk.slot, role: disk.role, checkpointID: nil,
+            sourceUniqueID: disk.sourceUniqueID)
           try record.insert(db)
           ids[disk.path] = record.id
         }

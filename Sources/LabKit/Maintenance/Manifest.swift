@@ -12,6 +12,8 @@ struct VMManifest: Codable {
     var slot: Int?
     var role: DiskRole
     var checkpointStamp: String?
+    /// For templates: the unique id of the disk they were made from.
+    var sourceUniqueID: String? = nil
   }
 
   struct Slot: Codable {
@@ -79,7 +81,7 @@ extension Library {
         disks: disks.map {
           VMManifest.Disk(
             path: $0.path, uniqueID: $0.uniqueID, parent: $0.parentID.flatMap { byID[$0]?.path }, slot: $0.slot,
-            role: $0.role, checkpointStamp: $0.checkpointID.flatMap { stamps[$0] })
+            role: $0.role, checkpointStamp: $0.checkpointID.flatMap { stamps[$0] }, sourceUniqueID: $0.sourceUniqueID)
         },
         checkpoints: try checkpoints.map { checkpoint in
           let states = try CheckpointDiskRecord.filter(Column("checkpointID") == checkpoint.id!).order(Column("slot"))
