@@ -19,8 +19,7 @@ extension Library {
   public func repair() throws -> RepairReport {
     var report = RepairReport(vms: [], checkpoints: 0, labs: [], notes: [])
     let folders = ((try? FileManager.default.contentsOfDirectory(atPath: absolute("vms"))) ?? []).sorted()
-    let decoder = JSONDecoder()
-    decoder.dateDecodingStrategy = .iso8601
+    let decoder = Library.manifestDecoder
     try catalog.write { db in
       try db.execute(sql: "PRAGMA defer_foreign_keys = ON")
       for table in ["labMember", "lab", "checkpointDisk", "checkpoint", "slot", "disk", "vm", "journal"] {

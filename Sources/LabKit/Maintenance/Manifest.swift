@@ -60,9 +60,35 @@ extension Library {
   static let manifestEncoder: JSONEncoder = {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    encoder.dateEncodingStrategy = .iso8601
+    // Milliseconds kept: checkpoints are ordered by creation time, often several in one second.
+    encoder.dateEncodingStrategy = .custom { date, encoder in
+      var container = encoder.singleValueContainer()
+      try container.encode(manifestDateFormatter(fractional: true).string(from: date))
+    }
     return encoder
   }()
+
+  /// Reads manifest dates with or without fractional seconds.
+  static let manifestDecoder: JSONDecoder = {
+    let decoder = JSONDecoder()
+    decoder.dateDecodingStrategy = .custom { decoder in
+      let container = try decoder.singleValueContainer()
+      let text = try container.decode(String.self)
+      guard let date = manifestDateFormatter(fractional: true).date(from: text)
+        ?? manifestDateFormatter(fractional: false).date(from: text)
+      else {
+        throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an ISO 8601 date: \(text)")
+      }
+      return date
+    }
+    return decoder
+  }()
+
+  static func manifestDateFormatter(fractional: Bool) -> ISO8601DateFormatter {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = fractional ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
+    return formatter
+  }
 
   /// Rewrites a VM's manifest from the catalog (atomically), or removes it when the VM is gone.
   func writeManifest(vm name: String) throws {
