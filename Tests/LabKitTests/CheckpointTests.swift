@@ -43,7 +43,7 @@ final class CheckpointTests: LabKitTestCase {
     let checkpoint = try library.checkpoint(vm: "db", name: "one").checkpoint
     try scribble("db", disks: 3, tag: 2)
     try library.write("db", disk: 2, at: 0, pattern(9, 4096))
-    XCTAssertNotEqual(try snapshot("db", disks: 3), before)
+    XCTAssertFalse(same(try snapshot("db", disks: 3), before))
     let (plan, result) = try library.restore(checkpoint: checkpoint.id)
     XCTAssertTrue(plan.applied)
     XCTAssertEqual(result?.action, .turnedOff)  // it ran (for the writes) and has no additions
@@ -62,7 +62,7 @@ final class CheckpointTests: LabKitTestCase {
     for round in 0..<6 {
       if round % 2 == 0 { try scribble("lab1", disks: 2, tag: UInt8(10 + round)) }  // sometimes nothing changed
       try library.restore(checkpoint: checkpoint.id)
-      XCTAssertTrue(try snapshot("lab1", disks: 2) == moment, "round \(round)")
+      XCTAssertTrue(same(try snapshot("lab1", disks: 2), moment), "round \(round)")
       XCTAssertEqual(try library.checkpoints(vm: "lab1").map(\.name), ["start"])
       XCTAssertEqual(filesUnder(root + "/vms/lab1").count, filesAtStart, "restores must not pile up files")
       try assertConsistent()
@@ -92,7 +92,7 @@ final class CheckpointTests: LabKitTestCase {
     for (checkpoint, moment) in expected {
       try scribble("t", disks: 2, tag: 77)
       try library.restore(checkpoint: checkpoint.id)
-      XCTAssertTrue(try snapshot("t", disks: 2) == moment, "restore \(checkpoint.name)")
+      XCTAssertTrue(same(try snapshot("t", disks: 2), moment), "restore \(checkpoint.name)")
       XCTAssertEqual(try library.vm(named: "t").currentCheckpointID, checkpoint.id)
       XCTAssertEqual(try library.checkpoint(id: checkpoint.id).isCurrent, true)
       try assertConsistent()
@@ -158,7 +158,7 @@ final class CheckpointTests: LabKitTestCase {
     XCTAssertGreaterThan(removePlan.bytesMerged, 0)
 
     XCTAssertEqual(filesUnder(root), files)
-    XCTAssertTrue(try snapshot("w", disks: 2) == contents, "contents differ")
+    XCTAssertTrue(same(try snapshot("w", disks: 2), contents), "contents differ")
     XCTAssertEqual(try library.checkpoints(vm: "w"), catalogBefore)
     XCTAssertEqual(try library.vm(named: "w"), vmBefore)
 
@@ -231,7 +231,7 @@ final class CheckpointTests: LabKitTestCase {
     XCTAssertEqual(restored?.vmState, .running)
     XCTAssertEqual(host.memory("hv"), "memory at checkpoint")
     XCTAssertEqual(try library.vm(named: "hv").state, .running)
-    XCTAssertTrue(try snapshot("hv", disks: 2) == before, "contents differ")
+    XCTAssertTrue(same(try snapshot("hv", disks: 2), before), "contents differ")
     try library.guestWrite(vm: "hv", disk: 1, offset: 0, bytes: [1])  // it really runs
     try assertConsistent()
 
@@ -304,7 +304,7 @@ final class CheckpointTests: LabKitTestCase {
     let imported = try Library(at: folder.path + "/other", host: host)
     for (index, path) in paths.enumerated() {
       try imported.createVM(name: "copy\(index)", from: path)
-      XCTAssertTrue(try imported.contents("copy\(index)", disk: 1) == atA[index], "contents differ")
+      XCTAssertTrue(same(try imported.contents("copy\(index)", disk: 1), atA[index]), "contents differ")
     }
   }
 }

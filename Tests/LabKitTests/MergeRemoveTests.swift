@@ -46,7 +46,7 @@ final class MergeRemoveTests: LabKitTestCase {
     XCTAssertTrue(plan.applied)
     XCTAssertEqual(plan.checkpointsRemoved, ["c"])
     XCTAssertEqual(plan.alsoAffected, [])
-    XCTAssertTrue(try state("m") == now, "a merge changes nothing the VM sees")
+    XCTAssertTrue(same(try state("m"), now), "a merge changes nothing the VM sees")
     XCTAssertEqual(try library.checkpoints(vm: "m").map(\.name), ["a", "b"])
     XCTAssertEqual(try library.vm(named: "m").currentCheckpointID, ids["b"])
     for path in plan.filesRemoved { XCTAssertFalse(FileManager.default.fileExists(atPath: path), path) }
@@ -55,7 +55,7 @@ final class MergeRemoveTests: LabKitTestCase {
     try library.write("m", disk: 1, at: 0, pattern(40, 100))  // still writable
     for name in ["a", "b", "a"] {
       try library.restore(checkpoint: ids[name]!)
-      XCTAssertTrue(try state("m") == moments[name]!, name)
+      XCTAssertTrue(same(try state("m"), moments[name]!), name)
     }
     try assertConsistent()
   }
@@ -67,19 +67,19 @@ final class MergeRemoveTests: LabKitTestCase {
     let plan = try library.merge(checkpoint: ids["b"]!)
     XCTAssertEqual(plan.checkpointsRemoved, ["b", "c"])
     XCTAssertEqual(plan.alsoAffected, ["c"], "the later checkpoint is named as going too")
-    XCTAssertTrue(try state("m") == now, "contents differ")
+    XCTAssertTrue(same(try state("m"), now), "contents differ")
     XCTAssertEqual(try library.checkpoints(vm: "m").map(\.name), ["a"])
     XCTAssertEqual(filesUnder(root + "/vms/m").filter { $0.hasSuffix(".vhd") }.count, files - 4)
     XCTAssertEqual(try library.vm(named: "m").disks.map(\.chain.count), [2, 2])
     try assertConsistent()
     try assertMoments(moments, vm: "m")
     try library.restore(checkpoint: ids["a"]!)
-    XCTAssertTrue(try state("m") == moments["a"]!, "contents differ")
+    XCTAssertTrue(same(try state("m"), moments["a"]!), "contents differ")
     // Merge the last one: back to plain disks with the current data.
     try library.write("m", disk: 2, at: 7 * MiB, pattern(50, 999))
     let final = try state("m")
     try library.merge(checkpoint: ids["a"]!)
-    XCTAssertTrue(try state("m") == final, "contents differ")
+    XCTAssertTrue(same(try state("m"), final), "contents differ")
     XCTAssertEqual(try library.checkpoints(vm: "m"), [])
     XCTAssertEqual(try library.vm(named: "m").disks.map(\.chain.count), [1, 1])
     XCTAssertEqual(filesUnder(root + "/vms/m").filter { $0.hasSuffix(".vhd") }.sorted(), ["m-disk1.vhd", "m-disk2.vhd"])
@@ -103,15 +103,15 @@ final class MergeRemoveTests: LabKitTestCase {
     let offLine = expectError(.invalidState) { try library.merge(checkpoint: ids["b"]!) }
     XCTAssertTrue(offLine?.message.contains("current line") ?? false, offLine?.message ?? "")
     XCTAssertEqual(filesUnder(root), files, "a refused merge touches nothing")
-    XCTAssertTrue(try state("m") == now, "contents differ")
+    XCTAssertTrue(same(try state("m"), now), "contents differ")
     try assertConsistent()
     // d alone can be merged: its state belongs to this branch only.
     try library.merge(checkpoint: d.id)
-    XCTAssertTrue(try state("m") == now, "contents differ")
+    XCTAssertTrue(same(try state("m"), now), "contents differ")
     try assertMoments(moments, vm: "m")
     for name in ["b", "c", "a"] {
       try library.restore(checkpoint: ids[name]!)
-      XCTAssertTrue(try state("m") == moments[name]!, name)
+      XCTAssertTrue(same(try state("m"), moments[name]!), name)
     }
     try assertConsistent()
   }
@@ -121,7 +121,7 @@ final class MergeRemoveTests: LabKitTestCase {
     let now = try state("m")
     let plan = try library.remove(checkpoint: ids["b"]!)
     XCTAssertEqual(plan.checkpointsRemoved, ["b"])
-    XCTAssertTrue(try state("m") == now, "contents differ")
+    XCTAssertTrue(same(try state("m"), now), "contents differ")
     XCTAssertEqual(try library.checkpoints(vm: "m").map(\.name), ["a", "c"])
     XCTAssertEqual(try library.checkpoint(vm: "m", named: "c").parentID, ids["a"], "c now descends from a")
     try assertConsistent()
@@ -129,7 +129,7 @@ final class MergeRemoveTests: LabKitTestCase {
     for name in ["c", "a", "c"] {
       try scribble("m", tag: 30)
       try library.restore(checkpoint: ids[name]!)
-      XCTAssertTrue(try state("m") == moments[name]!, name)
+      XCTAssertTrue(same(try state("m"), moments[name]!), name)
       try assertConsistent()
     }
   }
@@ -147,18 +147,18 @@ final class MergeRemoveTests: LabKitTestCase {
     // The first (its state is the base) and the current one.
     try library.remove(checkpoint: ids["a"]!)
     try library.remove(checkpoint: e.id)
-    XCTAssertTrue(try state("m") == now, "contents differ")
+    XCTAssertTrue(same(try state("m"), now), "contents differ")
     XCTAssertEqual(try library.checkpoints(vm: "m").map(\.name), ["b", "c"])
     try assertConsistent()
     try assertMoments(all, vm: "m")
     // b's state is read by c's line and by the current one: it stays as a plain disk.
     try library.remove(checkpoint: ids["b"]!)
     try assertConsistent()
-    XCTAssertTrue(try state("m") == now, "contents differ")
+    XCTAssertTrue(same(try state("m"), now), "contents differ")
     try library.restore(checkpoint: ids["c"]!)
-    XCTAssertTrue(try state("m") == moments["c"]!, "contents differ")
+    XCTAssertTrue(same(try state("m"), moments["c"]!), "contents differ")
     try library.remove(checkpoint: ids["c"]!)
-    XCTAssertTrue(try state("m") == moments["c"]!, "contents differ")
+    XCTAssertTrue(same(try state("m"), moments["c"]!), "contents differ")
     XCTAssertEqual(try library.checkpoints(vm: "m"), [])
     try assertConsistent()
     _ = expectError(.notFound) { try library.remove(checkpoint: ids["c"]!) }

@@ -89,7 +89,7 @@ final class ModelTests: LabKitTestCase {
       let now = try library.vm(named: vm)
       for slot in 0..<2 {
         let actual = try zones(ofChain: now.disks[slot].path)
-        if actual != model.disks[slot] {
+        if !same(actual, model.disks[slot]) {
           let first = actual.indices.first { actual[$0] != model.disks[slot][$0] }!
           XCTFail("\(context): disk \(slot + 1) differs from the model at packed byte \(first)")
           throw LabKitError(.failed, "model mismatch")
@@ -99,7 +99,7 @@ final class ModelTests: LabKitTestCase {
       let zone = random.int(0..<Self.zones.count)
       let slot = random.int(0..<2)
       let read = try library.diskRead(vm: vm, disk: slot + 1, offset: Self.zones[zone], count: Self.zoneSize)
-      XCTAssertTrue(read == Array(model.disks[slot][(zone * Self.zoneSize)..<((zone + 1) * Self.zoneSize)]), context)
+      XCTAssertTrue(same(read, Array(model.disks[slot][(zone * Self.zoneSize)..<((zone + 1) * Self.zoneSize)])), context)
       let checkpoints = try library.checkpoints(vm: vm)
       XCTAssertEqual(Set(checkpoints.map(\.id)), Set(model.checkpoints.keys), context)
       for checkpoint in checkpoints {
@@ -118,7 +118,7 @@ final class ModelTests: LabKitTestCase {
       }
       if step % 100 == 0 {
         for slot in 0..<2 {
-          XCTAssertTrue(try library.contents(vm, disk: slot + 1) == fullDisk(fromZones: model.disks[slot]), "\(context): full disk \(slot + 1)")
+          XCTAssertTrue(same(try library.contents(vm, disk: slot + 1), fullDisk(fromZones: model.disks[slot])), "\(context): full disk \(slot + 1)")
         }
       }
     }

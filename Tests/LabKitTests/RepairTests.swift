@@ -68,11 +68,11 @@ final class RepairTests: LabKitTestCase {
       try library.checkpoints().map { "\($0.vm) \($0.name) \($0.description) \($0.online) \($0.isCurrent)" },
       before.map { "\($0.0) \($0.1) \($0.2) \($0.3) \($0.4)" })
     XCTAssertEqual(try library.checkpoints().map { try $0.parentID.map { try library.checkpoint(id: $0).name } }, parents)
-    XCTAssertTrue(try contents("web", disks: 2) == now)
+    XCTAssertTrue(same(try contents("web", disks: 2), now))
     XCTAssertEqual(try library.lab(named: "course").vms, ["web", "hv"])
     for name in ["b", "a", "c"] {
       try library.restore(checkpoint: try library.checkpoint(vm: "web", named: name).id)
-      XCTAssertTrue(try contents("web", disks: 2) == moments[name]!, name)
+      XCTAssertTrue(same(try contents("web", disks: 2), moments[name]!), name)
     }
     host.setMemory("hv", "other")
     try library.restore(checkpoint: try library.checkpoint(vm: "hv", named: "live").id)
@@ -103,7 +103,7 @@ final class RepairTests: LabKitTestCase {
     XCTAssertEqual(report.checkpoints, 3)
     XCTAssertTrue(report.notes.contains { $0.contains("no vm.json") }, "\(report.notes)")
     try assertConsistent()
-    XCTAssertTrue(try contents("plain", disks: 2) == now, "the current leaf is found")
+    XCTAssertTrue(same(try contents("plain", disks: 2), now), "the current leaf is found")
     let rebuilt = try library.checkpoints(vm: "plain")
     XCTAssertEqual(rebuilt.map(\.stamp), stamps)
     XCTAssertEqual(rebuilt.map(\.name), stamps.map { "checkpoint \($0)" })
@@ -111,13 +111,13 @@ final class RepairTests: LabKitTestCase {
     XCTAssertEqual(try library.vm(named: "plain").currentCheckpointID, rebuilt[2].id)
     for (index, checkpoint) in rebuilt.enumerated().reversed() {
       try library.restore(checkpoint: checkpoint.id)
-      XCTAssertTrue(try contents("plain", disks: 2) == moments[index], "checkpoint \(index)")
+      XCTAssertTrue(same(try contents("plain", disks: 2), moments[index]), "checkpoint \(index)")
       try assertConsistent()
     }
     // Work goes on normally afterwards.
     try library.restore(checkpoint: rebuilt[2].id)
     try library.merge(checkpoint: rebuilt[1].id)
-    XCTAssertTrue(try contents("plain", disks: 2) == moments[2])
+    XCTAssertTrue(same(try contents("plain", disks: 2), moments[2]))
     try assertConsistent()
   }
 }

@@ -169,7 +169,7 @@ func pattern(_ tag: UInt8, _ count: Int) -> [UInt8] {
 }
 
 func assertEqualBytes(_ a: [UInt8], _ b: [UInt8], _ message: String, file: StaticString = #filePath, line: UInt = #line) {
-  guard a != b else { return }
+  guard !same(a, b) else { return }
   guard a.count == b.count else {
     XCTFail("\(message): sizes differ \(a.count) vs \(b.count)", file: file, line: line)
     return
@@ -222,5 +222,31 @@ class LabKitTestCase: XCTestCase {
       XCTFail("expected a LabKitError \(kind), got \(error)", file: file, line: line)
       return nil
     }
+  }
+}
+
+// Byte comparisons with memcmp: `==` on [UInt8] is element by element and unspecialised in debug
+// builds, which made it the slowest part of these tests.
+func same(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+  a.count == b.count && a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, a.count) == 0 } }
+}
+
+func same(_ a: [UInt8]?, _ b: [UInt8]?) -> Bool {
+  switch (a, b) {
+  case (nil, nil): return true
+  case (let a?, let b?): return same(a, b)
+  default: return false
+  }
+}
+
+func same(_ a: [[UInt8]], _ b: [[UInt8]]) -> Bool {
+  a.count == b.count && zip(a, b).allSatisfy { same($0, $1) }
+}
+
+func same(_ a: [[UInt8]]?, _ b: [[UInt8]]?) -> Bool {
+  switch (a, b) {
+  case (nil, nil): return true
+  case (let a?, let b?): return same(a, b)
+  default: return false
   }
 }
