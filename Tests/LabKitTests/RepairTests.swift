@@ -121,3 +121,39 @@ final class RepairTests: LabKitTestCase {
     try assertConsistent()
   }
 }
+
+extension RepairTests {
+  /// A restore deletes the files a checkpoint made when nothing else needs them; the checkpoint's
+  /// own state disk stays. Without vm.json, repair must still find that checkpoint.
+  func testRepairWithoutManifestsFindsCheckpointsWhoseOwnFilesARestoreDeleted() throws {
+    try library.createVM(name: "br", diskSizes: [small, small])
+    try library.write("br", disk: 1, at: 0, pattern(1, 2000))
+    let a = try library.checkpoint(vm: "br", name: "a").checkpoint
+    let atA = try contents("br", disks: 2)
+    try library.write("br", disk: 2, at: MiB, pattern(2, 2000))
+    try library.checkpoint(vm: "br", name: "b")
+    let atB = try contents("br", disks: 2)
+    try library.write("br", disk: 1, at: 2 * MiB, pattern(3, 2000))
+    try library.restore(checkpoint: a.id)  // b's own files (its children) are gone now
+    try library.write("br", disk: 1, at: 3 * MiB, pattern(4, 2000))
+    try library.turnOff(vm: "br")
+    let now = try contents("br", disks: 2)
+
+    try loseCatalog(manifests: true)
+    let report = try library.repair()
+    XCTAssertEqual(report.checkpoints, 2, "\(report.notes)")
+    try assertConsistent()
+    XCTAssertTrue(same(try contents("br", disks: 2), now), "the current leaf is found")
+    let rebuilt = try library.checkpoints(vm: "br")
+    XCTAssertEqual(rebuilt.count, 2)
+    XCTAssertEqual(try library.vm(named: "br").currentCheckpointID, rebuilt.first?.id)
+    var found: [[[UInt8]]] = []
+    for checkpoint in rebuilt {
+      try library.restore(checkpoint: checkpoint.id)
+      found.append(try contents("br", disks: 2))
+    }
+    XCTAssertTrue(found.count == 2 && same(found[0], atA) && same(found[1], atB), "a and b restore to their moments")
+    XCTAssertEqual(rebuilt.last?.parentID, rebuilt.first?.id)
+    try assertConsistent()
+  }
+}
