@@ -36,6 +36,8 @@ let package = Package(
     ),
     // The C side of every Swift function Lua calls: it raises Lua errors after the Swift frame returns.
     .target(name: "CLuaShim", dependencies: ["CLua"]),
+    // The Lua state and the generic bridge: values, Swift functions, userdata classes, lists, sandbox.
+    .target(name: "LuaHost", dependencies: ["CLua", "CLuaShim"]),
     .executableTarget(
       name: "vmlab",
       dependencies: [
@@ -45,6 +47,7 @@ let package = Package(
     ),
     .testTarget(name: "VHDTests", dependencies: ["VHD"]),
     .testTarget(name: "LabKitTests", dependencies: ["LabKit"], swiftSettings: [.swiftLanguageMode(.v5)]),
+    .testTarget(name: "LuaHostTests", dependencies: ["LuaHost"]),
     // End to end: runs the built vmlab binary.
     .testTarget(name: "vmlabTests", dependencies: ["VHD", "vmlab"]),
   ]

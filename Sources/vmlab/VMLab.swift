@@ -10,7 +10,9 @@ struct VMLab: ParsableCommand {
       Exit codes: 0 success, 1 an operation failed, 2 a usage error.
       """,
     version: "0.1.0",
-    subcommands: [DiskCommand.self]
+    subcommands: [
+      VMCommand.self, CheckpointCommand.self, LabCommand.self, JobCommand.self, LibraryCommand.self, DiskCommand.self,
+    ]
   )
 }
 

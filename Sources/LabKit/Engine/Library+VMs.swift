@@ -145,7 +145,7 @@ extension Library {
 
   private func insertVM(_ db: Database, name: String, additions: Bool, hostKind: HostKind?) throws -> VMRecord {
     var record = VMRecord(
-      id: nil, name: name, hostKind: try hostKind ?? defaultHostKind(db), state: .stopped, additions: additions, created: Date(),
+      id: nil, name: name, hostKind: try hostKind ?? storedHostKind(db), state: .stopped, additions: additions, created: Date(),
       currentCheckpointID: nil, savedStatePath: nil)
     try record.insert(db)
     return record

@@ -44,11 +44,11 @@ public final class Library: @unchecked Sendable {
 
   /// The host kind new VMs get (a library setting; `virtual-server` unless changed).
   public var defaultHostKind: HostKind {
-    (try? catalog.read { db in try defaultHostKind(db) }) ?? .virtualServer
+    (try? catalog.read { db in try storedHostKind(db) }) ?? .virtualServer
   }
 
-  /// The setting read inside a catalog access already open (GRDB accesses do not nest).
-  func defaultHostKind(_ db: Database) throws -> HostKind {
+  /// The setting, read inside a transaction that is already open.
+  func storedHostKind(_ db: Database) throws -> HostKind {
     try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = 'hostKind'").flatMap(HostKind.init(rawValue:))
       ?? .virtualServer
   }

@@ -166,7 +166,7 @@ extension Library {
     guard !bases.isEmpty else { throw LabKitError(.inconsistent, "no base disk named \(folder)-diskN.vhd") }
     return try catalog.write { db in
       var vm = VMRecord(
-        id: nil, name: folder, hostKind: try defaultHostKind(db), state: .stopped, additions: false, created: Date(),
+        id: nil, name: folder, hostKind: try storedHostKind(db), state: .stopped, additions: false, created: Date(),
         currentCheckpointID: nil, savedStatePath: nil)
       try vm.insert(db)
       var ids: [String: Int64] = [:]  // unique id → disk row

@@ -89,7 +89,7 @@ public final class VirtualDisk {
   private func bitmapOffset(_ block: Int) -> UInt64 { UInt64(table[block]) * 512 }
 
   /// Where the byte at `offsetInBlock` of an allocated block lives in the file.
-  private func fileOffset(block: Int, offsetInBlock: Int) -> UInt64 {
+  func fileOffset(block: Int, offsetInBlock: Int) -> UInt64 {
     if let header {
       return bitmapOffset(block) + UInt64(header.bitmapSize) + UInt64(offsetInBlock)
     }
@@ -127,6 +127,30 @@ public final class VirtualDisk {
         bitmaps[block] = bitmap
       }
     }
+  }
+
+  /// Where an allocated block's data can be overwritten in place without touching any metadata: a
+  /// fixed disk's block, or a dynamic disk's allocated block (its bitmap is all set). Nil otherwise.
+  func inPlaceDataOffset(block: Int) -> UInt64? {
+    switch type {
+    case .fixed: return fileOffset(block: block, offsetInBlock: 0)
+    case .dynamic: return table.isAllocated(block) ? fileOffset(block: block, offsetInBlock: 0) : nil
+    case .differencing: return nil
+    }
+  }
+
+  /// Copies the first `count` data bytes of `source`'s allocated `block` to `fileOffset` of this
+  /// file (an offset from `inPlaceDataOffset`).
+  func copyData(from source: VirtualDisk, block: Int, count: Int, to fileOffset: UInt64, buffer: IOBuffer) throws {
+    try file.copy(
+      from: source.file, at: source.fileOffset(block: block, offsetInBlock: 0), to: fileOffset, count: count,
+      buffer: buffer)
+    file.startWriteback(at: fileOffset, count: count)
+  }
+
+  /// Drops the page cache of a block's data (see `BlockFile.dropCache`).
+  func dropCachedData(block: Int, count: Int) {
+    file.dropCache(at: fileOffset(block: block, offsetInBlock: 0), count: count)
   }
 
   /// Appends a block: a new footer at the new end first, so the file always ends in a valid footer;

@@ -12,7 +12,7 @@ import SystemPackage
 final class BlockFile {
   let path: String
   let isWritable: Bool
-  private let descriptor: FileDescriptor
+  fileprivate let descriptor: FileDescriptor
   /// The file's length in bytes, kept current as this object writes past the end.
   private(set) var size: UInt64
   private var isClosed = false
@@ -99,6 +99,39 @@ final class BlockFile {
     size = max(size, offset + UInt64(buffer.count))
   }
 
+  /// Writes inside the file's current length; unlike `write`, safe to call from several threads at
+  /// once for ranges that do not overlap (pwrite is atomic per call and nothing here changes).
+  func overwrite(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
+    precondition(isWritable && offset + UInt64(buffer.count) <= size, "overwrite outside the file")
+    do {
+      _ = try descriptor.writeAll(toAbsoluteOffset: Int64(offset), buffer)
+    } catch let error as Errno {
+      throw VHDError(path: path, field: "file", .io, "write of \(buffer.count) bytes at \(offset) failed: \(error)")
+    }
+  }
+
+  /// Copies `count` bytes from `source` at `sourceOffset` to this file at `offset` inside the kernel
+  /// (copy_file_range), which spares the copy through user memory; falls back to read and write.
+  func copy(from source: BlockFile, at sourceOffset: UInt64, to offset: UInt64, count: Int, buffer: IOBuffer) throws {
+    precondition(isWritable && offset + UInt64(count) <= size, "copy outside the file")
+    var done = 0
+    if let copyFileRange = KernelCopy.function {
+      while done < count {
+        var input = Int64(sourceOffset) + Int64(done)
+        var output = Int64(offset) + Int64(done)
+        let copied = copyFileRange(source.descriptor.rawValue, &input, descriptor.rawValue, &output, count - done, 0)
+        if copied <= 0 { break }
+        done += copied
+      }
+    }
+    while done < count {
+      let chunk = buffer.slice(0..<min(buffer.bytes.count, count - done))
+      try source.read(at: sourceOffset + UInt64(done), into: chunk)
+      try overwrite(UnsafeRawBufferPointer(chunk), at: offset + UInt64(done))
+      done += chunk.count
+    }
+  }
+
   func write(_ bytes: [UInt8], at offset: UInt64) throws {
     try bytes.withUnsafeBytes { try write($0, at: offset) }
   }
@@ -111,6 +144,18 @@ final class BlockFile {
       throw VHDError(path: path, field: "file", .io, "cannot resize to \(newSize) bytes: \(error)")
     }
     size = newSize
+  }
+
+  /// Asks the kernel to start writing a range back now (sync_file_range with WRITE), without waiting:
+  /// a long copy that ends in `synchronize` then overlaps its writing with its copying.
+  func startWriteback(at offset: UInt64, count: Int) {
+    _ = KernelCopy.syncFileRange?(descriptor.rawValue, Int64(offset), Int64(count), 2)
+  }
+
+  /// Tells the kernel the cached pages of a range will not be read again (POSIX_FADV_DONTNEED);
+  /// never loses data. Freeing them early makes removing a large file afterwards cheap.
+  func dropCache(at offset: UInt64, count: Int) {
+    _ = posix_fadvise(descriptor.rawValue, off_t(offset), off_t(count), 4)
   }
 
   /// Forces written data to stable storage: merges rely on it before anything is deleted.
@@ -145,6 +190,29 @@ final class BlockFile {
     guard fstat(descriptor.rawValue, &info) == 0 else { return 0 }
     return Double(info.st_mtim.tv_sec)
   }
+}
+
+/// copy_file_range(2) and sync_file_range(2), looked up at run time: Glibc declares them only under
+/// _GNU_SOURCE, which Swift's Glibc module does not define.
+enum KernelCopy {
+  typealias SyncFileRange = @convention(c) (Int32, Int64, Int64, UInt32) -> Int32
+
+  static let syncFileRange: SyncFileRange? = symbol("sync_file_range").map { unsafeBitCast($0, to: SyncFileRange.self) }
+
+  private static func symbol(_ name: String) -> UnsafeMutableRawPointer? {
+    #if os(Linux)
+      return dlsym(UnsafeMutableRawPointer(bitPattern: 0), name)
+    #else
+      return nil
+    #endif
+  }
+
+  typealias Function =
+    @convention(c) (
+      Int32, UnsafeMutablePointer<Int64>?, Int32, UnsafeMutablePointer<Int64>?, Int, UInt32
+    ) -> Int
+
+  static let function: Function? = symbol("copy_file_range").map { unsafeBitCast($0, to: Function.self) }
 }
 
 /// A page-aligned scratch buffer for block I/O, freed when released.

@@ -40,8 +40,7 @@ extension DiskChain {
 
   /// The sector ranges (as byte offset and length, merged and in order) that the given layers hold
   /// themselves: what changed above a point in the chain.
-  public static func changedRanges(of files: [String], options: OpenOptions = OpenOptions()) throws -> [Range<UInt64>]
-  {
+  public static func changedRanges(of files: [String], options: OpenOptions = OpenOptions()) throws -> [Range<UInt64>] {
     var sectors: [Range<UInt64>] = []
     for path in files {
       let disk = try VirtualDisk.open(path, options: options)

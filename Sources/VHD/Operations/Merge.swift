@@ -41,10 +41,25 @@ extension DiskChain {
 
     let blocks = (0..<child.blockCount).filter { child.isAllocated($0) }
     let total = try child.allocatedBytes()
-    let buffer = IOBuffer(count: child.blockSize)
-    var merged: UInt64 = 0
     try progress?(0, total)
+    // Whole child blocks over parent blocks that can be overwritten in place need no metadata work:
+    // they are copied file to file. The rest (partial bitmaps, blocks the parent must allocate,
+    // differencing parents) go through the chain.
+    let target = parentChain.leaf
+    var direct: [(block: Int, destination: UInt64)] = []
+    var general: [Int] = []
     for block in blocks {
+      if target.blockSize == child.blockSize, try child.bitmap(of: block).isFull,
+        let destination = target.inPlaceDataOffset(block: block)
+      {
+        direct.append((block, destination))
+      } else {
+        general.append(block)
+      }
+    }
+    var merged: UInt64 = 0
+    let buffer = IOBuffer(count: child.blockSize)
+    for block in general {
       let blockRange = child.blockRange(block)
       let bitmap = try child.bitmap(of: block)
       let sectorsInDisk = Int(blockRange.count + 511) / 512
@@ -58,6 +73,18 @@ extension DiskChain {
       }
       try progress?(merged, total)
     }
+    // Whole blocks copy inside the kernel, file to file. When the child goes away afterwards, a
+    // second core frees its cached pages behind the copy, so that removing it is quick.
+    let evictor = DispatchQueue(label: "vmlab.merge.evict")
+    let shared = UncheckedSendable(child)
+    for (block, destination) in direct {
+      let count = Int(child.blockRange(block).count)
+      try target.copyData(from: child, block: block, count: count, to: destination, buffer: buffer)
+      if removeChild { evictor.async { shared.value.dropCachedData(block: block, count: count) } }
+      merged += UInt64(count)
+      try progress?(merged, total)
+    }
+    evictor.sync {}
     try parentChain.synchronize()
     if removeChild {
       child.close()
@@ -89,4 +116,11 @@ extension DiskChain {
       return disk.header?.parentUniqueID == parent.uniqueID && disk.type == .differencing ? path : nil
     }
   }
+}
+
+/// A value handed to another thread whose safety the caller guarantees (here: a disk used only for
+/// cache advice, which touches no state of the object).
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+  let value: Value
+  init(_ value: Value) { self.value = value }
 }

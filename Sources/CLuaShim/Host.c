@@ -1,0 +1,125 @@
+#include "CLuaShim.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// The allocator counts every byte Lua holds and refuses growth past the limit, except while a
+// Swift frame is innermost (see vmlab_host.swift_on_top). Shrinking never fails: Lua relies on it.
+static void *vmlab_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  vmlab_host *host = (vmlab_host *)ud;
+  size_t old = ptr != NULL ? osize : 0;  // with ptr == NULL, osize encodes the object's type
+  if (nsize == 0) {
+    free(ptr);
+    host->memory_used -= old;
+    return NULL;
+  }
+  if (nsize > old && host->memory_limit != 0 && !host->swift_on_top &&
+      host->memory_used - old + nsize > host->memory_limit) {
+    host->memory_limit_hit = 1;
+    return NULL;
+  }
+  void *block = realloc(ptr, nsize);
+  if (block != NULL) {
+    host->memory_used = host->memory_used - old + nsize;
+  }
+  return block;
+}
+
+static int vmlab_panic(lua_State *L) {
+  const char *message = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error object is not a string";
+  fprintf(stderr, "vmlab: unprotected Lua error: %s\n", message);
+  fflush(stderr);
+  abort();
+}
+
+// Warnings behave as in the standalone interpreter: off until "@on", "@off" turns them off again.
+static void vmlab_warn(void *ud, const char *message, int tocont) {
+  vmlab_host *host = (vmlab_host *)ud;
+  if (!host->warning_continues && !tocont && message[0] == '@') {
+    if (strcmp(message, "@on") == 0) {
+      host->warnings_on = 1;
+    } else if (strcmp(message, "@off") == 0) {
+      host->warnings_on = 0;
+    }
+    return;
+  }
+  if (host->warnings_on) {
+    if (!host->warning_continues) {
+      fputs("Lua warning: ", stderr);
+    }
+    fputs(message, stderr);
+    if (!tocont) {
+      fputs("\n", stderr);
+      fflush(stderr);
+    }
+  }
+  host->warning_continues = tocont;
+}
+
+lua_State *vmlab_newstate(void) {
+  vmlab_host *host = (vmlab_host *)calloc(1, sizeof(vmlab_host));
+  if (host == NULL) {
+    return NULL;
+  }
+  host->swift_on_top = 1;  // Swift is the caller until the first protected call
+  lua_State *L = lua_newstate(vmlab_alloc, host);
+  if (L == NULL) {
+    free(host);
+    return NULL;
+  }
+  *(vmlab_host **)lua_getextraspace(L) = host;
+  lua_atpanic(L, vmlab_panic);
+  lua_setwarnf(L, vmlab_warn, host);
+  return L;
+}
+
+void vmlab_close(lua_State *L) {
+  vmlab_host *host = vmlab_host_of(L);
+  host->owner = NULL;
+  host->memory_limit = 0;  // finalizers run during close must not fail for lack of budget
+  host->instruction_budget = 0;
+  lua_close(L);
+  free(host);
+}
+
+void vmlab_set_memory_limit(lua_State *L, size_t limit) { vmlab_host_of(L)->memory_limit = limit; }
+
+// The count hook runs between VM instructions, where raising is safe: the error unwinds to the
+// nearest protected call. luaL_where(L, 0) names the running Lua function's line.
+//
+// A script could catch the error with pcall and carry on, so once the budget is spent the hook
+// fires at every instruction of this thread: each catching level then fails at its next
+// instruction, and the error reaches the caller from Swift.
+static void vmlab_count_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  vmlab_host *host = vmlab_host_of(L);
+  host->instructions += lua_gethookcount(L);
+  if (host->instruction_budget != 0 && host->instructions > host->instruction_budget) {
+    lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, 1);
+    luaL_where(L, 0);
+    lua_pushfstring(L, "instruction budget of %I exceeded", (lua_Integer)host->instruction_budget);
+    lua_concat(L, 2);
+    lua_error(L);
+  }
+}
+
+void vmlab_reset_instruction_count(lua_State *L) {
+  vmlab_host *host = vmlab_host_of(L);
+  host->instructions = 0;
+  if (host->instruction_budget != 0 && lua_gethookcount(L) != host->hook_step) {
+    lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, host->hook_step);
+  }
+}
+
+void vmlab_set_instruction_budget(lua_State *L, long long budget) {
+  vmlab_host *host = vmlab_host_of(L);
+  host->instruction_budget = budget > 0 ? budget : 0;
+  if (host->instruction_budget == 0) {
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  // A coarse step keeps the hook cheap; the budget is honoured to within one step.
+  host->hook_step = budget < 1000 ? (int)budget : 1000;
+  lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, host->hook_step);
+}

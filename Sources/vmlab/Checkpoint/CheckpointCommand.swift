@@ -1,0 +1,329 @@
+import ArgumentParser
+import Foundation
+import LabKit
+
+struct CheckpointCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "checkpoint", abstract: "Take, list, restore, merge and remove VM checkpoints.",
+    subcommands: [
+      CheckpointNew.self, CheckpointList.self, CheckpointRestore.self, CheckpointMerge.self, CheckpointRemove.self,
+      CheckpointDiff.self,
+    ])
+}
+
+/// Which checkpoints a command acts on: one named (or by id), or the most recent of a VM or of
+/// every VM. A choice that spans every VM needs `--all`, so a bulk change is never a surprise.
+struct CheckpointSelection: ParsableArguments {
+  @Argument(help: "The checkpoint: its name (with --vm, or on every VM with --all) or its id.")
+  var checkpoint: String?
+
+  @Option(help: "The VM whose checkpoint it is.")
+  var vm: String?
+
+  @Flag(help: "The most recently created checkpoint (of --vm, or of every VM with --all).")
+  var mostRecent = false
+
+  @Flag(help: "Confirm an operation on every VM.")
+  var all = false
+
+  func validate() throws {
+    if checkpoint == nil && !mostRecent {
+      throw ValidationError("name a checkpoint (or its id), or pass --most-recent")
+    }
+    if checkpoint != nil && mostRecent { throw ValidationError("name a checkpoint or pass --most-recent, not both") }
+  }
+
+  /// The checkpoints chosen, one per VM; `bulk` is true when no VM narrowed the choice.
+  func resolve(_ library: Library) throws -> (checkpoints: [Checkpoint], bulk: Bool) {
+    if mostRecent {
+      return (try library.mostRecentCheckpoints(vm: vm), vm == nil)
+    }
+    let reference = checkpoint!
+    if let vm { return ([try library.checkpoint(vm: vm, named: reference)], false) }
+    if let id = Int64(reference), let found = try? library.checkpoint(id: id) { return ([found], false) }
+    let matches = try library.vms().compactMap { try? library.checkpoint(vm: $0.name, named: reference) }
+    if matches.isEmpty {
+      throw LabKitError(.notFound, "no VM has a checkpoint '\(reference)'; `vmlab checkpoint list` shows them")
+    }
+    return (matches, true)
+  }
+}
+
+struct CheckpointNew: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "new", abstract: "Take a checkpoint of every disk of a VM.",
+    discussion: """
+      A running VM on a virtual-server host is shut down (or turned off without guest additions) and
+      started again; on a hypervisor host it is checkpointed online.
+      Example: vmlab checkpoint new web01 clean --description "before the exercise"
+      """)
+
+  @Argument(help: "The VM.")
+  var vm: String
+
+  @Argument(help: "The checkpoint's name (default: the VM's name and the time).")
+  var name: String?
+
+  @Option(help: "A description.")
+  var description: String = ""
+
+  @Flag(help: "Print JSON.")
+  var json = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let library = try self.library.open()
+    let name = self.name ?? "\(vm) - \(shortDate(Date()))"
+    let result = try library.checkpoint(vm: vm, name: name, description: description)
+    if json { return try printJSON(result) }
+    let how = result.action == .none ? "" : " (\(result.action.rawValue))"
+    print("checkpoint \(result.checkpoint.id) '\(result.checkpoint.name)' of \(result.checkpoint.vm) taken\(how)")
+  }
+}
+
+struct CheckpointList: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "list", abstract: "List checkpoints.")
+
+  @Option(help: "Only this VM's checkpoints.")
+  var vm: String?
+
+  @Flag(help: "Only the most recently created checkpoint of each VM.")
+  var mostRecent = false
+
+  @Flag(help: "Show each VM's checkpoints as a tree (branches after restores).")
+  var tree = false
+
+  @Flag(help: "Print JSON.")
+  var json = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let library = try self.library.open()
+    let checkpoints = mostRecent ? try library.mostRecentCheckpoints(vm: vm) : try library.checkpoints(vm: vm)
+    if json { return try printJSON(checkpoints) }
+    if checkpoints.isEmpty { return print("no checkpoints\(vm.map { " of \($0)" } ?? "")") }
+    if tree { return printTree(checkpoints) }
+    var table = TextTable("ID", "VM", "NAME", "CREATED", "ONLINE", "CURRENT")
+    for checkpoint in checkpoints {
+      table.add(
+        String(checkpoint.id), checkpoint.vm, checkpoint.name, shortDate(checkpoint.created),
+        checkpoint.online ? "yes" : "",
+        checkpoint.isCurrent ? "*" : "")
+    }
+    table.print()
+  }
+
+  private func printTree(_ checkpoints: [Checkpoint]) {
+    for vm in Set(checkpoints.map(\.vm)).sorted() {
+      print(vm)
+      let own = checkpoints.filter { $0.vm == vm }
+      let ids = Set(own.map(\.id))
+      func show(_ parent: Int64?, depth: Int) {
+        for child in own
+        where child.parentID == parent || (depth == 0 && parent == nil && !ids.contains(child.parentID ?? -1)) {
+          if depth == 0 && child.parentID != nil && ids.contains(child.parentID!) { continue }
+          let marker = child.isCurrent ? "  <- now" : ""
+          print(
+            String(repeating: "  ", count: depth + 1)
+              + "\(child.id) '\(child.name)' \(shortDate(child.created))\(marker)")
+          show(child.id, depth: depth + 1)
+        }
+      }
+      show(nil, depth: 0)
+    }
+  }
+}
+
+/// Prints a plan (dry run) the way people read it.
+func printPlan(_ plan: OperationPlan) {
+  print("\(plan.applied ? "" : "would ")\(plan.operation) on VM \(plan.vm):")
+  if !plan.checkpointsRemoved.isEmpty {
+    print("  checkpoints removed: \(plan.checkpointsRemoved.map { "'\($0)'" }.joined(separator: ", "))")
+  }
+  if !plan.alsoAffected.isEmpty {
+    print("  later checkpoints that go with it: \(plan.alsoAffected.map { "'\($0)'" }.joined(separator: ", "))")
+  }
+  if plan.bytesMerged > 0 { print("  data merged: \(plan.bytesMerged) bytes") }
+  if plan.powerAction != .none { print("  power: \(plan.powerAction.rawValue)") }
+  for file in plan.filesCreated { print("  + \(file)") }
+  for file in plan.filesRemoved { print("  - \(file)") }
+}
+
+struct CheckpointRestore: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "restore", abstract: "Bring VMs back to a checkpoint (it stays, to restore again).",
+    discussion: """
+      Examples:
+        vmlab checkpoint restore clean --vm web01
+        vmlab checkpoint restore --most-recent --vm web01
+        vmlab checkpoint restore --most-recent --all        (every VM; prints what it does)
+        vmlab checkpoint restore clean --all --what-if
+      """)
+
+  @OptionGroup var selection: CheckpointSelection
+
+  @Flag(help: "Print the plan and change nothing.")
+  var whatIf = false
+
+  @Flag(help: "Print JSON.")
+  var json = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let library = try self.library.open()
+    let (checkpoints, bulk) = try selection.resolve(library)
+    try confirmBulk(bulk: bulk, all: selection.all, whatIf: whatIf, count: checkpoints.count, verb: "restore")
+    if whatIf {
+      let plans = try checkpoints.map { try library.restore(checkpoint: $0.id, whatIf: true).plan }
+      return json ? try printJSON(plans) : plans.forEach(printPlan)
+    }
+    if bulk && !json {
+      print(
+        "restoring \(checkpoints.count) VMs: \(checkpoints.map { "\($0.vm) → '\($0.name)'" }.joined(separator: ", "))")
+    }
+    let jobs = try checkpoints.map { try library.restoreJob(checkpoint: $0.id) }
+    let finished = try waitWithProgress(library, jobs, label: "restoring")
+    try report(finished, json: json)
+  }
+}
+
+struct CheckpointMerge: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "merge",
+    abstract: "Fold a checkpoint (and later ones on the VM's current line) into the disks below; the VM's data stays.")
+
+  @OptionGroup var selection: CheckpointSelection
+
+  @Flag(help: "Print the plan and change nothing.")
+  var whatIf = false
+
+  @Flag(help: "Print JSON.")
+  var json = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let library = try self.library.open()
+    let (checkpoints, bulk) = try selection.resolve(library)
+    try confirmBulk(bulk: bulk, all: selection.all, whatIf: whatIf, count: checkpoints.count, verb: "merge")
+    let plans = try checkpoints.map { try library.merge(checkpoint: $0.id, whatIf: true) }
+    if whatIf { return json ? try printJSON(plans) : plans.forEach(printPlan) }
+    if !json {
+      for plan in plans where !plan.alsoAffected.isEmpty {
+        print(
+          "note: merging on \(plan.vm) also merges the later checkpoints \(plan.alsoAffected.map { "'\($0)'" }.joined(separator: ", "))"
+        )
+      }
+    }
+    let jobs = try checkpoints.map { try library.mergeJob(checkpoint: $0.id) }
+    let finished = try waitWithProgress(library, jobs, label: "merging")
+    try report(finished, json: json)
+  }
+}
+
+struct CheckpointRemove: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "remove",
+    abstract: "Remove one checkpoint anywhere in the tree; later checkpoints stay restorable.")
+
+  @Argument(help: "The checkpoint: its name (with --vm) or its id.")
+  var checkpoint: String
+
+  @Option(help: "The VM whose checkpoint it is.")
+  var vm: String?
+
+  @Flag(help: "Print the plan and change nothing.")
+  var whatIf = false
+
+  @Flag(help: "Print JSON.")
+  var json = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let library = try self.library.open()
+    let target = try CheckpointSelection.parse([checkpoint] + (vm.map { ["--vm", $0] } ?? [])).resolve(library)
+    guard target.checkpoints.count == 1 else {
+      throw ValidationError("'\(checkpoint)' names checkpoints of several VMs; give --vm or the checkpoint's id")
+    }
+    let plan = try library.remove(checkpoint: target.checkpoints[0].id, whatIf: whatIf)
+    json ? try printJSON(plan) : printPlan(plan)
+  }
+}
+
+struct CheckpointDiff: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "diff", abstract: "Show which byte ranges of a VM's disks changed since a checkpoint.")
+
+  @Argument(help: "The checkpoint: its name (with --vm) or its id.")
+  var checkpoint: String
+
+  @Option(help: "The VM whose checkpoint it is.")
+  var vm: String?
+
+  @Flag(help: "Print JSON.")
+  var json = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let library = try self.library.open()
+    let target = try CheckpointSelection.parse([checkpoint] + (vm.map { ["--vm", $0] } ?? [])).resolve(library)
+    guard target.checkpoints.count == 1 else {
+      throw ValidationError("'\(checkpoint)' names checkpoints of several VMs; give --vm or the checkpoint's id")
+    }
+    let changes = try library.changes(since: target.checkpoints[0].id)
+    if json { return try printJSON(changes) }
+    for disk in changes {
+      print(
+        "disk \(disk.slot): \(disk.changedBytes) bytes changed in \(disk.ranges.count) range\(disk.ranges.count == 1 ? "" : "s")"
+      )
+      for range in disk.ranges.prefix(50) { print("  \(range.offset)..<\(range.offset + range.length)") }
+      if disk.ranges.count > 50 { print("  … \(disk.ranges.count - 50) more") }
+    }
+  }
+}
+
+/// A bulk operation over every VM must be asked for with `--all`.
+func confirmBulk(bulk: Bool, all: Bool, whatIf: Bool, count: Int, verb: String) throws {
+  if bulk && !all && !whatIf {
+    throw ValidationError(
+      "this would \(verb) \(count) VM\(count == 1 ? "" : "s") (every VM); pass --all to do it, or --what-if to see the plan"
+    )
+  }
+}
+
+/// Waits for jobs, with a progress bar on a terminal; returns them finished.
+func waitWithProgress(_ library: Library, _ jobs: [Job], label: String) throws -> [Job] {
+  let bar = ProgressBar(label)
+  var finished: [Job] = []
+  for job in jobs {
+    finished.append(try library.wait(job: job.id))
+    bar.update(done: UInt64(finished.count), total: UInt64(jobs.count))
+  }
+  bar.finish()
+  return finished
+}
+
+/// Prints finished jobs as a table; fails (exit 1) when any failed.
+func report(_ jobs: [Job], json: Bool) throws {
+  if json {
+    try printJSON(jobs)
+  } else {
+    var table = TextTable("VM", "STATUS", "TIME", "RESULT")
+    for job in jobs {
+      table.add(job.target, job.status.rawValue, job.duration.map(shortDuration) ?? "", job.error ?? job.result ?? "")
+    }
+    table.print()
+  }
+  let failed = jobs.filter { $0.status == .failed }
+  if !failed.isEmpty {
+    throw LabKitError(
+      .failed,
+      "\(failed.count) of \(jobs.count) failed: \(failed.map { "\($0.target): \($0.error ?? "")" }.joined(separator: "; "))"
+    )
+  }
+}

@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import LabKit
+
+struct LabCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "lab", abstract: "Named groups of VMs, checkpointed and restored as one.",
+    subcommands: [LabCreate.self, LabList.self, LabShow.self, LabCheckpoint.self, LabRestore.self])
+}
+
+struct LabCreate: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "create", abstract: "Create a lab of VMs (more can be added by running it again with --add).")
+
+  @Argument(help: "The lab's name.")
+  var name: String
+
+  @Argument(help: "Its VMs.")
+  var vms: [String] = []
+
+  @Flag(help: "Add the VMs to an existing lab instead.")
+  var add = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let library = try self.library.open()
+    let lab = add ? try library.addToLab(name, vms: vms) : try library.createLab(name: name, vms: vms)
+    print("lab \(lab.name): \(lab.vms.joined(separator: ", "))")
+  }
+}
+
+struct LabList: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "list", abstract: "List the labs.")
+
+  @Flag(help: "Print JSON.")
+  var json = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let labs = try library.open().labs()
+    if json { return try printJSON(labs) }
+    if labs.isEmpty { return print("no labs; create one with `vmlab lab create NAME VM…`") }
+    var table = TextTable("NAME", "VMS", "MEMBERS")
+    for lab in labs { table.add(lab.name, String(lab.vms.count), lab.vms.joined(separator: ", ")) }
+    table.print()
+  }
+}
+
+struct LabShow: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a lab's VMs and checkpoints.")
+
+  @Argument(help: "The lab.")
+  var name: String
+
+  @Flag(help: "Print JSON.")
+  var json = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let library = try self.library.open()
+    let lab = try library.lab(named: name)
+    let common = try library.labCheckpointNames(name)
+    if json {
+      struct Shown: Encodable {
+        var lab: Lab
+        var vms: [VirtualMachine]
+        var checkpoints: [String]
+      }
+      return try printJSON(Shown(lab: lab, vms: try lab.vms.map { try library.vm(named: $0) }, checkpoints: common))
+    }
+    print(
+      "lab \(lab.name), \(lab.vms.count) VMs; checkpoints common to all: \(common.isEmpty ? "none" : common.map { "'\($0)'" }.joined(separator: ", "))"
+    )
+    var table = TextTable("VM", "STATE", "CHECKPOINTS")
+    for name in lab.vms {
+      let vm = try library.vm(named: name)
+      table.add(vm.name, vm.state.rawValue, String(try library.checkpoints(vm: vm.name).count))
+    }
+    table.print()
+  }
+}
+
+/// Prints what a lab operation did, VM by VM.
+func printLabResults(_ results: [LabMemberResult], json: Bool) throws {
+  if json { return try printJSON(results) }
+  var table = TextTable("VM", "CHECKPOINT", "WHAT HAPPENED", "STATE", "TIME")
+  for result in results {
+    table.add(
+      result.vm, result.checkpoint, result.action == .none ? "-" : result.action.rawValue, result.state.rawValue,
+      shortDuration(result.seconds))
+  }
+  table.print()
+}
+
+struct LabCheckpoint: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "checkpoint", abstract: "Checkpoint every VM of a lab under one name, all or nothing.")
+
+  @Argument(help: "The lab.")
+  var name: String
+
+  @Argument(help: "The checkpoint's name.")
+  var checkpoint: String
+
+  @Flag(help: "Print JSON.")
+  var json = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    try printLabResults(try library.open().checkpointLab(name, checkpoint: checkpoint), json: json)
+  }
+}
+
+struct LabRestore: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "restore",
+    abstract: "Restore every VM of a lab to a checkpoint they share (or each one's most recent).")
+
+  @Argument(help: "The lab.")
+  var name: String
+
+  @Argument(help: "The checkpoint's name.")
+  var checkpoint: String?
+
+  @Flag(help: "Each VM's most recent checkpoint.")
+  var mostRecent = false
+
+  @Flag(help: "Print JSON.")
+  var json = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func validate() throws {
+    if (checkpoint == nil) == !mostRecent { throw ValidationError("name a checkpoint or pass --most-recent") }
+  }
+
+  func run() throws {
+    try printLabResults(try library.open().restoreLab(name, checkpoint: checkpoint), json: json)
+  }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import LabKit
+
+struct LibraryCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "library", abstract: "Check the library, or rebuild its catalog from the files.",
+    subcommands: [LibraryCheck.self, LibraryRepair.self])
+}
+
+struct LibraryCheck: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "check", abstract: "Prove that files and catalog agree; exit 1 with the problems when not.")
+
+  @Flag(help: "Print JSON.")
+  var json = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let library = try self.library.open()
+    let problems = try library.check()
+    if json {
+      struct Report: Encodable {
+        var library: String
+        var sound: Bool
+        var problems: [String]
+      }
+      try printJSON(Report(library: library.root, sound: problems.isEmpty, problems: problems))
+    } else if problems.isEmpty {
+      print("\(library.root): catalog and files agree")
+    } else {
+      problems.forEach { print("problem: \($0)") }
+    }
+    if !problems.isEmpty { throw ExitCode.failure }
+  }
+}
+
+struct LibraryRepair: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "repair", abstract: "Rebuild the catalog from the files alone (VM folders, manifests, file names).")
+
+  @Flag(help: "Print JSON.")
+  var json = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let report = try library.open().repair()
+    if json { return try printJSON(report) }
+    print("rebuilt \(report.vms.count) VM(s), \(report.checkpoints) checkpoint(s), \(report.labs.count) lab(s)")
+    report.notes.forEach { print("note: \($0)") }
+  }
+}

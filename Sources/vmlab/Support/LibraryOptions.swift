@@ -1,0 +1,21 @@
+import ArgumentParser
+import Foundation
+import LabKit
+
+/// `--library DIR` and `--wait`, shared by every command that uses a library.
+struct LibraryOptions: ParsableArguments {
+  @Option(
+    help: ArgumentHelp(
+      "The library folder (default: $VMLAB_LIBRARY, else $XDG_DATA_HOME/vmlab, else ~/.local/share/vmlab).",
+      valueName: "dir"))
+  var library: String?
+
+  @Flag(help: "Wait for another vmlab process that is using the library instead of failing.")
+  var wait = false
+
+  var path: String { LibraryLocation.resolve(explicit: library) }
+
+  func open() throws -> Library {
+    try Library(at: path, wait: wait)
+  }
+}

@@ -1,0 +1,170 @@
+import ArgumentParser
+import Foundation
+import LabKit
+import VHD
+
+struct VMCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "vm", abstract: "Create, list, start and stop virtual machines.",
+    subcommands: [
+      VMCreate.self, VMList.self, VMShow.self, VMStart.self, VMShutdown.self, VMTurnOff.self, VMRemove.self,
+      VMImport.self, VMExport.self,
+    ])
+}
+
+extension HostKind: ExpressibleByArgument {}
+
+struct VMCreate: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "create", abstract: "Create a VM with new disks, from a VHD, or as a linked clone.",
+    discussion: """
+      Examples:
+        vmlab vm create web01 --disk 8G --disk 2G --additions
+        vmlab vm create student01 --from base.vhd --linked
+      """)
+
+  @Argument(help: "The VM's name: letters, digits, '-', '_' or '.'.")
+  var name: String
+
+  @Option(name: .customLong("disk"), help: "Add a new dynamic disk of this size (repeat for more disks).")
+  var disks: [SizeArgument] = []
+
+  @Option(help: "Make the VM's disk a copy of this VHD (or chain).")
+  var from: String?
+
+  @Flag(help: "With --from: a linked clone, a small differencing disk over a shared read-only template.")
+  var linked = false
+
+  @Flag(help: "The guest has additions installed (it can be shut down gracefully).")
+  var additions = false
+
+  @Option(help: "virtual-server or hypervisor (default: the library's).")
+  var hostKind: HostKind?
+
+  @OptionGroup var library: LibraryOptions
+
+  func validate() throws {
+    if from == nil && disks.isEmpty { throw ValidationError("give at least one --disk SIZE, or --from VHD") }
+    if from != nil && !disks.isEmpty { throw ValidationError("give --disk sizes or --from, not both") }
+    if linked && from == nil { throw ValidationError("--linked needs --from VHD") }
+  }
+
+  func run() throws {
+    let library = try self.library.open()
+    let vm: VirtualMachine
+    if let from {
+      vm = try library.createVM(name: name, from: from, linked: linked, additions: additions, hostKind: hostKind)
+    } else {
+      vm = try library.createVM(name: name, diskSizes: disks.map(\.bytes), additions: additions, hostKind: hostKind)
+    }
+    print(
+      "created VM \(vm.name) with \(vm.disks.count) disk\(vm.disks.count == 1 ? "" : "s") (\(vm.hostKind.rawValue))")
+  }
+}
+
+struct VMList: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "list", abstract: "List the VMs.")
+
+  @Flag(help: "Print JSON.")
+  var json = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let library = try self.library.open()
+    let vms = try library.vms()
+    if json { return try printJSON(vms) }
+    if vms.isEmpty { return print("no VMs in \(library.root); create one with `vmlab vm create NAME --disk 8G`") }
+    let checkpoints = try library.checkpoints()
+    var table = TextTable("NAME", "STATE", "DISKS", "ADDITIONS", "HOST", "CHECKPOINTS")
+    for vm in vms {
+      table.add(
+        vm.name, vm.state.rawValue, String(vm.disks.count), vm.additions ? "yes" : "no", vm.hostKind.rawValue,
+        String(checkpoints.filter { $0.vm == vm.name }.count))
+    }
+    table.print()
+  }
+}
+
+struct VMShow: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a VM, its disks and chains.")
+
+  @Argument(help: "The VM.")
+  var name: String
+
+  @Flag(help: "Print JSON (each disk's leaf path and its chain).")
+  var json = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let library = try self.library.open()
+    let vm = try library.vm(named: name)
+    if json { return try printJSON(vm) }
+    print("VM \(vm.name): \(vm.state.rawValue), \(vm.hostKind.rawValue) host, additions \(vm.additions ? "yes" : "no")")
+    print("created \(shortDate(vm.created))")
+    for disk in vm.disks {
+      let size =
+        (try? VirtualDisk.open(disk.path)).map { disk in
+          defer { disk.close() }
+          return ByteCount.format(disk.size)
+        } ?? "?"
+      print("disk \(disk.slot) (\(size)): \(disk.path)")
+      for parent in disk.chain.dropFirst() { print("    over \(parent)") }
+    }
+    if let current = vm.currentCheckpointID, let checkpoint = try? library.checkpoint(id: current) {
+      print("current checkpoint: \(checkpoint.id) '\(checkpoint.name)'")
+    }
+  }
+}
+
+/// A command that changes one VM's power state.
+protocol PowerCommand: ParsableCommand {
+  var name: String { get }
+  var library: LibraryOptions { get }
+  func change(_ library: Library) throws -> VirtualMachine
+}
+
+extension PowerCommand {
+  func run() throws {
+    let vm = try change(try library.open())
+    print("\(vm.name) is \(vm.state.rawValue)")
+  }
+}
+
+struct VMStart: PowerCommand {
+  static let configuration = CommandConfiguration(commandName: "start", abstract: "Start a VM (or resume a saved one).")
+  @Argument(help: "The VM.") var name: String
+  @OptionGroup var library: LibraryOptions
+  func change(_ library: Library) throws -> VirtualMachine { try library.start(vm: name) }
+}
+
+struct VMShutdown: PowerCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "shutdown", abstract: "Shut a VM down gracefully (needs guest additions).")
+  @Argument(help: "The VM.") var name: String
+  @OptionGroup var library: LibraryOptions
+  func change(_ library: Library) throws -> VirtualMachine { try library.shutDown(vm: name) }
+}
+
+struct VMTurnOff: PowerCommand {
+  static let configuration = CommandConfiguration(commandName: "turn-off", abstract: "Turn a VM off.")
+  @Argument(help: "The VM.") var name: String
+  @OptionGroup var library: LibraryOptions
+  func change(_ library: Library) throws -> VirtualMachine { try library.turnOff(vm: name) }
+}
+
+struct VMRemove: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "remove", abstract: "Remove a stopped VM with its checkpoints and disk files.")
+
+  @Argument(help: "The VM.")
+  var name: String
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    try library.open().removeVM(named: name)
+    print("removed VM \(name)")
+  }
+}
