@@ -30,7 +30,9 @@ final class CheckpointTests: LabKitTestCase {
       XCTAssertEqual(parsed.stamp, result.checkpoint.stamp)
       XCTAssertEqual(disk.chain.count, 2)
     }
-    XCTAssertEqual(result.checkpoint.disks.map { ($0 as NSString).lastPathComponent }, ["web01-disk1.vhd", "web01-disk2.vhd", "web01-disk3.vhd"])
+    XCTAssertEqual(
+      result.checkpoint.disks.map { ($0 as NSString).lastPathComponent },
+      ["web01-disk1.vhd", "web01-disk2.vhd", "web01-disk3.vhd"])
     XCTAssertEqual(vm.currentCheckpointID, result.checkpoint.id)
     XCTAssertEqual(try library.checkpoints(vm: "web01").map(\.description), ["fresh install"])
     try assertConsistent()
@@ -250,7 +252,10 @@ final class CheckpointTests: LabKitTestCase {
   }
 
   func testNamesAreValidatedAndNothingEscapesTheLibrary() throws {
-    let bad = ["", "../evil", "..", "a/b", "/abs", "a\u{0}b", String(repeating: "x", count: 65), ".hidden", "a b", "x..y", "-dash", "é"]
+    let bad = [
+      "", "../evil", "..", "a/b", "/abs", "a\u{0}b", String(repeating: "x", count: 65), ".hidden", "a b", "x..y",
+      "-dash", "é",
+    ]
     for name in bad {
       _ = expectError(.invalidName) { try library.createVM(name: name, diskSizes: [diskSize]) }
       _ = expectError(.invalidName) { try library.createLab(name: name) }

@@ -37,7 +37,8 @@ final class CrashTests: LabKitTestCase {
     var ids: [String: Int64] = [:]
     for (index, name) in ["a", "b", "c"].enumerated() {
       for disk in 1...disks {
-        try library.write("c", disk: disk, at: UInt64(index) * 700_000 + UInt64(disk) * 1000, pattern(UInt8(index * 10 + disk), 2000))
+        try library.write(
+          "c", disk: disk, at: UInt64(index) * 700_000 + UInt64(disk) * 1000, pattern(UInt8(index * 10 + disk), 2000))
       }
       ids[name] = try library.checkpoint(vm: "c", name: name).checkpoint.id
     }
@@ -76,16 +77,21 @@ final class CrashTests: LabKitTestCase {
       let before = try picture()
       let expectedAfter = try after(before, ids)
       library.faultInjection = FaultPlan(step: step, error: SimulatedCrash()).hit
-      XCTAssertThrowsError(try operation(ids), "\(name) crash at \(step)") { XCTAssertTrue($0 is SimulatedCrash, "\($0)") }
+      XCTAssertThrowsError(try operation(ids), "\(name) crash at \(step)") {
+        XCTAssertTrue($0 is SimulatedCrash, "\($0)")
+      }
       try reopen()
       try assertConsistent()
       let now = try picture()
-      XCTAssertTrue(now == before || now == expectedAfter, "\(name) crash at \(step): neither before nor after (checkpoints \(now.checkpoints))")
+      XCTAssertTrue(
+        now == before || now == expectedAfter,
+        "\(name) crash at \(step): neither before nor after (checkpoints \(now.checkpoints))")
       // Whatever state it is in, every checkpoint still restores to its moment.
       for checkpoint in try library.checkpoints(vm: "c") {
         try library.restore(checkpoint: checkpoint.id)
         let contents = try (1...disks).map { try library.contents("c", disk: $0, size: small) }
-        XCTAssertTrue(same(contents, now.moments[checkpoint.name]), "\(name) crash at \(step): restore \(checkpoint.name)")
+        XCTAssertTrue(
+          same(contents, now.moments[checkpoint.name]), "\(name) crash at \(step): restore \(checkpoint.name)")
       }
       try assertConsistent()
     }
@@ -111,7 +117,8 @@ final class CrashTests: LabKitTestCase {
   }
 
   func testCrashDuringMerge() throws {
-    try crashAtEveryStep("merge", expectedSteps: 6, { ids in _ = try library.merge(checkpoint: ids["b"]!) }) { before, _ in
+    try crashAtEveryStep("merge", expectedSteps: 6, { ids in _ = try library.merge(checkpoint: ids["b"]!) }) {
+      before, _ in
       var after = before
       after.checkpoints = ["a"]
       after.moments = ["a": before.moments["a"]!]

@@ -156,7 +156,8 @@ final class JobTests: LabKitTestCase {
     // A job row left running by a process that died.
     try library.catalog.write { db in
       try db.execute(
-        sql: "INSERT INTO job(kind, target, status, progress, created) VALUES ('checkpoint', 'slow', 'running', 0.5, ?)",
+        sql:
+          "INSERT INTO job(kind, target, status, progress, created) VALUES ('checkpoint', 'slow', 'running', 0.5, ?)",
         arguments: [Date()])
     }
     try reopen()
@@ -203,7 +204,8 @@ final class CloneTests: LabKitTestCase {
     try library.remove(checkpoint: d.id)
     try library.turnOff(vm: "clone1")
     try library.removeVM(named: "clone3")
-    XCTAssertTrue(try Data(contentsOf: URL(fileURLWithPath: templatePath)) == templateBytes, "the template is unchanged")
+    XCTAssertTrue(
+      try Data(contentsOf: URL(fileURLWithPath: templatePath)) == templateBytes, "the template is unchanged")
     XCTAssertTrue(same(try library.contents("clone2", disk: 1), golden))
     try assertConsistent()
     // Even when every clone is gone, the template stays (others may be made from it).

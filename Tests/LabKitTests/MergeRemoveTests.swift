@@ -14,7 +14,9 @@ final class MergeRemoveTests: LabKitTestCase {
   }
 
   /// Every checkpoint left still holds exactly its moment (read from its frozen disks).
-  func assertMoments(_ moments: [String: [[UInt8]]], vm: String, file: StaticString = #filePath, line: UInt = #line) throws {
+  func assertMoments(_ moments: [String: [[UInt8]]], vm: String, file: StaticString = #filePath, line: UInt = #line)
+    throws
+  {
     for checkpoint in try library.checkpoints(vm: vm) {
       guard let moment = moments[checkpoint.name] else { continue }
       for disk in 1...2 {
@@ -82,7 +84,8 @@ final class MergeRemoveTests: LabKitTestCase {
     XCTAssertTrue(same(try state("m"), final), "contents differ")
     XCTAssertEqual(try library.checkpoints(vm: "m"), [])
     XCTAssertEqual(try library.vm(named: "m").disks.map(\.chain.count), [1, 1])
-    XCTAssertEqual(filesUnder(root + "/vms/m").filter { $0.hasSuffix(".vhd") }.sorted(), ["m-disk1.vhd", "m-disk2.vhd"])
+    XCTAssertEqual(
+      filesUnder(root + "/vms/m").filter { $0.hasSuffix(".vhd") }.sorted(), ["m-disk1.vhd", "m-disk2.vhd"])
     try assertConsistent()
   }
 

@@ -1,8 +1,8 @@
 import Foundation
+import VHD
 import XCTest
 
 @testable import LabKit
-import VHD
 
 /// A seeded random sequence of guest writes, checkpoints, restores, merges and removals on a 2-disk
 /// VM, checked after every step against a plain in-memory model of the bytes each disk holds and of
@@ -28,7 +28,8 @@ final class ModelTests: LabKitTestCase {
   }
 
   struct Model {
-    var disks: Disks = Array(repeating: [UInt8](repeating: 0, count: ModelTests.zones.count * ModelTests.zoneSize), count: 2)
+    var disks: Disks = Array(
+      repeating: [UInt8](repeating: 0, count: ModelTests.zones.count * ModelTests.zoneSize), count: 2)
     var checkpoints: [Int64: ModelCheckpoint] = [:]
     var current: Int64?
 
@@ -71,7 +72,9 @@ final class ModelTests: LabKitTestCase {
   func fullDisk(fromZones packed: [UInt8]) -> [UInt8] {
     var disk = [UInt8](repeating: 0, count: Int(diskSize))
     for (index, start) in Self.zones.enumerated() {
-      disk.replaceSubrange(Int(start)..<(Int(start) + Self.zoneSize), with: packed[(index * Self.zoneSize)..<((index + 1) * Self.zoneSize)])
+      disk.replaceSubrange(
+        Int(start)..<(Int(start) + Self.zoneSize), with: packed[(index * Self.zoneSize)..<((index + 1) * Self.zoneSize)]
+      )
     }
     return disk
   }
@@ -99,11 +102,13 @@ final class ModelTests: LabKitTestCase {
       let zone = random.int(0..<Self.zones.count)
       let slot = random.int(0..<2)
       let read = try library.diskRead(vm: vm, disk: slot + 1, offset: Self.zones[zone], count: Self.zoneSize)
-      XCTAssertTrue(same(read, Array(model.disks[slot][(zone * Self.zoneSize)..<((zone + 1) * Self.zoneSize)])), context)
+      XCTAssertTrue(
+        same(read, Array(model.disks[slot][(zone * Self.zoneSize)..<((zone + 1) * Self.zoneSize)])), context)
       let checkpoints = try library.checkpoints(vm: vm)
       XCTAssertEqual(Set(checkpoints.map(\.id)), Set(model.checkpoints.keys), context)
       for checkpoint in checkpoints {
-        XCTAssertEqual(checkpoint.parentID, model.checkpoints[checkpoint.id]?.parent, "\(context): parent of \(checkpoint.name)")
+        XCTAssertEqual(
+          checkpoint.parentID, model.checkpoints[checkpoint.id]?.parent, "\(context): parent of \(checkpoint.name)")
       }
       XCTAssertEqual(now.currentCheckpointID, model.current, "\(context): current checkpoint")
       if step % 10 == 0 {
@@ -118,7 +123,9 @@ final class ModelTests: LabKitTestCase {
       }
       if step % 100 == 0 {
         for slot in 0..<2 {
-          XCTAssertTrue(same(try library.contents(vm, disk: slot + 1), fullDisk(fromZones: model.disks[slot])), "\(context): full disk \(slot + 1)")
+          XCTAssertTrue(
+            same(try library.contents(vm, disk: slot + 1), fullDisk(fromZones: model.disks[slot])),
+            "\(context): full disk \(slot + 1)")
         }
       }
     }
@@ -143,7 +150,8 @@ final class ModelTests: LabKitTestCase {
         names += 1
         let result = try library.checkpoint(vm: vm, name: "cp\(names)")
         XCTAssertEqual(result.checkpoint.parentID, model.current, "seed \(seed) step \(step): parent")
-        model.checkpoints[result.checkpoint.id] = ModelCheckpoint(name: "cp\(names)", parent: model.current, disks: model.disks)
+        model.checkpoints[result.checkpoint.id] = ModelCheckpoint(
+          name: "cp\(names)", parent: model.current, disks: model.disks)
         model.current = result.checkpoint.id
       } else if roll < 72 {
         what = "restore"
@@ -157,7 +165,8 @@ final class ModelTests: LabKitTestCase {
           do {
             let plan = try library.merge(checkpoint: id)
             what = "merge"
-            XCTAssertEqual(Set(plan.checkpointsRemoved), Set(line.map { model.checkpoints[$0]!.name }), "seed \(seed) step \(step)")
+            XCTAssertEqual(
+              Set(plan.checkpointsRemoved), Set(line.map { model.checkpoints[$0]!.name }), "seed \(seed) step \(step)")
             model.drop(Set(line))
           } catch let error as LabKitError where error.kind == .conflict {
             what = "merge refused"

@@ -63,11 +63,14 @@ final class RepairTests: LabKitTestCase {
     XCTAssertEqual(report.checkpoints, 4)
     XCTAssertEqual(report.labs, ["course"])
     try assertConsistent()
-    XCTAssertEqual(try library.vms().map { "\($0.name) \($0.hostKind) \($0.additions) \($0.disks.count)" }, vmsBefore.map { "\($0.0) \($0.1) \($0.2) \($0.3)" })
+    XCTAssertEqual(
+      try library.vms().map { "\($0.name) \($0.hostKind) \($0.additions) \($0.disks.count)" },
+      vmsBefore.map { "\($0.0) \($0.1) \($0.2) \($0.3)" })
     XCTAssertEqual(
       try library.checkpoints().map { "\($0.vm) \($0.name) \($0.description) \($0.online) \($0.isCurrent)" },
       before.map { "\($0.0) \($0.1) \($0.2) \($0.3) \($0.4)" })
-    XCTAssertEqual(try library.checkpoints().map { try $0.parentID.map { try library.checkpoint(id: $0).name } }, parents)
+    XCTAssertEqual(
+      try library.checkpoints().map { try $0.parentID.map { try library.checkpoint(id: $0).name } }, parents)
     XCTAssertTrue(same(try contents("web", disks: 2), now))
     XCTAssertEqual(try library.lab(named: "course").vms, ["web", "hv"])
     for name in ["b", "a", "c"] {

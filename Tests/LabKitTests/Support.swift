@@ -1,8 +1,8 @@
 import Foundation
+import VHD
 import XCTest
 
 @testable import LabKit
-import VHD
 
 let MiB: UInt64 = 1 << 20
 
@@ -168,7 +168,8 @@ func pattern(_ tag: UInt8, _ count: Int) -> [UInt8] {
   (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(tag) &* 7 &+ 1) ^ tag }
 }
 
-func assertEqualBytes(_ a: [UInt8], _ b: [UInt8], _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+func assertEqualBytes(_ a: [UInt8], _ b: [UInt8], _ message: String, file: StaticString = #filePath, line: UInt = #line)
+{
   guard !same(a, b) else { return }
   guard a.count == b.count else {
     XCTFail("\(message): sizes differ \(a.count) vs \(b.count)", file: file, line: line)
@@ -228,7 +229,8 @@ class LabKitTestCase: XCTestCase {
 // Byte comparisons with memcmp: `==` on [UInt8] is element by element and unspecialised in debug
 // builds, which made it the slowest part of these tests.
 func same(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-  a.count == b.count && a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, a.count) == 0 } }
+  a.count == b.count
+    && a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, a.count) == 0 } }
 }
 
 func same(_ a: [UInt8]?, _ b: [UInt8]?) -> Bool {
