@@ -115,6 +115,11 @@ final class Catalog {
         t.column("redo", .text)
       }
     }
+    // A template remembers the disk it was made from, so that every linked clone of one source
+    // shares one template.
+    migrator.registerMigration("v2") { db in
+      try db.alter(table: "disk") { t in t.add(column: "sourceUniqueID", .text) }
+    }
     return migrator
   }
 }

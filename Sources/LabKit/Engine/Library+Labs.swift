@@ -169,16 +169,18 @@ extension Library {
   /// Runs `body` for each item on a bounded pool of threads; collects every outcome in order.
   func parallel<Item, Output>(_ items: [Item], _ body: @escaping (Item) throws -> Output) throws -> [Outcome<Output>] {
     let results = ParallelResults<Output>(count: items.count)
-    let queue = OperationQueue()
-    queue.maxConcurrentOperationCount = max(4, ProcessInfo.processInfo.activeProcessorCount * 2)
+    let queue = WorkQueue(name: "vmlab lab", width: WorkQueue.defaultWidth)
+    let group = DispatchGroup()
     for (index, item) in items.enumerated() {
-      queue.addOperation {
+      group.enter()
+      queue.submit(key: nil) {
         let outcome: Outcome<Output>
         do { outcome = .success(try body(item)) } catch { outcome = .failure(error) }
         results.lock.withLock { results.outcomes[index] = outcome }
+        group.leave()
       }
     }
-    queue.waitUntilAllOperationsAreFinished()
+    group.wait()
     return results.outcomes.map { $0! }
   }
 }

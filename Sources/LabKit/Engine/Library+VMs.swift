@@ -60,8 +60,10 @@ extension Library {
       let existingTemplate: DiskRecord? =
         linked
         ? try catalog.read { db in
-          try DiskRecord.filter(Column("role") == DiskRole.template.rawValue && Column("uniqueID") == sourceID.description)
-            .fetchOne(db)
+          try DiskRecord.filter(
+            Column("role") == DiskRole.template.rawValue
+              && (Column("sourceUniqueID") == sourceID.description || Column("uniqueID") == sourceID.description)
+          ).fetchOne(db)
         } : nil
       let templatePath = linked && existingTemplate == nil ? try newTemplatePath(for: source.leaf.path) : nil
       var templateID = sourceID.description
@@ -95,7 +97,7 @@ extension Library {
             } else {
               var template = DiskRecord(
                 id: nil, path: templatePath!, uniqueID: templateID, parentID: nil, vmID: nil, slot: nil, role: .template,
-                checkpointID: nil)
+                checkpointID: nil, sourceUniqueID: sourceID.description)
               try template.insert(db)
               parentID = template.id
             }

@@ -12,6 +12,8 @@ struct VMManifest: Codable {
     var slot: Int?
     var role: DiskRole
     var checkpointStamp: String?
+    /// For templates: the unique id of the disk they were made from.
+    var sourceUniqueID: String? = nil
   }
 
   struct Slot: Codable {
@@ -58,9 +60,35 @@ extension Library {
   static let manifestEncoder: JSONEncoder = {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    encoder.dateEncodingStrategy = .iso8601
+    // Milliseconds kept: checkpoints are ordered by creation time, often several in one second.
+    encoder.dateEncodingStrategy = .custom { date, encoder in
+      var container = encoder.singleValueContainer()
+      try container.encode(manifestDateFormatter(fractional: true).string(from: date))
+    }
     return encoder
   }()
+
+  /// Reads manifest dates with or without fractional seconds.
+  static let manifestDecoder: JSONDecoder = {
+    let decoder = JSONDecoder()
+    decoder.dateDecodingStrategy = .custom { decoder in
+      let container = try decoder.singleValueContainer()
+      let text = try container.decode(String.self)
+      guard let date = manifestDateFormatter(fractional: true).date(from: text)
+        ?? manifestDateFormatter(fractional: false).date(from: text)
+      else {
+        throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an ISO 8601 date: \(text)")
+      }
+      return date
+    }
+    return decoder
+  }()
+
+  static func manifestDateFormatter(fractional: Bool) -> ISO8601DateFormatter {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = fractional ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
+    return formatter
+  }
 
   /// Rewrites a VM's manifest from the catalog (atomically), or removes it when the VM is gone.
   func writeManifest(vm name: String) throws {
@@ -79,7 +107,7 @@ extension Library {
         disks: disks.map {
           VMManifest.Disk(
             path: $0.path, uniqueID: $0.uniqueID, parent: $0.parentID.flatMap { byID[$0]?.path }, slot: $0.slot,
-            role: $0.role, checkpointStamp: $0.checkpointID.flatMap { stamps[$0] })
+            role: $0.role, checkpointStamp: $0.checkpointID.flatMap { stamps[$0] }, sourceUniqueID: $0.sourceUniqueID)
         },
         checkpoints: try checkpoints.map { checkpoint in
           let states = try CheckpointDiskRecord.filter(Column("checkpointID") == checkpoint.id!).order(Column("slot"))
