@@ -74,9 +74,22 @@ final class EngineCommandTests: XCTestCase {
     try run(["checkpoint", "remove", "later", "--vm", "web01"])
     XCTAssertEqual(try XCTUnwrap(try json(["checkpoint", "list", "--vm", "web01"]) as? [[String: Any]]).count, 1)
 
+    result = try run(["checkpoint", "export", "clean", "--vm", "web01", folder.file("exported")])
+    XCTAssertTrue(result.output.contains("web01-disk2.vhd"), result.output)
+    XCTAssertEqual(try vmlab(["disk", "check", folder.file("exported/web01-disk1.vhd")]).status, 0)
+
     let jobs = try XCTUnwrap(try json(["job", "list"]) as? [[String: Any]])
     XCTAssertTrue(jobs.contains { $0["kind"] as? String == "restore" && $0["status"] as? String == "completed" })
     try run(["library", "check"])
+  }
+
+  func testTheLibraryHostKindAppliesToNewVMs() throws {
+    XCTAssertEqual(try run(["library", "host-kind"]).output, "virtual-server\n")
+    try run(["library", "host-kind", "hypervisor"])
+    try run(["vm", "create", "h1", "--disk", "4M"])
+    let shown = try XCTUnwrap(try json(["vm", "show", "h1"]) as? [String: Any])
+    XCTAssertEqual(shown["hostKind"] as? String, "hypervisor")
+    try run(["library", "host-kind", "bogus"], expect: 2)
   }
 
   func testLabsCheckpointAndRestoreAsOne() throws {

@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
 import LabKit
+import VHD
 
 struct CheckpointCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "checkpoint", abstract: "Take, list, restore, merge and remove VM checkpoints.",
     subcommands: [
       CheckpointNew.self, CheckpointList.self, CheckpointRestore.self, CheckpointMerge.self, CheckpointRemove.self,
-      CheckpointDiff.self,
+      CheckpointDiff.self, CheckpointExport.self,
     ])
 }
 
@@ -292,6 +293,27 @@ struct CheckpointDiff: ParsableCommand {
       for range in disk.ranges.prefix(50) { print("  \(range.offset)..<\(range.offset + range.length)") }
       if disk.ranges.count > 50 { print("  … \(disk.ranges.count - 50) more") }
     }
+  }
+}
+
+struct CheckpointExport: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "export", abstract: "Write each disk of a checkpoint, as it was then, to a standalone VHD.")
+
+  @OptionGroup var target: SingleCheckpoint
+
+  @Argument(help: "The folder to write <vm>-disk<N>.vhd files to.")
+  var folder: String
+
+  @Option(help: "dynamic or fixed.")
+  var type: DiskType = .dynamic
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let library = try self.library.open()
+    let files = try library.exportCheckpoint(try target.resolve(library).id, to: folder, type: type)
+    files.forEach { print($0) }
   }
 }
 
