@@ -37,17 +37,24 @@ let package = Package(
     // The C side of every Swift function Lua calls: it raises Lua errors after the Swift frame returns.
     .target(name: "CLuaShim", dependencies: ["CLua"]),
     // The Lua state and the generic bridge: values, Swift functions, userdata classes, lists, sandbox.
-    .target(name: "LuaHost", dependencies: ["CLua", "CLuaShim"]),
+    // The module `vmlab` (Engine/) translates between Lua and LabKit/VHD; it owns nothing else.
+    .target(name: "LuaHost", dependencies: ["CLua", "CLuaShim", "LabKit", "VHD"]),
+    // Debian's libedit (pkg-config libedit): line editing and history for `vmlab repl`.
+    .systemLibrary(
+      name: "CEditLine",
+      pkgConfig: "libedit",
+      providers: [.apt(["libedit-dev"])]
+    ),
     .executableTarget(
       name: "vmlab",
       dependencies: [
-        "VHD", "LabKit",
+        "VHD", "LabKit", "LuaHost", "CEditLine",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
     .testTarget(name: "VHDTests", dependencies: ["VHD"]),
     .testTarget(name: "LabKitTests", dependencies: ["LabKit"], swiftSettings: [.swiftLanguageMode(.v5)]),
-    .testTarget(name: "LuaHostTests", dependencies: ["LuaHost"]),
+    .testTarget(name: "LuaHostTests", dependencies: ["LuaHost", "LabKit", "VHD"]),
     // End to end: runs the built vmlab binary.
     .testTarget(name: "vmlabTests", dependencies: ["VHD", "vmlab"]),
   ]

@@ -1,0 +1,266 @@
+import Foundation
+import LabKit
+import VHD
+
+/// A Checkpoint object's identity: the catalog id, with its name, VM and time kept for messages
+/// (so a handle whose checkpoint was merged away still says which one it was).
+struct CheckpointHandle: Equatable {
+  let id: Int64
+  let name: String
+  let vm: String
+  let created: Date
+}
+
+/// `vmlab.checkpoints{...}`, the Checkpoint class and the Checkpoints list (the pipeline of
+/// `Get-VMCheckpoint -MostRecent | where {...} | Restore-VMCheckpoint`).
+extension EngineBinding {
+  func defineCheckpoints(in module: LuaTable, state: LuaState) {
+    let checkpoint = state.defineClass("Checkpoint", payload: CheckpointHandle.self)
+    checkpointClass = checkpoint
+    checkpoint.toString { [weak self] handle in
+      let base = "Checkpoint \(handle.id) '\(handle.name)' of \(handle.vm) (\(Self.format(handle.created))"
+      guard let self, (try? self.current(handle)) != nil else { return base + ", merged or removed)" }
+      return base + ")"
+    }
+
+    checkpoint.property("id") { .integer($0.id) }
+    checkpoint.property("name") { .text($0.name) }
+    checkpoint.property("description") { handle in .text(try self.current(handle).description) }
+    checkpoint.property("vm") { handle in try self.wrapVM(try self.library.vm(named: try self.current(handle).vm)) }
+    checkpoint.property("created") { handle in .text(Self.format(try self.current(handle).created)) }
+    checkpoint.property("disks") { handle in try self.strings(try self.current(handle).disks) }
+    checkpoint.property("parent") { handle in
+      guard let parent = try self.current(handle).parentID else { return .nil }
+      return try self.wrapCheckpoint(try self.library.checkpoint(id: parent))
+    }
+    checkpoint.property("online") { handle in .boolean(try self.current(handle).online) }
+    checkpoint.property("current") { handle in .boolean(try self.current(handle).isCurrent) }
+    checkpoint.property("space") { handle in
+      _ = try self.current(handle)
+      return LuaValue(try self.library.space(of: handle.id))
+    }
+
+    checkpoint.method("restore") { handle, arguments in
+      try arguments.checkOptions(1, allowed: ["whatIf", "async"])
+      let id = try self.current(handle).id
+      if try arguments.flag(1, "async") { return [try self.wrapJob(try self.library.restoreJob(checkpoint: id))] }
+      return [try self.restore(id, whatIf: try arguments.flag(1, "whatIf"))]
+    }
+    checkpoint.method("merge") { handle, arguments in
+      try arguments.checkOptions(1, allowed: ["whatIf", "async"])
+      let id = try self.current(handle).id
+      if try arguments.flag(1, "async") { return [try self.wrapJob(try self.library.mergeJob(checkpoint: id))] }
+      return [try self.plan(try self.library.merge(checkpoint: id, whatIf: try arguments.flag(1, "whatIf")))]
+    }
+    checkpoint.method("remove") { handle, arguments in
+      try arguments.checkOptions(1, allowed: ["whatIf"])
+      let id = try self.current(handle).id
+      return [try self.plan(try self.library.remove(checkpoint: id, whatIf: try arguments.flag(1, "whatIf")))]
+    }
+    checkpoint.method("diff") { handle, _ in
+      let changes = try self.library.changes(since: try self.current(handle).id)
+      return [
+        try self.list(
+          .plain,
+          changes.map { disk in
+            try self.table([
+              "disk": .integer(Int64(disk.slot)), "changedBytes": LuaValue(disk.changedBytes),
+              "ranges": try self.list(
+                .plain,
+                disk.ranges.map { try self.table(["offset": LuaValue($0.offset), "length": LuaValue($0.length)]) }),
+            ])
+          })
+      ]
+    }
+    checkpoint.method("export") { handle, arguments in
+      let folder = absolutePath(try arguments.string(1))
+      let typeName = try arguments.string(2, default: "dynamic")
+      guard let type = DiskType(name: typeName), type != .differencing else {
+        throw arguments.error(2, "\"dynamic\" or \"fixed\" expected, got \"\(typeName)\"")
+      }
+      let paths = try self.library.exportCheckpoint(try self.current(handle).id, to: folder, type: type)
+      return [try self.list(.disks, try paths.map { try self.wrapDisk($0) })]
+    }
+
+    defineCheckpointList(state: state)
+
+    module["checkpoints"] = .function(
+      state.function(named: "checkpoints") { arguments in
+        try arguments.checkOptions(1, allowed: ["vm", "mostRecent", "name"])
+        let vmValue = arguments.isNil(1) ? LuaValue.nil : try arguments.field(1, "vm")
+        let vm = vmValue.isNil ? nil : try self.vmName(vmValue, what: "checkpoints: field 'vm'")
+        var found =
+          try arguments.flag(1, "mostRecent")
+          ? try self.library.mostRecentCheckpoints(vm: vm) : try self.library.checkpoints(vm: vm)
+        if let name = try arguments.option(1, "name", as: String.self) { found = found.filter { $0.name == name } }
+        return try self.checkpointList(found)
+      })
+  }
+
+  /// Bulk restore and merge on a list of checkpoints (any list of Checkpoint objects: a query's
+  /// result, or what `where` kept of it).
+  private func defineCheckpointList(state: LuaState) {
+    let list = state.listType(named: ListKind.checkpoints.rawValue)
+    list.method("restore") { items, arguments in
+      try arguments.checkOptions(1, allowed: ["whatIf", "all", "async"])
+      let handles = try self.checkpointHandles(in: items, function: "restore")
+      let whatIf = try arguments.flag(1, "whatIf")
+      var perVM: [String: Int] = [:]
+      for handle in handles { perVM[handle.vm.lowercased(), default: 0] += 1 }
+      if let (vm, count) = perVM.first(where: { $0.value > 1 }) {
+        throw EngineError(
+          "restore: the list holds \(count) checkpoints of VM '\(vm)'; a VM is restored to one checkpoint (use mostRecent=true or :where(...))"
+        )
+      }
+      let all = try arguments.flag(1, "all")
+      if perVM.count > 1 && !whatIf && !all {
+        let vms = handles.map(\.vm).joined(separator: ", ")
+        throw EngineError(
+          "restore: the list spans \(perVM.count) VMs (\(vms)); restoring several VMs at once must be deliberate: pass {all=true}, or {whatIf=true} to see the plans first, or narrow the list with :where(...) or vmlab.checkpoints{vm=...}"
+        )
+      }
+      let ids = try handles.map { try self.current($0).id }
+      if try arguments.flag(1, "async") {
+        return [try self.list(.jobs, try ids.map { try self.wrapJob(try self.library.restoreJob(checkpoint: $0)) })]
+      }
+      let library = try self.library
+      let outcomes = parallelMap(ids) { id in try library.restore(checkpoint: id, whatIf: whatIf) }
+      return [
+        try self.list(.plain, try self.collect(outcomes, handles: handles, operation: "restore").map(self.restoreTable))
+      ]
+    }
+    list.method("merge") { items, arguments in
+      try arguments.checkOptions(1, allowed: ["whatIf", "async"])
+      let handles = try self.checkpointHandles(in: items, function: "merge")
+      let whatIf = try arguments.flag(1, "whatIf")
+      let library = try self.library
+      if try arguments.flag(1, "async") {
+        return [
+          try self.list(
+            .jobs, try handles.map { try self.wrapJob(try library.mergeJob(checkpoint: try self.current($0).id)) })
+        ]
+      }
+      // One VM's checkpoints in turn (merging one folds the later ones of its line, which are then
+      // skipped); different VMs in parallel.
+      var byVM: [String: [CheckpointHandle]] = [:]
+      for handle in handles { byVM[handle.vm.lowercased(), default: []].append(handle) }
+      let groups = Array(byVM.values)
+      let outcomes = parallelMap(groups) { group -> [OperationPlan] in
+        var plans: [OperationPlan] = []
+        for handle in group {
+          guard (try? library.checkpoint(id: handle.id)) != nil else { continue }
+          plans.append(try library.merge(checkpoint: handle.id, whatIf: whatIf))
+        }
+        return plans
+      }
+      let plans = try self.collect(outcomes, handles: groups.map { $0[0] }, operation: "merge").flatMap { $0 }
+      return [try self.list(.plain, try plans.map(self.plan))]
+    }
+  }
+
+  // MARK: Handles and results
+
+  /// The checkpoint as it is now, or a clear error for a handle whose checkpoint is gone.
+  func current(_ handle: CheckpointHandle) throws -> Checkpoint {
+    do {
+      return try library.checkpoint(id: handle.id)
+    } catch let error as LabKitError where error.kind == .notFound {
+      throw EngineError(
+        "checkpoint \(handle.id) '\(handle.name)' of VM '\(handle.vm)' no longer exists (it was merged or removed, or its VM was)"
+      )
+    }
+  }
+
+  func wrapCheckpoint(_ checkpoint: Checkpoint) throws -> LuaValue {
+    try defined(checkpointClass).wrap(
+      CheckpointHandle(id: checkpoint.id, name: checkpoint.name, vm: checkpoint.vm, created: checkpoint.created))
+  }
+
+  func checkpointList(_ checkpoints: [Checkpoint]) throws -> [LuaValue] {
+    [try list(.checkpoints, try checkpoints.map { try wrapCheckpoint($0) })]
+  }
+
+  func checkpointHandles(in items: LuaTable, function: String) throws -> [CheckpointHandle] {
+    try items.array().enumerated().map { index, value in
+      guard let handle = checkpointClass?.payload(of: value) else {
+        throw EngineError("\(function): item \(index + 1) of the list is a \(value.typeName), not a Checkpoint")
+      }
+      return handle
+    }
+  }
+
+  /// A restore of one checkpoint: its plan, applied unless `whatIf`.
+  func restore(_ id: Int64, whatIf: Bool) throws -> LuaValue {
+    try restoreTable(try library.restore(checkpoint: id, whatIf: whatIf))
+  }
+
+  func restoreTable(_ outcome: (plan: OperationPlan, result: CheckpointResult?)) throws -> LuaValue {
+    let value = try plan(outcome.plan)
+    if let result = outcome.result, let table = value.tableValue {
+      table["state"] = .text(result.vmState.rawValue)
+      table["checkpoint"] = try wrapCheckpoint(result.checkpoint)
+    }
+    return value
+  }
+
+  /// What a destructive operation does (whatIf) or did: a plain table.
+  func plan(_ plan: OperationPlan) throws -> LuaValue {
+    try table([
+      "operation": .text(plan.operation), "vm": .text(plan.vm),
+      "checkpointsRemoved": try strings(plan.checkpointsRemoved),
+      "alsoAffected": try strings(plan.alsoAffected), "filesRemoved": try strings(plan.filesRemoved),
+      "filesCreated": try strings(plan.filesCreated), "bytesMerged": LuaValue(plan.bytesMerged),
+      "powerAction": .text(plan.powerAction.rawValue), "applied": .boolean(plan.applied),
+    ])
+  }
+
+  /// The results of a bulk operation in order, or one error naming every VM that failed (and
+  /// saying that the others went through).
+  func collect<Output>(_ outcomes: [Result<Output, Error>], handles: [CheckpointHandle], operation: String) throws
+    -> [Output]
+  {
+    var failures: [String] = []
+    var results: [Output] = []
+    for (outcome, handle) in zip(outcomes, handles) {
+      switch outcome {
+      case .success(let output): results.append(output)
+      case .failure(let error): failures.append("\(handle.vm): \(error)")
+      }
+    }
+    if !failures.isEmpty {
+      let done = outcomes.count - failures.count
+      throw EngineError(
+        "\(operation) failed for \(failures.count) of \(outcomes.count) VMs (\(done) went through): \(failures.joined(separator: "; "))"
+      )
+    }
+    return results
+  }
+}
+
+/// `body` for every item on a few threads (the engine serialises work on one VM and runs different
+/// VMs in parallel); outcomes in the items' order. The Lua thread waits here.
+func parallelMap<Item, Output>(_ items: [Item], _ body: (Item) throws -> Output) -> [Result<Output, Error>] {
+  if items.count <= 1 { return items.map { item in Result { try body(item) } } }
+  let results = ResultSlots<Output>(count: items.count)
+  withoutActuallyEscaping(body) { body in
+    let work = UncheckedBox((items, body))
+    DispatchQueue.concurrentPerform(iterations: items.count) { index in
+      let (items, body) = work.value
+      let outcome = Result { try body(items[index]) }
+      results.set(index, outcome)
+    }
+  }
+  return results.values.map { $0! }
+}
+
+private final class ResultSlots<Output>: @unchecked Sendable {
+  private let lock = NSLock()
+  private(set) var values: [Result<Output, Error>?]
+  init(count: Int) { values = Array(repeating: nil, count: count) }
+  func set(_ index: Int, _ value: Result<Output, Error>) { lock.withLock { values[index] = value } }
+}
+
+private struct UncheckedBox<Value>: @unchecked Sendable {
+  let value: Value
+  init(_ value: Value) { self.value = value }
+}

@@ -1,0 +1,256 @@
+import Foundation
+import LabKit
+import VHD
+
+/// A VM object's identity: the catalog id and the name (names cannot change). Every access looks
+/// the VM up again; a VM removed (or removed and created anew under the same name) is a stale
+/// handle with a clear error.
+struct VMHandle: Equatable {
+  let id: Int64
+  let name: String
+}
+
+/// `vmlab.vm.*`, `vmlab.vms()`, the VM class and the VMs list (bulk checkpoint and power).
+extension EngineBinding {
+  func defineVMs(in module: LuaTable, state: LuaState) {
+    let vm = state.defineClass("VM", payload: VMHandle.self)
+    vmClass = vm
+    vm.toString { [weak self] handle in
+      guard let self, let current = try? self.current(handle) else { return "VM \(handle.name) (removed)" }
+      let disks = current.disks.count == 1 ? "1 disk" : "\(current.disks.count) disks"
+      return "VM \(current.name) (\(current.state.rawValue), \(disks))"
+    }
+
+    vm.property("id") { .integer($0.id) }
+    vm.property("name") { .text($0.name) }
+    vm.property("state") { handle in .text(try self.current(handle).state.rawValue) }
+    vm.property("additions") { handle in .boolean(try self.current(handle).additions) }
+    vm.property("host") { handle in .text(try self.current(handle).hostKind.rawValue) }
+    vm.property("created") { handle in .text(Self.format(try self.current(handle).created)) }
+    vm.property("disks") { handle in
+      try self.list(.disks, try self.current(handle).disks.map { try self.wrapDisk($0.path) })
+    }
+    vm.property("currentCheckpoint") { handle in
+      guard let id = try self.current(handle).currentCheckpointID else { return .nil }
+      return try self.wrapCheckpoint(try self.library.checkpoint(id: id))
+    }
+
+    // Power: each returns the VM, so calls chain (vm:start():checkpoint{...}).
+    vm.method("start") { handle, _ in
+      _ = try self.library.start(vm: try self.current(handle).name)
+      return [try self.wrapVM(handle)]
+    }
+    vm.method("shutdown") { handle, _ in
+      _ = try self.library.shutDown(vm: try self.current(handle).name)
+      return [try self.wrapVM(handle)]
+    }
+    vm.method("turnOff") { handle, _ in
+      _ = try self.library.turnOff(vm: try self.current(handle).name)
+      return [try self.wrapVM(handle)]
+    }
+    vm.method("save") { handle, _ in
+      _ = try self.library.save(vm: try self.current(handle).name)
+      return [try self.wrapVM(handle)]
+    }
+    vm.method("remove") { handle, _ in
+      try self.library.removeVM(named: try self.current(handle).name)
+      return []
+    }
+
+    vm.method("checkpoint") { handle, arguments in
+      let request = try CheckpointRequest(arguments, position: 1)
+      let name = try self.current(handle).name
+      if request.async {
+        return [
+          try self.wrapJob(
+            try self.library.checkpointJob(vm: name, name: request.name, description: request.description))
+        ]
+      }
+      let result = try self.library.checkpoint(vm: name, name: request.name, description: request.description)
+      return [try self.wrapCheckpoint(result.checkpoint), .text(result.action.rawValue)]
+    }
+    vm.method("checkpoints") { handle, _ in
+      try self.checkpointList(try self.library.checkpoints(vm: try self.current(handle).name))
+    }
+    vm.method("mostRecentCheckpoint") { handle, _ in
+      guard let latest = try self.library.mostRecentCheckpoints(vm: try self.current(handle).name).first else {
+        return [.nil]
+      }
+      return [try self.wrapCheckpoint(latest)]
+    }
+
+    // The guest, simulated: writes go to the disk's current leaf while the VM runs.
+    vm.method("write") { handle, arguments in
+      let slot = try arguments.int(1)
+      let start = try offset(arguments, 2)
+      let bytes = try arguments.bytes(3)
+      try self.library.guestWrite(vm: try self.current(handle).name, disk: slot, offset: start, bytes: bytes)
+      return [.integer(Int64(bytes.count))]
+    }
+    vm.method("read") { handle, arguments in
+      let slot = try arguments.int(1)
+      let start = try offset(arguments, 2)
+      let length = try arguments.int(3)
+      guard length >= 0 else { throw arguments.error(3, "length cannot be negative") }
+      return [
+        .string(try self.library.diskRead(vm: try self.current(handle).name, disk: slot, offset: start, count: length))
+      ]
+    }
+
+    defineVMList(state: state)
+
+    let functions = state.newTable()
+    functions["create"] = .function(state.function(named: "create") { arguments in [try self.createVM(arguments)] })
+    functions["get"] = .function(
+      state.function(named: "get") { arguments in
+        [try self.wrapVM(try self.library.vm(named: try arguments.string(1)))]
+      })
+    functions["exists"] = .function(
+      state.function(named: "exists") { arguments in
+        let name = try arguments.string(1)
+        return [.boolean(try self.library.vms().contains { $0.name.lowercased() == name.lowercased() })]
+      })
+    module["vm"] = .table(functions)
+    module["vms"] = .function(
+      state.function(named: "vms") { _ in [try self.list(.vms, try self.library.vms().map { try self.wrapVM($0) })] })
+  }
+
+  /// `vmlab.vm.create{name=, disks={"8G", "2G"}, additions=, host=}` or `{name=, from=path|Disk, linked=}`.
+  private func createVM(_ arguments: LuaArguments) throws -> LuaValue {
+    try arguments.checkOptions(1, allowed: ["name", "disks", "additions", "host", "from", "linked"])
+    _ = try arguments.table(1)
+    let name = try arguments.requiredString(1, "name")
+    let additions = try arguments.flag(1, "additions")
+    var host: HostKind?
+    if let hostName = try arguments.option(1, "host", as: String.self) {
+      guard let kind = HostKind(rawValue: hostName) else {
+        let kinds = HostKind.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " or ")
+        throw arguments.error(1, "field 'host': \(kinds) expected, got \"\(hostName)\"")
+      }
+      host = kind
+    }
+    let from = try arguments.field(1, "from")
+    let disks = try arguments.field(1, "disks")
+    if !from.isNil {
+      guard disks.isNil else { throw arguments.error(1, "give either 'disks' or 'from', not both") }
+      let source: String
+      if let handle = diskClass?.payload(of: from) {
+        source = try handle.usablePath()
+      } else if let path = from.stringValue {
+        source = absolutePath(path)
+      } else {
+        throw arguments.error(1, "field 'from': path or Disk expected, got \(from.typeName)")
+      }
+      let created = try library.createVM(
+        name: name, from: source, linked: try arguments.flag(1, "linked"), additions: additions, hostKind: host)
+      return try wrapVM(created)
+    }
+    guard try !arguments.flag(1, "linked") else { throw arguments.error(1, "'linked' needs 'from' (the parent disk)") }
+    guard let sizes = disks.tableValue else {
+      throw arguments.error(
+        1, "field 'disks': a list of sizes (such as {\"8G\", \"2G\"}) expected, got \(disks.typeName)")
+    }
+    let diskSizes = try sizes.array().enumerated().map { index, value in
+      try byteCount(value, what: "disk \(index + 1) of VM '\(name)'")
+    }
+    return try wrapVM(try library.createVM(name: name, diskSizes: diskSizes, additions: additions, hostKind: host))
+  }
+
+  /// Methods of the list `vmlab.vms()` and `lab.vms` return: bulk checkpoint (one job per VM, run
+  /// in parallel) and power.
+  private func defineVMList(state: LuaState) {
+    let list = state.listType(named: ListKind.vms.rawValue)
+    list.method("checkpoint") { items, arguments in
+      let request = try CheckpointRequest(arguments, position: 1)
+      let names = try self.vmHandles(in: items, function: "checkpoint").map { try self.current($0).name }
+      let jobs = try names.map {
+        try self.library.checkpointJob(vm: $0, name: request.name, description: request.description)
+      }
+      if request.async { return [try self.list(.jobs, try jobs.map { try self.wrapJob($0) })] }
+      let finished = try self.library.wait(jobs: jobs.map(\.id))
+      let failures = finished.filter { $0.status == .failed }
+      if !failures.isEmpty {
+        let details = failures.map { "\($0.target): \($0.error ?? "failed")" }.joined(separator: "; ")
+        throw EngineError(
+          "checkpoint '\(request.name)' failed for \(failures.count) of \(finished.count) VMs (the others were checkpointed): \(details)"
+        )
+      }
+      return try self.checkpointList(names.map { try self.library.checkpoint(vm: $0, named: request.name) })
+    }
+    for (method, operation) in [
+      ("start", Library.start), ("shutdown", Library.shutDown), ("turnOff", Library.turnOff),
+    ] as [(String, (Library) -> (String) throws -> VirtualMachine)] {
+      list.method(method) { items, _ in
+        let library = try self.library
+        for handle in try self.vmHandles(in: items, function: method) {
+          _ = try operation(library)(try self.current(handle).name)
+        }
+        return [.table(items)]
+      }
+    }
+  }
+
+  // MARK: Handles
+
+  /// The VM as it is now, or a clear error for a handle whose VM is gone.
+  func current(_ handle: VMHandle) throws -> VirtualMachine {
+    let vm: VirtualMachine
+    do {
+      vm = try library.vm(named: handle.name)
+    } catch let error as LabKitError where error.kind == .notFound {
+      throw EngineError("VM '\(handle.name)' no longer exists (it was removed)")
+    }
+    guard vm.id == handle.id else {
+      throw EngineError("VM '\(handle.name)' no longer exists (it was removed; another VM has its name now)")
+    }
+    return vm
+  }
+
+  func wrapVM(_ vm: VirtualMachine) throws -> LuaValue {
+    try defined(vmClass).wrap(VMHandle(id: vm.id, name: vm.name))
+  }
+
+  func wrapVM(_ handle: VMHandle) throws -> LuaValue {
+    try defined(vmClass).wrap(handle)
+  }
+
+  /// A VM given as a VM object or by name, as its current name.
+  func vmName(_ value: LuaValue, what: String) throws -> String {
+    if let handle = vmClass?.payload(of: value) { return try current(handle).name }
+    if let name = value.stringValue { return name }
+    throw EngineError("\(what): VM or VM name expected, got \(value.typeName)")
+  }
+
+  func vmHandles(in items: LuaTable, function: String) throws -> [VMHandle] {
+    try items.array().enumerated().map { index, value in
+      guard let handle = vmClass?.payload(of: value) else {
+        throw EngineError("\(function): item \(index + 1) of the list is a \(value.typeName), not a VM")
+      }
+      return handle
+    }
+  }
+}
+
+/// The arguments of a checkpoint call: `("name")` or `{name=, description=, async=}`.
+struct CheckpointRequest {
+  var name: String
+  var description: String
+  var async: Bool
+
+  init(_ arguments: LuaArguments, position: Int) throws {
+    if let name = arguments[position].stringValue {
+      self.name = name
+      description = ""
+      async = false
+      return
+    }
+    guard arguments[position].tableValue != nil else {
+      throw arguments.error(
+        position, "checkpoint name or {name=, description=, async=} expected, got \(arguments.typeName(position))")
+    }
+    try arguments.checkOptions(position, allowed: ["name", "description", "async"])
+    name = try arguments.requiredString(position, "name")
+    description = try arguments.option(position, "description", as: String.self) ?? ""
+    async = try arguments.flag(position, "async")
+  }
+}

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import LuaHost
+
+/// `vmlab repl`: interactive Lua with the engine loaded, as the standalone `lua` behaves: a line
+/// that is an expression prints its values, an incomplete chunk continues on a `>>` prompt, an
+/// error is printed and the session goes on.
+struct ReplCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "repl", abstract: "Interactive Lua with the engine loaded as `vmlab`.",
+    discussion: """
+      Expressions print their values (`vmlab.vms()` lists them), statements run, and a chunk that \
+      is not complete yet (an open `function`, `do`, `{`) continues on the `>>` prompt. On a \
+      terminal lines can be edited and history is kept in $VMLAB_HISTORY (default \
+      ~/.vmlab_history). When standard input is not a terminal, lines are read from it without \
+      prompts. Ctrl-D ends the session.
+      """)
+
+  @OptionGroup var library: LibraryOptions
+  @OptionGroup var limits: SandboxOptions
+
+  func run() throws {
+    let host = try ScriptHost(
+      library: library, sandbox: limits, scriptFolder: FileManager.default.currentDirectoryPath)
+    var reader: LineReader = isatty(STDIN_FILENO) != 0 ? EditLineReader() : PlainLineReader()
+    if reader.isInteractive {
+      let lua = host.state[global: "_VERSION"].stringValue ?? "Lua"
+      print("vmlab \(VMLabModule.version) (\(lua)); the engine is `vmlab`, Ctrl-D ends")
+    }
+    Repl(state: host.state).run(reader: &reader)
+    reader.close()
+    host.finishJobs()
+    fflush(nil)
+  }
+}
+
+/// The read-eval-print loop over any line source (tests drive it through pipes and terminals).
+struct Repl {
+  let state: LuaState
+
+  func run(reader: inout LineReader) {
+    var pending: String?
+    while let line = reader.readLine(prompt: pending == nil ? "> " : ">> ") {
+      if pending == nil {
+        // An expression first (`return <line>`), as lua.c 5.4 does; then a statement.
+        if let function = try? state.load("return " + line, name: .stdin) {
+          reader.remember(line)
+          evaluate(function)
+          continue
+        }
+        pending = line
+      } else {
+        pending! += "\n" + line
+      }
+      let chunk = pending!
+      do {
+        let function = try state.load(chunk, name: .stdin)
+        pending = nil
+        reader.remember(chunk)
+        evaluate(function)
+      } catch let error as LuaError where error.kind == .syntax && error.message.hasSuffix("<eof>") {
+        continue  // incomplete: read more
+      } catch {
+        pending = nil
+        reader.remember(chunk)
+        ScriptHost.report(error)
+      }
+    }
+    if let pending {
+      // The input ended inside an unfinished chunk: say what was wrong with it.
+      do { _ = try state.load(pending, name: .stdin) } catch { ScriptHost.report(error) }
+    }
+    if reader.isInteractive { print() }
+  }
+
+  /// Runs a chunk and prints what it returned with the global `print` (so a script may replace it).
+  private func evaluate(_ function: LuaFunction) {
+    do {
+      let results = try function.call()
+      guard !results.isEmpty else { return }
+      guard let print = state[global: "print"].functionValue else {
+        throw LuaError(.runtime, message: "cannot print the results: the global 'print' is not a function")
+      }
+      try print.call(arguments: results)
+      fflush(nil)
+    } catch {
+      ScriptHost.report(error)
+    }
+  }
+}

@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import LabKit
+import LuaHost
+
+/// `--sandbox` and the limits, shared by `run` and `repl`.
+struct SandboxOptions: ParsableArguments {
+  @Flag(
+    help: ArgumentHelp(
+      "Run sandboxed: no io, os or debug library, no binary chunks, C modules or loadlib, and limits on instructions and memory.",
+      discussion: "The vmlab module stays available."))
+  var sandbox = false
+
+  @Option(
+    help: ArgumentHelp(
+      "VM instructions one run may execute (sandbox default 10000000; 0: unlimited). Also applies without --sandbox.",
+      valueName: "count"))
+  var instructionBudget: Int?
+
+  @Option(
+    help: ArgumentHelp(
+      "Memory the Lua state may hold, such as 64M (sandbox default 64M; 0: unlimited). Also applies without --sandbox.",
+      valueName: "size"))
+  var memoryLimit: SizeArgument?
+
+  func validate() throws {
+    if let instructionBudget, instructionBudget < 0 {
+      throw ValidationError("--instruction-budget cannot be negative")
+    }
+  }
+}
+
+/// The Lua state a script or the REPL runs in: the engine module, package.path with the bundled
+/// Stdlib and the script's folder, and the limits asked for. The library opens only when a script
+/// first touches VMs, checkpoints, labs or jobs.
+final class ScriptHost {
+  let state: LuaState
+  private let libraryOptions: LibraryOptions
+  private(set) var library: Library?
+
+  init(library libraryOptions: LibraryOptions, sandbox: SandboxOptions, scriptFolder: String?) throws {
+    self.libraryOptions = libraryOptions
+    if sandbox.sandbox {
+      var limits = LuaSandbox()
+      if let budget = sandbox.instructionBudget { limits.instructionBudget = budget == 0 ? nil : budget }
+      if let memory = sandbox.memoryLimit { limits.memoryLimit = memory.bytes == 0 ? nil : Int(clamping: memory.bytes) }
+      state = try LuaState(sandbox: limits)
+    } else {
+      state = try LuaState()
+      if let budget = sandbox.instructionBudget, budget > 0 { state.instructionBudget = budget }
+      if let memory = sandbox.memoryLimit, memory.bytes > 0 { state.memoryLimit = Int(clamping: memory.bytes) }
+    }
+    VMLabModule.install(in: state) { [unowned self] in
+      let library = try self.libraryOptions.open()
+      self.library = library
+      return library
+    }
+    extendPackagePath(scriptFolder: scriptFolder)
+  }
+
+  deinit { state.close() }
+
+  /// Stdlib modules (`require "vmlab.lab"` finds Stdlib/vmlab/lab.lua) and the script's own folder
+  /// come before Lua's defaults.
+  private func extendPackagePath(scriptFolder: String?) {
+    guard let package = state[global: "package"].tableValue else { return }
+    var folders: [String] = []
+    if let stdlib = Stdlib.folder { folders.append(stdlib) }
+    if let scriptFolder { folders.append(scriptFolder) }
+    let entries = folders.flatMap { ["\($0)/?.lua", "\($0)/?/init.lua"] }
+    let existing = package["path"].stringValue ?? ""
+    package["path"] = .text((entries + [existing]).joined(separator: ";"))
+  }
+
+  /// Waits for jobs a script started and did not wait for, so that ending the script does not cut
+  /// them off half way.
+  func finishJobs() {
+    guard let library, let jobs = try? library.jobs(limit: 1000) else { return }
+    for job in jobs where !job.status.isFinished {
+      _ = try? library.wait(job: job.id)
+    }
+  }
+
+  /// How a Lua error is shown: the message, and the traceback for runtime errors; limits are named
+  /// with the option that raises them.
+  static func report(_ error: Error) {
+    fflush(nil)
+    var text: String
+    if let error = error as? LuaError {
+      switch error.kind {
+      case .instructionBudget:
+        text = "script stopped: \(error.message) (raise it with --instruction-budget, 0 for none)"
+      case .memoryLimit:
+        text = "script stopped: \(error.message) (raise it with --memory-limit, 0 for none)"
+      default:
+        text = error.message
+      }
+      if error.kind != .syntax, let traceback = error.traceback { text += "\n" + traceback }
+    } else {
+      text = String(describing: error)
+    }
+    FileHandle.standardError.write(Data("vmlab: \(text)\n".utf8))
+  }
+}
+
+/// Where the bundled Lua scripts and modules live: $VMLAB_STDLIB, else the checkout's Stdlib folder
+/// (found from this source file's path at build time), else <binary>/../share/vmlab/Stdlib.
+enum Stdlib {
+  static let folder: String? = {
+    var candidates: [String] = []
+    if let variable = ProcessInfo.processInfo.environment["VMLAB_STDLIB"], !variable.isEmpty {
+      candidates.append(variable)
+    }
+    // Sources/vmlab/Script/ScriptHost.swift -> the checkout root.
+    let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().deletingLastPathComponent()
+    candidates.append(checkout.appendingPathComponent("Stdlib").path)
+    if let executable = Bundle.main.executableURL?.resolvingSymlinksInPath() {
+      candidates.append(
+        executable.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("share/vmlab/Stdlib")
+          .path)
+    }
+    return candidates.first { isDirectory($0) }.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+  }()
+
+  /// A bundled script by name: NAME or NAME.lua in the Stdlib folder.
+  static func script(named name: String) -> String? {
+    guard let folder, !name.isEmpty, !name.hasPrefix("/") else { return nil }
+    for candidate in [name, name + ".lua"] {
+      let path = folder + "/" + candidate
+      var isFolder: ObjCBool = false
+      if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue { return path }
+    }
+    return nil
+  }
+
+  private static func isDirectory(_ path: String) -> Bool {
+    var isFolder: ObjCBool = false
+    return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
+  }
+}
