@@ -16,9 +16,9 @@
 
 local lab = require "vmlab.lab"
 
-local usage = [[
+local usage = [==[
 usage: vmlab run build-lab.lua [--lab NAME] [--vms N] [--prefix TEXT] [--disks 8G,2G]
-                               [--linked] [--template PATH] [--additions] [--definition FILE]]]
+                               [--linked] [--template PATH] [--additions] [--definition FILE]]==]
 local options = lab.options(arg, {
   lab = "", vms = 0, prefix = "", disks = "", linked = false, template = "", additions = false, definition = "",
 }, usage)

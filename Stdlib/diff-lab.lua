@@ -28,10 +28,10 @@ for _, vm in ipairs(group.vms) do
     rows[#rows + 1] = { vm.name, "-", "no checkpoint '" .. options.checkpoint .. "'" }
   else
     for _, disk in ipairs(checkpoint:diff()) do
-      rows[#rows + 1] = { vm.name, disk.slot, lab.bytes(disk.changedBytes), #disk.ranges }
+      rows[#rows + 1] = { vm.name, disk.disk, lab.bytes(disk.changedBytes), #disk.ranges }
       if options.ranges then
         for _, range in ipairs(disk.ranges) do
-          details[#details + 1] = string.format("%s disk %d: %d..%d", vm.name, disk.slot, range.offset,
+          details[#details + 1] = string.format("%s disk %d: %d..%d", vm.name, disk.disk, range.offset,
             range.offset + range.length)
         end
       end

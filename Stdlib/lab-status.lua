@@ -33,8 +33,8 @@ for _, vm in ipairs(vms) do
   for index, checkpoint in ipairs(checkpoints) do
     rows[#rows + 1] = {
       index == 1 and vm.name or "", index == 1 and vm.state or "", index == 1 and #vm.disks or "",
-      checkpoint.name, os.date("!%Y-%m-%d %H:%M:%S", math.floor(checkpoint.created)), lab.bytes(checkpoint.space),
+      checkpoint.name, checkpoint.created, lab.bytes(checkpoint.space),
     }
   end
 end
-lab.printTable({ "VM", "STATE", "DISKS", "CHECKPOINT", "CREATED (UTC)", "SPACE" }, rows)
+lab.printTable({ "VM", "STATE", "DISKS", "CHECKPOINT", "CREATED", "SPACE" }, rows)

@@ -95,8 +95,9 @@ function lab.build(spec)
   local template = spec.template
   local madeTemplate
   if spec.linked and not template then
-    -- A blank template of the first disk's size; the library keeps its own copy.
-    madeTemplate = os.tmpname() .. ".vhd"
+    -- A blank template of the first disk's size; the library keeps its own copy (named after it).
+    madeTemplate = (os.getenv("TMPDIR") or "/tmp") .. "/" .. name .. "-template.vhd"
+    os.remove(madeTemplate)
     vmlab.disk.create { path = madeTemplate, size = disks[1] }:close()
     template = madeTemplate
   end
