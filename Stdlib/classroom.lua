@@ -68,11 +68,16 @@ for round = 1, options.rounds do
   for _, vm in ipairs(group.vms) do
     for disk = 1, #disks do
       local size = vm.disks[disk].size
+      -- Remember what the clean disk holds where the student will write (all places first, as
+      -- writes may overlap), then let the student change them.
+      local planned = {}
       for _ = 1, options.writes do
         local offset, length = randomWrite(size)
-        -- Remember what the clean disk holds there, then let the student change it.
-        touched[#touched + 1] = { vm = vm, disk = disk, offset = offset, clean = vm:read(disk, offset, length) }
-        vm:write(disk, offset, string.rep(string.char(math.random(1, 255)), length))
+        planned[#planned + 1] = { vm = vm, disk = disk, offset = offset, clean = vm:read(disk, offset, length) }
+      end
+      for _, change in ipairs(planned) do
+        vm:write(disk, change.offset, string.rep(string.char(math.random(1, 255)), #change.clean))
+        touched[#touched + 1] = change
       end
     end
   end

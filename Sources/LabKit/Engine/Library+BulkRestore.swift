@@ -14,9 +14,10 @@ extension Library {
   /// Restores several VMs at once, each to its own checkpoint, as one journaled operation: every
   /// new differencing disk is made (in parallel) before a single commit switches all the VMs, so a
   /// classroom of VMs comes back in about the time of a few, and a crash leaves either all of them
-  /// restored or none. At most one checkpoint per VM.
+  /// restored or none. At most one checkpoint per VM. With `restartRunning`, VMs that were running
+  /// run again afterwards (a lab's students keep working), recorded in the same commit.
   @discardableResult
-  public func restore(checkpoints ids: [Int64]) throws -> [RestoreOutcome] {
+  public func restore(checkpoints ids: [Int64], restartRunning: Bool = false) throws -> [RestoreOutcome] {
     let targets = try catalog.read { db in
       try ids.map { id -> (checkpoint: CheckpointRecord, vm: String) in
         let checkpoint = try checkpointRecord(db, id: id)
@@ -38,6 +39,7 @@ extension Library {
         var newPaths: [String]
         var doomed: [DiskRecord]
         var action: PowerAction
+        var restart: Bool
       }
       var work: [Work] = try catalog.read { db in
         try targets.map { target in
@@ -59,7 +61,8 @@ extension Library {
             vm: vm, checkpoint: target.checkpoint, slots: slots,
             statePaths: try states.map { try DiskRecord.fetchOne(db, key: $0.stateID)!.path },
             stateIDs: states.map(\.stateID),
-            newPaths: [], doomed: doomed, action: .none)
+            newPaths: [], doomed: doomed, action: .none,
+            restart: restartRunning && vm.state == .running && target.checkpoint.runningStatePath == nil)
         }
       }
       for index in work.indices {
@@ -111,6 +114,7 @@ extension Library {
             for disk in item.doomed { _ = try DiskRecord.deleteOne(db, key: disk.id) }
             var vm = try VMRecord.fetchOne(db, key: item.vm.id!)!
             vm.currentCheckpointID = item.checkpoint.id
+            if item.restart { vm.state = .running }
             try vm.update(db)
             results.append(
               RestoreOutcome(
@@ -119,8 +123,12 @@ extension Library {
           }
           return results
         })
-      // Online checkpoints bring their VMs back running.
+      // Online checkpoints bring their VMs back running; the others that ran start again.
       var finished = outcomes
+      for (index, item) in work.enumerated() where item.restart {
+        try host.start(vm: item.vm.name, disks: item.newPaths.map(absolute))
+        finished[index].state = .running
+      }
       for (index, item) in work.enumerated() {
         guard let statePath = item.checkpoint.runningStatePath else { continue }
         let vm = try self.vm(named: item.vm.name)

@@ -118,14 +118,14 @@ extension Library {
     return outcomes.compactMap { $0.success }
   }
 
-  /// Restores every VM of a lab to its checkpoint of that name (or its most recent one), in
-  /// parallel. Every VM's checkpoint is found before anything is touched; VMs that were running run
+  /// Restores every VM of a lab to its checkpoint of that name (or its most recent one), all in one
+  /// operation. Every VM's checkpoint is found before anything is touched; VMs that were running run
   /// again afterwards.
   @discardableResult
   public func restoreLab(_ name: String, checkpoint checkpointName: String?) throws -> [LabMemberResult] {
     let lab = try self.lab(named: name)
     guard !lab.vms.isEmpty else { throw LabKitError(.invalidState, "lab '\(lab.name)' has no VMs; add some first") }
-    let targets: [(vm: String, checkpoint: Checkpoint, wasRunning: Bool)] = try lab.vms.map { vm in
+    let targets: [(vm: String, checkpoint: Checkpoint)] = try lab.vms.map { vm in
       let checkpoint: Checkpoint
       if let checkpointName {
         checkpoint = try self.checkpoint(vm: vm, named: checkpointName)
@@ -135,24 +135,17 @@ extension Library {
         }
         checkpoint = latest
       }
-      return (vm, checkpoint, try self.vm(named: vm).state == .running)
+      return (vm, checkpoint)
     }
     // One journaled operation for the whole lab: all VMs come back, or none.
     let start = Date()
-    let restored = try restore(checkpoints: targets.map(\.checkpoint.id))
-    let restarted = try parallel(Array(zip(targets, restored))) { target, outcome -> LabMemberResult in
-      var state = outcome.state
-      if target.wasRunning && state != .running {
-        state = try self.start(vm: target.vm).state
-      }
-      return LabMemberResult(
+    let restored = try restore(checkpoints: targets.map(\.checkpoint.id), restartRunning: true)
+    let seconds = Date().timeIntervalSince(start)
+    return zip(targets, restored).map { target, outcome in
+      LabMemberResult(
         vm: target.vm, checkpoint: target.checkpoint.name, checkpointID: target.checkpoint.id, action: outcome.action,
-        state: state, seconds: Date().timeIntervalSince(start))
+        state: outcome.state, seconds: seconds)
     }
-    if let failure = restarted.compactMap({ $0.failure }).first {
-      throw LabKitError(.failed, "lab '\(lab.name)' was restored, but a VM did not start again: \(failure)")
-    }
-    return restarted.compactMap { $0.success }
   }
 
   /// The checkpoint names every VM of the lab has.

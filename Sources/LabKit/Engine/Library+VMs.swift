@@ -96,7 +96,8 @@ extension Library {
               parentID = existingTemplate.id
             } else {
               var template = DiskRecord(
-                id: nil, path: templatePath!, uniqueID: templateID, parentID: nil, vmID: nil, slot: nil, role: .template,
+                id: nil, path: templatePath!, uniqueID: templateID, parentID: nil, vmID: nil, slot: nil,
+                role: .template,
                 checkpointID: nil, sourceUniqueID: sourceID.description)
               try template.insert(db)
               parentID = template.id
@@ -145,7 +146,8 @@ extension Library {
 
   private func insertVM(_ db: Database, name: String, additions: Bool, hostKind: HostKind?) throws -> VMRecord {
     var record = VMRecord(
-      id: nil, name: name, hostKind: try hostKind ?? storedHostKind(db), state: .stopped, additions: additions, created: Date(),
+      id: nil, name: name, hostKind: try hostKind ?? storedHostKind(db), state: .stopped, additions: additions,
+      created: Date(),
       currentCheckpointID: nil, savedStatePath: nil)
     try record.insert(db)
     return record
@@ -157,7 +159,8 @@ extension Library {
       let (record, files) = try catalog.read { db -> (VMRecord, [String]) in
         let record = try vmRecord(db, named: name)
         let disks = try DiskRecord.filter(Column("vmID") == record.id!).fetchAll(db)
-        let states = try CheckpointRecord.filter(Column("vmID") == record.id!).fetchAll(db).compactMap(\.runningStatePath)
+        let states = try CheckpointRecord.filter(Column("vmID") == record.id!).fetchAll(db).compactMap(
+          \.runningStatePath)
         return (record, disks.map(\.path) + states + [record.savedStatePath].compactMap { $0 })
       }
       guard record.state == .stopped else {
@@ -290,7 +293,8 @@ extension Library {
     try withVMLock(name) {
       let vm = try self.vm(named: name)
       guard vm.state == .running else {
-        throw LabKitError(.invalidState, "VM '\(vm.name)' is \(vm.state); its guest writes only while it runs (start it)")
+        throw LabKitError(
+          .invalidState, "VM '\(vm.name)' is \(vm.state); its guest writes only while it runs (start it)")
       }
       let chain = try DiskChain.open(try diskPath(vm, slot), writable: true)
       defer { chain.close() }
