@@ -74,9 +74,22 @@ final class EngineCommandTests: XCTestCase {
     try run(["checkpoint", "remove", "later", "--vm", "web01"])
     XCTAssertEqual(try XCTUnwrap(try json(["checkpoint", "list", "--vm", "web01"]) as? [[String: Any]]).count, 1)
 
+    result = try run(["checkpoint", "export", "clean", "--vm", "web01", folder.file("exported")])
+    XCTAssertTrue(result.output.contains("web01-disk2.vhd"), result.output)
+    XCTAssertEqual(try vmlab(["disk", "check", folder.file("exported/web01-disk1.vhd")]).status, 0)
+
     let jobs = try XCTUnwrap(try json(["job", "list"]) as? [[String: Any]])
     XCTAssertTrue(jobs.contains { $0["kind"] as? String == "restore" && $0["status"] as? String == "completed" })
     try run(["library", "check"])
+  }
+
+  func testTheLibraryHostKindAppliesToNewVMs() throws {
+    XCTAssertEqual(try run(["library", "host-kind"]).output, "virtual-server\n")
+    try run(["library", "host-kind", "hypervisor"])
+    try run(["vm", "create", "h1", "--disk", "4M"])
+    let shown = try XCTUnwrap(try json(["vm", "show", "h1"]) as? [String: Any])
+    XCTAssertEqual(shown["hostKind"] as? String, "hypervisor")
+    try run(["library", "host-kind", "bogus"], expect: 2)
   }
 
   func testLabsCheckpointAndRestoreAsOne() throws {
@@ -134,5 +147,47 @@ final class EngineCommandTests: XCTestCase {
     try run(["vm", "turn-off", "web01"])
     try run(["vm", "remove", "web01"])
     XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("library/vms/web01")))
+  }
+
+  func testImportKeepsAForeignChainAndAsksAboutUndoDisks() throws {
+    let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/testdata/vhd").path
+    guard FileManager.default.fileExists(atPath: shared + "/fat-differential.vhd") else {
+      throw XCTSkip("shared test data not found at \(shared)")
+    }
+    let source = folder.file("windows")
+    try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+    for name in ["fat-differential.vhd", "fat-parent.vhd"] {
+      try FileManager.default.copyItem(atPath: shared + "/" + name, toPath: source + "/" + name)
+    }
+    // A differencing disk named like one of vmlab's checkpoints is still a plain chain.
+    try FileManager.default.moveItem(
+      atPath: source + "/fat-differential.vhd", toPath: source + "/fat-parent_20261126-214702-123_01.vhd")
+    try run(["vm", "import", "win", "--from", source])
+    XCTAssertEqual(try XCTUnwrap(try json(["checkpoint", "list", "--vm", "win"]) as? [[String: Any]]).count, 0)
+    let shown = try XCTUnwrap(try json(["vm", "show", "win"]) as? [String: Any])
+    let chain = try XCTUnwrap((shown["disks"] as? [[String: Any]])?.first?["chain"] as? [String])
+    XCTAssertEqual(
+      chain.map { ($0 as NSString).lastPathComponent }, ["fat-parent_20261126-214702-123_01.vhd", "fat-parent.vhd"])
+    XCTAssertTrue(
+      chain.allSatisfy { $0.hasPrefix(folder.file("library/vms/win/")) }, "copied into the library: \(chain)")
+    let exported = folder.file("out.raw")
+    XCTAssertEqual(try vmlab(["disk", "export", chain[0], exported]).status, 0)
+    let hash = try runProgram("/usr/bin/sha256sum", [exported]).output
+    XCTAssertTrue(hash.hasPrefix("cd39548dad3a9dcaa320b037b80cb4103cf59a894a22520df894174eba4cbe34"), hash)
+
+    try FileManager.default.copyItem(atPath: source + "/fat-parent.vhd", toPath: source + "/changes.vud")
+    var result = try run(["vm", "import", "win2", "--from", source], expect: 1)
+    XCTAssertTrue(result.error.contains("discard") && result.error.contains("merge"), result.error)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("library/vms/win2")))
+    try run(["vm", "import", "win2", "--from", source, "--undo-disks", "discard"])
+
+    result = try run(["vm", "export", "win", folder.file("exported")])
+    XCTAssertTrue(result.output.contains("fat-parent.vhd"), result.output)
+    XCTAssertEqual(
+      try vmlab(["disk", "check", folder.file("exported/fat-parent_20261126-214702-123_01.vhd")]).status, 0)
+    try run(["vm", "export", "win", folder.file("flat"), "--flatten"])
+    XCTAssertTrue(FileManager.default.fileExists(atPath: folder.file("flat/win-disk1.vhd")))
+    try run(["library", "check"])
   }
 }

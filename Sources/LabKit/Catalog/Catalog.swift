@@ -8,6 +8,9 @@ final class Catalog {
   init(path: String) throws {
     var configuration = Configuration()
     configuration.busyMode = .timeout(10)
+    // Write-ahead logging: one fsync per commit (synchronous stays FULL, so a commit survives power
+    // loss), and readers never wait for a writer.
+    configuration.journalMode = .wal
     configuration.prepareDatabase { db in
       try db.execute(sql: "PRAGMA foreign_keys = ON")
     }
@@ -111,6 +114,11 @@ final class Catalog {
         t.column("committed", .boolean).notNull()
         t.column("redo", .text)
       }
+    }
+    // A template remembers the disk it was made from, so that every linked clone of one source
+    // shares one template.
+    migrator.registerMigration("v2") { db in
+      try db.alter(table: "disk") { t in t.add(column: "sourceUniqueID", .text) }
     }
     return migrator
   }

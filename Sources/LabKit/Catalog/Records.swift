@@ -46,6 +46,8 @@ struct DiskRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable
   var role: DiskRole
   /// For `checkpoint` disks: the checkpoint that made it.
   var checkpointID: Int64?
+  /// For `template` disks: the unique id of the disk it was flattened from.
+  var sourceUniqueID: String? = nil
 
   mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }

@@ -49,7 +49,8 @@ public struct OperationPlan: Codable, Equatable, Sendable {
 extension Library {
   func checkpointSnapshot(_ db: Database, _ record: CheckpointRecord, vm: VMRecord? = nil) throws -> Checkpoint {
     let owner = try vm ?? VMRecord.fetchOne(db, key: record.vmID)!
-    let states = try CheckpointDiskRecord.filter(Column("checkpointID") == record.id!).order(Column("slot")).fetchAll(db)
+    let states = try CheckpointDiskRecord.filter(Column("checkpointID") == record.id!).order(Column("slot")).fetchAll(
+      db)
     let paths = try states.map { try DiskRecord.fetchOne(db, key: $0.stateID).map { absolute($0.path) } ?? "" }
     return Checkpoint(
       id: record.id!, vm: owner.name, name: record.name, description: record.description, created: record.created,
@@ -60,7 +61,8 @@ extension Library {
   func checkpointRecord(_ db: Database, id: Int64) throws -> CheckpointRecord {
     guard let record = try CheckpointRecord.fetchOne(db, key: id) else {
       throw LabKitError(
-        .notFound, "checkpoint \(id) not found (it was merged or removed); `vmlab checkpoint list` shows the checkpoints")
+        .notFound,
+        "checkpoint \(id) not found (it was merged or removed); `vmlab checkpoint list` shows the checkpoints")
     }
     return record
   }
@@ -94,7 +96,8 @@ extension Library {
     let known = candidates.map { "'\($0.name)'" }.joined(separator: ", ")
     throw LabKitError(
       .notFound,
-      "VM '\(name)' has no checkpoint '\(reference)'; \(known.isEmpty ? "it has no checkpoints yet" : "it has \(known)")")
+      "VM '\(name)' has no checkpoint '\(reference)'; \(known.isEmpty ? "it has no checkpoints yet" : "it has \(known)")"
+    )
   }
 
   /// A stamp for new files of a VM that no file or checkpoint of it uses yet.
@@ -107,7 +110,8 @@ extension Library {
       }
       let fileTaken = bases.enumerated().contains { index, base in
         FileManager.default.fileExists(
-          atPath: absolute(vmFolder(vm.name) + "/" + CheckpointFileName(base: base, stamp: stamp, slot: index + 1).fileName))
+          atPath: absolute(
+            vmFolder(vm.name) + "/" + CheckpointFileName(base: base, stamp: stamp, slot: index + 1).fileName))
       }
       if !taken && !fileTaken { return stamp }
       date = date.addingTimeInterval(0.001)

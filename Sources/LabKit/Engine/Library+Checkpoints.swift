@@ -26,7 +26,9 @@ extension Library {
         action = try stopForOperation(&record)
         try catalog.write { db in try record.update(db) }
       }
-      let (slots, stems) = try catalog.read { db in (try self.slots(db, vmID: record.id!), try baseStems(db, vmID: record.id!)) }
+      let (slots, stems) = try catalog.read { db in
+        (try self.slots(db, vmID: record.id!), try baseStems(db, vmID: record.id!))
+      }
       let stamp = try freshStamp(vm: record, bases: stems)
       let folder = vmFolder(record.name)
       let newPaths = slots.indices.map {
@@ -39,38 +41,39 @@ extension Library {
       let checkpoint: Checkpoint
       do {
         checkpoint = try journaled(
-        "checkpoint", vm: record.name, creates: newPaths + (statePath.map { [$0] } ?? []), deletes: [],
-        files: {
-          if let statePath, let runningState {
-            try Data(runningState).write(to: URL(fileURLWithPath: absolute(statePath)))
-          }
-          for (index, path) in newPaths.enumerated() {
-            try fault("checkpoint:disk\(index + 1)")
-            let disk = try VirtualDisk.createDifferencing(at: absolute(path), parent: absolute(leaves[index].path))
-            uniqueIDs.append(disk.uniqueID.description)
-            disk.close()
-          }
-        },
-        commit: { db -> Checkpoint in
-          var checkpoint = CheckpointRecord(
-            id: nil, vmID: vmRecordNow.id!, name: checkpointName, description: description, created: Date(), stamp: stamp,
-            parentID: vmRecordNow.currentCheckpointID, runningStatePath: statePath)
-          try checkpoint.insert(db)
-          for (index, slot) in slots.enumerated() {
-            try CheckpointDiskRecord(checkpointID: checkpoint.id!, slot: slot.number, stateID: slot.leafID).insert(db)
-            var disk = DiskRecord(
-              id: nil, path: newPaths[index], uniqueID: uniqueIDs[index], parentID: slot.leafID, vmID: vmRecordNow.id,
-              slot: slot.number, role: .checkpoint, checkpointID: checkpoint.id)
-            try disk.insert(db)
-            var updated = slot
-            updated.leafID = disk.id!
-            try updated.update(db)
-          }
-          var vm = try VMRecord.fetchOne(db, key: vmRecordNow.id!)!
-          vm.currentCheckpointID = checkpoint.id
-          try vm.update(db)
-          return try checkpointSnapshot(db, checkpoint, vm: vm)
-        })
+          "checkpoint", vm: record.name, creates: newPaths + (statePath.map { [$0] } ?? []), deletes: [],
+          files: {
+            if let statePath, let runningState {
+              try Data(runningState).write(to: URL(fileURLWithPath: absolute(statePath)))
+            }
+            for (index, path) in newPaths.enumerated() {
+              try fault("checkpoint:disk\(index + 1)")
+              let disk = try VirtualDisk.createDifferencing(at: absolute(path), parent: absolute(leaves[index].path))
+              uniqueIDs.append(disk.uniqueID.description)
+              disk.close()
+            }
+          },
+          commit: { db -> Checkpoint in
+            var checkpoint = CheckpointRecord(
+              id: nil, vmID: vmRecordNow.id!, name: checkpointName, description: description, created: Date(),
+              stamp: stamp,
+              parentID: vmRecordNow.currentCheckpointID, runningStatePath: statePath)
+            try checkpoint.insert(db)
+            for (index, slot) in slots.enumerated() {
+              try CheckpointDiskRecord(checkpointID: checkpoint.id!, slot: slot.number, stateID: slot.leafID).insert(db)
+              var disk = DiskRecord(
+                id: nil, path: newPaths[index], uniqueID: uniqueIDs[index], parentID: slot.leafID, vmID: vmRecordNow.id,
+                slot: slot.number, role: .checkpoint, checkpointID: checkpoint.id)
+              try disk.insert(db)
+              var updated = slot
+              updated.leafID = disk.id!
+              try updated.update(db)
+            }
+            var vm = try VMRecord.fetchOne(db, key: vmRecordNow.id!)!
+            vm.currentCheckpointID = checkpoint.id
+            try vm.update(db)
+            return try checkpointSnapshot(db, checkpoint, vm: vm)
+          })
       } catch let crash as SimulatedCrash {
         throw crash
       } catch {

@@ -45,7 +45,9 @@ extension Library {
   }
 
   public func labs() throws -> [Lab] {
-    try catalog.read { db in try LabRecord.order(sql: "name COLLATE NOCASE").fetchAll(db).map { try labSnapshot(db, $0) } }
+    try catalog.read { db in
+      try LabRecord.order(sql: "name COLLATE NOCASE").fetchAll(db).map { try labSnapshot(db, $0) }
+    }
   }
 
   @discardableResult
@@ -116,14 +118,14 @@ extension Library {
     return outcomes.compactMap { $0.success }
   }
 
-  /// Restores every VM of a lab to its checkpoint of that name (or its most recent one), in
-  /// parallel. Every VM's checkpoint is found before anything is touched; VMs that were running run
+  /// Restores every VM of a lab to its checkpoint of that name (or its most recent one), all in one
+  /// operation. Every VM's checkpoint is found before anything is touched; VMs that were running run
   /// again afterwards.
   @discardableResult
   public func restoreLab(_ name: String, checkpoint checkpointName: String?) throws -> [LabMemberResult] {
     let lab = try self.lab(named: name)
     guard !lab.vms.isEmpty else { throw LabKitError(.invalidState, "lab '\(lab.name)' has no VMs; add some first") }
-    let targets: [(vm: String, checkpoint: Checkpoint, wasRunning: Bool)] = try lab.vms.map { vm in
+    let targets: [(vm: String, checkpoint: Checkpoint)] = try lab.vms.map { vm in
       let checkpoint: Checkpoint
       if let checkpointName {
         checkpoint = try self.checkpoint(vm: vm, named: checkpointName)
@@ -133,23 +135,17 @@ extension Library {
         }
         checkpoint = latest
       }
-      return (vm, checkpoint, try self.vm(named: vm).state == .running)
+      return (vm, checkpoint)
     }
-    let outcomes = try parallel(targets) { target -> LabMemberResult in
-      let start = Date()
-      let (_, result) = try self.restore(checkpoint: target.checkpoint.id)
-      var state = result?.vmState ?? .stopped
-      if target.wasRunning && state != .running {
-        state = try self.start(vm: target.vm).state
-      }
-      return LabMemberResult(
-        vm: target.vm, checkpoint: target.checkpoint.name, checkpointID: target.checkpoint.id,
-        action: result?.action ?? .none, state: state, seconds: Date().timeIntervalSince(start))
+    // One journaled operation for the whole lab: all VMs come back, or none.
+    let start = Date()
+    let restored = try restore(checkpoints: targets.map(\.checkpoint.id), restartRunning: true)
+    let seconds = Date().timeIntervalSince(start)
+    return zip(targets, restored).map { target, outcome in
+      LabMemberResult(
+        vm: target.vm, checkpoint: target.checkpoint.name, checkpointID: target.checkpoint.id, action: outcome.action,
+        state: outcome.state, seconds: seconds)
     }
-    if let failure = outcomes.compactMap({ $0.failure }).first {
-      throw LabKitError(.failed, "lab '\(lab.name)': \(failure)")
-    }
-    return outcomes.compactMap { $0.success }
   }
 
   /// The checkpoint names every VM of the lab has.
@@ -166,16 +162,18 @@ extension Library {
   /// Runs `body` for each item on a bounded pool of threads; collects every outcome in order.
   func parallel<Item, Output>(_ items: [Item], _ body: @escaping (Item) throws -> Output) throws -> [Outcome<Output>] {
     let results = ParallelResults<Output>(count: items.count)
-    let queue = OperationQueue()
-    queue.maxConcurrentOperationCount = max(4, ProcessInfo.processInfo.activeProcessorCount * 2)
+    let queue = WorkQueue(name: "vmlab lab", width: WorkQueue.defaultWidth)
+    let group = DispatchGroup()
     for (index, item) in items.enumerated() {
-      queue.addOperation {
+      group.enter()
+      queue.submit(key: nil) {
         let outcome: Outcome<Output>
         do { outcome = .success(try body(item)) } catch { outcome = .failure(error) }
         results.lock.withLock { results.outcomes[index] = outcome }
+        group.leave()
       }
     }
-    queue.waitUntilAllOperationsAreFinished()
+    group.wait()
     return results.outcomes.map { $0! }
   }
 }

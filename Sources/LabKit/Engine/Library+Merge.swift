@@ -80,14 +80,17 @@ extension Library {
       let state = try CheckpointDiskRecord.fetchOne(db, key: ["checkpointID": id, "slot": slot.number])!
       let chain = try self.chain(db, from: slot.leafID)
       guard let targetIndex = chain.firstIndex(where: { $0.id == state.stateID }) else {
-        throw LabKitError(.inconsistent, "the catalog's chain of VM '\(vm.name)' disk \(slot.number) misses its checkpoint state")
+        throw LabKitError(
+          .inconsistent, "the catalog's chain of VM '\(vm.name)' disk \(slot.number) misses its checkpoint state")
       }
       let folded = Array(chain[..<targetIndex])
       let targetDisk = chain[targetIndex]
       // Nothing outside the merge may read the target or the folded disks.
       for (index, disk) in ([targetDisk] + folded.reversed()).enumerated() {
-        let allowedChild = index == 0 ? folded.last?.id : (index < folded.count ? folded[folded.count - 1 - index].id : nil)
-        let others = try DiskRecord.filter(Column("parentID") == disk.id! && Column("id") != (allowedChild ?? -1)).fetchAll(db)
+        let allowedChild =
+          index == 0 ? folded.last?.id : (index < folded.count ? folded[folded.count - 1 - index].id : nil)
+        let others = try DiskRecord.filter(Column("parentID") == disk.id! && Column("id") != (allowedChild ?? -1))
+          .fetchAll(db)
         if !others.isEmpty {
           throw LabKitError(
             .conflict,
@@ -111,7 +114,8 @@ extension Library {
       }
       folds.append(
         RedoPlan.Fold(
-          slot: slot.number, targetID: targetDisk.id!, targetPath: targetDisk.path, paths: folded.reversed().map(\.path)))
+          slot: slot.number, targetID: targetDisk.id!, targetPath: targetDisk.path, paths: folded.reversed().map(\.path)
+        ))
       deleteDisks += folded.map { $0.id! }
     }
     let stateFiles = line.compactMap(\.runningStatePath)
@@ -157,10 +161,12 @@ extension Library {
     }
     for state in try CheckpointDiskRecord.filter(Column("checkpointID") == id).fetchAll(db) {
       var disk = try DiskRecord.fetchOne(db, key: state.stateID)!
-      guard disk.role == .checkpoint || disk.role == .working, !leaves.contains(disk.id!), try !isStateOfAnother(disk.id!)
+      guard disk.role == .checkpoint || disk.role == .working, !leaves.contains(disk.id!),
+        try !isStateOfAnother(disk.id!)
       else { continue }
       let children = try DiskRecord.filter(Column("parentID") == disk.id!).fetchAll(db)
-      if children.count == 1, let parentID = disk.parentID, let grandparent = try DiskRecord.fetchOne(db, key: parentID) {
+      if children.count == 1, let parentID = disk.parentID, let grandparent = try DiskRecord.fetchOne(db, key: parentID)
+      {
         let file = try VirtualDisk.open(absolute(disk.path))
         bytes += try file.allocatedBytes()
         file.close()
@@ -173,7 +179,8 @@ extension Library {
         // Nothing reads it: delete it, and the disks below that existed only for it.
         deleteDisks.append(disk.id!)
         while let parentID = disk.parentID, let parent = try DiskRecord.fetchOne(db, key: parentID),
-          parent.role == .checkpoint || parent.role == .working, !leaves.contains(parentID), try !isStateOfAnother(parentID),
+          parent.role == .checkpoint || parent.role == .working, !leaves.contains(parentID),
+          try !isStateOfAnother(parentID),
           try DiskRecord.filter(Column("parentID") == parentID).fetchCount(db) == 1
         {
           deleteDisks.append(parentID)
@@ -181,7 +188,8 @@ extension Library {
         }
       }
     }
-    let deletes = try deleteDisks.map { try DiskRecord.fetchOne(db, key: $0)!.path } + [target.runningStatePath].compactMap { $0 }
+    let deletes =
+      try deleteDisks.map { try DiskRecord.fetchOne(db, key: $0)!.path } + [target.runningStatePath].compactMap { $0 }
     let plan = OperationPlan(
       operation: "remove", vm: vm.name, checkpointsRemoved: [target.name], alsoAffected: [],
       filesRemoved: deletes.map(absolute), filesCreated: [], bytesMerged: bytes, powerAction: .none, applied: false)
@@ -222,10 +230,12 @@ extension Library {
     try db.execute(sql: "PRAGMA defer_foreign_keys = ON")
     for fold in redo.folds {
       try db.execute(
-        sql: "UPDATE slot SET leafID = ? WHERE vmID = ? AND number = ?", arguments: [fold.targetID, redo.vmID, fold.slot])
+        sql: "UPDATE slot SET leafID = ? WHERE vmID = ? AND number = ?",
+        arguments: [fold.targetID, redo.vmID, fold.slot])
     }
     for absorb in redo.absorbs {
-      try db.execute(sql: "UPDATE disk SET parentID = ? WHERE id = ?", arguments: [absorb.grandparentID, absorb.childID])
+      try db.execute(
+        sql: "UPDATE disk SET parentID = ? WHERE id = ?", arguments: [absorb.grandparentID, absorb.childID])
     }
     let removed = redo.removeCheckpoints
     for id in removed {

@@ -11,7 +11,9 @@ extension Library {
   /// A running VM is stopped first (shut down, or turned off without guest additions). An online
   /// checkpoint brings the VM back running with its saved state.
   @discardableResult
-  public func restore(checkpoint id: Int64, whatIf: Bool = false) throws -> (plan: OperationPlan, result: CheckpointResult?) {
+  public func restore(checkpoint id: Int64, whatIf: Bool = false) throws -> (
+    plan: OperationPlan, result: CheckpointResult?
+  ) {
     let owner = try catalog.read { db in try VMRecord.fetchOne(db, key: try checkpointRecord(db, id: id).vmID)!.name }
     return try withVMLock(owner) {
       var record = try catalog.read { db in try vmRecord(db, named: owner) }
@@ -20,7 +22,8 @@ extension Library {
         let slots = try self.slots(db, vmID: record.id!)
         let states = try CheckpointDiskRecord.filter(Column("checkpointID") == id).order(Column("slot")).fetchAll(db)
         guard states.count == slots.count else {
-          throw LabKitError(.inconsistent, "checkpoint \(id) of VM '\(owner)' does not cover every disk; run `vmlab library check`")
+          throw LabKitError(
+            .inconsistent, "checkpoint \(id) of VM '\(owner)' does not cover every disk; run `vmlab library check`")
         }
         var doomed: [DiskRecord] = []
         for (slot, state) in zip(slots, states) {
@@ -109,4 +112,3 @@ extension Library {
     return result
   }
 }
-

@@ -60,8 +60,10 @@ extension Library {
       let existingTemplate: DiskRecord? =
         linked
         ? try catalog.read { db in
-          try DiskRecord.filter(Column("role") == DiskRole.template.rawValue && Column("uniqueID") == sourceID.description)
-            .fetchOne(db)
+          try DiskRecord.filter(
+            Column("role") == DiskRole.template.rawValue
+              && (Column("sourceUniqueID") == sourceID.description || Column("uniqueID") == sourceID.description)
+          ).fetchOne(db)
         } : nil
       let templatePath = linked && existingTemplate == nil ? try newTemplatePath(for: source.leaf.path) : nil
       var templateID = sourceID.description
@@ -94,8 +96,9 @@ extension Library {
               parentID = existingTemplate.id
             } else {
               var template = DiskRecord(
-                id: nil, path: templatePath!, uniqueID: templateID, parentID: nil, vmID: nil, slot: nil, role: .template,
-                checkpointID: nil)
+                id: nil, path: templatePath!, uniqueID: templateID, parentID: nil, vmID: nil, slot: nil,
+                role: .template,
+                checkpointID: nil, sourceUniqueID: sourceID.description)
               try template.insert(db)
               parentID = template.id
             }
@@ -143,7 +146,8 @@ extension Library {
 
   private func insertVM(_ db: Database, name: String, additions: Bool, hostKind: HostKind?) throws -> VMRecord {
     var record = VMRecord(
-      id: nil, name: name, hostKind: try hostKind ?? storedHostKind(db), state: .stopped, additions: additions, created: Date(),
+      id: nil, name: name, hostKind: try hostKind ?? storedHostKind(db), state: .stopped, additions: additions,
+      created: Date(),
       currentCheckpointID: nil, savedStatePath: nil)
     try record.insert(db)
     return record
@@ -155,7 +159,8 @@ extension Library {
       let (record, files) = try catalog.read { db -> (VMRecord, [String]) in
         let record = try vmRecord(db, named: name)
         let disks = try DiskRecord.filter(Column("vmID") == record.id!).fetchAll(db)
-        let states = try CheckpointRecord.filter(Column("vmID") == record.id!).fetchAll(db).compactMap(\.runningStatePath)
+        let states = try CheckpointRecord.filter(Column("vmID") == record.id!).fetchAll(db).compactMap(
+          \.runningStatePath)
         return (record, disks.map(\.path) + states + [record.savedStatePath].compactMap { $0 })
       }
       guard record.state == .stopped else {
@@ -288,7 +293,8 @@ extension Library {
     try withVMLock(name) {
       let vm = try self.vm(named: name)
       guard vm.state == .running else {
-        throw LabKitError(.invalidState, "VM '\(vm.name)' is \(vm.state); its guest writes only while it runs (start it)")
+        throw LabKitError(
+          .invalidState, "VM '\(vm.name)' is \(vm.state); its guest writes only while it runs (start it)")
       }
       let chain = try DiskChain.open(try diskPath(vm, slot), writable: true)
       defer { chain.close() }

@@ -51,7 +51,8 @@ extension Library {
   func snapshot(_ db: Database, _ record: VMRecord) throws -> VirtualMachine {
     let disks = try slots(db, vmID: record.id!).map { slot -> VirtualMachineDisk in
       let chain = try self.chain(db, from: slot.leafID)
-      return VirtualMachineDisk(slot: slot.number, path: absolute(chain[0].path), chain: chain.map { absolute($0.path) })
+      return VirtualMachineDisk(
+        slot: slot.number, path: absolute(chain[0].path), chain: chain.map { absolute($0.path) })
     }
     return VirtualMachine(
       id: record.id!, name: record.name, state: record.state, additions: record.additions, hostKind: record.hostKind,

@@ -1,20 +1,16 @@
 import Foundation
 import GRDB
 
-/// Runs jobs on a bounded pool of threads: jobs for different VMs run in parallel, and each
-/// operation takes its VM's lock, so operations on one VM are serialised.
+/// Runs jobs on a bounded pool of threads: jobs for different VMs run in parallel, and jobs for one
+/// VM run one after the other in the order they were submitted.
 final class JobRunner: @unchecked Sendable {
   private unowned let library: Library
-  private let queue: OperationQueue
+  private let queue = WorkQueue(name: "vmlab jobs", width: WorkQueue.defaultWidth)
   private let lock = NSLock()
   private var running: [Int64: DispatchGroup] = [:]
 
   init(library: Library) {
     self.library = library
-    queue = OperationQueue()
-    queue.name = "vmlab jobs"
-    // I/O bound work: a few more threads than cores keeps the disks busy without thrashing.
-    queue.maxConcurrentOperationCount = max(4, ProcessInfo.processInfo.activeProcessorCount * 2)
   }
 
   func submit(kind: String, target: String, _ work: @escaping () throws -> String?) throws -> Job {
@@ -26,7 +22,7 @@ final class JobRunner: @unchecked Sendable {
     let group = DispatchGroup()
     group.enter()
     lock.withLock { running[id] = group }
-    queue.addOperation { [library] in
+    queue.submit(key: target.lowercased()) { [library] in
       defer {
         self.lock.withLock { _ = self.running.removeValue(forKey: id) }
         group.leave()

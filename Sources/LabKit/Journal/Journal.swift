@@ -32,13 +32,22 @@ extension Library {
     } catch let crash as SimulatedCrash {
       throw crash
     } catch {
-      // A redo operation already changed files the catalog uses: it must be finished, not undone.
-      if redo == nil { try? rollBack(entryID: entryID, creates: creates) }
-      throw error
+      guard redo != nil else {
+        try? rollBack(entryID: entryID, creates: creates)
+        throw error
+      }
+      // A redo operation may already have changed files the catalog uses: it must be finished, not
+      // undone. Its entry stays; the next operation on the VM (or the next opening) finishes it
+      // before anything else touches the VM's disks.
+      throw LabKitError(
+        .failed,
+        "the \(operation) of VM '\(vm)' was interrupted (\(error)); nothing the VM reads changed, and it is finished before the next operation on the VM or when the library is next opened"
+      )
     }
     try fault("\(operation):committed")
     try finish(entryID: entryID, deletes: deletes)
-    try? writeManifest(vm: vm)
+    // A bulk operation names its VMs separated by commas (names cannot hold one).
+    for name in vm.split(separator: ",") { try? writeManifest(vm: String(name)) }
     return result
   }
 
@@ -62,15 +71,39 @@ extension Library {
   /// rest, as a crash left them.
   func recover() throws {
     let entries = try catalog.read { db in try JournalRecord.order(Column("id")).fetchAll(db) }
-    for entry in entries {
-      if entry.committed {
-        try finish(entryID: entry.id!, deletes: entry.deletes)
-      } else if let redo = entry.redo {
-        try completeRedo(entry: entry, redo: redo)
-      } else {
-        try rollBack(entryID: entry.id!, creates: entry.creates)
-      }
-      try? writeManifest(vm: entry.vmName)
+    for entry in entries { try settle(entry) }
+  }
+
+  /// Finishes or rolls back the operations a failure left half done on one VM. Runs, holding the
+  /// VM's lock, before every operation on it: an interrupted merge must be finished before anything
+  /// else changes the VM's chain, or finishing it later would undo that change.
+  func settlePending(vm name: String) throws {
+    let entries = try catalog.read { db in
+      // A bulk operation lists its VMs separated by commas.
+      try JournalRecord.filter(
+        sql: "instr(',' || lower(vmName) || ',', ',' || lower(?) || ',') > 0", arguments: [name]
+      ).order(Column("id")).fetchAll(db)
     }
+    for entry in entries {
+      do {
+        try settle(entry)
+      } catch {
+        throw LabKitError(
+          .inconsistent,
+          "VM '\(entry.vmName)' has an unfinished \(entry.operation) that cannot be finished yet (\(error)); nothing else is done to it until it is"
+        )
+      }
+    }
+  }
+
+  private func settle(_ entry: JournalRecord) throws {
+    if entry.committed {
+      try finish(entryID: entry.id!, deletes: entry.deletes)
+    } else if let redo = entry.redo {
+      try completeRedo(entry: entry, redo: redo)
+    } else {
+      try rollBack(entryID: entry.id!, creates: entry.creates)
+    }
+    for name in entry.vmName.split(separator: ",") { try? writeManifest(vm: String(name)) }
   }
 }

@@ -74,9 +74,13 @@ public final class Library: @unchecked Sendable {
 
   // MARK: Serialisation
 
-  /// Runs `body` holding the VM's lock: one operation at a time per VM.
-  func withVMLock<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
-    try vmLocks.withLock(name.lowercased(), body)
+  /// Runs `body` holding the VM's lock: one operation at a time per VM. An operation a failure left
+  /// half done on the VM is finished (or rolled back) first.
+  func withVMLock<T>(_ name: String, _ body: () throws -> T) throws -> T {
+    try vmLocks.withLock(name.lowercased()) {
+      try settlePending(vm: name)
+      return try body()
+    }
   }
 
   func fault(_ step: String) throws {

@@ -19,8 +19,7 @@ extension Library {
   public func repair() throws -> RepairReport {
     var report = RepairReport(vms: [], checkpoints: 0, labs: [], notes: [])
     let folders = ((try? FileManager.default.contentsOfDirectory(atPath: absolute("vms"))) ?? []).sorted()
-    let decoder = JSONDecoder()
-    decoder.dateDecodingStrategy = .iso8601
+    let decoder = Library.manifestDecoder
     try catalog.write { db in
       try db.execute(sql: "PRAGMA defer_foreign_keys = ON")
       for table in ["labMember", "lab", "checkpointDisk", "checkpoint", "slot", "disk", "vm", "journal"] {
@@ -93,7 +92,8 @@ extension Library {
           }
           var record = DiskRecord(
             id: nil, path: disk.path, uniqueID: identity.id, parentID: disk.parent.flatMap { ids[$0] },
-            vmID: disk.role == .template ? nil : vm.id, slot: disk.slot, role: disk.role, checkpointID: nil)
+            vmID: disk.role == .template ? nil : vm.id, slot: disk.slot, role: disk.role, checkpointID: nil,
+            sourceUniqueID: disk.sourceUniqueID)
           try record.insert(db)
           ids[disk.path] = record.id
         }
@@ -234,17 +234,49 @@ extension Library {
       }
       // Current leaves: per slot, the childless disk written most recently.
       let parentIDs = Set(try Int64.fetchAll(db, sql: "SELECT parentID FROM disk WHERE parentID IS NOT NULL"))
+      var leaves: [Int: Found] = [:]
+      var strandedByStamp: [String: [Found]] = [:]
       for (slot, base) in bases {
         let candidates = found.filter { slotOf[$0.id] == slot && ids[$0.id] != nil && !parentIDs.contains(ids[$0.id]!) }
         let leaf = candidates.max { $0.modified < $1.modified } ?? base
+        leaves[slot] = leaf
         try SlotRecord(vmID: vm.id!, number: slot, baseID: ids[base.id]!, leafID: ids[leaf.id]!).insert(db)
-        if slot == bases[0].slot {
-          var cursor: Int64? = ids[leaf.id]
-          while let id = cursor, vm.currentCheckpointID == nil {
-            vm.currentCheckpointID = checkpointsByState[id]
-            cursor = try DiskRecord.fetchOne(db, key: id)?.parentID
+        // Any other childless disk is a checkpoint's frozen state whose own files a restore deleted
+        // (a disk that only the current line needed is deleted with it): its checkpoint is found
+        // from the state alone.
+        for disk in candidates where disk.id != leaf.id && checkpointsByState[ids[disk.id]!] == nil {
+          if let parsed = CheckpointFileName(parsing: (disk.path as NSString).lastPathComponent) {
+            strandedByStamp[parsed.stamp, default: []].append(disk)
           }
         }
+      }
+      var stamps = Set(groups.keys)
+      for (_, files) in strandedByStamp.sorted(by: { $0.key < $1.key }) where files.count == bases.count {
+        let files = files.sorted { (slotOf[$0.id] ?? 0) < (slotOf[$1.id] ?? 0) }
+        // Taken when its state stopped being written; its own stamp went with its files.
+        var created = files.map(\.modified).max() ?? Date()
+        var stamp = CheckpointFileName.stamp(for: created)
+        while stamps.contains(stamp) {
+          created = created.addingTimeInterval(0.001)
+          stamp = CheckpointFileName.stamp(for: created)
+        }
+        stamps.insert(stamp)
+        var record = CheckpointRecord(
+          id: nil, vmID: vm.id!, name: "checkpoint \(stamp)",
+          description: "recovered from its frozen disks (its own files were gone)", created: created, stamp: stamp,
+          parentID: nil, runningStatePath: nil)
+        try record.insert(db)
+        count += 1
+        for (index, file) in files.enumerated() {
+          try CheckpointDiskRecord(checkpointID: record.id!, slot: bases[index].slot, stateID: ids[file.id]!).insert(db)
+          checkpointsByState[ids[file.id]!] = record.id
+        }
+      }
+      // The current checkpoint: the nearest below the first slot's leaf.
+      var cursor: Int64? = leaves[bases[0].slot].flatMap { ids[$0.id] }
+      while let id = cursor, vm.currentCheckpointID == nil {
+        vm.currentCheckpointID = checkpointsByState[id]
+        cursor = try DiskRecord.fetchOne(db, key: id)?.parentID
       }
       // Each checkpoint's parent: the nearest checkpoint below its state.
       for checkpoint in try CheckpointRecord.filter(Column("vmID") == vm.id!).fetchAll(db) {

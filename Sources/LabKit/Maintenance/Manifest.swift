@@ -1,6 +1,10 @@
 import Foundation
 import GRDB
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// `vms/NAME/vm.json`: what the catalog knows of one VM, kept beside its files so that
 /// `library repair` can rebuild the catalog with names and descriptions intact. Written after every
 /// committed operation; the catalog stays the authority while it exists.
@@ -12,6 +16,8 @@ struct VMManifest: Codable {
     var slot: Int?
     var role: DiskRole
     var checkpointStamp: String?
+    /// For templates: the unique id of the disk they were made from.
+    var sourceUniqueID: String? = nil
   }
 
   struct Slot: Codable {
@@ -58,15 +64,62 @@ extension Library {
   static let manifestEncoder: JSONEncoder = {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    encoder.dateEncodingStrategy = .iso8601
+    // Milliseconds kept: checkpoints are ordered by creation time, often several in one second.
+    encoder.dateEncodingStrategy = .custom { date, encoder in
+      var container = encoder.singleValueContainer()
+      try container.encode(isoTimestamp(date))
+    }
     return encoder
   }()
+
+  /// Reads manifest dates with or without fractional seconds.
+  static let manifestDecoder: JSONDecoder = {
+    let decoder = JSONDecoder()
+    decoder.dateDecodingStrategy = .custom { decoder in
+      let container = try decoder.singleValueContainer()
+      let text = try container.decode(String.self)
+      guard
+        let date = manifestDateFormatter(fractional: true).date(from: text)
+          ?? manifestDateFormatter(fractional: false).date(from: text)
+      else {
+        throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an ISO 8601 date: \(text)")
+      }
+      return date
+    }
+    return decoder
+  }()
+
+  /// `2026-11-26T21:47:02.123Z`, built by hand: a formatter per date would cost more than the rest
+  /// of a manifest.
+  static func isoTimestamp(_ date: Date) -> String {
+    let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+    var seconds = time_t(milliseconds / 1000)
+    var parts = tm()
+    gmtime_r(&seconds, &parts)
+    func pad(_ value: Int32, _ width: Int) -> String {
+      let text = String(value)
+      return String(repeating: "0", count: max(0, width - text.count)) + text
+    }
+    return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+      + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds % 1000), 3))Z"
+  }
+
+  static func manifestDateFormatter(fractional: Bool) -> ISO8601DateFormatter {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = fractional ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
+    return formatter
+  }
 
   /// Rewrites a VM's manifest from the catalog (atomically), or removes it when the VM is gone.
   func writeManifest(vm name: String) throws {
     let manifest: VMManifest? = try catalog.read { db in
-      guard let vm = try VMRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchOne(db) else { return nil }
-      let disks = try DiskRecord.filter(sql: "vmID = ? OR id IN (SELECT parentID FROM disk WHERE vmID = ? AND role = 'clone')", arguments: [vm.id, vm.id]).fetchAll(db)
+      guard let vm = try VMRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchOne(db) else {
+        return nil
+      }
+      let disks = try DiskRecord.filter(
+        sql: "vmID = ? OR id IN (SELECT parentID FROM disk WHERE vmID = ? AND role = 'clone')",
+        arguments: [vm.id, vm.id]
+      ).fetchAll(db)
       let byID = Dictionary(uniqueKeysWithValues: disks.map { ($0.id!, $0) })
       let checkpoints = try CheckpointRecord.filter(Column("vmID") == vm.id!).order(Column("id")).fetchAll(db)
       let stamps = Dictionary(uniqueKeysWithValues: checkpoints.map { ($0.id!, $0.stamp) })
@@ -79,13 +132,14 @@ extension Library {
         disks: disks.map {
           VMManifest.Disk(
             path: $0.path, uniqueID: $0.uniqueID, parent: $0.parentID.flatMap { byID[$0]?.path }, slot: $0.slot,
-            role: $0.role, checkpointStamp: $0.checkpointID.flatMap { stamps[$0] })
+            role: $0.role, checkpointStamp: $0.checkpointID.flatMap { stamps[$0] }, sourceUniqueID: $0.sourceUniqueID)
         },
         checkpoints: try checkpoints.map { checkpoint in
           let states = try CheckpointDiskRecord.filter(Column("checkpointID") == checkpoint.id!).order(Column("slot"))
             .fetchAll(db)
           return VMManifest.Checkpoint(
-            stamp: checkpoint.stamp, name: checkpoint.name, description: checkpoint.description, created: checkpoint.created,
+            stamp: checkpoint.stamp, name: checkpoint.name, description: checkpoint.description,
+            created: checkpoint.created,
             parentStamp: checkpoint.parentID.flatMap { stamps[$0] }, runningStatePath: checkpoint.runningStatePath,
             states: states.map { byID[$0.stateID]?.path ?? "" })
         })
@@ -95,11 +149,30 @@ extension Library {
       removeFileIfPresent(path)
       return
     }
-    try Library.manifestEncoder.encode(manifest).write(to: URL(fileURLWithPath: absolute(vmFolder(manifest.name) + "/vm.json")), options: .atomic)
+    try replaceFile(absolute(vmFolder(manifest.name) + "/vm.json"), with: try Library.manifestEncoder.encode(manifest))
   }
 
   func writeLabsManifest() throws {
     let manifest = LabsManifest(labs: try labs().map { .init(name: $0.name, created: $0.created, vms: $0.vms) })
-    try Library.manifestEncoder.encode(manifest).write(to: URL(fileURLWithPath: absolute("labs.json")), options: .atomic)
+    try replaceFile(absolute("labs.json"), with: try Library.manifestEncoder.encode(manifest))
+  }
+
+  /// Writes a file whole and renames it into place, so a reader sees the old or the new one. No
+  /// fsync: a manifest is a copy of the catalog for `library repair`, rewritten after every
+  /// operation, and an fsync each would cost more than the operation (the file system orders the
+  /// data before the rename).
+  func replaceFile(_ path: String, with data: Data) throws {
+    let temporary = path + ".new"
+    // Plain open and write: Foundation's file writers fsync.
+    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard descriptor >= 0 else {
+      throw LabKitError(.failed, "cannot write \(temporary): \(String(cString: strerror(errno)))")
+    }
+    let written = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+    close(descriptor)
+    guard written == data.count else { throw LabKitError(.failed, "cannot write \(temporary)") }
+    if rename(temporary, path) != 0 {
+      throw LabKitError(.failed, "cannot replace \(path): \(String(cString: strerror(errno)))")
+    }
   }
 }

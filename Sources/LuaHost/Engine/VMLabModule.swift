@@ -26,6 +26,9 @@ public enum VMLabModule {
     let binding = EngineBinding(state: state, openLibrary: library)
     let module = state.newTable()
     module["version"] = .text(version)
+    // Wall-clock seconds (os.clock counts CPU time, which stands still while jobs wait on disks).
+    module["clock"] = .function(
+      state.function(named: "clock") { _ in [.number(Date().timeIntervalSince1970)] })
     binding.defineDisks(in: module, state: state)
     binding.defineVMs(in: module, state: state)
     binding.defineCheckpoints(in: module, state: state)

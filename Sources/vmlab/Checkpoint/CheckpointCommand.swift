@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
 import LabKit
+import VHD
 
 struct CheckpointCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "checkpoint", abstract: "Take, list, restore, merge and remove VM checkpoints.",
     subcommands: [
       CheckpointNew.self, CheckpointList.self, CheckpointRestore.self, CheckpointMerge.self, CheckpointRemove.self,
-      CheckpointDiff.self,
+      CheckpointDiff.self, CheckpointExport.self,
     ])
 }
 
@@ -46,6 +47,34 @@ struct CheckpointSelection: ParsableArguments {
       throw LabKitError(.notFound, "no VM has a checkpoint '\(reference)'; `vmlab checkpoint list` shows them")
     }
     return (matches, true)
+  }
+
+  /// The checkpoints chosen; an operation on every VM must be asked for with `--all` (a dry run
+  /// needs no confirmation).
+  func confirmed(_ library: Library, verb: String, whatIf: Bool) throws -> [Checkpoint] {
+    let (checkpoints, bulk) = try resolve(library)
+    if bulk && !all && !whatIf {
+      let count = checkpoints.count
+      throw ValidationError(
+        "this would \(verb) \(count) VM\(count == 1 ? "" : "s") (every VM); pass --all to do it, or --what-if to see the plan"
+      )
+    }
+    return checkpoints
+  }
+}
+
+/// One checkpoint, by name with `--vm`, or by id.
+struct SingleCheckpoint: ParsableArguments {
+  @Argument(help: "The checkpoint: its name (with --vm) or its id.")
+  var checkpoint: String
+
+  @Option(help: "The VM whose checkpoint it is.")
+  var vm: String?
+
+  func resolve(_ library: Library) throws -> Checkpoint {
+    if let vm { return try library.checkpoint(vm: vm, named: checkpoint) }
+    if let id = Int64(checkpoint) { return try library.checkpoint(id: id) }
+    throw ValidationError("give --vm with the checkpoint's name '\(checkpoint)', or its id")
   }
 }
 
@@ -174,19 +203,17 @@ struct CheckpointRestore: ParsableCommand {
 
   func run() throws {
     let library = try self.library.open()
-    let (checkpoints, bulk) = try selection.resolve(library)
-    try confirmBulk(bulk: bulk, all: selection.all, whatIf: whatIf, count: checkpoints.count, verb: "restore")
+    let checkpoints = try selection.confirmed(library, verb: "restore", whatIf: whatIf)
     if whatIf {
       let plans = try checkpoints.map { try library.restore(checkpoint: $0.id, whatIf: true).plan }
       return json ? try printJSON(plans) : plans.forEach(printPlan)
     }
-    if bulk && !json {
+    if checkpoints.count > 1 && !json {
       print(
         "restoring \(checkpoints.count) VMs: \(checkpoints.map { "\($0.vm) → '\($0.name)'" }.joined(separator: ", "))")
     }
     let jobs = try checkpoints.map { try library.restoreJob(checkpoint: $0.id) }
-    let finished = try waitWithProgress(library, jobs, label: "restoring")
-    try report(finished, json: json)
+    try report(try waitWithProgress(library, jobs, label: "restoring"), json: json)
   }
 }
 
@@ -207,8 +234,7 @@ struct CheckpointMerge: ParsableCommand {
 
   func run() throws {
     let library = try self.library.open()
-    let (checkpoints, bulk) = try selection.resolve(library)
-    try confirmBulk(bulk: bulk, all: selection.all, whatIf: whatIf, count: checkpoints.count, verb: "merge")
+    let checkpoints = try selection.confirmed(library, verb: "merge", whatIf: whatIf)
     let plans = try checkpoints.map { try library.merge(checkpoint: $0.id, whatIf: true) }
     if whatIf { return json ? try printJSON(plans) : plans.forEach(printPlan) }
     if !json {
@@ -219,8 +245,7 @@ struct CheckpointMerge: ParsableCommand {
       }
     }
     let jobs = try checkpoints.map { try library.mergeJob(checkpoint: $0.id) }
-    let finished = try waitWithProgress(library, jobs, label: "merging")
-    try report(finished, json: json)
+    try report(try waitWithProgress(library, jobs, label: "merging"), json: json)
   }
 }
 
@@ -229,11 +254,7 @@ struct CheckpointRemove: ParsableCommand {
     commandName: "remove",
     abstract: "Remove one checkpoint anywhere in the tree; later checkpoints stay restorable.")
 
-  @Argument(help: "The checkpoint: its name (with --vm) or its id.")
-  var checkpoint: String
-
-  @Option(help: "The VM whose checkpoint it is.")
-  var vm: String?
+  @OptionGroup var target: SingleCheckpoint
 
   @Flag(help: "Print the plan and change nothing.")
   var whatIf = false
@@ -245,11 +266,7 @@ struct CheckpointRemove: ParsableCommand {
 
   func run() throws {
     let library = try self.library.open()
-    let target = try CheckpointSelection.parse([checkpoint] + (vm.map { ["--vm", $0] } ?? [])).resolve(library)
-    guard target.checkpoints.count == 1 else {
-      throw ValidationError("'\(checkpoint)' names checkpoints of several VMs; give --vm or the checkpoint's id")
-    }
-    let plan = try library.remove(checkpoint: target.checkpoints[0].id, whatIf: whatIf)
+    let plan = try library.remove(checkpoint: try target.resolve(library).id, whatIf: whatIf)
     json ? try printJSON(plan) : printPlan(plan)
   }
 }
@@ -258,11 +275,7 @@ struct CheckpointDiff: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "diff", abstract: "Show which byte ranges of a VM's disks changed since a checkpoint.")
 
-  @Argument(help: "The checkpoint: its name (with --vm) or its id.")
-  var checkpoint: String
-
-  @Option(help: "The VM whose checkpoint it is.")
-  var vm: String?
+  @OptionGroup var target: SingleCheckpoint
 
   @Flag(help: "Print JSON.")
   var json = false
@@ -271,11 +284,7 @@ struct CheckpointDiff: ParsableCommand {
 
   func run() throws {
     let library = try self.library.open()
-    let target = try CheckpointSelection.parse([checkpoint] + (vm.map { ["--vm", $0] } ?? [])).resolve(library)
-    guard target.checkpoints.count == 1 else {
-      throw ValidationError("'\(checkpoint)' names checkpoints of several VMs; give --vm or the checkpoint's id")
-    }
-    let changes = try library.changes(since: target.checkpoints[0].id)
+    let changes = try library.changes(since: try target.resolve(library).id)
     if json { return try printJSON(changes) }
     for disk in changes {
       print(
@@ -287,12 +296,24 @@ struct CheckpointDiff: ParsableCommand {
   }
 }
 
-/// A bulk operation over every VM must be asked for with `--all`.
-func confirmBulk(bulk: Bool, all: Bool, whatIf: Bool, count: Int, verb: String) throws {
-  if bulk && !all && !whatIf {
-    throw ValidationError(
-      "this would \(verb) \(count) VM\(count == 1 ? "" : "s") (every VM); pass --all to do it, or --what-if to see the plan"
-    )
+struct CheckpointExport: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "export", abstract: "Write each disk of a checkpoint, as it was then, to a standalone VHD.")
+
+  @OptionGroup var target: SingleCheckpoint
+
+  @Argument(help: "The folder to write <vm>-disk<N>.vhd files to.")
+  var folder: String
+
+  @Option(help: "dynamic or fixed.")
+  var type: DiskType = .dynamic
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let library = try self.library.open()
+    let files = try library.exportCheckpoint(try target.resolve(library).id, to: folder, type: type)
+    files.forEach { print($0) }
   }
 }
 

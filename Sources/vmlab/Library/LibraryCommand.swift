@@ -5,7 +5,7 @@ import LabKit
 struct LibraryCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "library", abstract: "Check the library, or rebuild its catalog from the files.",
-    subcommands: [LibraryCheck.self, LibraryRepair.self])
+    subcommands: [LibraryCheck.self, LibraryRepair.self, LibraryHostKind.self])
 }
 
 struct LibraryCheck: ParsableCommand {
@@ -50,5 +50,21 @@ struct LibraryRepair: ParsableCommand {
     if json { return try printJSON(report) }
     print("rebuilt \(report.vms.count) VM(s), \(report.checkpoints) checkpoint(s), \(report.labs.count) lab(s)")
     report.notes.forEach { print("note: \($0)") }
+  }
+}
+
+struct LibraryHostKind: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "host-kind", abstract: "Show or set the host kind new VMs get (virtual-server or hypervisor).")
+
+  @Argument(help: "The new default; omit to show the current one.")
+  var kind: HostKind?
+
+  @OptionGroup var library: LibraryOptions
+
+  func run() throws {
+    let library = try self.library.open()
+    if let kind { try library.setDefaultHostKind(kind) }
+    print(library.defaultHostKind.rawValue)
   }
 }

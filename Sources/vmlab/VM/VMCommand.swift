@@ -8,6 +8,7 @@ struct VMCommand: ParsableCommand {
     commandName: "vm", abstract: "Create, list, start and stop virtual machines.",
     subcommands: [
       VMCreate.self, VMList.self, VMShow.self, VMStart.self, VMShutdown.self, VMTurnOff.self, VMRemove.self,
+      VMImport.self, VMExport.self, VMWrite.self, VMRead.self,
     ])
 }
 

@@ -1,0 +1,254 @@
+import Foundation
+import VHD
+import XCTest
+
+@testable import LabKit
+
+let MiB: UInt64 = 1 << 20
+
+/// A folder under the system's temporary directory, removed when the test ends.
+final class TemporaryFolder {
+  let path: String
+
+  init() {
+    path = NSTemporaryDirectory() + "labkit-tests-" + UUID().uuidString
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+  }
+
+  deinit { try? FileManager.default.removeItem(atPath: path) }
+
+  func file(_ name: String) -> String { path + "/" + name }
+}
+
+/// Deterministic pseudo-random numbers (SplitMix64), so failures reproduce.
+struct Seeded {
+  private var state: UInt64
+
+  init(seed: UInt64) { state = seed }
+
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+
+  mutating func bytes(_ count: Int) -> [UInt8] {
+    var result = [UInt8](repeating: 0, count: count)
+    var index = 0
+    while index < count {
+      var word = next()
+      for _ in 0..<8 where index < count {
+        result[index] = UInt8(truncatingIfNeeded: word)
+        word >>= 8
+        index += 1
+      }
+    }
+    return result
+  }
+
+  mutating func int(_ range: Range<Int>) -> Int {
+    range.lowerBound + Int(next() % UInt64(range.count))
+  }
+
+  mutating func pick<T>(_ items: [T]) -> T { items[int(0..<items.count)] }
+}
+
+/// A host whose guest "memory" a test can set, so that saving and restoring it shows.
+final class TestHost: HostDriver, @unchecked Sendable {
+  private let lock = NSLock()
+  private var running: [String: [UInt8]] = [:]
+  private(set) var log: [String] = []
+  /// Seconds each shutdown takes (to see jobs overlap).
+  var shutdownDelay: Double = 0
+
+  func start(vm: String, disks: [String]) throws {
+    lock.withLock {
+      running[vm] = Array("booted \(vm)".utf8)
+      log.append("start \(vm)")
+    }
+  }
+
+  func shutDown(vm: String) throws {
+    if shutdownDelay > 0 { Thread.sleep(forTimeInterval: shutdownDelay) }
+    lock.withLock {
+      _ = running.removeValue(forKey: vm)
+      log.append("shutdown \(vm)")
+    }
+  }
+
+  func turnOff(vm: String) throws {
+    lock.withLock {
+      _ = running.removeValue(forKey: vm)
+      log.append("turnoff \(vm)")
+    }
+  }
+
+  func saveState(vm: String) throws -> [UInt8] {
+    lock.withLock {
+      log.append("save \(vm)")
+      return running.removeValue(forKey: vm) ?? Array("idle \(vm)".utf8)
+    }
+  }
+
+  func resume(vm: String, disks: [String], state: [UInt8]) throws {
+    lock.withLock {
+      running[vm] = state
+      log.append("resume \(vm)")
+    }
+  }
+
+  func setMemory(_ vm: String, _ text: String) { lock.withLock { running[vm] = Array(text.utf8) } }
+  func memory(_ vm: String) -> String? { lock.withLock { running[vm].map { String(decoding: $0, as: UTF8.self) } } }
+}
+
+/// Counts calls of named fault steps and fails one of them.
+final class FaultPlan: @unchecked Sendable {
+  private let lock = NSLock()
+  private(set) var seen: [String] = []
+  private var remaining: Int
+  let step: String
+  let error: Error
+
+  init(step: String, occurrence: Int = 1, error: Error = LabKitError(.failed, "injected failure")) {
+    self.step = step
+    remaining = occurrence
+    self.error = error
+  }
+
+  func hit(_ name: String) throws {
+    let fire = lock.withLock { () -> Bool in
+      seen.append(name)
+      guard name == step else { return false }
+      remaining -= 1
+      return remaining == 0
+    }
+    if fire { throw error }
+  }
+}
+
+let diskSize: UInt64 = 16 * MiB
+
+extension Library {
+  /// Reads a whole disk of a VM as it is now.
+  func contents(_ vm: String, disk: Int, size: UInt64 = diskSize) throws -> [UInt8] {
+    try diskRead(vm: vm, disk: disk, offset: 0, count: Int(size))
+  }
+
+  /// Reads a whole disk of a checkpoint's frozen state, without restoring it.
+  func contents(of checkpoint: Checkpoint, disk: Int) throws -> [UInt8] {
+    let chain = try DiskChain.open(checkpoint.disks[disk - 1])
+    defer { chain.close() }
+    return try chain.read(at: 0, count: Int(chain.size))
+  }
+
+  /// Starts the VM if needed and writes as its guest.
+  func write(_ vm: String, disk: Int, at offset: UInt64, _ bytes: [UInt8]) throws {
+    if try self.vm(named: vm).state != .running { try start(vm: vm) }
+    try guestWrite(vm: vm, disk: disk, offset: offset, bytes: bytes)
+  }
+}
+
+/// Every file under a folder (relative paths), for "nothing else changed" checks.
+func filesUnder(_ root: String) -> Set<String> {
+  var result: Set<String> = []
+  guard let walker = FileManager.default.enumerator(atPath: root) else { return result }
+  while let item = walker.nextObject() as? String {
+    var isFolder: ObjCBool = false
+    if FileManager.default.fileExists(atPath: root + "/" + item, isDirectory: &isFolder), !isFolder.boolValue {
+      result.insert(item)
+    }
+  }
+  return result
+}
+
+/// A byte pattern that differs for every call.
+func pattern(_ tag: UInt8, _ count: Int) -> [UInt8] {
+  (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(tag) &* 7 &+ 1) ^ tag }
+}
+
+func assertEqualBytes(_ a: [UInt8], _ b: [UInt8], _ message: String, file: StaticString = #filePath, line: UInt = #line)
+{
+  guard !same(a, b) else { return }
+  guard a.count == b.count else {
+    XCTFail("\(message): sizes differ \(a.count) vs \(b.count)", file: file, line: line)
+    return
+  }
+  let first = a.indices.first { a[$0] != b[$0] }!
+  XCTFail("\(message): first difference at byte \(first) (\(a[first]) vs \(b[first]))", file: file, line: line)
+}
+
+class LabKitTestCase: XCTestCase {
+  var folder: TemporaryFolder!
+  var host: TestHost!
+  var library: Library!
+
+  override func setUpWithError() throws {
+    folder = TemporaryFolder()
+    host = TestHost()
+    library = try Library(at: folder.path + "/lib", host: host)
+  }
+
+  override func tearDownWithError() throws {
+    library = nil
+    host = nil
+    folder = nil
+  }
+
+  var root: String { folder.path + "/lib" }
+
+  /// Drops the library object (releasing its lock) and opens the folder again, running recovery.
+  func reopen() throws {
+    library = nil
+    library = try Library(at: root, host: host)
+  }
+
+  func assertConsistent(file: StaticString = #filePath, line: UInt = #line) throws {
+    let problems = try library.check()
+    XCTAssertEqual(problems, [], "check() found problems", file: file, line: line)
+  }
+
+  func expectError(
+    _ kind: LabKitError.Kind, _ body: () throws -> Void, file: StaticString = #filePath, line: UInt = #line
+  ) -> LabKitError? {
+    do {
+      try body()
+      XCTFail("expected a \(kind) error", file: file, line: line)
+      return nil
+    } catch let error as LabKitError {
+      XCTAssertEqual(error.kind, kind, "\(error.message)", file: file, line: line)
+      return error
+    } catch {
+      XCTFail("expected a LabKitError \(kind), got \(error)", file: file, line: line)
+      return nil
+    }
+  }
+}
+
+// Byte comparisons with memcmp: `==` on [UInt8] is element by element and unspecialised in debug
+// builds, which made it the slowest part of these tests.
+func same(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+  a.count == b.count
+    && a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, a.count) == 0 } }
+}
+
+func same(_ a: [UInt8]?, _ b: [UInt8]?) -> Bool {
+  switch (a, b) {
+  case (nil, nil): return true
+  case (let a?, let b?): return same(a, b)
+  default: return false
+  }
+}
+
+func same(_ a: [[UInt8]], _ b: [[UInt8]]) -> Bool {
+  a.count == b.count && zip(a, b).allSatisfy { same($0, $1) }
+}
+
+func same(_ a: [[UInt8]]?, _ b: [[UInt8]]?) -> Bool {
+  switch (a, b) {
+  case (nil, nil): return true
+  case (let a?, let b?): return same(a, b)
+  default: return false
+  }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import XCTest
+
+/// The bundled lab scripts, run by name with the built binary on a temporary library, as an
+/// instructor runs them; each test checks what they printed and the library afterwards.
+final class StdlibTests: XCTestCase {
+  private var folder: TemporaryFolder!
+  private var library: String { folder.file("library") }
+
+  override func setUp() {
+    folder = TemporaryFolder()
+  }
+
+  /// Runs `vmlab run SCRIPT ARGS…` from an unrelated working directory (the scripts are found by name).
+  @discardableResult
+  private func script(
+    _ name: String, _ arguments: [String] = [], expect status: Int32 = 0, file: StaticString = #filePath,
+    line: UInt = #line
+  ) throws -> CommandResult {
+    let result = try vmlab(["run", "--library", library, name] + arguments, in: folder.path)
+    XCTAssertFalse(result.signaled, "\(name) crashed: \(result.error)", file: file, line: line)
+    XCTAssertEqual(
+      result.status, status, "\(name) \(arguments): \(result.output)\n\(result.error)", file: file, line: line)
+    return result
+  }
+
+  private func command(_ arguments: [String]) throws -> CommandResult {
+    try vmlab(arguments + ["--library", library], in: folder.path)
+  }
+
+  private func libraryIsSound(file: StaticString = #filePath, line: UInt = #line) throws {
+    let check = try command(["library", "check"])
+    XCTAssertEqual(check.status, 0, "library check: \(check.output)", file: file, line: line)
+  }
+
+  func testResetLabBuildsTheDemoLabOnAFreshLibraryThenRestoresIt() throws {
+    var result = try script("reset-lab.lua")
+    XCTAssertTrue(result.output.contains("building the demo lab 'classroom' (4 VMs) first"), result.output)
+    for vm in ["student01", "student02", "student03", "student04"] {
+      XCTAssertTrue(result.output.contains(vm), result.output)
+    }
+    XCTAssertTrue(result.output.contains("4 VMs restored"), result.output)
+    try libraryIsSound()
+    // The second run finds the lab and only restores.
+    result = try script("reset-lab.lua")
+    XCTAssertFalse(result.output.contains("building"), result.output)
+    XCTAssertTrue(result.output.contains("WHAT HAPPENED"), result.output)
+    let checkpoints = try parseJSONArray(try command(["checkpoint", "list", "--json"]).output)
+    XCTAssertEqual(checkpoints.count, 4)
+    XCTAssertTrue(checkpoints.allSatisfy { $0["name"] as? String == "clean" })
+    try libraryIsSound()
+  }
+
+  func testResetLabTouchesOnlyTheLabsVMs() throws {
+    try script("build-lab.lua", ["--lab", "web", "--vms", "2", "--prefix", "web", "--disks", "8M"])
+    XCTAssertEqual(try command(["vm", "create", "other", "--disk", "8M"]).status, 0)
+    XCTAssertEqual(try command(["checkpoint", "new", "other", "clean"]).status, 0)
+    XCTAssertEqual(try command(["vm", "start", "other"]).status, 0)
+    let before = try parseJSON(try command(["vm", "show", "other", "--json"]).output)
+    let result = try script("reset-lab.lua", ["--lab", "web"])
+    XCTAssertFalse(result.output.contains("other"), result.output)
+    let after = try parseJSON(try command(["vm", "show", "other", "--json"]).output)
+    XCTAssertEqual(after["state"] as? String, "running")
+    XCTAssertEqual(
+      ((after["disks"] as? [[String: Any]])?.first?["path"] as? String),
+      ((before["disks"] as? [[String: Any]])?.first?["path"] as? String), "the other VM's disks were not restored")
+    try script("reset-lab.lua", ["--lab", "nosuchlab"], expect: 1)
+  }
+
+  func testBuildLabWithOptionsAndADefinitionFile() throws {
+    var result = try script(
+      "build-lab.lua", ["--lab", "linked", "--vms", "3", "--prefix", "clone", "--disks", "16M", "--linked"])
+    XCTAssertTrue(result.output.contains("ready"), result.output)
+    let vms = try parseJSONArray(try command(["vm", "list", "--json"]).output)
+    XCTAssertEqual(vms.compactMap { $0["name"] as? String }, ["clone01", "clone02", "clone03"])
+    let templates = try FileManager.default.contentsOfDirectory(atPath: library + "/templates")
+    XCTAssertEqual(templates.count, 1, "the clones share one template: \(templates)")
+
+    let definition = folder.file("web.lua")
+    try "return { name = \"weblab\", vms = 2, prefix = \"web\", disks = { \"8M\", \"4M\" }, additions = true }"
+      .write(toFile: definition, atomically: true, encoding: .utf8)
+    result = try script("build-lab.lua", ["--definition", definition])
+    let web = try parseJSON(try command(["vm", "show", "web01", "--json"]).output)
+    XCTAssertEqual((web["disks"] as? [[String: Any]])?.count, 2)
+    XCTAssertEqual(web["additions"] as? Bool, true)
+    result = try script("build-lab.lua", ["--definition", definition], expect: 1)
+    XCTAssertTrue(result.error.contains("already exists"), result.error)
+    try script("build-lab.lua", ["--vms", "lots"], expect: 2)
+    try libraryIsSound()
+  }
+
+  func testClassroomLoopVerifiesEveryRestore() throws {
+    let result = try script("classroom.lua", ["--vms", "3", "--rounds", "2", "--disks", "16M,8M", "--keep"])
+    XCTAssertTrue(result.output.contains("round 1:"), result.output)
+    XCTAssertTrue(result.output.contains("round 2:"), result.output)
+    XCTAssertTrue(result.output.contains("every disk read back its clean contents"), result.output)
+    XCTAssertFalse(result.output.contains("FAILED"), result.output)
+    let vms = try parseJSONArray(try command(["vm", "list", "--json"]).output)
+    XCTAssertEqual(vms.count, 3)
+    try libraryIsSound()
+
+    // Status, diff and teardown on the lab it kept.
+    var status = try script("lab-status.lua", ["--lab", "classroom-loop"])
+    XCTAssertTrue(status.output.contains("clean"), status.output)
+    XCTAssertEqual(
+      try command(["vm", "write", "classroom-loop-01", "--disk", "1", "--offset", "1M", "--input", makeFile(4096)])
+        .status, 0)
+    let diff = try script("diff-lab.lua", ["--lab", "classroom-loop", "--ranges"])
+    XCTAssertTrue(diff.output.contains("4.0 KiB"), diff.output)
+    XCTAssertTrue(diff.output.contains("1048576..1052672"), diff.output)
+    var teardown = try script("teardown-lab.lua", ["--lab", "classroom-loop", "--what-if"])
+    XCTAssertTrue(teardown.output.contains("would remove"), teardown.output)
+    XCTAssertEqual(
+      try parseJSONArray(try command(["vm", "list", "--json"]).output).count, 3, "--what-if changed nothing")
+    teardown = try script("teardown-lab.lua", ["--lab", "classroom-loop"])
+    XCTAssertEqual(try parseJSONArray(try command(["vm", "list", "--json"]).output).count, 0)
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: library + "/vms"), [])
+    status = try script("lab-status.lua", ["--lab", "classroom-loop"], expect: 1)
+    try libraryIsSound()
+  }
+
+  private func makeFile(_ count: Int) throws -> String {
+    let path = folder.file("data-\(count).bin")
+    FileManager.default.createFile(atPath: path, contents: Data(repeating: 0xA5, count: count))
+    return path
+  }
+}
+
+func parseJSONArray(_ text: String, file: StaticString = #filePath, line: UInt = #line) throws -> [[String: Any]] {
+  let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
+  return try XCTUnwrap(object as? [[String: Any]], "not a JSON array: \(text)", file: file, line: line)
+}
