@@ -130,7 +130,7 @@ final class StructureTests: XCTestCase {
     XCTAssertEqual(bytes.count, 512)
     XCTAssertEqual(Array(bytes[4..<8]), [0, 0, 0, 42])
     XCTAssertTrue(bytes[12...].allSatisfy { $0 == 0xFF }, "padding reads as unallocated")
-    XCTAssertEqual(BlockAllocationTable(decoding: bytes, count: 3), table)
+    XCTAssertEqual(try BlockAllocationTable(decoding: bytes, count: 3), table)
     XCTAssertEqual(table.allocatedCount, 1)
     XCTAssertEqual(BlockAllocationTable.byteSize(entries: 129), 1024)
   }

@@ -88,7 +88,7 @@ struct DiskStructure {
     }
     // Only the entries that cover the disk are read; the rest of a larger table is never used.
     let tableData = try file.read(at: header.tableOffset, count: Int(neededEntries) * 4, field: "BAT")
-    let table = BlockAllocationTable(decoding: tableData, count: Int(neededEntries))
+    let table = try BlockAllocationTable(decoding: tableData, count: Int(neededEntries))
 
     var metadata: [(range: Range<UInt64>, name: String)] = [
       (0..<512, "the footer copy"), (headerRange, "the dynamic header"), (tableRange, "the block table"),

@@ -8,7 +8,12 @@ public struct BlockAllocationTable: Equatable, Sendable {
     entries = Array(repeating: BlockAllocationTable.unallocated, count: count)
   }
 
-  public init(decoding bytes: [UInt8], count: Int) {
+  /// Decodes `count` entries; `bytes` must hold them all (a short table is refused, never read past).
+  public init(decoding bytes: [UInt8], count: Int) throws {
+    guard count >= 0, count <= bytes.count / 4 else {
+      throw VHDError(
+        field: "BAT", .truncated, "a table of \(count) entries needs \(max(count, 0) * 4) bytes, found \(bytes.count)")
+    }
     entries = (0..<count).map { bytes.bigEndian(UInt32.self, at: $0 * 4) }
   }
 
