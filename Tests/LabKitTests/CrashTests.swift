@@ -232,4 +232,19 @@ extension CrashTests {
       XCTAssertTrue(same(try picture().contents, before.moments["a"]!), "\(step): a restores")
     }
   }
+
+  /// A process killed while it replaced a manifest leaves the temporary file behind; opening the
+  /// library removes it (and the ones Foundation's atomic writes left in earlier versions).
+  func testOpeningRemovesTheTemporaryFilesOfAnInterruptedManifestWrite() throws {
+    try library.createVM(name: "t", diskSizes: [small])
+    let leftovers = [
+      root + "/vms/t/.vm.json" + Library.temporaryMarker + "0A1B", root + "/.labs.json" + Library.temporaryMarker + "2C3D",
+      root + "/vms/t/.dat.nosync12ab.XyZ123",
+    ]
+    for path in leftovers { XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data("{".utf8))) }
+    try reopen()
+    for path in leftovers { XCTAssertFalse(FileManager.default.fileExists(atPath: path), path) }
+    XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/vms/t/vm.json"))
+    try assertConsistent()
+  }
 }

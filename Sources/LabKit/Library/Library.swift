@@ -33,6 +33,7 @@ public final class Library: @unchecked Sendable {
     }
     lock = try LibraryLock(folder: root, wait: wait)
     catalog = try Catalog(path: root + "/catalog.sqlite")
+    removeTemporaryFiles()
     try recover()
     try catalog.write { db in
       // Jobs that were running when a process ended will not finish.

@@ -123,11 +123,49 @@ extension Library {
       removeFileIfPresent(path)
       return
     }
-    try Library.manifestEncoder.encode(manifest).write(to: URL(fileURLWithPath: absolute(vmFolder(manifest.name) + "/vm.json")), options: .atomic)
+    try replaceFile(absolute(vmFolder(manifest.name) + "/vm.json"), with: Library.manifestEncoder.encode(manifest))
   }
 
   func writeLabsManifest() throws {
     let manifest = LabsManifest(labs: try labs().map { .init(name: $0.name, created: $0.created, vms: $0.vms) })
-    try Library.manifestEncoder.encode(manifest).write(to: URL(fileURLWithPath: absolute("labs.json")), options: .atomic)
+    try replaceFile(absolute("labs.json"), with: Library.manifestEncoder.encode(manifest))
+  }
+
+  static let temporaryMarker = ".vmlab-tmp-"
+
+  /// Replaces a file whole: writes a temporary file beside it, then renames it over the file, so a
+  /// reader sees the old contents or the new ones. (Foundation's `.atomic` does the same with a
+  /// temporary name of its own, `.dat.nosyncXXXX`, that a killed process left behind in the VM
+  /// folder; this name is one `removeTemporaryFiles` recognises.)
+  func replaceFile(_ path: String, with data: Data) throws {
+    let url = URL(fileURLWithPath: path)
+    let temporary = url.deletingLastPathComponent()
+      .appendingPathComponent("." + url.lastPathComponent + Library.temporaryMarker + UUID().uuidString).path
+    do {
+      try data.write(to: URL(fileURLWithPath: temporary))
+      guard rename(temporary, path) == 0 else {
+        throw LabKitError(.failed, "cannot replace \(path): \(String(cString: strerror(errno)))")
+      }
+    } catch {
+      removeFileIfPresent(temporary)
+      throw error
+    }
+  }
+
+  /// Removes the temporary files of manifest writes that a killed process left at the library's
+  /// root and in the VM folders (ours, and Foundation's from earlier versions). Runs when the library
+  /// opens, holding the library lock, before anything writes.
+  func removeTemporaryFiles() {
+    let fileManager = FileManager.default
+    var folders = [root]
+    for name in (try? fileManager.contentsOfDirectory(atPath: absolute("vms"))) ?? [] {
+      folders.append(absolute("vms/" + name))
+    }
+    for folder in folders {
+      for name in (try? fileManager.contentsOfDirectory(atPath: folder)) ?? []
+      where name.hasPrefix(".") && (name.contains(Library.temporaryMarker) || name.hasPrefix(".dat.nosync")) {
+        removeFileIfPresent(folder + "/" + name)
+      }
+    }
   }
 }
