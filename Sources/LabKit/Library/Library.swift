@@ -35,6 +35,7 @@ public final class Library: @unchecked Sendable {
     catalog = try Catalog(path: root + "/catalog.sqlite")
     removeTemporaryFiles()
     try recover()
+    try removeUnreferencedStates()
     try catalog.write { db in
       // Jobs that were running when a process ended will not finish.
       try db.execute(

@@ -168,4 +168,25 @@ extension Library {
       }
     }
   }
+
+  /// Removes saved-state files (`.vsv`) in the VM folders that neither a VM (its saved state) nor a
+  /// checkpoint (its running state) names: a process killed while it saved a VM, between writing
+  /// the file and committing, left it. Runs when the library opens, after recovery.
+  func removeUnreferencedStates() throws {
+    let (vms, named) = try catalog.read { db -> ([String], Set<String>) in
+      let vms = try String.fetchAll(db, sql: "SELECT name FROM vm")
+      let paths = try String.fetchAll(
+        db,
+        sql: "SELECT savedStatePath FROM vm WHERE savedStatePath IS NOT NULL "
+          + "UNION SELECT runningStatePath FROM checkpoint WHERE runningStatePath IS NOT NULL")
+      return (vms, Set(paths))
+    }
+    for vm in vms {
+      let folder = vmFolder(vm)
+      for name in (try? FileManager.default.contentsOfDirectory(atPath: absolute(folder))) ?? []
+      where name.hasSuffix(".vsv") && !named.contains(folder + "/" + name) {
+        removeFileIfPresent(absolute(folder + "/" + name))
+      }
+    }
+  }
 }
