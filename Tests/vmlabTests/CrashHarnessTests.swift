@@ -44,8 +44,9 @@ final class CrashHarnessTests: XCTestCase {
         }))
   }
 
-  /// A restore of a 3-disk VM whose disks changed since the checkpoint: every disk reads the
-  /// checkpoint's data, or every disk still reads the newer data.
+  /// A restore of a saved 3-disk VM whose disks changed since the checkpoint: every disk reads the
+  /// checkpoint's data, or every disk still reads the newer data; the saved state (`saved.vsv`) is
+  /// there exactly while the catalog says the VM is saved.
   func testRestoreOfAThreeDiskVMSurvivesSIGKILL() throws {
     try runScenario(
       CrashScenario(
@@ -56,6 +57,7 @@ final class CrashHarnessTests: XCTestCase {
           for slot = 1, 3 do vm:write(slot, 0, string.rep(string.char(96 + slot), 2097152)) end
           vm:checkpoint("clean")
           for slot = 1, 3 do vm:write(slot, slot * 1048576, string.rep(string.char(64 + slot), 3145728)) end
+          vm:save()
           """,
         operation: ["checkpoint", "restore", "clean", "--vm", "rs"],
         expectChange: { before, after in
