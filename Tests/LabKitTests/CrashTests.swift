@@ -232,4 +232,68 @@ extension CrashTests {
       XCTAssertTrue(same(try picture().contents, before.moments["a"]!), "\(step): a restores")
     }
   }
+
+  /// A process killed while it replaced a manifest leaves the temporary file behind; opening the
+  /// library removes it (and the ones Foundation's atomic writes left in earlier versions).
+  func testOpeningRemovesTheTemporaryFilesOfAnInterruptedManifestWrite() throws {
+    try library.createVM(name: "t", diskSizes: [small])
+    let leftovers = [
+      root + "/vms/t/.vm.json" + Library.temporaryMarker + "0A1B", root + "/.labs.json" + Library.temporaryMarker + "2C3D",
+      root + "/vms/t/.dat.nosync12ab.XyZ123",
+    ]
+    for path in leftovers { XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data("{".utf8))) }
+    try reopen()
+    for path in leftovers { XCTAssertFalse(FileManager.default.fileExists(atPath: path), path) }
+    XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/vms/t/vm.json"))
+    try assertConsistent()
+  }
+
+  /// Power changes that discard or make a saved state (`saved.vsv`), each killed between its
+  /// commit and its file step: the catalog never names a missing state file, and a state file no
+  /// one names is removed when the library is next opened.
+  func testAProcessDeathAroundASavedStateLeavesNoMissingOrStrayFile() throws {
+    let cases: [(step: String, operation: (Library) throws -> Void, expected: PowerState)] = [
+      ("turn-off:recorded", { _ = try $0.turnOff(vm: "s") }, .stopped),
+      ("start:recorded", { _ = try $0.start(vm: "s") }, .running),
+      ("stop:recorded", { try $0.restore(checkpoint: try $0.checkpoint(vm: "s", named: "k").id) }, .stopped),
+    ]
+    for (index, item) in cases.enumerated() {
+      let name = "s"
+      if index > 0 { try library.removeVM(named: name) }
+      try library.createVM(name: name, diskSizes: [small])
+      try library.checkpoint(vm: name, name: "k")
+      try library.start(vm: name)
+      try library.save(vm: name)
+      XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/vms/s/saved.vsv"))
+      library.faultInjection = FaultPlan(step: item.step, error: SimulatedCrash()).hit
+      XCTAssertThrowsError(try item.operation(library), item.step) { XCTAssertTrue($0 is SimulatedCrash, "\($0)") }
+      library.faultInjection = nil
+      try reopen()
+      try assertConsistent()
+      XCTAssertEqual(try library.vm(named: name).state, item.expected, item.step)
+      XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/vms/s/saved.vsv"), "\(item.step): no stray state")
+      if try library.vm(named: name).state != .stopped { try library.turnOff(vm: name) }
+    }
+
+    // Killed between writing the saved state and committing it: the VM still runs, the file goes.
+    try library.start(vm: "s")
+    library.faultInjection = FaultPlan(step: "save:written", error: SimulatedCrash()).hit
+    XCTAssertThrowsError(try library.save(vm: "s"))
+    library.faultInjection = nil
+    XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/vms/s/saved.vsv"))
+    try reopen()
+    try assertConsistent()
+    XCTAssertEqual(try library.vm(named: "s").state, .running)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/vms/s/saved.vsv"))
+  }
+
+  /// `check()` names a saved state the catalog needs and the folder lacks.
+  func testCheckFindsAMissingSavedState() throws {
+    try library.createVM(name: "m", diskSizes: [small])
+    try library.start(vm: "m")
+    try library.save(vm: "m")
+    try FileManager.default.removeItem(atPath: root + "/vms/m/saved.vsv")
+    let problems = try library.check()
+    XCTAssertTrue(problems.contains { $0.contains("missing file") && $0.contains("saved.vsv") }, "\(problems)")
+  }
 }

@@ -200,11 +200,14 @@ extension Library {
       case .saved:
         let state = try record.savedStatePath.map { try readFile(absolute($0)) } ?? []
         try host.resume(vm: record.name, disks: vm.disks.map(\.path), state: state)
-        if let path = record.savedStatePath { removeFileIfPresent(absolute(path)) }
-        record.savedStatePath = nil
       }
+      // The saved state's file goes only after the commit that stops referencing it (rule 1).
+      let discarded = record.savedStatePath
+      record.savedStatePath = nil
       record.state = .running
       try catalog.write { db in try record.update(db) }
+      try fault("start:recorded")
+      if let discarded { removeFileIfPresent(absolute(discarded)) }
       try? writeManifest(vm: record.name)
       return try self.vm(named: record.name)
     }
@@ -235,10 +238,12 @@ extension Library {
       var record = try catalog.read { db in try vmRecord(db, named: name) }
       guard record.state != .stopped else { return try vm(named: record.name) }
       try host.turnOff(vm: record.name)
-      if let path = record.savedStatePath { removeFileIfPresent(absolute(path)) }
+      let discarded = record.savedStatePath
       record.savedStatePath = nil
       record.state = .stopped
       try catalog.write { db in try record.update(db) }
+      try fault("turn-off:recorded")
+      if let discarded { removeFileIfPresent(absolute(discarded)) }
       try? writeManifest(vm: record.name)
       return try vm(named: record.name)
     }
@@ -254,7 +259,10 @@ extension Library {
       }
       let state = try host.saveState(vm: record.name)
       let path = "\(vmFolder(record.name))/saved.vsv"
+      // A process that dies between the write and the commit leaves a saved.vsv the catalog does
+      // not name; opening the library removes it (removeUnreferencedStates).
       try Data(state).write(to: URL(fileURLWithPath: absolute(path)))
+      try fault("save:written")
       record.savedStatePath = path
       record.state = .saved
       try catalog.write { db in try record.update(db) }
@@ -269,9 +277,13 @@ extension Library {
     guard record.state != .stopped else { return .none }
     if record.state == .saved {
       try host.turnOff(vm: record.name)
-      if let path = record.savedStatePath { removeFileIfPresent(absolute(path)) }
+      // Recorded before the saved state's file goes, so the catalog never names a missing file.
+      let discarded = record.savedStatePath
       record.savedStatePath = nil
       record.state = .stopped
+      try catalog.write { db in try record.update(db) }
+      try fault("stop:recorded")
+      if let discarded { removeFileIfPresent(absolute(discarded)) }
       return .turnedOff
     }
     let action: PowerAction

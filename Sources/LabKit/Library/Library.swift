@@ -33,7 +33,9 @@ public final class Library: @unchecked Sendable {
     }
     lock = try LibraryLock(folder: root, wait: wait)
     catalog = try Catalog(path: root + "/catalog.sqlite")
+    removeTemporaryFiles()
     try recover()
+    try removeUnreferencedStates()
     try catalog.write { db in
       // Jobs that were running when a process ended will not finish.
       try db.execute(

@@ -44,6 +44,22 @@ extension Library {
     }
     let known = Set(disks.map(\.path))
     try catalog.read { db in
+      // Saved states: a saved VM's, and each online checkpoint's running state.
+      var states = Set<String>()
+      for vm in vms { if let path = vm.savedStatePath { states.insert(path) } }
+      for path in try String.fetchAll(db, sql: "SELECT runningStatePath FROM checkpoint WHERE runningStatePath IS NOT NULL") {
+        states.insert(path)
+      }
+      for path in states.sorted() where !FileManager.default.fileExists(atPath: absolute(path)) {
+        problems.append("missing file: \(absolute(path)) (a saved state the catalog names)")
+      }
+      for vm in vms {
+        let folder = vmFolder(vm.name)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: absolute(folder))) ?? []
+        where name.hasSuffix(".vsv") && !states.contains(folder + "/" + name) {
+          problems.append("stray file: \(absolute(folder))/\(name) is a saved state the catalog does not name")
+        }
+      }
       for vm in vms {
         for slot in try slots(db, vmID: vm.id!) where byID[slot.leafID]?.vmID != vm.id || byID[slot.baseID] == nil {
           problems.append("VM '\(vm.name)' disk \(slot.number): its leaf or base is not one of its disks in the catalog")

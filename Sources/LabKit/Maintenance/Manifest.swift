@@ -154,25 +154,74 @@ extension Library {
 
   func writeLabsManifest() throws {
     let manifest = LabsManifest(labs: try labs().map { .init(name: $0.name, created: $0.created, vms: $0.vms) })
-    try replaceFile(absolute("labs.json"), with: try Library.manifestEncoder.encode(manifest))
+    try replaceFile(absolute("labs.json"), with: Library.manifestEncoder.encode(manifest))
   }
 
-  /// Writes a file whole and renames it into place, so a reader sees the old or the new one. No
-  /// fsync: a manifest is a copy of the catalog for `library repair`, rewritten after every
-  /// operation, and an fsync each would cost more than the operation (the file system orders the
-  /// data before the rename).
+  static let temporaryMarker = ".vmlab-tmp-"
+
+  /// Replaces a file whole: writes a temporary file beside it, then renames it over the file, so a
+  /// reader sees the old contents or the new ones. (Foundation's `.atomic` does the same with a
+  /// temporary name of its own, `.dat.nosyncXXXX`, that a killed process left behind in the VM
+  /// folder; this name is one `removeTemporaryFiles` recognises.)
   func replaceFile(_ path: String, with data: Data) throws {
-    let temporary = path + ".new"
-    // Plain open and write: Foundation's file writers fsync.
-    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard descriptor >= 0 else {
-      throw LabKitError(.failed, "cannot write \(temporary): \(String(cString: strerror(errno)))")
+    let url = URL(fileURLWithPath: path)
+    let temporary = url.deletingLastPathComponent()
+      .appendingPathComponent("." + url.lastPathComponent + Library.temporaryMarker + UUID().uuidString).path
+    do {
+      // Plain open and write, no fsync: Foundation's writers fsync, which would cost more than the
+      // operation itself, and a manifest is only a copy of the catalog for `library repair` (the file
+      // system orders the data before the rename).
+      let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+      guard descriptor >= 0 else {
+        throw LabKitError(.failed, "cannot write \(temporary): \(String(cString: strerror(errno)))")
+      }
+      let written = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+      close(descriptor)
+      guard written == data.count else { throw LabKitError(.failed, "cannot write \(temporary)") }
+      guard rename(temporary, path) == 0 else {
+        throw LabKitError(.failed, "cannot replace \(path): \(String(cString: strerror(errno)))")
+      }
+    } catch {
+      removeFileIfPresent(temporary)
+      throw error
     }
-    let written = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-    close(descriptor)
-    guard written == data.count else { throw LabKitError(.failed, "cannot write \(temporary)") }
-    if rename(temporary, path) != 0 {
-      throw LabKitError(.failed, "cannot replace \(path): \(String(cString: strerror(errno)))")
+  }
+
+  /// Removes the temporary files of manifest writes that a killed process left at the library's
+  /// root and in the VM folders (ours, and Foundation's from earlier versions). Runs when the library
+  /// opens, holding the library lock, before anything writes.
+  func removeTemporaryFiles() {
+    let fileManager = FileManager.default
+    var folders = [root]
+    for name in (try? fileManager.contentsOfDirectory(atPath: absolute("vms"))) ?? [] {
+      folders.append(absolute("vms/" + name))
+    }
+    for folder in folders {
+      for name in (try? fileManager.contentsOfDirectory(atPath: folder)) ?? []
+      where name.hasPrefix(".") && (name.contains(Library.temporaryMarker) || name.hasPrefix(".dat.nosync")) {
+        removeFileIfPresent(folder + "/" + name)
+      }
+    }
+  }
+
+  /// Removes saved-state files (`.vsv`) in the VM folders that neither a VM (its saved state) nor a
+  /// checkpoint (its running state) names: a process killed while it saved a VM, between writing
+  /// the file and committing, left it. Runs when the library opens, after recovery.
+  func removeUnreferencedStates() throws {
+    let (vms, named) = try catalog.read { db -> ([String], Set<String>) in
+      let vms = try String.fetchAll(db, sql: "SELECT name FROM vm")
+      let paths = try String.fetchAll(
+        db,
+        sql: "SELECT savedStatePath FROM vm WHERE savedStatePath IS NOT NULL "
+          + "UNION SELECT runningStatePath FROM checkpoint WHERE runningStatePath IS NOT NULL")
+      return (vms, Set(paths))
+    }
+    for vm in vms {
+      let folder = vmFolder(vm)
+      for name in (try? FileManager.default.contentsOfDirectory(atPath: absolute(folder))) ?? []
+      where name.hasSuffix(".vsv") && !named.contains(folder + "/" + name) {
+        removeFileIfPresent(absolute(folder + "/" + name))
+      }
     }
   }
 }

@@ -1,0 +1,124 @@
+import Foundation
+import XCTest
+
+/// Two vmlab processes on one library at once: without `--wait` the second is refused with a clear
+/// "library busy" (exit 1, no crash, nothing changed); with `--wait` it waits its turn and both
+/// succeed; the catalog stays consistent either way.
+final class ConcurrentProcessTests: XCTestCase {
+  private var folder: TemporaryFolder!
+  private var library: String { folder.file("library") }
+
+  override func setUpWithError() throws {
+    folder = TemporaryFolder()
+    for name in ["a", "b"] {
+      XCTAssertEqual(try vmlab(["vm", "create", name, "--disk", "8M", "--disk", "8M", "--library", library]).status, 0)
+    }
+  }
+
+  func testASecondProcessIsToldTheLibraryIsBusyAndWithWaitTakesItsTurn() throws {
+    // The holder takes a checkpoint, then keeps the library open until told to finish.
+    let holder = try BackgroundVMLab([
+      "run", "--library", library, "-e",
+      #"vmlab.vm.get("a"):checkpoint("held"); print("holding"); io.stdout:flush(); io.read("l")"#,
+    ])
+    try holder.waitForOutput("holding")
+
+    let refused = try vmlab(["checkpoint", "new", "b", "refused", "--library", library])
+    XCTAssertFalse(refused.signaled)
+    XCTAssertEqual(refused.status, 1, refused.output + refused.error)
+    XCTAssertTrue(refused.error.contains("library busy"), refused.error)
+    XCTAssertTrue(
+      refused.error.contains("pid \(holder.process.processIdentifier)"), "names the holder: \(refused.error)")
+    XCTAssertTrue(refused.error.contains("--wait"), "says what to do: \(refused.error)")
+    XCTAssertEqual(refused.error.split(separator: "\n").count, 1, "one line, no trace: \(refused.error)")
+
+    let waiting = try BackgroundVMLab(["checkpoint", "new", "b", "waited", "--wait", "--library", library])
+    Thread.sleep(forTimeInterval: 0.5)
+    XCTAssertTrue(waiting.process.isRunning, "--wait waits while the other process holds the library")
+    holder.finish(input: "\n")
+    XCTAssertEqual(holder.status, 0, holder.output)
+    waiting.finish()
+    XCTAssertEqual(waiting.status, 0, waiting.output)
+
+    let checkpoints = try parseJSONArray(try vmlab(["checkpoint", "list", "--json", "--library", library]).output)
+    XCTAssertEqual(
+      Set(checkpoints.map { "\($0["vm"] as? String ?? "")/\($0["name"] as? String ?? "")" }), ["a/held", "b/waited"])
+    let check = try vmlab(["library", "check", "--library", library])
+    XCTAssertEqual(check.status, 0, check.output)
+  }
+
+  /// Processes started together with --wait, on the same VM and on another: every one succeeds, one
+  /// after the other, and every checkpoint is there.
+  func testProcessesStartedTogetherWithWaitAllSucceed() throws {
+    var expected: Set<String> = []
+    for round in 1...4 {
+      let processes = try [("a", "x"), ("a", "y"), ("b", "z")].map { vm, tag -> BackgroundVMLab in
+        expected.insert("\(vm)/\(tag)\(round)")
+        return try BackgroundVMLab(["checkpoint", "new", vm, "\(tag)\(round)", "--wait", "--library", library])
+      }
+      for process in processes {
+        process.finish()
+        XCTAssertEqual(process.status, 0, "round \(round): \(process.output)")
+      }
+    }
+    let checkpoints = try parseJSONArray(try vmlab(["checkpoint", "list", "--json", "--library", library]).output)
+    XCTAssertEqual(Set(checkpoints.map { "\($0["vm"] as? String ?? "")/\($0["name"] as? String ?? "")" }), expected)
+    let check = try vmlab(["library", "check", "--library", library])
+    XCTAssertEqual(check.status, 0, check.output)
+  }
+}
+
+/// A vmlab process running in the background, its output collected.
+final class BackgroundVMLab {
+  let process = Process()
+  private let input = Pipe()
+  private let outputPipe = Pipe()
+  private let collected = Collected()
+  private let done = DispatchGroup()
+
+  private final class Collected: @unchecked Sendable {
+    let lock = NSLock()
+    var data = Data()
+  }
+
+  init(_ arguments: [String]) throws {
+    process.executableURL = URL(fileURLWithPath: try VMLabBinary.path)
+    process.arguments = arguments
+    process.standardInput = input
+    process.standardOutput = outputPipe
+    process.standardError = outputPipe
+    try process.run()
+    let handle = outputPipe.fileHandleForReading
+    let collected = self.collected
+    done.enter()
+    DispatchQueue.global().async { [done] in
+      while true {
+        let chunk = handle.availableData
+        if chunk.isEmpty { break }
+        collected.lock.withLock { collected.data.append(chunk) }
+      }
+      done.leave()
+    }
+  }
+
+  var output: String { collected.lock.withLock { String(decoding: collected.data, as: UTF8.self) } }
+  var status: Int32 { process.terminationStatus }
+
+  func waitForOutput(_ text: String, timeout: TimeInterval = 30) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while !output.contains(text) {
+      guard Date() < deadline, process.isRunning else {
+        throw NSError(
+          domain: "BackgroundVMLab", code: 1, userInfo: [NSLocalizedDescriptionKey: "never printed \(text): \(output)"])
+      }
+      Thread.sleep(forTimeInterval: 0.01)
+    }
+  }
+
+  func finish(input text: String? = nil) {
+    if let text { input.fileHandleForWriting.write(Data(text.utf8)) }
+    try? input.fileHandleForWriting.close()
+    done.wait()
+    process.waitUntilExit()
+  }
+}
