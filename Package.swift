@@ -52,10 +52,12 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
-    .testTarget(name: "VHDTests", dependencies: ["VHD"]),
-    .testTarget(name: "LabKitTests", dependencies: ["LabKit"], swiftSettings: [.swiftLanguageMode(.v5)]),
+    // What the test targets share: temporary folders, seeded random bytes.
+    .target(name: "TestSupport", path: "Tests/TestSupport"),
+    .testTarget(name: "VHDTests", dependencies: ["VHD", "TestSupport"]),
+    .testTarget(name: "LabKitTests", dependencies: ["LabKit", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
     .testTarget(name: "LuaHostTests", dependencies: ["LuaHost", "LabKit", "VHD"]),
     // End to end: runs the built vmlab binary.
-    .testTarget(name: "vmlabTests", dependencies: ["VHD", "vmlab"]),
+    .testTarget(name: "vmlabTests", dependencies: ["VHD", "vmlab", "TestSupport"]),
   ]
 )

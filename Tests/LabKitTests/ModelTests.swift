@@ -1,5 +1,6 @@
 import Foundation
 import VHD
+import TestSupport
 import XCTest
 
 @testable import LabKit

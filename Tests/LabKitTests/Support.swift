@@ -1,59 +1,13 @@
 import Foundation
 import VHD
+import TestSupport
 import XCTest
 
 @testable import LabKit
 
 let MiB: UInt64 = 1 << 20
 
-/// A folder under the system's temporary directory, removed when the test ends.
-final class TemporaryFolder {
-  let path: String
-
-  init() {
-    path = NSTemporaryDirectory() + "labkit-tests-" + UUID().uuidString
-    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-  }
-
-  deinit { try? FileManager.default.removeItem(atPath: path) }
-
-  func file(_ name: String) -> String { path + "/" + name }
-}
-
-/// Deterministic pseudo-random numbers (SplitMix64), so failures reproduce.
-struct Seeded {
-  private var state: UInt64
-
-  init(seed: UInt64) { state = seed }
-
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-
-  mutating func bytes(_ count: Int) -> [UInt8] {
-    var result = [UInt8](repeating: 0, count: count)
-    var index = 0
-    while index < count {
-      var word = next()
-      for _ in 0..<8 where index < count {
-        result[index] = UInt8(truncatingIfNeeded: word)
-        word >>= 8
-        index += 1
-      }
-    }
-    return result
-  }
-
-  mutating func int(_ range: Range<Int>) -> Int {
-    range.lowerBound + Int(next() % UInt64(range.count))
-  }
-
-  mutating func pick<T>(_ items: [T]) -> T { items[int(0..<items.count)] }
-}
+typealias Seeded = SeededBytes
 
 /// A host whose guest "memory" a test can set, so that saving and restoring it shows.
 final class TestHost: HostDriver, @unchecked Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Runs the built `vmlab` binary, the way a user does.
@@ -71,20 +72,6 @@ func runProgram(
   return CommandResult(
     status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self),
     error: String(decoding: errorData.data, as: UTF8.self), signaled: process.terminationReason == .uncaughtSignal)
-}
-
-/// A folder under the system's temporary directory, removed when the test ends.
-final class TemporaryFolder {
-  let path: String
-
-  init() {
-    path = NSTemporaryDirectory() + "vmlab-e2e-" + UUID().uuidString
-    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-  }
-
-  deinit { try? FileManager.default.removeItem(atPath: path) }
-
-  func file(_ name: String) -> String { path + "/" + name }
 }
 
 func parseJSON(_ text: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {

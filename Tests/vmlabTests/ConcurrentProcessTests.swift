@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Two vmlab processes on one library at once: without `--wait` the second is refused with a clear

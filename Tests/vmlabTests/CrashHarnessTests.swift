@@ -1,5 +1,6 @@
 import Foundation
 import VHD
+import TestSupport
 import XCTest
 
 #if canImport(Glibc)
@@ -413,18 +414,7 @@ private struct CrashTally {
   var rolledForward = 0
 }
 
-/// A small deterministic generator, so a seed names its delay.
-struct SplitMix64: RandomNumberGenerator {
-  private var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
+typealias SplitMix64 = SeededBytes
 
 /// A child process started with posix_spawn, its output sent to /dev/null.
 final class ChildProcess {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `vmlab disk …` end to end: files on disk, exit codes and messages.

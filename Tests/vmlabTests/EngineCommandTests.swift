@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The direct verbs (`vm`, `checkpoint`, `lab`, `job`, `library`) end to end, on a temporary library.

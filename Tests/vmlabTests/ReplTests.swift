@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `vmlab repl` driven through a pipe and through a pseudo-terminal.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `vmlab run` end to end: files, -e chunks, bundled scripts, arguments, errors, the sandbox.

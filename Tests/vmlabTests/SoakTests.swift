@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The short soak: Scripts/soak.lua for about 20 s on 10 VMs with the debug build, then the catalog

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The bundled lab scripts, run by name with the built binary on a temporary library, as an
