@@ -161,21 +161,23 @@ public final class LuaClass<Payload> {
     lua_setfield(L, -2, "__index")
     state.pushFunction(metamethod("__newindex") { arguments in try self.newIndex(arguments) }, on: L)
     lua_setfield(L, -2, "__newindex")
-    state.pushFunction(metamethod("__tostring") { arguments in
-      let payload = try self.receiver(of: "__tostring", arguments: arguments)
-      arguments.state.push(.text(self.describe(payload)), on: arguments.L)
-      return 1
-    }, on: L)
+    state.pushFunction(
+      metamethod("__tostring") { arguments in
+        let payload = try self.receiver(of: "__tostring", arguments: arguments)
+        arguments.state.push(.text(self.describe(payload)), on: arguments.L)
+        return 1
+      }, on: L)
     lua_setfield(L, -2, "__tostring")
-    state.pushFunction(metamethod("__eq") { arguments in
-      let L = arguments.L
-      var same = false
-      if let equal = self.equal, let left = self.payload(at: 1, on: L), let right = self.payload(at: 2, on: L) {
-        same = equal(left, right)
-      }
-      lua_pushboolean(L, same ? 1 : 0)
-      return 1
-    }, on: L)
+    state.pushFunction(
+      metamethod("__eq") { arguments in
+        let L = arguments.L
+        var same = false
+        if let equal = self.equal, let left = self.payload(at: 1, on: L), let right = self.payload(at: 2, on: L) {
+          same = equal(left, right)
+        }
+        lua_pushboolean(L, same ? 1 : 0)
+        return 1
+      }, on: L)
     lua_setfield(L, -2, "__eq")
     vmlab_pop(L, 1)
   }

@@ -30,18 +30,21 @@ public final class LuaListType {
   /// Adds `list:name(...)`: `body` gets the list and the arguments after it.
   public func method(_ name: String, _ body: @escaping (LuaTable, LuaArguments) throws -> [LuaValue]) {
     let typeName = self.name
-    addMethod(SwiftFunctionBox(name: name, base: 1) { arguments in
-      let L = arguments.L
-      guard lua_type(L, 1) == LUA_TTABLE else {
-        throw LuaArgumentError(position: 0, function: name, problem: "\(typeName) expected, got \(arguments.state.typeNameForMessages(at: 1, on: L))", isSelf: true)
-      }
-      let list = LuaTable(state: arguments.state, L: L, index: 1)
-      let results = try body(list, arguments)
-      guard arguments.state.push(results, on: L) else {
-        throw LuaError(.runtime, message: "too many results (\(results.count)) from '\(name)'")
-      }
-      return Int32(results.count)
-    })
+    addMethod(
+      SwiftFunctionBox(name: name, base: 1) { arguments in
+        let L = arguments.L
+        guard lua_type(L, 1) == LUA_TTABLE else {
+          throw LuaArgumentError(
+            position: 0, function: name,
+            problem: "\(typeName) expected, got \(arguments.state.typeNameForMessages(at: 1, on: L))", isSelf: true)
+        }
+        let list = LuaTable(state: arguments.state, L: L, index: 1)
+        let results = try body(list, arguments)
+        guard arguments.state.push(results, on: L) else {
+          throw LuaError(.runtime, message: "too many results (\(results.count)) from '\(name)'")
+        }
+        return Int32(results.count)
+      })
   }
 
   /// A new list holding `items` in order.
@@ -69,7 +72,9 @@ public final class LuaListType {
   private static func filter(_ arguments: LuaArguments) throws -> Int32 {
     let L = arguments.L
     guard lua_type(L, 1) == LUA_TTABLE else {
-      throw LuaArgumentError(position: 0, function: "where", problem: "list expected, got \(arguments.state.typeNameForMessages(at: 1, on: L))", isSelf: true)
+      throw LuaArgumentError(
+        position: 0, function: "where",
+        problem: "list expected, got \(arguments.state.typeNameForMessages(at: 1, on: L))", isSelf: true)
     }
     guard lua_type(L, 2) == LUA_TFUNCTION else { throw arguments.typeError(1, expected: "function") }
     lua_settop(L, 2)

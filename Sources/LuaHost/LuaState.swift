@@ -69,7 +69,8 @@ public final class LuaState {
   // MARK: Running code
 
   /// Compiles a chunk without running it. `mode` "t" refuses binary chunks.
-  public func load(_ code: String, name: LuaChunkName = .commandLine, mode: LuaChunkMode = .text) throws -> LuaFunction {
+  public func load(_ code: String, name: LuaChunkName = .commandLine, mode: LuaChunkMode = .text) throws -> LuaFunction
+  {
     try load(bytes: Array(code.utf8), name: name, mode: mode)
   }
 
@@ -206,7 +207,9 @@ public final class LuaState {
     case LUA_ERRSYNTAX:
       return LuaError(.syntax, message: message, value: value)
     case LUA_ERRMEM where limitHit:
-      return LuaError(.memoryLimit, message: "memory limit of \(host.memory_limit) bytes exceeded", traceback: traceback, value: value)
+      return LuaError(
+        .memoryLimit, message: "memory limit of \(host.memory_limit) bytes exceeded", traceback: traceback, value: value
+      )
     case LUA_ERRMEM:
       return LuaError(.memory, message: message, traceback: traceback, value: value)
     case LUA_ERRERR:

@@ -95,13 +95,14 @@ extension LuaState {
   }
 
   func pushFunction(named name: String, on L: OpaquePointer, _ body: @escaping LuaFunctionBody) {
-    pushFunction(SwiftFunctionBox(name: name, base: 0) { arguments in
-      let results = try body(arguments)
-      guard arguments.state.push(results, on: arguments.L) else {
-        throw LuaError(.runtime, message: "too many results (\(results.count)) from '\(name)'")
-      }
-      return Int32(results.count)
-    }, on: L)
+    pushFunction(
+      SwiftFunctionBox(name: name, base: 0) { arguments in
+        let results = try body(arguments)
+        guard arguments.state.push(results, on: arguments.L) else {
+          throw LuaError(.runtime, message: "too many results (\(results.count)) from '\(name)'")
+        }
+        return Int32(results.count)
+      }, on: L)
   }
 
   /// Pushes a Lua function (a C closure through the trampoline) that calls `box`.

@@ -121,6 +121,23 @@ final class ScriptCommandTests: XCTestCase {
     XCTAssertTrue(result.error.contains("give a script to run"), result.error)
   }
 
+  func testSandboxedScriptsCannotNameFiles() throws {
+    let target = folder.file("made-by-sandbox.vhd")
+    for chunk in [
+      "vmlab.disk.create{path='\(target)', size='1M'}", "vmlab.disk.open('\(target)')",
+      "vmlab.vm.create{name='x', from='\(target)'}", "io.open('\(target)', 'w')", "os.remove('\(target)')",
+    ] {
+      let result = try run(["--sandbox", "-e", chunk], expect: 1)
+      XCTAssertFalse(result.signaled)
+      XCTAssertFalse(FileManager.default.fileExists(atPath: target), chunk)
+    }
+    let refused = try run(["--sandbox", "-e", "vmlab.disk.create{path='\(target)', size='1M'}"], expect: 1)
+    XCTAssertTrue(refused.error.contains("not available with --sandbox"), refused.error)
+    // Without the sandbox the same call works.
+    try run(["-e", "vmlab.disk.create{path='\(target)', size='1M'}:close()"])
+    XCTAssertTrue(FileManager.default.fileExists(atPath: target))
+  }
+
   func testSandboxStopsRunawayScripts() throws {
     let loop = try run(["--sandbox", "-e", "while true do end"], expect: 1)
     XCTAssertTrue(loop.error.contains("instruction budget of 10000000 exceeded"), loop.error)

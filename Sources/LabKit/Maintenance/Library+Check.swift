@@ -11,7 +11,9 @@ extension Library {
     let (disks, journal, vms) = try catalog.read { db in
       (try DiskRecord.fetchAll(db), try JournalRecord.fetchCount(db), try VMRecord.fetchAll(db))
     }
-    if journal > 0 { problems.append("\(journal) operation(s) are half done in the journal; reopen the library to finish them") }
+    if journal > 0 {
+      problems.append("\(journal) operation(s) are half done in the journal; reopen the library to finish them")
+    }
     let byID = Dictionary(uniqueKeysWithValues: disks.map { ($0.id!, $0) })
     for disk in disks {
       let path = absolute(disk.path)
@@ -29,7 +31,8 @@ extension Library {
         switch (file.header?.parentUniqueID, expectedParent) {
         case (.some(let id), .some(let parent)) where file.type == .differencing:
           if id.description != parent.uniqueID {
-            problems.append("\(path): its parent is \(id) but the catalog says \(absolute(parent.path)) (\(parent.uniqueID))")
+            problems.append(
+              "\(path): its parent is \(id) but the catalog says \(absolute(parent.path)) (\(parent.uniqueID))")
           }
         case (_, .some(let parent)) where file.type != .differencing:
           problems.append("\(path): a \(file.type) disk, but the catalog gives it the parent \(absolute(parent.path))")
@@ -47,7 +50,9 @@ extension Library {
       // Saved states: a saved VM's, and each online checkpoint's running state.
       var states = Set<String>()
       for vm in vms { if let path = vm.savedStatePath { states.insert(path) } }
-      for path in try String.fetchAll(db, sql: "SELECT runningStatePath FROM checkpoint WHERE runningStatePath IS NOT NULL") {
+      for path in try String.fetchAll(
+        db, sql: "SELECT runningStatePath FROM checkpoint WHERE runningStatePath IS NOT NULL")
+      {
         states.insert(path)
       }
       for path in states.sorted() where !FileManager.default.fileExists(atPath: absolute(path)) {
@@ -62,7 +67,8 @@ extension Library {
       }
       for vm in vms {
         for slot in try slots(db, vmID: vm.id!) where byID[slot.leafID]?.vmID != vm.id || byID[slot.baseID] == nil {
-          problems.append("VM '\(vm.name)' disk \(slot.number): its leaf or base is not one of its disks in the catalog")
+          problems.append(
+            "VM '\(vm.name)' disk \(slot.number): its leaf or base is not one of its disks in the catalog")
         }
         let folder = absolute(vmFolder(vm.name))
         for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasSuffix(".vhd") {

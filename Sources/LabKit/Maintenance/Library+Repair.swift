@@ -58,7 +58,9 @@ extension Library {
   private func identity(_ relativePath: String) throws -> (id: String, parent: String?, type: DiskType) {
     let disk = try VirtualDisk.open(absolute(relativePath), options: OpenOptions(verifyChecksums: false))
     defer { disk.close() }
-    return (disk.uniqueID.description, disk.type == .differencing ? disk.header?.parentUniqueID.description : nil, disk.type)
+    return (
+      disk.uniqueID.description, disk.type == .differencing ? disk.header?.parentUniqueID.description : nil, disk.type
+    )
   }
 
   private func rebuild(from manifest: VMManifest, folder: String) throws -> (checkpoints: Int, notes: [String]) {
@@ -67,7 +69,9 @@ extension Library {
       var vm = VMRecord(
         id: nil, name: manifest.name, hostKind: manifest.hostKind, state: .stopped, additions: manifest.additions,
         created: manifest.created, currentCheckpointID: nil, savedStatePath: nil)
-      if manifest.state == .saved, let saved = manifest.savedStatePath, FileManager.default.fileExists(atPath: absolute(saved)) {
+      if manifest.state == .saved, let saved = manifest.savedStatePath,
+        FileManager.default.fileExists(atPath: absolute(saved))
+      {
         vm.state = .saved
         vm.savedStatePath = saved
       }
@@ -112,13 +116,15 @@ extension Library {
           continue
         }
         var record = CheckpointRecord(
-          id: nil, vmID: vm.id!, name: checkpoint.name, description: checkpoint.description, created: checkpoint.created,
+          id: nil, vmID: vm.id!, name: checkpoint.name, description: checkpoint.description,
+          created: checkpoint.created,
           stamp: checkpoint.stamp, parentID: checkpoint.parentStamp.flatMap { checkpointIDs[$0] },
           runningStatePath: checkpoint.runningStatePath)
         try record.insert(db)
         checkpointIDs[checkpoint.stamp] = record.id
         for (index, state) in states.enumerated() {
-          try CheckpointDiskRecord(checkpointID: record.id!, slot: manifest.slots[index].number, stateID: state).insert(db)
+          try CheckpointDiskRecord(checkpointID: record.id!, slot: manifest.slots[index].number, stateID: state).insert(
+            db)
         }
       }
       for disk in manifest.disks {
@@ -134,7 +140,9 @@ extension Library {
 
   /// Without a manifest: bases by name, differencing disks by parent id, checkpoints by file name.
   private func rebuildFromFiles(folder: String) throws -> (checkpoints: Int, notes: [String]) {
-    var notes = ["VM '\(folder)' had no vm.json: rebuilt from its file names; checkpoints are named by their time stamps"]
+    var notes = [
+      "VM '\(folder)' had no vm.json: rebuilt from its file names; checkpoints are named by their time stamps"
+    ]
     let names = ((try? FileManager.default.contentsOfDirectory(atPath: absolute("vms/" + folder))) ?? [])
       .filter { $0.hasSuffix(".vhd") }.sorted()
     struct Found {
@@ -148,10 +156,14 @@ extension Library {
     for name in names {
       let path = "vms/\(folder)/\(name)"
       let identity = try identity(path)
-      let modified = (try? FileManager.default.attributesOfItem(atPath: absolute(path))[.modificationDate] as? Date) ?? Date.distantPast
-      found.append(Found(path: path, id: identity.id, parent: identity.parent, type: identity.type, modified: modified ?? .distantPast))
+      let modified =
+        (try? FileManager.default.attributesOfItem(atPath: absolute(path))[.modificationDate] as? Date)
+        ?? Date.distantPast
+      found.append(Found(path: path, id: identity.id, parent: identity.parent, type: identity.type, modified: modified))
     }
-    let templates = ((try? FileManager.default.contentsOfDirectory(atPath: absolute("templates"))) ?? []).filter { $0.hasSuffix(".vhd") }
+    let templates = ((try? FileManager.default.contentsOfDirectory(atPath: absolute("templates"))) ?? []).filter {
+      $0.hasSuffix(".vhd")
+    }
     var templateIDs: [String: String] = [:]
     for name in templates {
       if let identity = try? identity("templates/" + name) { templateIDs[identity.id] = "templates/" + name }
@@ -160,7 +172,9 @@ extension Library {
     var bases: [(slot: Int, disk: Found)] = []
     for disk in found {
       let stem = ((disk.path as NSString).lastPathComponent as NSString).deletingPathExtension
-      if stem.hasPrefix(folder + "-disk"), let slot = Int(stem.dropFirst(folder.count + 5)) { bases.append((slot, disk)) }
+      if stem.hasPrefix(folder + "-disk"), let slot = Int(stem.dropFirst(folder.count + 5)) {
+        bases.append((slot, disk))
+      }
     }
     bases.sort { $0.slot < $1.slot }
     guard !bases.isEmpty else { throw LabKitError(.inconsistent, "no base disk named \(folder)-diskN.vhd") }
@@ -179,7 +193,9 @@ extension Library {
             if let existing = try DiskRecord.filter(Column("path") == template).fetchOne(db) {
               parentID = existing.id
             } else {
-              var record = DiskRecord(id: nil, path: template, uniqueID: parent, parentID: nil, vmID: nil, slot: nil, role: .template, checkpointID: nil)
+              var record = DiskRecord(
+                id: nil, path: template, uniqueID: parent, parentID: nil, vmID: nil, slot: nil, role: .template,
+                checkpointID: nil)
               try record.insert(db)
               parentID = record.id
             }
@@ -187,7 +203,9 @@ extension Library {
             parentID = try insert(parentDisk, slot: slot, role: .working)
           }
         }
-        var record = DiskRecord(id: nil, path: disk.path, uniqueID: disk.id, parentID: parentID, vmID: vm.id, slot: slot, role: role, checkpointID: nil)
+        var record = DiskRecord(
+          id: nil, path: disk.path, uniqueID: disk.id, parentID: parentID, vmID: vm.id, slot: slot, role: role,
+          checkpointID: nil)
         try record.insert(db)
         ids[disk.id] = record.id
         return record.id!
@@ -211,7 +229,9 @@ extension Library {
       let diffs = found.filter { ids[$0.id] != nil && $0.parent != nil && !baseIDs.contains($0.id) }
       var groups: [String: [Found]] = [:]
       for disk in diffs {
-        if let parsed = CheckpointFileName(parsing: (disk.path as NSString).lastPathComponent) { groups[parsed.stamp, default: []].append(disk) }
+        if let parsed = CheckpointFileName(parsing: (disk.path as NSString).lastPathComponent) {
+          groups[parsed.stamp, default: []].append(disk)
+        }
       }
       var seenParents: Set<[String]> = []
       var checkpointsByState: [Int64: Int64] = [:]
@@ -222,14 +242,17 @@ extension Library {
         guard files.count == bases.count, seenParents.insert(parents).inserted else { continue }
         var record = CheckpointRecord(
           id: nil, vmID: vm.id!, name: "checkpoint \(stamp)", description: "recovered from file names",
-          created: CheckpointFileName.date(fromStamp: stamp) ?? Date(), stamp: stamp, parentID: nil, runningStatePath: nil)
+          created: CheckpointFileName.date(fromStamp: stamp) ?? Date(), stamp: stamp, parentID: nil,
+          runningStatePath: nil)
         try record.insert(db)
         count += 1
         for (index, file) in files.enumerated() {
           let state = ids[file.parent!]!
           try CheckpointDiskRecord(checkpointID: record.id!, slot: bases[index].slot, stateID: state).insert(db)
           checkpointsByState[state] = record.id
-          try db.execute(sql: "UPDATE disk SET role = 'checkpoint', checkpointID = ? WHERE id = ?", arguments: [record.id, ids[file.id]])
+          try db.execute(
+            sql: "UPDATE disk SET role = 'checkpoint', checkpointID = ? WHERE id = ?",
+            arguments: [record.id, ids[file.id]])
         }
       }
       // Current leaves: per slot, the childless disk written most recently.
@@ -280,7 +303,8 @@ extension Library {
       }
       // Each checkpoint's parent: the nearest checkpoint below its state.
       for checkpoint in try CheckpointRecord.filter(Column("vmID") == vm.id!).fetchAll(db) {
-        let state = try CheckpointDiskRecord.filter(Column("checkpointID") == checkpoint.id!).order(Column("slot")).fetchOne(db)!
+        let state = try CheckpointDiskRecord.filter(Column("checkpointID") == checkpoint.id!).order(Column("slot"))
+          .fetchOne(db)!
         var cursor = try DiskRecord.fetchOne(db, key: state.stateID)?.parentID
         while let id = cursor {
           if let parent = checkpointsByState[id] {

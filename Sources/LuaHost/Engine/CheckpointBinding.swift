@@ -74,6 +74,7 @@ extension EngineBinding {
       ]
     }
     checkpoint.method("export") { handle, arguments in
+      try self.requireFileAccess("checkpoint:export")
       let folder = absolutePath(try arguments.string(1))
       let typeName = try arguments.string(2, default: "dynamic")
       guard let type = DiskType(name: typeName), type != .differencing else {

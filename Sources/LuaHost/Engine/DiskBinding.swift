@@ -122,6 +122,7 @@ extension EngineBinding {
     let functions = state.newTable()
     functions["create"] = .function(
       state.function(named: "create") { arguments in
+        try self.requireFileAccess("vmlab.disk.create")
         try arguments.checkOptions(1, allowed: ["path", "size", "type", "parent"])
         _ = try arguments.table(1)
         let path = absolutePath(try arguments.requiredString(1, "path"))
@@ -163,6 +164,7 @@ extension EngineBinding {
       })
     functions["open"] = .function(
       state.function(named: "open") { arguments in
+        try self.requireFileAccess("vmlab.disk.open")
         let path = absolutePath(try arguments.string(1))
         try DiskChain.open(path).close()  // a clear error now rather than at first use
         return [try self.wrapDisk(path)]

@@ -19,9 +19,22 @@ final class EngineBinding {
   weak var jobClass: LuaClass<JobHandle>?
   weak var diskClass: LuaClass<DiskHandle>?
 
-  init(state: LuaState, openLibrary: @escaping () throws -> Library) {
+  /// False in a sandbox: functions that name files by path (`vmlab.disk`, `vm.create{from=}`,
+  /// `checkpoint:export`) are refused, so an untrusted script reaches only the library's own VMs.
+  let fileAccess: Bool
+
+  init(state: LuaState, openLibrary: @escaping () throws -> Library, fileAccess: Bool = true) {
     self.state = state
     self.openLibrary = openLibrary
+    self.fileAccess = fileAccess
+  }
+
+  /// Throws when `what` would touch the file system by path and the state is sandboxed.
+  func requireFileAccess(_ what: String) throws {
+    guard fileAccess else {
+      throw LabKitError(
+        .invalidState, "\(what) is not available with --sandbox: it reads or writes files by path")
+    }
   }
 
   /// The library, opened the first time a script touches VMs, checkpoints, labs or jobs (disk-only

@@ -133,6 +133,7 @@ extension EngineBinding {
     let from = try arguments.field(1, "from")
     let disks = try arguments.field(1, "disks")
     if !from.isNil {
+      try requireFileAccess("vmlab.vm.create{from=}")
       guard disks.isNil else { throw arguments.error(1, "give either 'disks' or 'from', not both") }
       let source: String
       if let handle = diskClass?.payload(of: from) {

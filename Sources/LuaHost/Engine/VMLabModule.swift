@@ -22,8 +22,10 @@ public enum VMLabModule {
   /// Installs the module into `state`. `library` is called once, the first time a script touches
   /// VMs, checkpoints, labs or jobs; disk functions and plain Lua never call it.
   @discardableResult
-  public static func install(in state: LuaState, library: @escaping () throws -> Library) -> LuaTable {
-    let binding = EngineBinding(state: state, openLibrary: library)
+  public static func install(
+    in state: LuaState, fileAccess: Bool = true, library: @escaping () throws -> Library
+  ) -> LuaTable {
+    let binding = EngineBinding(state: state, openLibrary: library, fileAccess: fileAccess)
     let module = state.newTable()
     module["version"] = .text(version)
     // Wall-clock seconds (os.clock counts CPU time, which stands still while jobs wait on disks).

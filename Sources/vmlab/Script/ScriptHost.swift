@@ -50,7 +50,7 @@ final class ScriptHost {
       if let budget = sandbox.instructionBudget, budget > 0 { state.instructionBudget = budget }
       if let memory = sandbox.memoryLimit, memory.bytes > 0 { state.memoryLimit = Int(clamping: memory.bytes) }
     }
-    VMLabModule.install(in: state) { [unowned self] in
+    VMLabModule.install(in: state, fileAccess: !sandbox.sandbox) { [unowned self] in
       let library = try self.libraryOptions.open()
       self.library = library
       return library
