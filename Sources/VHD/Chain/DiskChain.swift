@@ -120,6 +120,17 @@ public final class DiskChain {
     try disk.readData(block: block, offsetInBlock: inBlock, into: buffer)
   }
 
+  /// Copies `count` bytes at `offset`, which one layer holds entirely (`source` said `.layer`), into
+  /// `file` at the same offset, file to file inside the kernel.
+  func copyWhole(layer index: Int, at offset: UInt64, count: Int, into file: BlockFile, buffer: IOBuffer) throws {
+    let disk = layers[index]
+    let block = Int(offset / UInt64(disk.blockSize))
+    let inBlock = Int(offset - UInt64(block) * UInt64(disk.blockSize))
+    try file.copy(
+      from: disk.file, at: disk.fileOffset(block: block, offsetInBlock: inBlock), to: offset, count: count,
+      buffer: buffer)
+  }
+
   /// Reads sector by sector run through the layers from `layer` down: the general path for blocks
   /// whose sectors come from several disks.
   private func readThrough(layer index: Int, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {

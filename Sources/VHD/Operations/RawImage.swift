@@ -53,8 +53,24 @@ public enum RawImage {
     do {
       defer { raw.close() }
       try raw.resize(to: chain.size)
-      try chain.copyBlocks(progress: progress) { data, offset in
-        try raw.write(data, at: offset)
+      // Blocks one layer holds whole are copied file to file in the kernel; blocks of zeros stay
+      // holes; mixed blocks are read through the chain.
+      let buffer = IOBuffer(count: chain.blockSize)
+      try progress?(0, chain.size)
+      for block in 0..<chain.blockCount {
+        let start = UInt64(block) * UInt64(chain.blockSize)
+        let count = Int(min(UInt64(chain.blockSize), chain.size - start))
+        switch try chain.source(ofBlock: block) {
+        case .zeros:
+          break
+        case .layer(let index):
+          try chain.copyWhole(layer: index, at: start, count: count, into: raw, buffer: buffer)
+        case .mixed:
+          let data = buffer.slice(0..<count)
+          try chain.read(at: start, into: data)
+          if !UnsafeRawBufferPointer(data).isAllZero { try raw.write(UnsafeRawBufferPointer(data), at: start) }
+        }
+        try progress?(start + UInt64(count), chain.size)
       }
       try raw.synchronize()
     } catch {
