@@ -191,4 +191,20 @@ final class EngineCommandTests: XCTestCase {
     XCTAssertTrue(FileManager.default.fileExists(atPath: folder.file("flat/win-disk1.vhd")))
     try run(["library", "check"])
   }
+
+  func testImportDoesNotFollowParentsOutsideItsFolderUnlessAllowed() throws {
+    let elsewhere = folder.file("elsewhere")
+    let source = folder.file("incoming")
+    for path in [elsewhere, source] {
+      try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    XCTAssertEqual(try vmlab(["disk", "create", elsewhere + "/secret.vhd", "--size", "4M"]).status, 0)
+    XCTAssertEqual(
+      try vmlab(["disk", "create", source + "/child.vhd", "--parent", elsewhere + "/secret.vhd"]).status, 0)
+    let refused = try run(["vm", "import", "x", "--from", source], expect: 1)
+    XCTAssertTrue(refused.error.contains("outside"), refused.error)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("library/vms/x")))
+    try run(["vm", "import", "x", "--from", source, "--allow-parents-outside"])
+    try run(["library", "check"])
+  }
 }
