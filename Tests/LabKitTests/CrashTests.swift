@@ -239,7 +239,8 @@ extension CrashTests {
   func testOpeningRemovesTheTemporaryFilesOfAnInterruptedManifestWrite() throws {
     try library.createVM(name: "t", diskSizes: [small])
     let leftovers = [
-      root + "/vms/t/.vm.json" + Library.temporaryMarker + "0A1B", root + "/.labs.json" + Library.temporaryMarker + "2C3D",
+      root + "/vms/t/.vm.json" + Library.temporaryMarker + "0A1B",
+      root + "/.labs.json" + Library.temporaryMarker + "2C3D",
       root + "/vms/t/.dat.nosync12ab.XyZ123",
     ]
     for path in leftovers { XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data("{".utf8))) }

@@ -62,12 +62,17 @@ final class LuaClassTests: XCTestCase {
   }
 
   func testMethodArgumentErrorsCountFromTheFirstArgumentAfterSelf() {
-    XCTAssertTrue(errorMessage("vm('a'):resize('big')").hasSuffix("bad argument #1 to 'resize' (number expected, got string)"))
+    XCTAssertTrue(
+      errorMessage("vm('a'):resize('big')").hasSuffix("bad argument #1 to 'resize' (number expected, got string)"))
   }
 
   func testMethodCalledWithDotIsABadSelf() {
-    XCTAssertTrue(errorMessage("local v = vm('a'); v.resize(10)").hasSuffix("calling 'resize' on bad self (VM expected, got number)"))
-    XCTAssertTrue(errorMessage("local v = vm('a'); v.resize()").hasSuffix("calling 'resize' on bad self (VM expected, got no value)"))
+    XCTAssertTrue(
+      errorMessage("local v = vm('a'); v.resize(10)").hasSuffix(
+        "calling 'resize' on bad self (VM expected, got number)"))
+    XCTAssertTrue(
+      errorMessage("local v = vm('a'); v.resize()").hasSuffix(
+        "calling 'resize' on bad self (VM expected, got no value)"))
   }
 
   func testToStringAndTypeName() throws {
@@ -76,7 +81,8 @@ final class LuaClassTests: XCTestCase {
   }
 
   func testEqualityComparesPayloads() throws {
-    XCTAssertEqual(try state.run("return vm('a') == vm('a'), vm('a') == vm('b'), vm('a') ~= vm('b')"), [true, false, true])
+    XCTAssertEqual(
+      try state.run("return vm('a') == vm('a'), vm('a') == vm('b'), vm('a') ~= vm('b')"), [true, false, true])
     XCTAssertEqual(try state.run("local v = vm('a'); return v == v, v == 'a'"), [true, false])
   }
 
@@ -104,10 +110,12 @@ final class LuaClassTests: XCTestCase {
   }
 
   func testObjectsAsArgumentsAndPayloadFromSwift() throws {
-    state.register("memoryOf") { [vmClass] arguments in [.integer(Int64(try arguments.object(1, of: vmClass!).memory))] }
+    state.register("memoryOf") { [vmClass] arguments in [.integer(Int64(try arguments.object(1, of: vmClass!).memory))]
+    }
     XCTAssertEqual(try state.run("return memoryOf(vm('a', 99))"), [99])
     XCTAssertTrue(errorMessage("memoryOf({})").hasSuffix("bad argument #1 to 'memoryOf' (VM expected, got table)"))
-    XCTAssertTrue(errorMessage("memoryOf(io.stdout)").hasSuffix("bad argument #1 to 'memoryOf' (VM expected, got FILE*)"))
+    XCTAssertTrue(
+      errorMessage("memoryOf(io.stdout)").hasSuffix("bad argument #1 to 'memoryOf' (VM expected, got FILE*)"))
 
     let value = try state.run("return vm('z', 7)")[0]
     XCTAssertEqual(vmClass.payload(of: value), VMHandle(id: "z", memory: 7))

@@ -38,12 +38,15 @@ final class LuaListTests: XCTestCase {
   }
 
   func testWhereOnEmptyAndNoMatch() throws {
-    XCTAssertEqual(try state.run("return #numbers(0):where(print), #numbers(3):where(function() return false end)"), [0, 0])
+    XCTAssertEqual(
+      try state.run("return #numbers(0):where(print), #numbers(3):where(function() return false end)"), [0, 0])
   }
 
   func testWhereChecksItsArguments() {
     XCTAssertThrowsError(try state.run("numbers(3):where(5)")) { error in
-      XCTAssertTrue((error as! LuaError).message.hasSuffix("bad argument #1 to 'where' (function expected, got number)"), "\(error)")
+      XCTAssertTrue(
+        (error as! LuaError).message.hasSuffix("bad argument #1 to 'where' (function expected, got number)"), "\(error)"
+      )
     }
     XCTAssertThrowsError(try state.run("local l = numbers(3); l.where(function() end)")) { error in
       XCTAssertTrue((error as! LuaError).message.contains("calling 'where' on bad self"), "\(error)")
@@ -51,7 +54,9 @@ final class LuaListTests: XCTestCase {
   }
 
   func testErrorsInThePredicatePropagate() throws {
-    XCTAssertThrowsError(try state.run("numbers(3):where(function(n) if n == 2 then error('bad item') end return true end)")) {
+    XCTAssertThrowsError(
+      try state.run("numbers(3):where(function(n) if n == 2 then error('bad item') end return true end)")
+    ) {
       error in
       XCTAssertTrue((error as! LuaError).message.hasSuffix("bad item"), "\(error)")
     }
@@ -78,6 +83,7 @@ final class LuaListTests: XCTestCase {
   func testListFromSwiftSide() throws {
     let list = state.makeList(["a", "b"])
     XCTAssertEqual(list.array(), ["a", "b"])
-    XCTAssertEqual(try state.load("local l = ...; return #l:where(function(x) return x == 'b' end)").call(.table(list)), [1])
+    XCTAssertEqual(
+      try state.load("local l = ...; return #l:where(function(x) return x == 'b' end)").call(.table(list)), [1])
   }
 }

@@ -30,8 +30,9 @@ final class RunningTests: XCTestCase {
   }
 
   func testStandardLibrariesAreOpen() throws {
-    XCTAssertEqual(try state.run("return type(io), type(os), type(string.format), type(debug)"),
-                   ["table", "table", "function", "table"])
+    XCTAssertEqual(
+      try state.run("return type(io), type(os), type(string.format), type(debug)"),
+      ["table", "table", "function", "table"])
   }
 
   func testSyntaxErrorKeepsChunkNameAndLine() {
@@ -51,7 +52,8 @@ final class RunningTests: XCTestCase {
     XCTAssertThrowsError(try state.run(file: path)) { error in
       let luaError = error as! LuaError
       XCTAssertEqual(luaError.kind, .syntax)
-      XCTAssertTrue(luaError.message.hasPrefix("\(path):4:") || luaError.message.hasPrefix("\(path):3:"), luaError.message)
+      XCTAssertTrue(
+        luaError.message.hasPrefix("\(path):4:") || luaError.message.hasPrefix("\(path):3:"), luaError.message)
     }
   }
 
@@ -92,7 +94,8 @@ final class RunningTests: XCTestCase {
       XCTAssertEqual(luaError.value?.tableValue?["code"], 7)
       XCTAssertEqual(luaError.message, "(error object is a table value)")
     }
-    XCTAssertThrowsError(try state.run("error(setmetatable({}, {__tostring = function() return 'custom' end}))")) { error in
+    XCTAssertThrowsError(try state.run("error(setmetatable({}, {__tostring = function() return 'custom' end}))")) {
+      error in
       XCTAssertEqual((error as! LuaError).message, "custom")
     }
     XCTAssertThrowsError(try state.run("error(42)")) { error in

@@ -26,7 +26,8 @@ final class SandboxTests: XCTestCase {
       return f, loadError, g()
       """)
     XCTAssertEqual(results[0], .nil)
-    XCTAssertTrue(results[1].stringValue?.contains("attempt to load a binary chunk (mode is 't')") == true, "\(results[1])")
+    XCTAssertTrue(
+      results[1].stringValue?.contains("attempt to load a binary chunk (mode is 't')") == true, "\(results[1])")
     XCTAssertEqual(results[2], 2)
   }
 

@@ -88,19 +88,25 @@ final class SwiftFunctionTests: XCTestCase {
       return []
     }
     XCTAssertTrue(errorMessage("read('x')").hasSuffix("bad argument #1 to 'read' (number expected, got string)"))
-    XCTAssertTrue(errorMessage("read(1.5)").hasSuffix("bad argument #1 to 'read' (number has no integer representation)"))
+    XCTAssertTrue(
+      errorMessage("read(1.5)").hasSuffix("bad argument #1 to 'read' (number has no integer representation)"))
     XCTAssertTrue(errorMessage("read()").hasSuffix("bad argument #1 to 'read' (number expected, got no value)"))
     XCTAssertTrue(errorMessage("read(1, {})").hasSuffix("bad argument #2 to 'read' (string expected, got table)"))
     XCTAssertTrue(errorMessage("read(1, 'a', 5)").hasSuffix("bad argument #3 to 'read' (table expected, got number)"))
-    XCTAssertTrue(errorMessage("read(1, 'a', {}, nil)").hasSuffix("bad argument #4 to 'read' (function expected, got nil)"))
-    XCTAssertTrue(errorMessage("read(1, 'a', {}, io.stdout)").hasSuffix("bad argument #4 to 'read' (function expected, got FILE*)"))
-    XCTAssertEqual(errorMessage("read('x')"), "(command line):1: bad argument #1 to 'read' (number expected, got string)")
+    XCTAssertTrue(
+      errorMessage("read(1, 'a', {}, nil)").hasSuffix("bad argument #4 to 'read' (function expected, got nil)"))
+    XCTAssertTrue(
+      errorMessage("read(1, 'a', {}, io.stdout)").hasSuffix("bad argument #4 to 'read' (function expected, got FILE*)"))
+    XCTAssertEqual(
+      errorMessage("read('x')"), "(command line):1: bad argument #1 to 'read' (number expected, got string)")
   }
 
   func testArgumentConversionsFollowLua() throws {
     state.register("convert") { arguments in
-      [.integer(Int64(try arguments.int(1))), .number(try arguments.double(2)), .text(try arguments.string(3)),
-       .boolean(arguments.bool(4)), .string(try arguments.bytes(5))]
+      [
+        .integer(Int64(try arguments.int(1))), .number(try arguments.double(2)), .text(try arguments.string(3)),
+        .boolean(arguments.bool(4)), .string(try arguments.bytes(5)),
+      ]
     }
     XCTAssertEqual(try state.run("return convert(3.0, '2.5', 7, 0, 'a\\0')"), [3, 2.5, "7", true, .string([97, 0])])
     XCTAssertEqual(try state.run("return convert('10', 1, 1.5, nil, 2)"), [10, 1, "1.5", false, "2"])
@@ -108,12 +114,15 @@ final class SwiftFunctionTests: XCTestCase {
 
   func testOptionalArguments() throws {
     state.register("optional") { arguments in
-      [.integer(Int64(try arguments.int(1, default: 5))), .text(try arguments.string(2, default: "d")),
-       .number(try arguments.double(3, default: 0.5)), .boolean(arguments.isNil(1))]
+      [
+        .integer(Int64(try arguments.int(1, default: 5))), .text(try arguments.string(2, default: "d")),
+        .number(try arguments.double(3, default: 0.5)), .boolean(arguments.isNil(1)),
+      ]
     }
     XCTAssertEqual(try state.run("return optional()"), [5, "d", 0.5, true])
     XCTAssertEqual(try state.run("return optional(1, 'x', 2)"), [1, "x", 2.0, false])
-    XCTAssertTrue(errorMessage("optional('no')").hasSuffix("bad argument #1 to 'optional' (number expected, got string)"))
+    XCTAssertTrue(
+      errorMessage("optional('no')").hasSuffix("bad argument #1 to 'optional' (number expected, got string)"))
   }
 
   func testTypedValuesAndTypeNames() throws {
@@ -133,15 +142,18 @@ final class SwiftFunctionTests: XCTestCase {
     }
     XCTAssertEqual(try state.run("return create{name = 'web', tags = {'a', 'b'}}"), ["web", 1024, 2])
     XCTAssertEqual(try state.run("return create{name = 'db', memory = 4096}"), ["db", 4096, -1])
-    XCTAssertTrue(errorMessage("create{}").hasSuffix("bad argument #1 to 'create' (field 'name': string expected, got nil)"))
-    XCTAssertTrue(errorMessage("create{name = 'x', memory = 'lots'}").hasSuffix(
-      "bad argument #1 to 'create' (field 'memory': number expected, got string)"))
+    XCTAssertTrue(
+      errorMessage("create{}").hasSuffix("bad argument #1 to 'create' (field 'name': string expected, got nil)"))
+    XCTAssertTrue(
+      errorMessage("create{name = 'x', memory = 'lots'}").hasSuffix(
+        "bad argument #1 to 'create' (field 'memory': number expected, got string)"))
     XCTAssertTrue(errorMessage("create('web')").hasSuffix("bad argument #1 to 'create' (table expected, got string)"))
   }
 
   func testCustomArgumentError() {
     state.register("restore") { arguments in throw arguments.error(1, "checkpoint name must not be empty") }
-    XCTAssertTrue(errorMessage("restore('')").hasSuffix("bad argument #1 to 'restore' (checkpoint name must not be empty)"))
+    XCTAssertTrue(
+      errorMessage("restore('')").hasSuffix("bad argument #1 to 'restore' (checkpoint name must not be empty)"))
   }
 
   func testCallbacksIntoLuaFromASwiftFunction() throws {

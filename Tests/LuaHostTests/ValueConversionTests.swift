@@ -158,7 +158,8 @@ final class ValueConversionTests: XCTestCase {
   }
 
   func testMetamethodErrorsInGetAreThrownNotRaised() throws {
-    let table = try XCTUnwrap(state.run("return setmetatable({}, {__index = function() error('no such key') end})")[0].tableValue)
+    let table = try XCTUnwrap(
+      state.run("return setmetatable({}, {__index = function() error('no such key') end})")[0].tableValue)
     XCTAssertThrowsError(try table.get("x")) { error in
       XCTAssertTrue((error as? LuaError)?.message.contains("no such key") == true, "\(error)")
     }
@@ -172,7 +173,8 @@ final class ValueConversionTests: XCTestCase {
     XCTAssertEqual(results.map(\.typeName), ["function", "userdata", "thread", "table"])
 
     // Identity survives the round trip, and distinct objects differ.
-    let back = try state.load("local a, b, c, d = ...; return a == print, b == io.stdout, c, d").call(arguments: results)
+    let back = try state.load("local a, b, c, d = ...; return a == print, b == io.stdout, c, d").call(
+      arguments: results)
     XCTAssertEqual(back[0], true)
     XCTAssertEqual(back[1], true)
     XCTAssertEqual(back[2], results[2])

@@ -1,6 +1,6 @@
 import Foundation
-import VHD
 import TestSupport
+import VHD
 import XCTest
 
 #if canImport(Glibc)

@@ -18,7 +18,10 @@ final class Catalog {
       database = try DatabaseQueue(path: path, configuration: configuration)
       try Catalog.migrator.migrate(database)
     } catch let error as DatabaseError {
-      throw LabKitError(.inconsistent, "the catalog \(path) cannot be opened: \(error.message ?? "\(error)"); `vmlab library repair` rebuilds it from the files")
+      throw LabKitError(
+        .inconsistent,
+        "the catalog \(path) cannot be opened: \(error.message ?? "\(error)"); `vmlab library repair` rebuilds it from the files"
+      )
     }
   }
 

@@ -39,7 +39,8 @@ public final class Library: @unchecked Sendable {
     try catalog.write { db in
       // Jobs that were running when a process ended will not finish.
       try db.execute(
-        sql: "UPDATE job SET status = 'failed', error = 'interrupted: the vmlab process ended', finished = ? WHERE status IN ('queued', 'running')",
+        sql:
+          "UPDATE job SET status = 'failed', error = 'interrupted: the vmlab process ended', finished = ? WHERE status IN ('queued', 'running')",
         arguments: [Date()])
     }
   }
@@ -58,7 +59,8 @@ public final class Library: @unchecked Sendable {
   public func setDefaultHostKind(_ kind: HostKind) throws {
     try catalog.write { db in
       try db.execute(
-        sql: "INSERT INTO setting(key, value) VALUES ('hostKind', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        sql:
+          "INSERT INTO setting(key, value) VALUES ('hostKind', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         arguments: [kind.rawValue])
     }
   }

@@ -11,8 +11,10 @@ public enum NameRules {
     guard !name.isEmpty, name.count <= maximumLength, allowed, !name.contains(".."),
       let first = name.unicodeScalars.first, first.isASCII, first.properties.isAlphabetic || ("0"..."9").contains(first)
     else {
-      let shown = name.unicodeScalars.map { $0.isASCII && $0.value >= 32 ? String($0) : "\\u{\(String($0.value, radix: 16))}" }
-        .joined()
+      let shown = name.unicodeScalars.map {
+        $0.isASCII && $0.value >= 32 ? String($0) : "\\u{\(String($0.value, radix: 16))}"
+      }
+      .joined()
       throw LabKitError(
         .invalidName,
         "\(what) name '\(shown.prefix(80))' is not allowed: use 1 to \(maximumLength) letters, digits, '-', '_' or '.', starting with a letter or digit"
