@@ -201,13 +201,7 @@ extension Library {
         let state = try record.savedStatePath.map { try readFile(absolute($0)) } ?? []
         try host.resume(vm: record.name, disks: vm.disks.map(\.path), state: state)
       }
-      // The saved state's file goes only after the commit that stops referencing it (rule 1).
-      let discarded = record.savedStatePath
-      record.savedStatePath = nil
-      record.state = .running
-      try catalog.write { db in try record.update(db) }
-      try fault("start:recorded")
-      if let discarded { removeFileIfPresent(absolute(discarded)) }
+      try recordPower(&record, .running, step: "start:recorded")
       try? writeManifest(vm: record.name)
       return try self.vm(named: record.name)
     }
@@ -238,12 +232,7 @@ extension Library {
       var record = try catalog.read { db in try vmRecord(db, named: name) }
       guard record.state != .stopped else { return try vm(named: record.name) }
       try host.turnOff(vm: record.name)
-      let discarded = record.savedStatePath
-      record.savedStatePath = nil
-      record.state = .stopped
-      try catalog.write { db in try record.update(db) }
-      try fault("turn-off:recorded")
-      if let discarded { removeFileIfPresent(absolute(discarded)) }
+      try recordPower(&record, .stopped, step: "turn-off:recorded")
       try? writeManifest(vm: record.name)
       return try vm(named: record.name)
     }
@@ -271,19 +260,25 @@ extension Library {
     }
   }
 
+  /// Records a VM's new power state, which leaves any saved state behind. The saved state's file
+  /// goes only after the commit that stops naming it, so the catalog never names a missing file
+  /// (rule 1); `step` is the fault-injection point between the two.
+  private func recordPower(_ record: inout VMRecord, _ state: PowerState, step: String) throws {
+    let discarded = record.savedStatePath
+    record.savedStatePath = nil
+    record.state = state
+    try catalog.write { db in try record.update(db) }
+    try fault(step)
+    if let discarded { removeFileIfPresent(absolute(discarded)) }
+  }
+
   /// Stops a running VM so that an operation can change its disks: gracefully when it has guest
   /// additions, otherwise by turning it off. Returns what was done.
   func stopForOperation(_ record: inout VMRecord) throws -> PowerAction {
     guard record.state != .stopped else { return .none }
     if record.state == .saved {
       try host.turnOff(vm: record.name)
-      // Recorded before the saved state's file goes, so the catalog never names a missing file.
-      let discarded = record.savedStatePath
-      record.savedStatePath = nil
-      record.state = .stopped
-      try catalog.write { db in try record.update(db) }
-      try fault("stop:recorded")
-      if let discarded { removeFileIfPresent(absolute(discarded)) }
+      try recordPower(&record, .stopped, step: "stop:recorded")
       return .turnedOff
     }
     let action: PowerAction
