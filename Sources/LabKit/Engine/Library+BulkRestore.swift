@@ -30,48 +30,14 @@ extension Library {
     }
     guard !targets.isEmpty else { return [] }
     return try withVMLocks(names.sorted()) {
-      struct Work {
-        var vm: VMRecord
-        var checkpoint: CheckpointRecord
-        var slots: [SlotRecord]
-        var statePaths: [String]
-        var stateIDs: [Int64]
-        var newPaths: [String]
-        var doomed: [DiskRecord]
-        var action: PowerAction
-        var restart: Bool
-      }
-      var work: [Work] = try catalog.read { db in
+      var work: [RestoreWork] = try catalog.read { db in
         try targets.map { target in
-          let vm = try vmRecord(db, named: target.vm)
-          let slots = try self.slots(db, vmID: vm.id!)
-          let states = try CheckpointDiskRecord.filter(Column("checkpointID") == target.checkpoint.id!).order(
-            Column("slot")
-          )
-          .fetchAll(db)
-          guard states.count == slots.count else {
-            throw LabKitError(
-              .inconsistent, "checkpoint \(target.checkpoint.id!) of VM '\(vm.name)' does not cover every disk")
-          }
-          var doomed: [DiskRecord] = []
-          for (slot, state) in zip(slots, states) {
-            doomed += try discardableLine(db, from: slot.leafID, stoppingAt: state.stateID)
-          }
-          return Work(
-            vm: vm, checkpoint: target.checkpoint, slots: slots,
-            statePaths: try states.map { try DiskRecord.fetchOne(db, key: $0.stateID)!.path },
-            stateIDs: states.map(\.stateID),
-            newPaths: [], doomed: doomed, action: .none,
-            restart: restartRunning && vm.state == .running && target.checkpoint.runningStatePath == nil)
+          try restoreWork(
+            db, vm: try vmRecord(db, named: target.vm), checkpoint: target.checkpoint, restartRunning: restartRunning)
         }
       }
       for index in work.indices {
-        let stems = try catalog.read { db in try baseStems(db, vmID: work[index].vm.id!) }
-        let stamp = try freshStamp(vm: work[index].vm, bases: stems)
-        work[index].newPaths = work[index].slots.indices.map {
-          "\(vmFolder(work[index].vm.name))/"
-            + CheckpointFileName(base: stems[$0], stamp: stamp, slot: work[index].slots[$0].number).fileName
-        }
+        work[index].newPaths = try newLeafPaths(vm: work[index].vm, slots: work[index].slots)
         work[index].action = try stopForOperation(&work[index].vm)
       }
       try catalog.write { db in for item in work { try item.vm.update(db) } }
@@ -98,30 +64,14 @@ extension Library {
         },
         commit: { db -> [RestoreOutcome] in
           var next = 0
-          var results: [RestoreOutcome] = []
-          for item in work {
-            for (index, slot) in item.slots.enumerated() {
-              var disk = DiskRecord(
-                id: nil, path: item.newPaths[index], uniqueID: created.outcomes[next]!.success!,
-                parentID: item.stateIDs[index],
-                vmID: item.vm.id, slot: slot.number, role: .working, checkpointID: nil)
-              next += 1
-              try disk.insert(db)
-              var updated = slot
-              updated.leafID = disk.id!
-              try updated.update(db)
-            }
-            for disk in item.doomed { _ = try DiskRecord.deleteOne(db, key: disk.id) }
-            var vm = try VMRecord.fetchOne(db, key: item.vm.id!)!
-            vm.currentCheckpointID = item.checkpoint.id
-            if item.restart { vm.state = .running }
-            try vm.update(db)
-            results.append(
-              RestoreOutcome(
-                vm: vm.name, checkpoint: try checkpointSnapshot(db, item.checkpoint, vm: vm), action: item.action,
-                state: vm.state))
+          return try work.map { item in
+            let ids = created.outcomes[next..<(next + item.slots.count)].map { $0!.success! }
+            next += item.slots.count
+            let vm = try commitRestore(db, item, uniqueIDs: ids)
+            return RestoreOutcome(
+              vm: vm.name, checkpoint: try checkpointSnapshot(db, item.checkpoint, vm: vm), action: item.action,
+              state: vm.state)
           }
-          return results
         })
       // Online checkpoints bring their VMs back running; the others that ran start again.
       var finished = outcomes
@@ -131,12 +81,7 @@ extension Library {
       }
       for (index, item) in work.enumerated() {
         guard let statePath = item.checkpoint.runningStatePath else { continue }
-        let vm = try self.vm(named: item.vm.name)
-        try host.resume(vm: vm.name, disks: vm.disks.map(\.path), state: try readFile(absolute(statePath)))
-        try catalog.write { db in
-          try db.execute(sql: "UPDATE vm SET state = 'running' WHERE id = ?", arguments: [item.vm.id])
-        }
-        try? writeManifest(vm: vm.name)
+        try resumeOnline(vm: item.vm, statePath: statePath)
         finished[index].action = .online
         finished[index].state = .running
       }

@@ -18,78 +18,117 @@ extension Library {
     return try withVMLock(owner) {
       var record = try catalog.read { db in try vmRecord(db, named: owner) }
       let target = try catalog.read { db in try checkpointRecord(db, id: id) }
-      let (slots, stems, states, doomed) = try catalog.read { db in
-        let slots = try self.slots(db, vmID: record.id!)
-        let states = try CheckpointDiskRecord.filter(Column("checkpointID") == id).order(Column("slot")).fetchAll(db)
-        guard states.count == slots.count else {
-          throw LabKitError(
-            .inconsistent, "checkpoint \(id) of VM '\(owner)' does not cover every disk; run `vmlab library check`")
-        }
-        var doomed: [DiskRecord] = []
-        for (slot, state) in zip(slots, states) {
-          doomed += try discardableLine(db, from: slot.leafID, stoppingAt: state.stateID)
-        }
-        return (slots, try baseStems(db, vmID: record.id!), states, doomed)
-      }
-      let stamp = try freshStamp(vm: record, bases: stems)
-      let folder = vmFolder(record.name)
-      let newPaths = slots.indices.map {
-        "\(folder)/" + CheckpointFileName(base: stems[$0], stamp: stamp, slot: slots[$0].number).fileName
-      }
+      var work = try catalog.read { db in try restoreWork(db, vm: record, checkpoint: target, restartRunning: false) }
+      work.newPaths = try newLeafPaths(vm: record, slots: work.slots)
       let powerAction: PowerAction =
         record.state == .stopped ? .none : (record.state == .running && record.additions ? .shutDown : .turnedOff)
       let plan = OperationPlan(
         operation: "restore", vm: record.name, checkpointsRemoved: [], alsoAffected: [],
-        filesRemoved: doomed.map { absolute($0.path) } + [record.savedStatePath].compactMap { $0.map(absolute) },
-        filesCreated: newPaths.map(absolute), bytesMerged: 0,
+        filesRemoved: work.doomed.map { absolute($0.path) } + [record.savedStatePath].compactMap { $0.map(absolute) },
+        filesCreated: work.newPaths.map(absolute), bytesMerged: 0,
         powerAction: target.runningStatePath != nil ? .online : powerAction, applied: !whatIf)
       if whatIf { return (plan, nil) }
 
       var action = try stopForOperation(&record)
       try catalog.write { db in try record.update(db) }
-      let statePaths = try catalog.read { db in try states.map { try DiskRecord.fetchOne(db, key: $0.stateID)!.path } }
       var uniqueIDs: [String] = []
-      let vmID = record.id!
       let checkpoint = try journaled(
-        "restore", vm: record.name, creates: newPaths, deletes: doomed.map(\.path),
+        "restore", vm: record.name, creates: work.newPaths, deletes: work.doomed.map(\.path),
         files: {
-          for (index, path) in newPaths.enumerated() {
+          for (index, path) in work.newPaths.enumerated() {
             try fault("restore:disk\(index + 1)")
-            let disk = try VirtualDisk.createDifferencing(at: absolute(path), parent: absolute(statePaths[index]))
+            let disk = try VirtualDisk.createDifferencing(at: absolute(path), parent: absolute(work.statePaths[index]))
             uniqueIDs.append(disk.uniqueID.description)
             disk.close()
           }
         },
         commit: { db -> Checkpoint in
-          for (index, slot) in slots.enumerated() {
-            var disk = DiskRecord(
-              id: nil, path: newPaths[index], uniqueID: uniqueIDs[index], parentID: states[index].stateID, vmID: vmID,
-              slot: slot.number, role: .working, checkpointID: nil)
-            try disk.insert(db)
-            var updated = slot
-            updated.leafID = disk.id!
-            try updated.update(db)
-          }
-          // Children first: the line is deleted from its leaf down.
-          for disk in doomed { _ = try DiskRecord.deleteOne(db, key: disk.id) }
-          var vm = try VMRecord.fetchOne(db, key: vmID)!
-          vm.currentCheckpointID = id
-          try vm.update(db)
+          let vm = try commitRestore(db, work, uniqueIDs: uniqueIDs)
           return try checkpointSnapshot(db, target, vm: vm)
         })
       if let statePath = target.runningStatePath {
-        let state = try readFile(absolute(statePath))
-        let vm = try self.vm(named: record.name)
-        try host.resume(vm: record.name, disks: vm.disks.map(\.path), state: state)
-        try catalog.write { db in
-          try db.execute(sql: "UPDATE vm SET state = 'running' WHERE id = ?", arguments: [vmID])
-        }
+        try resumeOnline(vm: record, statePath: statePath)
         action = .online
-        try? writeManifest(vm: record.name)
       }
       let state = try self.vm(named: record.name).state
       return (plan, CheckpointResult(checkpoint: checkpoint, action: action, vmState: state))
     }
+  }
+
+  /// What restoring one VM to a checkpoint takes: for each slot, the checkpoint's frozen disk (the
+  /// new leaf's parent), the disks of the current line that go, and the new leaf's path.
+  struct RestoreWork {
+    var vm: VMRecord
+    var checkpoint: CheckpointRecord
+    var slots: [SlotRecord]
+    var stateIDs: [Int64]
+    var statePaths: [String]
+    var doomed: [DiskRecord]
+    var newPaths: [String] = []
+    var action: PowerAction = .none
+    /// The VM ran and runs again afterwards (bulk restores of labs).
+    var restart: Bool
+  }
+
+  func restoreWork(_ db: Database, vm: VMRecord, checkpoint: CheckpointRecord, restartRunning: Bool) throws
+    -> RestoreWork
+  {
+    let slots = try self.slots(db, vmID: vm.id!)
+    let states = try CheckpointDiskRecord.filter(Column("checkpointID") == checkpoint.id!).order(Column("slot"))
+      .fetchAll(db)
+    guard states.count == slots.count else {
+      throw LabKitError(
+        .inconsistent,
+        "checkpoint \(checkpoint.id!) of VM '\(vm.name)' does not cover every disk; run `vmlab library check`")
+    }
+    var doomed: [DiskRecord] = []
+    for (slot, state) in zip(slots, states) {
+      doomed += try discardableLine(db, from: slot.leafID, stoppingAt: state.stateID)
+    }
+    return RestoreWork(
+      vm: vm, checkpoint: checkpoint, slots: slots, stateIDs: states.map(\.stateID),
+      statePaths: try states.map { try DiskRecord.fetchOne(db, key: $0.stateID)!.path }, doomed: doomed,
+      restart: restartRunning && vm.state == .running && checkpoint.runningStatePath == nil)
+  }
+
+  /// Paths for a VM's new leaves, one per slot, under a stamp no file of the VM uses yet.
+  func newLeafPaths(vm: VMRecord, slots: [SlotRecord]) throws -> [String] {
+    let stems = try catalog.read { db in try baseStems(db, vmID: vm.id!) }
+    let stamp = try freshStamp(vm: vm, bases: stems)
+    return slots.indices.map {
+      "\(vmFolder(vm.name))/" + CheckpointFileName(base: stems[$0], stamp: stamp, slot: slots[$0].number).fileName
+    }
+  }
+
+  /// The catalog side of a restore: the new leaves (with these unique ids) replace the slots' leaves,
+  /// the discarded line goes, and the VM descends from the checkpoint. Returns the VM's row.
+  func commitRestore(_ db: Database, _ work: RestoreWork, uniqueIDs: [String]) throws -> VMRecord {
+    for (index, slot) in work.slots.enumerated() {
+      var disk = DiskRecord(
+        id: nil, path: work.newPaths[index], uniqueID: uniqueIDs[index], parentID: work.stateIDs[index],
+        vmID: work.vm.id, slot: slot.number, role: .working, checkpointID: nil)
+      try disk.insert(db)
+      var updated = slot
+      updated.leafID = disk.id!
+      try updated.update(db)
+    }
+    // Children first: the line is deleted from its leaf down.
+    for disk in work.doomed { _ = try DiskRecord.deleteOne(db, key: disk.id) }
+    var vm = try VMRecord.fetchOne(db, key: work.vm.id!)!
+    vm.currentCheckpointID = work.checkpoint.id
+    if work.restart { vm.state = .running }
+    try vm.update(db)
+    return vm
+  }
+
+  /// An online checkpoint's VM comes back running with the state saved with it.
+  func resumeOnline(vm record: VMRecord, statePath: String) throws {
+    let vm = try self.vm(named: record.name)
+    try host.resume(vm: vm.name, disks: vm.disks.map(\.path), state: try readFile(absolute(statePath)))
+    try catalog.write { db in
+      try db.execute(sql: "UPDATE vm SET state = 'running' WHERE id = ?", arguments: [record.id])
+    }
+    try? writeManifest(vm: vm.name)
   }
 
   /// The differencing disks from `leafID` down that exist for nothing but the current line: made by a
