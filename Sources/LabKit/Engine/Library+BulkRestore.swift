@@ -37,7 +37,7 @@ extension Library {
         }
       }
       for index in work.indices {
-        work[index].newPaths = try newLeafPaths(vm: work[index].vm, slots: work[index].slots)
+        work[index].newPaths = try newLeafPaths(vm: work[index].vm, slots: work[index].slots).paths
         work[index].action = try stopForOperation(&work[index].vm)
       }
       try catalog.write { db in for item in work { try item.vm.update(db) } }

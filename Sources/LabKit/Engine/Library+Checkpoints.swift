@@ -26,15 +26,9 @@ extension Library {
         action = try stopForOperation(&record)
         try catalog.write { db in try record.update(db) }
       }
-      let (slots, stems) = try catalog.read { db in
-        (try self.slots(db, vmID: record.id!), try baseStems(db, vmID: record.id!))
-      }
-      let stamp = try freshStamp(vm: record, bases: stems)
-      let folder = vmFolder(record.name)
-      let newPaths = slots.indices.map {
-        "\(folder)/" + CheckpointFileName(base: stems[$0], stamp: stamp, slot: slots[$0].number).fileName
-      }
-      let statePath = runningState == nil ? nil : "\(folder)/\(stamp).vsv"
+      let slots = try catalog.read { db in try self.slots(db, vmID: record.id!) }
+      let (stamp, newPaths) = try newLeafPaths(vm: record, slots: slots)
+      let statePath = runningState == nil ? nil : "\(vmFolder(record.name))/\(stamp).vsv"
       let leaves = try catalog.read { db in try slots.map { try DiskRecord.fetchOne(db, key: $0.leafID)! } }
       var uniqueIDs: [String] = []
       let vmRecordNow = record

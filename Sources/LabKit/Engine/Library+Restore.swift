@@ -19,7 +19,7 @@ extension Library {
       var record = try catalog.read { db in try vmRecord(db, named: owner) }
       let target = try catalog.read { db in try checkpointRecord(db, id: id) }
       var work = try catalog.read { db in try restoreWork(db, vm: record, checkpoint: target, restartRunning: false) }
-      work.newPaths = try newLeafPaths(vm: record, slots: work.slots)
+      work.newPaths = try newLeafPaths(vm: record, slots: work.slots).paths
       let powerAction: PowerAction =
         record.state == .stopped ? .none : (record.state == .running && record.additions ? .shutDown : .turnedOff)
       let plan = OperationPlan(
@@ -91,13 +91,15 @@ extension Library {
       restart: restartRunning && vm.state == .running && checkpoint.runningStatePath == nil)
   }
 
-  /// Paths for a VM's new leaves, one per slot, under a stamp no file of the VM uses yet.
-  func newLeafPaths(vm: VMRecord, slots: [SlotRecord]) throws -> [String] {
+  /// Paths for a VM's new leaves, one per slot, under a stamp no file or checkpoint of the VM uses
+  /// yet (see `CheckpointFileName`).
+  func newLeafPaths(vm: VMRecord, slots: [SlotRecord]) throws -> (stamp: String, paths: [String]) {
     let stems = try catalog.read { db in try baseStems(db, vmID: vm.id!) }
     let stamp = try freshStamp(vm: vm, bases: stems)
-    return slots.indices.map {
+    let paths = slots.indices.map {
       "\(vmFolder(vm.name))/" + CheckpointFileName(base: stems[$0], stamp: stamp, slot: slots[$0].number).fileName
     }
+    return (stamp, paths)
   }
 
   /// The catalog side of a restore: the new leaves (with these unique ids) replace the slots' leaves,
