@@ -80,6 +80,15 @@ public final class VirtualDisk {
     return bitmap
   }
 
+  /// The byte ranges, as offsets inside `block`, of the sectors this file holds there (its bitmap's
+  /// runs of set bits, clamped to the disk's end).
+  public func presentRanges(inBlock block: Int) throws -> [Range<Int>] {
+    let length = Int(blockRange(block).count)
+    return try bitmap(of: block).runs(in: 0..<((length + 511) / 512)).filter(\.present).map {
+      ($0.sectors.lowerBound * 512)..<min($0.sectors.upperBound * 512, length)
+    }
+  }
+
   /// The byte range of `block` that lies inside the disk (the last block may reach past the end).
   func blockRange(_ block: Int) -> Range<UInt64> {
     let start = UInt64(block) * UInt64(blockSize)

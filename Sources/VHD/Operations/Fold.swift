@@ -21,20 +21,25 @@ extension DiskChain {
           "only differencing disks of the same size (\(size) bytes) can be folded into \(leaf.path)")
       }
       for block in 0..<disk.blockCount where disk.isAllocated(block) {
-        let range = disk.blockRange(block)
-        let bitmap = try disk.bitmap(of: block)
-        for run in bitmap.runs(in: 0..<Int((range.count + 511) / 512)) where run.present {
-          let start = run.sectors.lowerBound * 512
-          let count = min(run.sectors.count * 512, Int(range.count) - start)
-          let part = buffer.slice(0..<count)
-          try disk.readData(block: block, offsetInBlock: start, into: part)
-          try write(UnsafeRawBufferPointer(part), at: range.lowerBound + UInt64(start))
-          copied += UInt64(count)
-        }
+        copied += try copyPresentSectors(of: disk, block: block, buffer: buffer)
         try progress?(copied, total)
       }
     }
     try synchronize()
+    return copied
+  }
+
+  /// Writes the sectors `disk` itself holds in `block` into this chain at the same offsets; returns
+  /// the bytes copied.
+  func copyPresentSectors(of disk: VirtualDisk, block: Int, buffer: IOBuffer) throws -> UInt64 {
+    let blockStart = disk.blockRange(block).lowerBound
+    var copied: UInt64 = 0
+    for range in try disk.presentRanges(inBlock: block) {
+      let part = buffer.slice(0..<range.count)
+      try disk.readData(block: block, offsetInBlock: range.lowerBound, into: part)
+      try write(UnsafeRawBufferPointer(part), at: blockStart + UInt64(range.lowerBound))
+      copied += UInt64(range.count)
+    }
     return copied
   }
 
@@ -55,10 +60,9 @@ extension DiskChain {
           sectors.append(range)
           continue
         }
-        let bitmap = try disk.bitmap(of: block)
-        for run in bitmap.runs(in: 0..<Int((range.count + 511) / 512)) where run.present {
-          let start = range.lowerBound + UInt64(run.sectors.lowerBound) * 512
-          sectors.append(start..<min(start + UInt64(run.sectors.count) * 512, range.upperBound))
+        for present in try disk.presentRanges(inBlock: block) {
+          sectors.append(
+            (range.lowerBound + UInt64(present.lowerBound))..<(range.lowerBound + UInt64(present.upperBound)))
         }
       }
     }

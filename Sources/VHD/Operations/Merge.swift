@@ -60,17 +60,7 @@ extension DiskChain {
     var merged: UInt64 = 0
     let buffer = IOBuffer(count: child.blockSize)
     for block in general {
-      let blockRange = child.blockRange(block)
-      let bitmap = try child.bitmap(of: block)
-      let sectorsInDisk = Int(blockRange.count + 511) / 512
-      for run in bitmap.runs(in: 0..<sectorsInDisk) where run.present {
-        let start = run.sectors.lowerBound * 512
-        let count = min(run.sectors.count * 512, Int(blockRange.count) - start)
-        let part = buffer.slice(0..<count)
-        try child.readData(block: block, offsetInBlock: start, into: part)
-        try parentChain.write(UnsafeRawBufferPointer(part), at: blockRange.lowerBound + UInt64(start))
-        merged += UInt64(count)
-      }
+      merged += try parentChain.copyPresentSectors(of: child, block: block, buffer: buffer)
       try progress?(merged, total)
     }
     // Whole blocks copy inside the kernel, file to file. When the child goes away afterwards, a
