@@ -60,6 +60,7 @@ final class CrashTests: LabKitTestCase {
 
   /// Starts over in a fresh library folder and builds the scenario.
   func scenario2Reset() throws -> [String: Int64] {
+    try library.close()
     library = nil
     folder = TemporaryFolder()
     library = try Library(at: root, host: host)

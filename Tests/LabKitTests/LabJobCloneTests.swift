@@ -152,6 +152,25 @@ final class JobTests: LabKitTestCase {
     try assertConsistent()
   }
 
+  func testCloseWaitsForQueuedJobsAndFreesTheFolderAtOnce() throws {
+    try library.createVM(name: "busy", diskSizes: [4 * MiB], additions: true)
+    try library.start(vm: "busy")
+    host.shutdownDelay = 0.3
+    let job = try library.checkpointJob(vm: "busy", name: "late")
+    let closing = library!
+    try closing.close()
+    // The folder is free straight away, and the job had finished before the close returned.
+    library = try Library(at: root, host: host)
+    XCTAssertEqual(try library.job(id: job.id).status, .completed)
+    XCTAssertEqual(try library.checkpoints(vm: "busy").map(\.name), ["late"])
+    // The closed object refuses work instead of writing without the lock.
+    XCTAssertThrowsError(try closing.vms()) { error in
+      XCTAssertTrue("\(error)".contains("was closed; open the library again"), "\(error)")
+    }
+    XCTAssertNoThrow(try closing.close(), "closing twice does nothing")
+    try assertConsistent()
+  }
+
   func testJobsInterruptedByAProcessEndAreMarkedFailed() throws {
     try library.createVM(name: "slow", diskSizes: [4 * MiB])
     // A job row left running by a process that died.

@@ -13,6 +13,7 @@ final class RepairTests: LabKitTestCase {
 
   /// Drops the library, deletes the catalog (and the manifests, if asked), opens the folder again.
   func loseCatalog(manifests: Bool = false) throws {
+    try library.close()
     library = nil
     try FileManager.default.removeItem(atPath: root + "/catalog.sqlite")
     if manifests {

@@ -145,6 +145,7 @@ class LabKitTestCase: XCTestCase {
   }
 
   override func tearDownWithError() throws {
+    try library?.close()
     library = nil
     host = nil
     folder = nil
@@ -154,6 +155,7 @@ class LabKitTestCase: XCTestCase {
 
   /// Drops the library object (releasing its lock) and opens the folder again, running recovery.
   func reopen() throws {
+    try library.close()
     library = nil
     library = try Library(at: root, host: host)
   }

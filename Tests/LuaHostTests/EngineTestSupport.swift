@@ -32,6 +32,7 @@ class EngineTestCase: XCTestCase {
     }
     state.close()
     state = nil
+    try library?.close()
     library = nil
     try? FileManager.default.removeItem(atPath: folder)
   }

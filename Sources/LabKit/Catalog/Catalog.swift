@@ -4,8 +4,13 @@ import GRDB
 /// The library's SQLite catalog: VMs, disks, checkpoints, labs, jobs and the operation journal.
 final class Catalog {
   let database: DatabaseQueue
+  private let path: String
+  // GRDB does not guard a closed connection (SQLite would be handed a freed handle), so this does.
+  private let closedLock = NSLock()
+  private var closed = false
 
   init(path: String) throws {
+    self.path = path
     var configuration = Configuration()
     configuration.busyMode = .timeout(10)
     // Write-ahead logging: one fsync per commit (synchronous stays FULL, so a commit survives power
@@ -26,11 +31,28 @@ final class Catalog {
   }
 
   func read<T>(_ body: (Database) throws -> T) throws -> T {
-    try database.read(body)
+    try ensureOpen()
+    return try database.read(body)
   }
 
   func write<T>(_ body: (Database) throws -> T) throws -> T {
-    try database.write(body)
+    try ensureOpen()
+    return try database.write(body)
+  }
+
+  /// Closes the database; later reads and writes throw.
+  func close() throws {
+    try closedLock.withLock {
+      guard !closed else { return }
+      closed = true
+      try database.close()
+    }
+  }
+
+  private func ensureOpen() throws {
+    if closedLock.withLock({ closed }) {
+      throw LabKitError(.failed, "the library catalog \(path) was closed; open the library again to use it")
+    }
   }
 
   /// Versioned migrations: each release adds steps, never edits old ones.

@@ -48,6 +48,13 @@ final class JobRunner: @unchecked Sendable {
     return Job(record)
   }
 
+  /// Waits until every job this process submitted has finished.
+  func waitForAll() {
+    while let group = lock.withLock({ running.values.first }) {
+      group.wait()
+    }
+  }
+
   /// Waits until the job has finished (at once for jobs of earlier processes) and returns it.
   func wait(_ id: Int64) throws -> Job {
     let group = lock.withLock { running[id] }

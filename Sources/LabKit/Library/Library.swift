@@ -45,6 +45,16 @@ public final class Library: @unchecked Sendable {
     }
   }
 
+  /// Waits for the jobs this process queued, closes the catalog and releases the library lock, so
+  /// that another `Library` — in this process or another — can open the folder at once. Dropping
+  /// the object does the same eventually, but a job thread can keep it alive a moment after its
+  /// work ends. The library cannot be used afterwards: its methods throw.
+  public func close() throws {
+    jobs.waitForAll()
+    defer { lock.release() }
+    try catalog.close()
+  }
+
   /// The host kind new VMs get (a library setting; `virtual-server` unless changed).
   public var defaultHostKind: HostKind {
     (try? catalog.read { db in try storedHostKind(db) }) ?? .virtualServer

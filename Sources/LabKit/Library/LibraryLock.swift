@@ -7,7 +7,7 @@ import Foundation
 /// An exclusive lock on a library folder, held while a process uses it, so that two vmlab processes
 /// never change the same library at once. The kernel releases it if the process dies.
 final class LibraryLock {
-  private let descriptor: Int32
+  private var descriptor: Int32
 
   init(folder: String, wait: Bool) throws {
     let path = folder + "/library.lock"
@@ -28,8 +28,16 @@ final class LibraryLock {
     _ = note.withCString { pwrite(descriptor, $0, strlen($0), 0) }
   }
 
-  deinit {
+  /// Releases the lock now rather than when the object goes (a job thread may still hold the
+  /// library for a moment after its work ends). Releasing twice does nothing.
+  func release() {
+    guard descriptor >= 0 else { return }
     flock(descriptor, LOCK_UN)
     close(descriptor)
+    descriptor = -1
+  }
+
+  deinit {
+    release()
   }
 }

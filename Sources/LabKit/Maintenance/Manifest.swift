@@ -176,7 +176,7 @@ extension Library {
         throw LabKitError(.failed, "cannot write \(temporary): \(String(cString: strerror(errno)))")
       }
       let written = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-      close(descriptor)
+      Glibc.close(descriptor)
       guard written == data.count else { throw LabKitError(.failed, "cannot write \(temporary)") }
       guard rename(temporary, path) == 0 else {
         throw LabKitError(.failed, "cannot replace \(path): \(String(cString: strerror(errno)))")

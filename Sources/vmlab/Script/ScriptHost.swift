@@ -73,12 +73,9 @@ final class ScriptHost {
   }
 
   /// Waits for jobs a script started and did not wait for, so that ending the script does not cut
-  /// them off half way.
+  /// them off half way, then closes the library.
   func finishJobs() {
-    guard let library, let jobs = try? library.jobs(limit: 1000) else { return }
-    for job in jobs where !job.status.isFinished {
-      _ = try? library.wait(job: job.id)
-    }
+    try? library?.close()
   }
 
   /// How a Lua error is shown: the message, and the traceback for runtime errors; limits are named
