@@ -55,7 +55,8 @@ let package = Package(
     // What the test targets share: temporary folders, seeded random bytes.
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "VHDTests", dependencies: ["VHD", "TestSupport"]),
-    .testTarget(name: "LabKitTests", dependencies: ["LabKit", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+    .testTarget(
+      name: "LabKitTests", dependencies: ["LabKit", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
     .testTarget(name: "LuaHostTests", dependencies: ["LuaHost", "LabKit", "VHD"]),
     // End to end: runs the built vmlab binary.
     .testTarget(name: "vmlabTests", dependencies: ["VHD", "vmlab", "TestSupport"]),
