@@ -121,6 +121,17 @@ final class ScriptCommandTests: XCTestCase {
     XCTAssertTrue(result.error.contains("give a script to run"), result.error)
   }
 
+  func testHelpInPlaceOfTheScriptIsVmlabsHelp() throws {
+    for flag in ["--help", "-h"] {
+      let result = try vmlab(["run", flag], in: folder.path)
+      XCTAssertEqual(result.status, 0, result.error)
+      XCTAssertTrue(result.output.contains("SCRIPT is a path"), result.output)
+    }
+    // After the script, --help belongs to the script.
+    let script = write("help.lua", "print(...)")
+    XCTAssertEqual(try run([script, "--help"]).output, "--help\n")
+  }
+
   func testSandboxedScriptsCannotNameFiles() throws {
     let target = folder.file("made-by-sandbox.vhd")
     for chunk in [

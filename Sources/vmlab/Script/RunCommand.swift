@@ -39,6 +39,11 @@ struct RunCommand: ParsableCommand {
   var script: [String] = []
 
   func validate() throws {
+    // Everything from SCRIPT on passes through to the script, so help asked for in its place is
+    // vmlab's (a script named --help makes no sense).
+    if let first = script.first, first == "--help" || first == "-h" {
+      throw CleanExit.helpRequest(self)
+    }
     if script.isEmpty && chunks.isEmpty && !benchBridge {
       throw ValidationError("give a script to run, or a chunk with -e (vmlab repl is interactive)")
     }
