@@ -157,6 +157,12 @@ public final class VirtualDisk {
     file.startWriteback(at: fileOffset, count: count)
   }
 
+  /// Starts writing an allocated block's data back now (see `BlockFile.startWriteback`).
+  func startWriteback(block: Int) {
+    guard isAllocated(block) else { return }
+    file.startWriteback(at: fileOffset(block: block, offsetInBlock: 0), count: Int(blockRange(block).count))
+  }
+
   /// Drops the page cache of a block's data (see `BlockFile.dropCache`).
   func dropCachedData(block: Int, count: Int) {
     file.dropCache(at: fileOffset(block: block, offsetInBlock: 0), count: count)

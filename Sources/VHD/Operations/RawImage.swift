@@ -30,6 +30,7 @@ public enum RawImage {
         try raw.read(at: position, into: data)
         if !UnsafeRawBufferPointer(data).isAllZero {
           try chain.write(UnsafeRawBufferPointer(data), at: position)
+          disk.startWriteback(block: Int(position / UInt64(chunk)))
         }
         position += UInt64(count)
         try progress?(min(position, raw.size), raw.size)
@@ -65,10 +66,14 @@ public enum RawImage {
           break
         case .layer(let index):
           try chain.copyWhole(layer: index, at: start, count: count, into: raw, buffer: buffer)
+          raw.startWriteback(at: start, count: count)
         case .mixed:
           let data = buffer.slice(0..<count)
           try chain.read(at: start, into: data)
-          if !UnsafeRawBufferPointer(data).isAllZero { try raw.write(UnsafeRawBufferPointer(data), at: start) }
+          if !UnsafeRawBufferPointer(data).isAllZero {
+            try raw.write(UnsafeRawBufferPointer(data), at: start)
+            raw.startWriteback(at: start, count: count)
+          }
         }
         try progress?(start + UInt64(count), chain.size)
       }
