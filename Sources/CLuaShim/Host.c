@@ -1,3 +1,4 @@
+#define _GNU_SOURCE  // struct sigaction and SA_RESETHAND under strict C modes
 #include "CLuaShim.h"
 
 #include <stdio.h>
@@ -88,13 +89,20 @@ void vmlab_set_memory_limit(lua_State *L, size_t limit) { vmlab_host_of(L)->memo
 // The count hook runs between VM instructions, where raising is safe: the error unwinds to the
 // nearest protected call. luaL_where(L, 0) names the running Lua function's line.
 //
-// A script could catch the error with pcall and carry on, so once the budget is spent the hook
-// fires at every instruction of this thread: each catching level then fails at its next
-// instruction, and the error reaches the caller from Swift.
+// A script could catch the error with pcall and carry on, so once the budget is spent (or an
+// interrupt requested) the hook fires at every instruction of this thread: each catching level
+// then fails at its next instruction, and the error reaches the caller from Swift.
 static void vmlab_count_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   vmlab_host *host = vmlab_host_of(L);
   host->instructions += lua_gethookcount(L);
+  if (host->interrupt_requested) {
+    lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, 1);
+    luaL_where(L, 0);
+    lua_pushliteral(L, "interrupted");
+    lua_concat(L, 2);
+    lua_error(L);
+  }
   if (host->instruction_budget != 0 && host->instructions > host->instruction_budget) {
     lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, 1);
     luaL_where(L, 0);
@@ -104,22 +112,64 @@ static void vmlab_count_hook(lua_State *L, lua_Debug *ar) {
   }
 }
 
+// The hook is needed while there is a budget to count or an interrupt to watch for. A coarse step
+// keeps it cheap; both are honoured to within one step.
+static void vmlab_install_count_hook(lua_State *L) {
+  vmlab_host *host = vmlab_host_of(L);
+  if (host->instruction_budget == 0 && !host->interruptible) {
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  long long budget = host->instruction_budget;
+  host->hook_step = budget != 0 && budget < 1000 ? (int)budget : 1000;
+  lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, host->hook_step);
+}
+
 void vmlab_reset_instruction_count(lua_State *L) {
   vmlab_host *host = vmlab_host_of(L);
   host->instructions = 0;
-  if (host->instruction_budget != 0 && lua_gethookcount(L) != host->hook_step) {
+  if ((host->instruction_budget != 0 || host->interruptible) && lua_gethookcount(L) != host->hook_step) {
     lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, host->hook_step);
   }
 }
 
 void vmlab_set_instruction_budget(lua_State *L, long long budget) {
-  vmlab_host *host = vmlab_host_of(L);
-  host->instruction_budget = budget > 0 ? budget : 0;
-  if (host->instruction_budget == 0) {
-    lua_sethook(L, NULL, 0, 0);
-    return;
+  vmlab_host_of(L)->instruction_budget = budget > 0 ? budget : 0;
+  vmlab_install_count_hook(L);
+}
+
+void vmlab_set_interruptible(lua_State *L, int interruptible) {
+  vmlab_host_of(L)->interruptible = interruptible;
+  vmlab_install_count_hook(L);
+}
+
+void vmlab_request_interrupt(lua_State *L) { vmlab_host_of(L)->interrupt_requested = 1; }
+
+// The handler may only touch a sig_atomic_t: it sets the flag the count hook reads.
+static vmlab_host *volatile vmlab_sigint_target;
+static struct sigaction vmlab_sigint_previous;
+
+static void vmlab_on_sigint(int signal) {
+  (void)signal;
+  vmlab_host *host = vmlab_sigint_target;
+  if (host != NULL) {
+    host->interrupt_requested = 1;
   }
-  // A coarse step keeps the hook cheap; the budget is honoured to within one step.
-  host->hook_step = budget < 1000 ? (int)budget : 1000;
-  lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, host->hook_step);
+}
+
+void vmlab_catch_sigint(lua_State *L) {
+  vmlab_host *host = vmlab_host_of(L);
+  host->interrupt_requested = 0;
+  vmlab_sigint_target = host;
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = vmlab_on_sigint;
+  action.sa_flags = SA_RESETHAND;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, &vmlab_sigint_previous);
+}
+
+void vmlab_release_sigint(void) {
+  sigaction(SIGINT, &vmlab_sigint_previous, NULL);
+  vmlab_sigint_target = NULL;
 }

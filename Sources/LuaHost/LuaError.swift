@@ -14,6 +14,8 @@ public struct LuaError: Error, CustomStringConvertible, @unchecked Sendable {
     case memoryLimit
     /// The state's instruction budget ran out.
     case instructionBudget
+    /// `LuaState.interrupt()` or Ctrl-C stopped the code.
+    case interrupted
     /// The message handler itself failed.
     case errorHandler
     /// A file could not be opened or read.

@@ -176,6 +176,29 @@ public final class LuaState {
     set { vmlab_set_instruction_budget(main, Int64(newValue ?? 0)) }
   }
 
+  /// Whether `interrupt()` can stop running code (a count hook checks every 1000 instructions).
+  /// Applies to coroutines created after it is set.
+  public var isInterruptible: Bool {
+    get { vmlab_host_of(main).pointee.interruptible != 0 }
+    set { vmlab_set_interruptible(main, newValue ? 1 : 0) }
+  }
+
+  /// Stops the running Lua code at its next check with an `.interrupted` error, which `pcall`
+  /// cannot hold back. Safe from any thread; needs `isInterruptible`.
+  public func interrupt() {
+    vmlab_request_interrupt(main)
+  }
+
+  /// Runs `body` with Ctrl-C (SIGINT) interrupting the Lua code it runs, as the standalone `lua`
+  /// does, instead of ending the process; a second Ctrl-C before the code stops ends it as usual.
+  /// An engine call under way finishes first: the code stops at its next Lua instruction.
+  public func interruptingOnSIGINT<T>(_ body: () throws -> T) rethrows -> T {
+    if !isInterruptible { isInterruptible = true }
+    vmlab_catch_sigint(main)
+    defer { vmlab_release_sigint() }
+    return try body()
+  }
+
   /// Runs a full garbage collection cycle (finalizers included).
   public func collectGarbage() {
     guard isOpen else { return }
@@ -203,6 +226,9 @@ public final class LuaState {
     let host = vmlab_host_of(main).pointee
     let limitHit = host.memory_limit_hit != 0
     let budgetHit = host.instruction_budget != 0 && host.instructions > host.instruction_budget
+    let interrupted = host.interrupt_requested != 0
+    // The request is spent once the error reaches the outermost caller from Swift.
+    if interrupted && host.protected_depth == 0 { vmlab_host_of(main).pointee.interrupt_requested = 0 }
     switch status {
     case LUA_ERRSYNTAX:
       return LuaError(.syntax, message: message, value: value)
@@ -217,6 +243,9 @@ public final class LuaState {
     case vmlab_errfile():
       return LuaError(.file, message: message, value: value)
     default:
+      if interrupted {
+        return LuaError(.interrupted, message: message, traceback: traceback, value: value)
+      }
       if budgetHit {
         return LuaError(.instructionBudget, message: message, traceback: traceback, value: value)
       }

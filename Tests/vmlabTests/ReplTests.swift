@@ -50,6 +50,35 @@ final class ReplTests: XCTestCase {
     XCTAssertEqual(result.output, "VM web01 (stopped, 1 disk)\nVM web01 (running, 1 disk)\n1\n")
   }
 
+  func testCtrlCStopsTheRunningChunkAndTheSessionGoesOn() throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try VMLabBinary.path)
+    process.arguments = ["repl", "--library", folder.file("library")]
+    let input = Pipe()
+    let output = Pipe()
+    let error = Pipe()
+    (process.standardInput, process.standardOutput, process.standardError) = (input, output, error)
+    try process.run()
+    input.fileHandleForWriting.write(Data("n = 0\nprint('looping') io.stdout:flush() while true do n = n + 1 end\n".utf8))
+    // Interrupt once the loop runs (it says so), not while vmlab is still starting.
+    var printed = ""
+    while !printed.contains("looping\n") {
+      let chunk = output.fileHandleForReading.availableData
+      if chunk.isEmpty { break }
+      printed += String(decoding: chunk, as: UTF8.self)
+    }
+    process.interrupt()  // SIGINT, as Ctrl-C sends
+    input.fileHandleForWriting.write(Data("print('still here', n > 0)\n".utf8))
+    try input.fileHandleForWriting.close()
+    printed += String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    let reported = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    XCTAssertEqual(process.terminationReason, .exit, reported)
+    XCTAssertEqual(process.terminationStatus, 0, reported)
+    XCTAssertEqual(printed, "looping\nstill here\ttrue\n")
+    XCTAssertTrue(reported.contains("stdin:1: interrupted"), reported)
+  }
+
   /// Through a pseudo-terminal (python3's pty module): prompts, libedit's line editing, history.
   func testInteractiveSessionThroughAPseudoTerminal() throws {
     guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {

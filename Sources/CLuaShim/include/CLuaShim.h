@@ -1,6 +1,7 @@
 #ifndef VMLAB_CLUASHIM_H
 #define VMLAB_CLUASHIM_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <lua.h>
 #include <lauxlib.h>
@@ -31,6 +32,11 @@ typedef struct vmlab_host {
   long long instructions;
   long long instruction_budget;
   int hook_step;
+  /// Set from any thread or a signal handler to stop the running Lua code at the count hook's next
+  /// check; cleared when an interruptible run starts. `interruptible` keeps the count hook in place
+  /// without a budget.
+  volatile sig_atomic_t interrupt_requested;
+  int interruptible;
   /// Nesting depth of vmlab_pcall: limits are reset when the outermost one starts.
   int protected_depth;
   /// Warning state (lua_setwarnf), as the standalone interpreter keeps it.
@@ -52,6 +58,21 @@ void vmlab_set_memory_limit(lua_State *L, size_t limit);
 
 /// Sets the instruction budget (0 = none); installs or removes the count hook.
 void vmlab_set_instruction_budget(lua_State *L, long long budget);
+
+/// Makes running code stoppable by vmlab_request_interrupt (installs the count hook; to within
+/// 1000 instructions). Applies to coroutines created after it is set.
+void vmlab_set_interruptible(lua_State *L, int interruptible);
+
+/// Asks the running code to stop with an "interrupted" error. Safe from any thread.
+void vmlab_request_interrupt(lua_State *L);
+
+/// Until vmlab_release_sigint: SIGINT (Ctrl-C) requests an interrupt of L instead of ending the
+/// process. The handler is reset by the first signal, so a second Ctrl-C before the code stops ends
+/// the process as usual (as the standalone lua does). Clears any earlier request.
+void vmlab_catch_sigint(lua_State *L);
+
+/// Restores the SIGINT disposition vmlab_catch_sigint replaced.
+void vmlab_release_sigint(void);
 
 /// Starts a new count for the instruction budget (called when an outermost protected call starts).
 void vmlab_reset_instruction_count(lua_State *L);

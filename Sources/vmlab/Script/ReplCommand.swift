@@ -13,7 +13,7 @@ struct ReplCommand: ParsableCommand {
       is not complete yet (an open `function`, `do`, `{`) continues on the `>>` prompt. On a \
       terminal lines can be edited and history is kept in $VMLAB_HISTORY (default \
       ~/.vmlab_history). When standard input is not a terminal, lines are read from it without \
-      prompts. Ctrl-D ends the session.
+      prompts. Ctrl-C stops the chunk that is running; Ctrl-D ends the session.
       """)
 
   @OptionGroup var library: LibraryOptions
@@ -74,14 +74,17 @@ struct Repl {
   }
 
   /// Runs a chunk and prints what it returned with the global `print` (so a script may replace it).
+  /// Ctrl-C stops a chunk that runs too long and the session goes on.
   private func evaluate(_ function: LuaFunction) {
     do {
-      let results = try function.call()
-      guard !results.isEmpty else { return }
-      guard let print = state[global: "print"].functionValue else {
-        throw LuaError(.runtime, message: "cannot print the results: the global 'print' is not a function")
+      try state.interruptingOnSIGINT {
+        let results = try function.call()
+        guard !results.isEmpty else { return }
+        guard let print = state[global: "print"].functionValue else {
+          throw LuaError(.runtime, message: "cannot print the results: the global 'print' is not a function")
+        }
+        try print.call(arguments: results)
       }
-      try print.call(arguments: results)
       fflush(nil)
     } catch {
       ScriptHost.report(error)

@@ -58,15 +58,19 @@ struct RunCommand: ParsableCommand {
     let arguments = Array(script.dropFirst())
     setArgTable(state, script: scriptPath, arguments: arguments)
     do {
-      for chunk in chunks {
-        try state.run(chunk, name: .commandLine)
-      }
-      if let scriptPath {
-        let function =
-          scriptPath == "-"
-          ? try state.load(bytes: Array(FileHandle.standardInput.readDataToEndOfFile()), name: .stdin)
-          : try state.load(file: scriptPath)
-        try function.call(arguments: arguments.map { .text($0) })
+      // Ctrl-C stops the script between engine calls (and jobs it queued still finish); a second
+      // Ctrl-C ends vmlab at once.
+      try state.interruptingOnSIGINT {
+        for chunk in chunks {
+          try state.run(chunk, name: .commandLine)
+        }
+        if let scriptPath {
+          let function =
+            scriptPath == "-"
+            ? try state.load(bytes: Array(FileHandle.standardInput.readDataToEndOfFile()), name: .stdin)
+            : try state.load(file: scriptPath)
+          try function.call(arguments: arguments.map { .text($0) })
+        }
       }
     } catch {
       ScriptHost.report(error)
