@@ -59,7 +59,8 @@ final class ReplTests: XCTestCase {
     let error = Pipe()
     (process.standardInput, process.standardOutput, process.standardError) = (input, output, error)
     try process.run()
-    input.fileHandleForWriting.write(Data("n = 0\nprint('looping') io.stdout:flush() while true do n = n + 1 end\n".utf8))
+    let loop = "n = 0\nprint('looping') io.stdout:flush() while true do n = n + 1 end\n"
+    input.fileHandleForWriting.write(Data(loop.utf8))
     // Interrupt once the loop runs (it says so), not while vmlab is still starting.
     var printed = ""
     while !printed.contains("looping\n") {
