@@ -143,6 +143,32 @@ final class ChainTests: XCTestCase {
     }
   }
 
+  func testAParentThatIsAFIFOOrAFolderIsRefusedWithoutHanging() throws {
+    let folder = TemporaryFolder()
+    let (_, childPath) = try makePair(in: folder)
+    let basePath = folder.file("base.vhd")
+    try FileManager.default.removeItem(atPath: basePath)
+    XCTAssertEqual(mkfifo(basePath, 0o600), 0)
+    // Opening a FIFO for reading blocks until a writer comes: run it aside with a deadline.
+    final class Outcome: @unchecked Sendable { var error: Error? }
+    let outcome = Outcome()
+    let done = DispatchSemaphore(value: 0)
+    let child = childPath
+    Thread.detachNewThread {
+      do { _ = try DiskChain.open(child) } catch { outcome.error = error }
+      done.signal()
+    }
+    guard done.wait(timeout: .now() + 10) == .success else { return XCTFail("opening the chain hung on the FIFO") }
+    let error = try XCTUnwrap(outcome.error as? VHDError, "a FIFO opened as a parent")
+    XCTAssertTrue(error.description.contains("is a FIFO, not a regular file"), error.description)
+    XCTAssertTrue(error.description.contains(basePath), error.description)
+
+    try FileManager.default.removeItem(atPath: basePath)
+    try FileManager.default.createDirectory(atPath: basePath, withIntermediateDirectories: false)
+    assertVHDError(.invalidArgument, field: "file") { _ = try VirtualDisk.open(basePath) }
+    assertVHDError(.io, field: "file") { _ = try VirtualDisk.open(basePath, writable: true) }
+  }
+
   func testParentsOutsideTheAllowedFolderAreNotFollowed() throws {
     let folder = TemporaryFolder()
     try FileManager.default.createDirectory(atPath: folder.file("import"), withIntermediateDirectories: true)

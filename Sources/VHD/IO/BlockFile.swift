@@ -21,11 +21,36 @@ final class BlockFile {
     self.path = path
     isWritable = writable
     do {
+      // Non-blocking first: opening a FIFO (a parent locator can name any path) must not hang.
       descriptor = try FileDescriptor.open(
-        FilePath(path), writable ? .readWrite : .readOnly, options: [.closeOnExec])
-      size = UInt64(try descriptor.seek(offset: 0, from: .end))
+        FilePath(path), writable ? .readWrite : .readOnly, options: [.closeOnExec, .nonBlocking])
     } catch let error as Errno {
       throw VHDError(path: path, field: "file", .io, "cannot open: \(error)")
+    }
+    do {
+      var info = stat()
+      guard fstat(descriptor.rawValue, &info) == 0 else { throw Errno(rawValue: errno) }
+      guard info.st_mode & S_IFMT == S_IFREG else {
+        throw VHDError(
+          path: path, field: "file", .invalidArgument,
+          "is \(BlockFile.kind(of: info.st_mode)), not a regular file; a VHD must be a file")
+      }
+      _ = fcntl(descriptor.rawValue, F_SETFL, fcntl(descriptor.rawValue, F_GETFL) & ~O_NONBLOCK)
+      size = UInt64(try descriptor.seek(offset: 0, from: .end))
+    } catch {
+      try? descriptor.close()
+      if let error = error as? Errno { throw VHDError(path: path, field: "file", .io, "cannot open: \(error)") }
+      throw error
+    }
+  }
+
+  private static func kind(of mode: mode_t) -> String {
+    switch mode & S_IFMT {
+    case S_IFDIR: return "a folder"
+    case S_IFIFO: return "a FIFO"
+    case S_IFCHR, S_IFBLK: return "a device"
+    case S_IFSOCK: return "a socket"
+    default: return "not a file"
     }
   }
 
