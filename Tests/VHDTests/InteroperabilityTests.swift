@@ -50,7 +50,7 @@ final class InteroperabilityTests: XCTestCase {
     var raw = [UInt8](repeating: 0, count: 12 << 20)
     raw.replaceSubrange(1000..<(3 << 20), with: random.bytes((3 << 20) - 1000))
     raw.replaceSubrange((9 << 20)..<(10 << 20), with: random.bytes(1 << 20))
-    FileManager.default.createFile(atPath: folder.file("in.raw"), contents: Data(raw))
+    XCTAssertTrue(FileManager.default.createFile(atPath: folder.file("in.raw"), contents: Data(raw)))
     let result = try runTool(
       qemu,
       ["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", folder.file("in.raw"), folder.file("q.vhd")])

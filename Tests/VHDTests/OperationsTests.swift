@@ -117,7 +117,7 @@ final class OperationsTests: XCTestCase {
     raw.replaceSubrange((4 << 20)..<(5 << 20), with: random.bytes(1 << 20))
     raw.replaceSubrange((raw.count - 3000)..<raw.count, with: random.bytes(3000))
     let rawPath = folder.file("disk.raw")
-    FileManager.default.createFile(atPath: rawPath, contents: Data(raw))
+    XCTAssertTrue(FileManager.default.createFile(atPath: rawPath, contents: Data(raw)))
 
     for type in [DiskType.dynamic, .fixed] {
       let vhdPath = folder.file("imported-\(type).vhd")
@@ -138,7 +138,7 @@ final class OperationsTests: XCTestCase {
       assertVHDError(.invalidArgument, field: "file") { try RawImage.exportImage(chain, to: exported) }
       XCTAssertNoThrow(try RawImage.exportImage(chain, to: exported, overwrite: true))
     }
-    FileManager.default.createFile(atPath: folder.file("empty.raw"), contents: Data())
+    XCTAssertTrue(FileManager.default.createFile(atPath: folder.file("empty.raw"), contents: Data()))
     assertVHDError(.invalidArgument) {
       try RawImage.importImage(from: folder.file("empty.raw"), to: folder.file("e.vhd"))
     }

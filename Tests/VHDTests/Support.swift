@@ -59,7 +59,7 @@ func sha256(ofFile path: String) throws -> String {
 
 func sha256(of bytes: [UInt8], in folder: TemporaryFolder) throws -> String {
   let path = folder.file("hash-\(UUID().uuidString)")
-  FileManager.default.createFile(atPath: path, contents: Data(bytes))
+  XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
   defer { try? FileManager.default.removeItem(atPath: path) }
   return try sha256(ofFile: path)
 }

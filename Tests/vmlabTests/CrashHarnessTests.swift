@@ -241,7 +241,7 @@ final class CrashHarnessTests: XCTestCase {
       let handle =
         FileHandle(forWritingAtPath: report)
         ?? {
-          FileManager.default.createFile(atPath: report, contents: nil)
+          XCTAssertTrue(FileManager.default.createFile(atPath: report, contents: nil))
           return FileHandle(forWritingAtPath: report)!
         }()
       handle.seekToEndOfFile()

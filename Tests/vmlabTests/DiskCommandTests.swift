@@ -13,7 +13,7 @@ final class DiskCommandTests: XCTestCase {
     XCTAssertEqual(result.status, 0, result.error)
 
     let patch = Data((0..<5000).map { UInt8(truncatingIfNeeded: $0 * 7) })
-    FileManager.default.createFile(atPath: folder.file("patch.bin"), contents: patch)
+    XCTAssertTrue(FileManager.default.createFile(atPath: folder.file("patch.bin"), contents: patch))
     result = try vmlab(["disk", "write", "child.vhd", "--offset", "1M", "--input", "patch.bin"], in: folder.path)
     XCTAssertEqual(result.status, 0, result.error)
 
@@ -64,7 +64,7 @@ final class DiskCommandTests: XCTestCase {
     let folder = TemporaryFolder()
     var raw = Data(count: 3 << 20)
     raw.replaceSubrange(100..<200, with: Data(repeating: 0x5A, count: 100))
-    FileManager.default.createFile(atPath: folder.file("in.raw"), contents: raw)
+    XCTAssertTrue(FileManager.default.createFile(atPath: folder.file("in.raw"), contents: raw))
     var result = try vmlab(["disk", "import", "in.raw", "fixed.vhd", "--type", "fixed"], in: folder.path)
     XCTAssertEqual(result.status, 0, result.error)
     result = try vmlab(["disk", "info", "fixed.vhd", "--json"], in: folder.path)
@@ -101,12 +101,20 @@ final class DiskCommandTests: XCTestCase {
     var result = try vmlab(["disk", "info", "missing.vhd"], in: folder.path)
     XCTAssertEqual(result.status, 1)
     XCTAssertTrue(result.error.contains(folder.file("missing.vhd")), result.error)
-    FileManager.default.createFile(atPath: folder.file("text.vhd"), contents: Data(repeating: 65, count: 4096))
+    XCTAssertTrue(FileManager.default.createFile(atPath: folder.file("text.vhd"), contents: Data(repeating: 65, count: 4096)))
     result = try vmlab(["disk", "check", "text.vhd"], in: folder.path)
     XCTAssertEqual(result.status, 1)
     XCTAssertTrue(result.output.contains("not a VHD"), result.output)
     result = try vmlab(["disk", "create", "a.vhd", "--size", "1000"], in: folder.path)
     XCTAssertEqual(result.status, 1)
     XCTAssertTrue(result.error.contains("multiple of 512"), result.error)
+    // A FIFO or a folder is refused at once (reading a FIFO would wait for a writer forever).
+    XCTAssertEqual(mkfifo(folder.file("pipe.vhd"), 0o600), 0)
+    result = try vmlab(["disk", "info", "pipe.vhd"], in: folder.path)
+    XCTAssertEqual(result.status, 1)
+    XCTAssertTrue(result.error.contains("is a FIFO, not a regular file"), result.error)
+    result = try vmlab(["disk", "check", folder.path], in: folder.path)
+    XCTAssertEqual(result.status, 1)
+    XCTAssertTrue((result.output + result.error).contains("is a folder, not a regular file"), result.output + result.error)
   }
 }

@@ -122,7 +122,7 @@ final class StdlibTests: XCTestCase {
 
   private func makeFile(_ count: Int) throws -> String {
     let path = folder.file("data-\(count).bin")
-    FileManager.default.createFile(atPath: path, contents: Data(repeating: 0xA5, count: count))
+    XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(repeating: 0xA5, count: count)))
     return path
   }
 }
