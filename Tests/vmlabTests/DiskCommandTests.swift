@@ -101,7 +101,8 @@ final class DiskCommandTests: XCTestCase {
     var result = try vmlab(["disk", "info", "missing.vhd"], in: folder.path)
     XCTAssertEqual(result.status, 1)
     XCTAssertTrue(result.error.contains(folder.file("missing.vhd")), result.error)
-    XCTAssertTrue(FileManager.default.createFile(atPath: folder.file("text.vhd"), contents: Data(repeating: 65, count: 4096)))
+    XCTAssertTrue(
+      FileManager.default.createFile(atPath: folder.file("text.vhd"), contents: Data(repeating: 65, count: 4096)))
     result = try vmlab(["disk", "check", "text.vhd"], in: folder.path)
     XCTAssertEqual(result.status, 1)
     XCTAssertTrue(result.output.contains("not a VHD"), result.output)
@@ -115,6 +116,7 @@ final class DiskCommandTests: XCTestCase {
     XCTAssertTrue(result.error.contains("is a FIFO, not a regular file"), result.error)
     result = try vmlab(["disk", "check", folder.path], in: folder.path)
     XCTAssertEqual(result.status, 1)
-    XCTAssertTrue((result.output + result.error).contains("is a folder, not a regular file"), result.output + result.error)
+    XCTAssertTrue(
+      (result.output + result.error).contains("is a folder, not a regular file"), result.output + result.error)
   }
 }

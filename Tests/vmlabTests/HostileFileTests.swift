@@ -78,11 +78,13 @@ final class HostileFileTests: XCTestCase {
   static var cases: [Case] {
     [
       Case(name: "shorter than a footer", problem: .truncated, field: "footer") { folder in
-        XCTAssertTrue(FileManager.default.createFile(atPath: folder.file("tiny.vhd"), contents: Data(repeating: 1, count: 100)))
+        XCTAssertTrue(
+          FileManager.default.createFile(atPath: folder.file("tiny.vhd"), contents: Data(repeating: 1, count: 100)))
         return folder.file("tiny.vhd")
       },
       Case(name: "no cookie", problem: .notAVHD, field: "footer.cookie") { folder in
-        XCTAssertTrue(FileManager.default.createFile(atPath: folder.file("junk.vhd"), contents: Data(repeating: 0x41, count: 8192)))
+        XCTAssertTrue(
+          FileManager.default.createFile(atPath: folder.file("junk.vhd"), contents: Data(repeating: 0x41, count: 8192)))
         return folder.file("junk.vhd")
       },
       Case(name: "end footer cut off", problem: .truncated, field: "footer") { folder in
