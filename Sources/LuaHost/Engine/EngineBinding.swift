@@ -94,6 +94,23 @@ final class EngineBinding {
     return luaClass
   }
 
+  /// What a handle (an id and the name it had) names now, or a clear error when that object was
+  /// removed, even if another one has taken its name since.
+  func current<Object>(
+    _ kind: String, named name: String, id: Int64, lookup: (String) throws -> Object, id objectID: (Object) -> Int64
+  ) throws -> Object {
+    let object: Object
+    do {
+      object = try lookup(name)
+    } catch let error as LabKitError where error.kind == .notFound {
+      throw EngineError("\(kind) '\(name)' no longer exists (it was removed)")
+    }
+    guard objectID(object) == id else {
+      throw EngineError("\(kind) '\(name)' no longer exists (it was removed; another \(kind) has its name now)")
+    }
+    return object
+  }
+
   /// A value's type as messages name it: the class for engine objects.
   func typeName(_ value: LuaValue) -> String {
     if vmClass?.payload(of: value) != nil { return "VM" }

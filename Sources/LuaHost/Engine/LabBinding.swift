@@ -108,17 +108,9 @@ extension EngineBinding {
       })
   }
 
+  /// The lab as it is now, or a clear error for a handle whose lab is gone.
   func current(_ handle: LabHandle) throws -> Lab {
-    let lab: Lab
-    do {
-      lab = try library.lab(named: handle.name)
-    } catch let error as LabKitError where error.kind == .notFound {
-      throw EngineError("lab '\(handle.name)' no longer exists (it was removed)")
-    }
-    guard lab.id == handle.id else {
-      throw EngineError("lab '\(handle.name)' no longer exists (another lab has its name now)")
-    }
-    return lab
+    try current("lab", named: handle.name, id: handle.id, lookup: library.lab(named:), id: \.id)
   }
 
   func wrapLab(_ lab: Lab) throws -> LuaValue {

@@ -196,16 +196,7 @@ extension EngineBinding {
 
   /// The VM as it is now, or a clear error for a handle whose VM is gone.
   func current(_ handle: VMHandle) throws -> VirtualMachine {
-    let vm: VirtualMachine
-    do {
-      vm = try library.vm(named: handle.name)
-    } catch let error as LabKitError where error.kind == .notFound {
-      throw EngineError("VM '\(handle.name)' no longer exists (it was removed)")
-    }
-    guard vm.id == handle.id else {
-      throw EngineError("VM '\(handle.name)' no longer exists (it was removed; another VM has its name now)")
-    }
-    return vm
+    try current("VM", named: handle.name, id: handle.id, lookup: library.vm(named:), id: \.id)
   }
 
   func wrapVM(_ vm: VirtualMachine) throws -> LuaValue {
