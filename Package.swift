@@ -25,8 +25,7 @@ let package = Package(
     // The engine: library, catalog, VMs, checkpoints, labs, jobs, the simulated host.
     .target(
       name: "LabKit",
-      dependencies: ["VHD", .product(name: "GRDB", package: "GRDB.swift")],
-      swiftSettings: [.swiftLanguageMode(.v5)]
+      dependencies: ["VHD", .product(name: "GRDB", package: "GRDB.swift")]
     ),
     // Debian's liblua5.4 (pkg-config lua5.4).
     .systemLibrary(
@@ -55,8 +54,7 @@ let package = Package(
     // What the test targets share: temporary folders, seeded random bytes.
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "VHDTests", dependencies: ["VHD", "TestSupport"]),
-    .testTarget(
-      name: "LabKitTests", dependencies: ["LabKit", "TestSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+    .testTarget(name: "LabKitTests", dependencies: ["LabKit", "TestSupport"]),
     .testTarget(name: "LuaHostTests", dependencies: ["LuaHost", "LabKit", "VHD"]),
     // End to end: runs the built vmlab binary.
     .testTarget(name: "vmlabTests", dependencies: ["VHD", "vmlab", "TestSupport"]),
