@@ -65,10 +65,34 @@ final class EngineLabAndJobTests: EngineTestCase {
       local restore = web:mostRecentCheckpoint():restore{async=true}:wait()
       local merge = db:checkpoints()[1]:merge{async=true}
       local lab = vmlab.lab.create{name="l", vms={web, db}}
-      local labJobs = lab:checkpoint{name="labasync", async=true}:wait()
-      return restore.status, restore.kind, merge:wait().kind, #labJobs, labJobs[2].status, #vmlab.checkpoints{name="labasync"}
+      local labJob = lab:checkpoint{name="labasync", async=true}:wait()
+      return restore.status, restore.kind, merge:wait().kind, labJob.kind, labJob.target, labJob.status,
+        labJob.result, #vmlab.checkpoints{name="labasync"}
       """)
-    XCTAssertEqual(more, ["completed", "restore", "merge", 2, "completed", 2])
+    XCTAssertEqual(
+      more,
+      [
+        "completed", "restore", "merge", "lab-checkpoint", "l", "completed",
+        "lab 'l': checkpoint 'labasync' of 2 VM(s)", 2,
+      ])
+    // A lab's async checkpoint is all or nothing, like the synchronous one.
+    let library = try XCTUnwrap(library)
+    final class Once: @unchecked Sendable {
+      let lock = NSLock()
+      var fired = false
+      func first() -> Bool { lock.withLock { defer { fired = true }; return !fired } }
+    }
+    let once = Once()
+    library.faultInjection = { step in
+      // One VM's checkpoint fails; the other's succeeds and must be undone.
+      if step == "checkpoint:disk1" && once.first() { throw LabKitError(.failed, "simulated disk failure") }
+    }
+    let failed = try lua(
+      "local job = vmlab.lab.get('l'):checkpoint{name='half', async=true}:wait(); return job.status, job.error")
+    library.faultInjection = nil
+    XCTAssertEqual(failed.first, "failed")
+    XCTAssertTrue(failed.last?.stringValue?.contains("1 of 2 VMs failed; the others were undone") ?? false, "\(failed)")
+    XCTAssertEqual(try lua("return #vmlab.checkpoints{name='half'}"), [0])
     assertError("vmlab.wait({1, 2})", contains: "item 1 is a number, not a Job")
     assertError("vmlab.job(9999)", contains: "job 9999 not found")
   }

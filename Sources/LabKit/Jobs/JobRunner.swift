@@ -103,6 +103,20 @@ extension Library {
     }
   }
 
+  /// Checkpoints every VM of a lab as one job, all or nothing like `checkpointLab` (the VMs are
+  /// still checkpointed in parallel inside it).
+  public func checkpointLabJob(_ name: String, checkpoint checkpointName: String, description: String = "") throws
+    -> Job
+  {
+    try NameRules.validateCheckpoint(checkpointName)
+    let lab = try self.lab(named: name)
+    guard !lab.vms.isEmpty else { throw LabKitError(.invalidState, "lab '\(lab.name)' has no VMs; add some first") }
+    return try jobs.submit(kind: "lab-checkpoint", target: lab.name) {
+      let results = try self.checkpointLab(lab.name, checkpoint: checkpointName, description: description)
+      return "lab '\(lab.name)': checkpoint '\(checkpointName)' of \(results.count) VM(s)"
+    }
+  }
+
   /// Restores a checkpoint as a job.
   public func restoreJob(checkpoint id: Int64) throws -> Job {
     let checkpoint = try self.checkpoint(id: id)

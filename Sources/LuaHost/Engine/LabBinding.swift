@@ -47,12 +47,10 @@ extension EngineBinding {
       let request = try CheckpointRequest(arguments, position: 1)
       let current = try self.current(handle)
       if request.async {
-        // One job per VM, in parallel; unlike the synchronous call this is not all-or-nothing.
-        guard !current.vms.isEmpty else { throw EngineError("lab '\(current.name)' has no VMs; add some first") }
-        let jobs = try current.vms.map {
-          try self.library.checkpointJob(vm: $0, name: request.name, description: request.description)
-        }
-        return [try self.list(.jobs, try jobs.map { try self.wrapJob($0) })]
+        // One job for the lab: all or nothing, as the synchronous call.
+        let job = try self.library.checkpointLabJob(
+          current.name, checkpoint: request.name, description: request.description)
+        return [try self.wrapJob(job)]
       }
       let results = try self.library.checkpointLab(
         current.name, checkpoint: request.name, description: request.description)
