@@ -80,7 +80,11 @@ final class EngineLabAndJobTests: EngineTestCase {
     final class Once: @unchecked Sendable {
       let lock = NSLock()
       var fired = false
-      func first() -> Bool { lock.withLock { defer { fired = true }; return !fired } }
+      func first() -> Bool {
+        lock.withLock {
+          defer { fired = true }; return !fired
+        }
+      }
     }
     let once = Once()
     library.faultInjection = { step in
