@@ -211,6 +211,21 @@ final class CheckpointTests: LabKitTestCase {
     XCTAssertEqual(stopped.vmState, .stopped)
     // Shut down needs additions.
     _ = expectError(.invalidState) { try library.shutDown(vm: "hard") }
+    // A saved VM: its saved state goes, and the result says so; a restore reports the same.
+    try library.save(vm: "hard")
+    XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/vms/hard/saved.vsv"))
+    let saved = try library.checkpoint(vm: "hard", name: "from-saved")
+    XCTAssertEqual(saved.action, .savedStateDiscarded)
+    XCTAssertEqual(saved.vmState, .stopped)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/vms/hard/saved.vsv"))
+    try library.start(vm: "hard")
+    try library.save(vm: "hard")
+    let plan = try library.restore(checkpoint: saved.checkpoint.id, whatIf: true).plan
+    XCTAssertEqual(plan.powerAction, .savedStateDiscarded)
+    XCTAssertTrue(plan.filesRemoved.contains(root + "/vms/hard/saved.vsv"), "\(plan.filesRemoved)")
+    XCTAssertEqual(try library.restore(checkpoint: saved.checkpoint.id).result?.action, .savedStateDiscarded)
+    XCTAssertEqual(try library.vm(named: "hard").state, .stopped)
+    try assertConsistent()
   }
 
   func testHypervisorCheckpointsOnlineAndRestoresTheRunningState() throws {

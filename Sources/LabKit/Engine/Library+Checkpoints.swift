@@ -8,7 +8,8 @@ extension Library {
   ///
   /// A running VM on a `virtual-server` host is shut down first (or turned off without guest
   /// additions) and started again afterwards; on a `hypervisor` host it is checkpointed online and
-  /// its running state is saved with the checkpoint.
+  /// its running state is saved with the checkpoint. A saved VM is turned off, its saved state
+  /// discarded (reported as `.savedStateDiscarded`).
   @discardableResult
   public func checkpoint(vm name: String, name checkpointName: String, description: String = "") throws
     -> CheckpointResult

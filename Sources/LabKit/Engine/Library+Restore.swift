@@ -20,8 +20,12 @@ extension Library {
       let target = try catalog.read { db in try checkpointRecord(db, id: id) }
       var work = try catalog.read { db in try restoreWork(db, vm: record, checkpoint: target, restartRunning: false) }
       work.newPaths = try newLeafPaths(vm: record, slots: work.slots).paths
-      let powerAction: PowerAction =
-        record.state == .stopped ? .none : (record.state == .running && record.additions ? .shutDown : .turnedOff)
+      let powerAction: PowerAction
+      switch record.state {
+      case .stopped: powerAction = .none
+      case .saved: powerAction = .savedStateDiscarded
+      case .running: powerAction = record.additions ? .shutDown : .turnedOff
+      }
       let plan = OperationPlan(
         operation: "restore", vm: record.name, checkpointsRemoved: [], alsoAffected: [],
         filesRemoved: work.doomed.map { absolute($0.path) } + [record.savedStatePath].compactMap { $0.map(absolute) },

@@ -279,7 +279,7 @@ extension Library {
     if record.state == .saved {
       try host.turnOff(vm: record.name)
       try recordPower(&record, .stopped, step: "stop:recorded")
-      return .turnedOff
+      return .savedStateDiscarded
     }
     let action: PowerAction
     if record.additions {

@@ -24,6 +24,8 @@ public enum PowerAction: String, Codable, Sendable {
   case shutDown = "shut down"
   /// Turned off: it had no guest additions to shut it down gracefully.
   case turnedOff = "turned off"
+  /// It was saved: its saved state was discarded and it is off (a checkpoint holds disks only).
+  case savedStateDiscarded = "saved state discarded"
   /// Checkpointed or restored while running (hypervisor hosts).
   case online
 }

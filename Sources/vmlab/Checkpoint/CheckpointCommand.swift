@@ -83,7 +83,8 @@ struct CheckpointNew: ParsableCommand {
     commandName: "new", abstract: "Take a checkpoint of every disk of a VM.",
     discussion: """
       A running VM on a virtual-server host is shut down (or turned off without guest additions) and
-      started again; on a hypervisor host it is checkpointed online.
+      started again; on a hypervisor host it is checkpointed online. A saved VM's saved state is
+      discarded (the checkpoint holds disks only): start it and checkpoint it running to keep it.
       Example: vmlab checkpoint new web01 clean --description "before the exercise"
       """)
 

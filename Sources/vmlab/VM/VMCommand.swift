@@ -7,7 +7,8 @@ struct VMCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "vm", abstract: "Create, list, start and stop virtual machines.",
     subcommands: [
-      VMCreate.self, VMList.self, VMShow.self, VMStart.self, VMShutdown.self, VMTurnOff.self, VMRemove.self,
+      VMCreate.self, VMList.self, VMShow.self, VMStart.self, VMSave.self, VMShutdown.self, VMTurnOff.self,
+      VMRemove.self,
       VMImport.self, VMExport.self, VMWrite.self, VMRead.self,
     ])
 }
@@ -137,6 +138,14 @@ struct VMStart: PowerCommand {
   @Argument(help: "The VM.") var name: String
   @OptionGroup var library: LibraryOptions
   func change(_ library: Library) throws -> VirtualMachine { try library.start(vm: name) }
+}
+
+struct VMSave: PowerCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "save", abstract: "Save a running VM's state and stop it; start resumes it where it was.")
+  @Argument(help: "The VM.") var name: String
+  @OptionGroup var library: LibraryOptions
+  func change(_ library: Library) throws -> VirtualMachine { try library.save(vm: name) }
 }
 
 struct VMShutdown: PowerCommand {
