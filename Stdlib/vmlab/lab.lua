@@ -115,7 +115,10 @@ function lab.build(spec)
   end
   if madeTemplate then os.remove(madeTemplate) end
   local group = vmlab.lab.create { name = name, vms = vms }
-  group:checkpoint { name = spec.checkpoint or "clean" }
+  -- One job for the lab (listed by `vmlab job list`): the VMs are checkpointed in parallel, all or
+  -- nothing.
+  local job = group:checkpoint { name = spec.checkpoint or "clean", async = true }:wait()
+  if job.status ~= "completed" then error(job.error, 0) end
   return group
 end
 

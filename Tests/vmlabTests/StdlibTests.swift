@@ -76,6 +76,14 @@ final class StdlibTests: XCTestCase {
     XCTAssertEqual(vms.compactMap { $0["name"] as? String }, ["clone01", "clone02", "clone03"])
     let templates = try FileManager.default.contentsOfDirectory(atPath: library + "/templates")
     XCTAssertEqual(templates.count, 1, "the clones share one template: \(templates)")
+    // The lab was checkpointed `clean` by one job, in parallel inside it.
+    let jobs = try parseJSONArray(try command(["job", "list", "--json"]).output)
+    XCTAssertEqual(jobs.count, 1, "\(jobs)")
+    XCTAssertEqual(jobs.first?["kind"] as? String, "lab-checkpoint")
+    XCTAssertEqual(jobs.first?["target"] as? String, "linked")
+    XCTAssertEqual(jobs.first?["status"] as? String, "completed")
+    let checkpoints = try parseJSONArray(try command(["checkpoint", "list", "--json"]).output)
+    XCTAssertEqual(checkpoints.compactMap { $0["name"] as? String }, ["clean", "clean", "clean"])
 
     let definition = folder.file("web.lua")
     try "return { name = \"weblab\", vms = 2, prefix = \"web\", disks = { \"8M\", \"4M\" }, additions = true }"
