@@ -95,9 +95,7 @@ extension Library {
   public func checkpointLab(_ name: String, checkpoint checkpointName: String, description: String = "") throws
     -> [LabMemberResult]
   {
-    try NameRules.validateCheckpoint(checkpointName)
-    let lab = try self.lab(named: name)
-    guard !lab.vms.isEmpty else { throw LabKitError(.invalidState, "lab '\(lab.name)' has no VMs; add some first") }
+    let lab = try labToCheckpoint(name, checkpoint: checkpointName)
     let outcomes = try parallel(lab.vms) { vm -> LabMemberResult in
       let start = Date()
       let result = try self.checkpoint(vm: vm, name: checkpointName, description: description)
@@ -116,6 +114,15 @@ extension Library {
       )
     }
     return outcomes.compactMap { $0.success }
+  }
+
+  /// The lab a checkpoint is asked for, after the checks made before anything starts (a job makes
+  /// them when it is submitted).
+  func labToCheckpoint(_ name: String, checkpoint checkpointName: String) throws -> Lab {
+    try NameRules.validateCheckpoint(checkpointName)
+    let lab = try self.lab(named: name)
+    guard !lab.vms.isEmpty else { throw LabKitError(.invalidState, "lab '\(lab.name)' has no VMs; add some first") }
+    return lab
   }
 
   /// Restores every VM of a lab to its checkpoint of that name (or its most recent one), all in one

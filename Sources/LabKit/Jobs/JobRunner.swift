@@ -108,9 +108,7 @@ extension Library {
   public func checkpointLabJob(_ name: String, checkpoint checkpointName: String, description: String = "") throws
     -> Job
   {
-    try NameRules.validateCheckpoint(checkpointName)
-    let lab = try self.lab(named: name)
-    guard !lab.vms.isEmpty else { throw LabKitError(.invalidState, "lab '\(lab.name)' has no VMs; add some first") }
+    let lab = try labToCheckpoint(name, checkpoint: checkpointName)
     return try jobs.submit(kind: "lab-checkpoint", target: lab.name) {
       let results = try self.checkpointLab(lab.name, checkpoint: checkpointName, description: description)
       return "lab '\(lab.name)': checkpoint '\(checkpointName)' of \(results.count) VM(s)"

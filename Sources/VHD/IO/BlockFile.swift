@@ -50,7 +50,7 @@ final class BlockFile {
     case S_IFIFO: return "a FIFO"
     case S_IFCHR, S_IFBLK: return "a device"
     case S_IFSOCK: return "a socket"
-    default: return "not a file"
+    default: return "a special file"
     }
   }
 

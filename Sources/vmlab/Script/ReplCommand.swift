@@ -29,7 +29,7 @@ struct ReplCommand: ParsableCommand {
     }
     Repl(state: host.state).run(reader: &reader)
     reader.close()
-    host.finishJobs()
+    host.finish()
     fflush(nil)
   }
 }

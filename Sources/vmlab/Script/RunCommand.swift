@@ -74,10 +74,10 @@ struct RunCommand: ParsableCommand {
       }
     } catch {
       ScriptHost.report(error)
-      host.finishJobs()
+      host.finish()
       throw ExitCode.failure
     }
-    host.finishJobs()
+    host.finish()
     fflush(nil)
   }
 

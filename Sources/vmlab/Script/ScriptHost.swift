@@ -72,9 +72,9 @@ final class ScriptHost {
     package["path"] = .text((entries + [existing]).joined(separator: ";"))
   }
 
-  /// Waits for jobs a script started and did not wait for, so that ending the script does not cut
-  /// them off half way, then closes the library.
-  func finishJobs() {
+  /// Ends the session: waits for jobs the script started and did not wait for (ending it must not
+  /// cut them off half way), then closes the library.
+  func finish() {
     try? library?.close()
   }
 
