@@ -55,7 +55,7 @@ let package = Package(
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "VHDTests", dependencies: ["VHD", "TestSupport"]),
     .testTarget(name: "LabKitTests", dependencies: ["LabKit", "TestSupport"]),
-    .testTarget(name: "LuaHostTests", dependencies: ["LuaHost", "LabKit", "VHD"]),
+    .testTarget(name: "LuaHostTests", dependencies: ["LuaHost", "LabKit", "VHD", "TestSupport"]),
     // End to end: runs the built vmlab binary.
     .testTarget(name: "vmlabTests", dependencies: ["VHD", "vmlab", "TestSupport"]),
   ]

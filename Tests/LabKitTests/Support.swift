@@ -57,28 +57,10 @@ final class TestHost: HostDriver, @unchecked Sendable {
   func memory(_ vm: String) -> String? { lock.withLock { running[vm].map { String(decoding: $0, as: UTF8.self) } } }
 }
 
-/// Counts calls of named fault steps and fails one of them.
-final class FaultPlan: @unchecked Sendable {
-  private let lock = NSLock()
-  private(set) var seen: [String] = []
-  private var remaining: Int
-  let step: String
-  let error: Error
-
-  init(step: String, occurrence: Int = 1, error: Error = LabKitError(.failed, "injected failure")) {
-    self.step = step
-    remaining = occurrence
-    self.error = error
-  }
-
-  func hit(_ name: String) throws {
-    let fire = lock.withLock { () -> Bool in
-      seen.append(name)
-      guard name == step else { return false }
-      remaining -= 1
-      return remaining == 0
-    }
-    if fire { throw error }
+extension FaultPlan {
+  /// Fails with the engine's own kind of error, as a failing step of the engine would.
+  convenience init(step: String, occurrence: Int = 1) {
+    self.init(step: step, occurrence: occurrence, error: LabKitError(.failed, "injected failure"))
   }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import LabKit
 import LuaHost
+import TestSupport
 import XCTest
 
 /// Labs, jobs and `vmlab.wait`, the library's lazy opening, and garbage collection of handles.
@@ -77,20 +78,9 @@ final class EngineLabAndJobTests: EngineTestCase {
       ])
     // A lab's async checkpoint is all or nothing, like the synchronous one.
     let library = try XCTUnwrap(library)
-    final class Once: @unchecked Sendable {
-      let lock = NSLock()
-      var fired = false
-      func first() -> Bool {
-        lock.withLock {
-          defer { fired = true }; return !fired
-        }
-      }
-    }
-    let once = Once()
-    library.faultInjection = { step in
-      // One VM's checkpoint fails; the other's succeeds and must be undone.
-      if step == "checkpoint:disk1" && once.first() { throw LabKitError(.failed, "simulated disk failure") }
-    }
+    // One VM's checkpoint fails; the other's succeeds and must be undone.
+    library.faultInjection =
+      FaultPlan(step: "checkpoint:disk1", error: LabKitError(.failed, "simulated disk failure")).hit
     let failed = try lua(
       "local job = vmlab.lab.get('l'):checkpoint{name='half', async=true}:wait(); return job.status, job.error")
     library.faultInjection = nil
