@@ -78,3 +78,73 @@ func parseJSON(_ text: String, file: StaticString = #filePath, line: UInt = #lin
   let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
   return try XCTUnwrap(object as? [String: Any], "not a JSON object: \(text)", file: file, line: line)
 }
+
+/// A vmlab process running in the background: input sent while it runs, standard output and
+/// standard error collected apart.
+final class BackgroundVMLab {
+  let process = Process()
+  private let input = Pipe()
+  private let collectedOutput = Collected()
+  private let collectedErrors = Collected()
+  private let done = DispatchGroup()
+
+  private final class Collected: @unchecked Sendable {
+    let lock = NSLock()
+    var data = Data()
+    var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+  }
+
+  init(_ arguments: [String]) throws {
+    process.executableURL = URL(fileURLWithPath: try VMLabBinary.path)
+    process.arguments = arguments
+    process.standardInput = input
+    let outputPipe = Pipe()
+    let errorPipe = Pipe()
+    process.standardOutput = outputPipe
+    process.standardError = errorPipe
+    try process.run()
+    for (pipe, collected) in [(outputPipe, collectedOutput), (errorPipe, collectedErrors)] {
+      let handle = pipe.fileHandleForReading
+      done.enter()
+      DispatchQueue.global().async { [done] in
+        while true {
+          let chunk = handle.availableData
+          if chunk.isEmpty { break }
+          collected.lock.withLock { collected.data.append(chunk) }
+        }
+        done.leave()
+      }
+    }
+  }
+
+  /// What it printed on standard output so far.
+  var output: String { collectedOutput.text }
+  /// What it printed on standard error so far.
+  var errors: String { collectedErrors.text }
+  var status: Int32 { process.terminationStatus }
+
+  func waitForOutput(_ text: String, timeout: TimeInterval = 30) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while !output.contains(text) {
+      guard Date() < deadline, process.isRunning else {
+        throw NSError(
+          domain: "BackgroundVMLab", code: 1,
+          userInfo: [NSLocalizedDescriptionKey: "never printed \(text): \(output)\(errors)"])
+      }
+      Thread.sleep(forTimeInterval: 0.01)
+    }
+  }
+
+  /// Writes to its standard input, which stays open.
+  func send(_ text: String) {
+    input.fileHandleForWriting.write(Data(text.utf8))
+  }
+
+  /// Sends `text` if given, closes its standard input and waits until it has ended.
+  func finish(input text: String? = nil) {
+    if let text { send(text) }
+    try? input.fileHandleForWriting.close()
+    done.wait()
+    process.waitUntilExit()
+  }
+}

@@ -37,9 +37,9 @@ final class ConcurrentProcessTests: XCTestCase {
     Thread.sleep(forTimeInterval: 0.5)
     XCTAssertTrue(waiting.process.isRunning, "--wait waits while the other process holds the library")
     holder.finish(input: "\n")
-    XCTAssertEqual(holder.status, 0, holder.output)
+    XCTAssertEqual(holder.status, 0, holder.output + holder.errors)
     waiting.finish()
-    XCTAssertEqual(waiting.status, 0, waiting.output)
+    XCTAssertEqual(waiting.status, 0, waiting.output + waiting.errors)
 
     let checkpoints = try parseJSONArray(try vmlab(["checkpoint", "list", "--json", "--library", library]).output)
     XCTAssertEqual(
@@ -59,67 +59,12 @@ final class ConcurrentProcessTests: XCTestCase {
       }
       for process in processes {
         process.finish()
-        XCTAssertEqual(process.status, 0, "round \(round): \(process.output)")
+        XCTAssertEqual(process.status, 0, "round \(round): \(process.output + process.errors)")
       }
     }
     let checkpoints = try parseJSONArray(try vmlab(["checkpoint", "list", "--json", "--library", library]).output)
     XCTAssertEqual(Set(checkpoints.map { "\($0["vm"] as? String ?? "")/\($0["name"] as? String ?? "")" }), expected)
     let check = try vmlab(["library", "check", "--library", library])
     XCTAssertEqual(check.status, 0, check.output)
-  }
-}
-
-/// A vmlab process running in the background, its output collected.
-final class BackgroundVMLab {
-  let process = Process()
-  private let input = Pipe()
-  private let outputPipe = Pipe()
-  private let collected = Collected()
-  private let done = DispatchGroup()
-
-  private final class Collected: @unchecked Sendable {
-    let lock = NSLock()
-    var data = Data()
-  }
-
-  init(_ arguments: [String]) throws {
-    process.executableURL = URL(fileURLWithPath: try VMLabBinary.path)
-    process.arguments = arguments
-    process.standardInput = input
-    process.standardOutput = outputPipe
-    process.standardError = outputPipe
-    try process.run()
-    let handle = outputPipe.fileHandleForReading
-    let collected = self.collected
-    done.enter()
-    DispatchQueue.global().async { [done] in
-      while true {
-        let chunk = handle.availableData
-        if chunk.isEmpty { break }
-        collected.lock.withLock { collected.data.append(chunk) }
-      }
-      done.leave()
-    }
-  }
-
-  var output: String { collected.lock.withLock { String(decoding: collected.data, as: UTF8.self) } }
-  var status: Int32 { process.terminationStatus }
-
-  func waitForOutput(_ text: String, timeout: TimeInterval = 30) throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    while !output.contains(text) {
-      guard Date() < deadline, process.isRunning else {
-        throw NSError(
-          domain: "BackgroundVMLab", code: 1, userInfo: [NSLocalizedDescriptionKey: "never printed \(text): \(output)"])
-      }
-      Thread.sleep(forTimeInterval: 0.01)
-    }
-  }
-
-  func finish(input text: String? = nil) {
-    if let text { input.fileHandleForWriting.write(Data(text.utf8)) }
-    try? input.fileHandleForWriting.close()
-    done.wait()
-    process.waitUntilExit()
   }
 }

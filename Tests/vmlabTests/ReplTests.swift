@@ -51,33 +51,16 @@ final class ReplTests: XCTestCase {
   }
 
   func testCtrlCStopsTheRunningChunkAndTheSessionGoesOn() throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try VMLabBinary.path)
-    process.arguments = ["repl", "--library", folder.file("library")]
-    let input = Pipe()
-    let output = Pipe()
-    let error = Pipe()
-    (process.standardInput, process.standardOutput, process.standardError) = (input, output, error)
-    try process.run()
-    let loop = "n = 0\nprint('looping') io.stdout:flush() while true do n = n + 1 end\n"
-    input.fileHandleForWriting.write(Data(loop.utf8))
+    let repl = try BackgroundVMLab(["repl", "--library", folder.file("library")])
+    repl.send("n = 0\nprint('looping') io.stdout:flush() while true do n = n + 1 end\n")
     // Interrupt once the loop runs (it says so), not while vmlab is still starting.
-    var printed = ""
-    while !printed.contains("looping\n") {
-      let chunk = output.fileHandleForReading.availableData
-      if chunk.isEmpty { break }
-      printed += String(decoding: chunk, as: UTF8.self)
-    }
-    process.interrupt()  // SIGINT, as Ctrl-C sends
-    input.fileHandleForWriting.write(Data("print('still here', n > 0)\n".utf8))
-    try input.fileHandleForWriting.close()
-    printed += String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    let reported = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    XCTAssertEqual(process.terminationReason, .exit, reported)
-    XCTAssertEqual(process.terminationStatus, 0, reported)
-    XCTAssertEqual(printed, "looping\nstill here\ttrue\n")
-    XCTAssertTrue(reported.contains("stdin:1: interrupted"), reported)
+    try repl.waitForOutput("looping\n")
+    repl.process.interrupt()  // SIGINT, as Ctrl-C sends
+    repl.finish(input: "print('still here', n > 0)\n")
+    XCTAssertEqual(repl.process.terminationReason, .exit, repl.errors)
+    XCTAssertEqual(repl.status, 0, repl.errors)
+    XCTAssertEqual(repl.output, "looping\nstill here\ttrue\n")
+    XCTAssertTrue(repl.errors.contains("stdin:1: interrupted"), repl.errors)
   }
 
   /// Through a pseudo-terminal (python3's pty module): prompts, libedit's line editing, history.

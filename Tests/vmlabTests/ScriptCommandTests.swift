@@ -123,27 +123,15 @@ final class ScriptCommandTests: XCTestCase {
 
   func testCtrlCStopsTheScriptWithATraceback() throws {
     let script = write("spin.lua", "print('started')\nio.stdout:flush()\nwhile true do end\n")
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try VMLabBinary.path)
-    process.arguments = ["run", script]
-    let output = Pipe()
-    let error = Pipe()
-    (process.standardInput, process.standardOutput, process.standardError) = (FileHandle.nullDevice, output, error)
-    try process.run()
+    let running = try BackgroundVMLab(["run", script])
     // Interrupt once the script runs (it says so), not while vmlab is still starting.
-    var printed = Data()
-    while !String(decoding: printed, as: UTF8.self).contains("started") {
-      let chunk = output.fileHandleForReading.availableData
-      if chunk.isEmpty { break }
-      printed += chunk
-    }
-    process.interrupt()
-    let reported = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    XCTAssertEqual(process.terminationReason, .exit, "vmlab died of the signal instead of stopping the script")
-    XCTAssertEqual(process.terminationStatus, 1, reported)
-    XCTAssertTrue(reported.contains("spin.lua:3: interrupted"), reported)
-    XCTAssertTrue(reported.contains("stack traceback"), reported)
+    try running.waitForOutput("started")
+    running.process.interrupt()
+    running.finish()
+    XCTAssertEqual(running.process.terminationReason, .exit, "vmlab died of the signal instead of stopping the script")
+    XCTAssertEqual(running.status, 1, running.errors)
+    XCTAssertTrue(running.errors.contains("spin.lua:3: interrupted"), running.errors)
+    XCTAssertTrue(running.errors.contains("stack traceback"), running.errors)
   }
 
   func testHelpInPlaceOfTheScriptIsVmlabsHelp() throws {
