@@ -26,13 +26,23 @@ extension DiskChain {
   }
 
   /// Calls `write` for every block of the chain that holds data other than zeros, in order.
-  func copyBlocks(progress: ProgressHandler?, _ write: (UnsafeRawBufferPointer, UInt64) throws -> Void) throws {
+  ///
+  /// With `wholeLayer`, a block that one layer holds entirely goes to it instead, unread (its layer,
+  /// offset and length, and a block-sized buffer): a caller can copy it file to file.
+  func copyBlocks(
+    progress: ProgressHandler?,
+    wholeLayer: ((_ layer: Int, _ offset: UInt64, _ count: Int, _ buffer: IOBuffer) throws -> Void)? = nil,
+    _ write: (UnsafeRawBufferPointer, UInt64) throws -> Void
+  ) throws {
     let buffer = IOBuffer(count: blockSize)
     try progress?(0, size)
     for block in 0..<blockCount {
       let start = UInt64(block) * UInt64(blockSize)
       let count = Int(min(UInt64(blockSize), size - start))
-      if try source(ofBlock: block) != .zeros {
+      let source = try source(ofBlock: block)
+      if case .layer(let index) = source, let wholeLayer {
+        try wholeLayer(index, start, count, buffer)
+      } else if source != .zeros {
         let data = buffer.slice(0..<count)
         try read(at: start, into: data)
         if !UnsafeRawBufferPointer(data).isAllZero {

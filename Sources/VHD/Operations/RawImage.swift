@@ -55,28 +55,17 @@ public enum RawImage {
       defer { raw.close() }
       try raw.resize(to: chain.size)
       // Blocks one layer holds whole are copied file to file in the kernel; blocks of zeros stay
-      // holes; mixed blocks are read through the chain.
-      let buffer = IOBuffer(count: chain.blockSize)
-      try progress?(0, chain.size)
-      for block in 0..<chain.blockCount {
-        let start = UInt64(block) * UInt64(chain.blockSize)
-        let count = Int(min(UInt64(chain.blockSize), chain.size - start))
-        switch try chain.source(ofBlock: block) {
-        case .zeros:
-          break
-        case .layer(let index):
-          try chain.copyWhole(layer: index, at: start, count: count, into: raw, buffer: buffer)
-          raw.startWriteback(at: start, count: count)
-        case .mixed:
-          let data = buffer.slice(0..<count)
-          try chain.read(at: start, into: data)
-          if !UnsafeRawBufferPointer(data).isAllZero {
-            try raw.write(UnsafeRawBufferPointer(data), at: start)
-            raw.startWriteback(at: start, count: count)
-          }
-        }
-        try progress?(start + UInt64(count), chain.size)
-      }
+      // holes; mixed blocks are read through the chain. Writeback starts block by block.
+      try chain.copyBlocks(
+        progress: progress,
+        wholeLayer: { layer, offset, count, buffer in
+          try chain.copyWhole(layer: layer, at: offset, count: count, into: raw, buffer: buffer)
+          raw.startWriteback(at: offset, count: count)
+        },
+        { data, offset in
+          try raw.write(data, at: offset)
+          raw.startWriteback(at: offset, count: data.count)
+        })
       try raw.synchronize()
     } catch {
       try? FileManager.default.removeItem(atPath: absolute)
