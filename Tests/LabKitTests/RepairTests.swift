@@ -11,6 +11,15 @@ final class RepairTests: LabKitTestCase {
     try (1...disks).map { try library.contents(vm, disk: $0, size: small) }
   }
 
+  /// Closes the library, repairs the folder as `vmlab library repair` does, and opens it again.
+  func repair() throws -> RepairReport {
+    try library.close()
+    library = nil
+    let report = try Library.repair(at: root, host: host)
+    library = try Library(at: root, host: host)
+    return report
+  }
+
   /// Drops the library, deletes the catalog (and the manifests, if asked), opens the folder again.
   func loseCatalog(manifests: Bool = false) throws {
     try library.close()
@@ -60,7 +69,7 @@ final class RepairTests: LabKitTestCase {
     let vmsBefore = try library.vms().map { ($0.name, $0.hostKind, $0.additions, $0.disks.count) }
 
     try loseCatalog()
-    let report = try library.repair()
+    let report = try repair()
     XCTAssertEqual(report.vms, ["clone1", "hv", "web"])
     XCTAssertEqual(report.checkpoints, 4)
     XCTAssertEqual(report.labs, ["course"])
@@ -103,7 +112,7 @@ final class RepairTests: LabKitTestCase {
     let stamps = try library.checkpoints(vm: "plain").map(\.stamp)
 
     try loseCatalog(manifests: true)
-    let report = try library.repair()
+    let report = try repair()
     XCTAssertEqual(report.vms, ["plain"])
     XCTAssertEqual(report.checkpoints, 3)
     XCTAssertTrue(report.notes.contains { $0.contains("no vm.json") }, "\(report.notes)")
@@ -145,7 +154,7 @@ extension RepairTests {
     let now = try contents("br", disks: 2)
 
     try loseCatalog(manifests: true)
-    let report = try library.repair()
+    let report = try repair()
     XCTAssertEqual(report.checkpoints, 2, "\(report.notes)")
     try assertConsistent()
     XCTAssertTrue(same(try contents("br", disks: 2), now), "the current leaf is found")

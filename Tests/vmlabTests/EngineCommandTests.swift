@@ -123,6 +123,30 @@ final class EngineCommandTests: XCTestCase {
     XCTAssertTrue(try run(["lab", "list"]).output.contains("class"))
   }
 
+  func testRepairRecoversAGarbageCatalogAndSaysWhatItCouldNot() throws {
+    try run(["vm", "create", "web01", "--disk", "8M"])
+    try run(["vm", "create", "db01", "--disk", "8M"])
+    try run(["checkpoint", "new", "web01", "clean"])
+    let catalog = folder.file("library/catalog.sqlite")
+    let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: catalog))
+    handle.write(Data(repeating: 0x5A, count: 8192))
+    try handle.close()
+    var result = try run(["vm", "list"], expect: 1)
+    XCTAssertTrue(result.error.contains("vmlab library repair"), result.error)
+    result = try run(["library", "repair"])
+    XCTAssertTrue(result.output.contains("rebuilt 2 VM(s), 1 checkpoint(s)"), result.output)
+    XCTAssertTrue(result.output.contains("catalog.sqlite.corrupt-"), result.output)
+    XCTAssertTrue(try run(["checkpoint", "list"]).output.contains("clean"))
+    try run(["library", "check"])
+    // A VM file gone: repair keeps the VM, names the file and exits 1.
+    try FileManager.default.removeItem(atPath: folder.file("library/vms/db01/db01-disk1.vhd"))
+    result = try run(["library", "repair"], expect: 1)
+    XCTAssertTrue(result.output.contains("not recovered:") && result.output.contains("db01-disk1.vhd"), result.output)
+    XCTAssertTrue(try run(["vm", "list"]).output.contains("db01"))
+    result = try run(["library", "check"], expect: 1)
+    XCTAssertTrue(result.output.contains("missing file") && result.output.contains("db01-disk1.vhd"), result.output)
+  }
+
   func testBadNamesAndUnknownObjectsFailClearly() throws {
     for name in ["../escape", "/abs", "a/b", "", String(repeating: "x", count: 65), "_under", "a b", ".."] {
       let result = try vmlab(["vm", "create", name, "--disk", "1M"] + library, in: folder.path)

@@ -48,7 +48,7 @@ public struct OperationPlan: Codable, Equatable, Sendable {
 
 extension Library {
   func checkpointSnapshot(_ db: Database, _ record: CheckpointRecord, vm: VMRecord? = nil) throws -> Checkpoint {
-    let owner = try vm ?? VMRecord.fetchOne(db, key: record.vmID)!
+    let owner = try vm ?? VMRecord.fetchExisting(db, key: record.vmID)
     let states = try CheckpointDiskRecord.filter(Column("checkpointID") == record.id!).order(Column("slot")).fetchAll(
       db)
     let paths = try states.map { try DiskRecord.fetchOne(db, key: $0.stateID).map { absolute($0.path) } ?? "" }
@@ -121,7 +121,7 @@ extension Library {
   /// The base file stem of each slot (`web01-disk1`), which new differencing disks are named after.
   func baseStems(_ db: Database, vmID: Int64) throws -> [String] {
     try slots(db, vmID: vmID).map { slot in
-      let base = try DiskRecord.fetchOne(db, key: slot.baseID)!
+      let base = try DiskRecord.fetchExisting(db, key: slot.baseID)
       return ((base.path as NSString).lastPathComponent as NSString).deletingPathExtension
     }
   }

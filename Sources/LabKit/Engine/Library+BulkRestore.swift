@@ -21,7 +21,7 @@ extension Library {
     let targets = try catalog.read { db in
       try ids.map { id -> (checkpoint: CheckpointRecord, vm: String) in
         let checkpoint = try checkpointRecord(db, id: id)
-        return (checkpoint, try VMRecord.fetchOne(db, key: checkpoint.vmID)!.name)
+        return (checkpoint, try VMRecord.fetchExisting(db, key: checkpoint.vmID).name)
       }
     }
     let names = targets.map(\.vm)

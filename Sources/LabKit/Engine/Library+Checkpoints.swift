@@ -30,7 +30,7 @@ extension Library {
       let slots = try catalog.read { db in try self.slots(db, vmID: record.id!) }
       let (stamp, newPaths) = try newLeafPaths(vm: record, slots: slots)
       let statePath = runningState == nil ? nil : "\(vmFolder(record.name))/\(stamp).vsv"
-      let leaves = try catalog.read { db in try slots.map { try DiskRecord.fetchOne(db, key: $0.leafID)! } }
+      let leaves = try catalog.read { db in try slots.map { try DiskRecord.fetchExisting(db, key: $0.leafID) } }
       var uniqueIDs: [String] = []
       let vmRecordNow = record
       let checkpoint: Checkpoint
@@ -64,7 +64,7 @@ extension Library {
               updated.leafID = disk.id!
               try updated.update(db)
             }
-            var vm = try VMRecord.fetchOne(db, key: vmRecordNow.id!)!
+            var vm = try VMRecord.fetchExisting(db, key: vmRecordNow.id!)
             vm.currentCheckpointID = checkpoint.id
             try vm.update(db)
             return try checkpointSnapshot(db, checkpoint, vm: vm)

@@ -20,21 +20,25 @@ public final class Library: @unchecked Sendable {
   public var faultInjection: ((String) throws -> Void)?
   lazy var jobs = JobRunner(library: self)
 
+  /// Operations a failure left half done that opening could not settle; each blocks only its own
+  /// VMs (see `check()`).
+  public private(set) var unsettledOperations: [UnsettledOperation] = []
+
   /// Opens (creating on first use) the library at `path`; finishes or rolls back any operation a
   /// crash left behind. `wait` waits for another process that holds the library instead of failing.
-  public init(at path: String, host: HostDriver = SimulatedHost(), wait: Bool = false) throws {
-    root = URL(fileURLWithPath: path).standardizedFileURL.path
+  public convenience init(at path: String, host: HostDriver = SimulatedHost(), wait: Bool = false) throws {
+    let root = try Library.prepareFolder(path)
+    try self.init(root: root, lock: try LibraryLock(folder: root, wait: wait), host: host)
+  }
+
+  /// Opens the library in `root` (an absolute path), already holding its lock.
+  init(root: String, lock: LibraryLock, host: HostDriver) throws {
+    self.root = root
     self.host = host
-    do {
-      try FileManager.default.createDirectory(atPath: root + "/vms", withIntermediateDirectories: true)
-      try FileManager.default.createDirectory(atPath: root + "/templates", withIntermediateDirectories: true)
-    } catch {
-      throw LabKitError(.failed, "cannot create the library folder \(root): \(error.localizedDescription)")
-    }
-    lock = try LibraryLock(folder: root, wait: wait)
+    self.lock = lock
     catalog = try Catalog(path: root + "/catalog.sqlite")
     removeTemporaryFiles()
-    try recover()
+    unsettledOperations = try recover()
     try removeUnreferencedStates()
     try catalog.write { db in
       // Jobs that were running when a process ended will not finish.
@@ -43,6 +47,19 @@ public final class Library: @unchecked Sendable {
           "UPDATE job SET status = 'failed', error = 'interrupted: the vmlab process ended', finished = ? WHERE status IN ('queued', 'running')",
         arguments: [Date()])
     }
+  }
+
+  /// Makes the library folder and its `vms` and `templates` folders on first use; returns its
+  /// absolute path.
+  static func prepareFolder(_ path: String) throws -> String {
+    let root = URL(fileURLWithPath: path).standardizedFileURL.path
+    do {
+      try FileManager.default.createDirectory(atPath: root + "/vms", withIntermediateDirectories: true)
+      try FileManager.default.createDirectory(atPath: root + "/templates", withIntermediateDirectories: true)
+    } catch {
+      throw LabKitError(.failed, "cannot create the library folder \(root): \(error.localizedDescription)")
+    }
+    return root
   }
 
   /// Waits for the jobs this process queued, closes the catalog and releases the library lock, so
@@ -62,17 +79,11 @@ public final class Library: @unchecked Sendable {
 
   /// The setting, read inside a transaction that is already open.
   func storedHostKind(_ db: Database) throws -> HostKind {
-    try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = 'hostKind'").flatMap(HostKind.init(rawValue:))
-      ?? .virtualServer
+    try Setting.value(db, "hostKind").flatMap(HostKind.init(rawValue:)) ?? .virtualServer
   }
 
   public func setDefaultHostKind(_ kind: HostKind) throws {
-    try catalog.write { db in
-      try db.execute(
-        sql:
-          "INSERT INTO setting(key, value) VALUES ('hostKind', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        arguments: [kind.rawValue])
-    }
+    try catalog.write { db in try Setting.set(db, "hostKind", to: kind.rawValue) }
   }
 
   // MARK: Paths
