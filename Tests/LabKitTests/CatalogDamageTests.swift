@@ -223,4 +223,17 @@ final class CatalogDamageTests: LabKitTestCase {
     try library.restore(checkpoint: try library.checkpoint(vm: "web", named: "configured").id)
     try assertConsistent()
   }
+
+  /// A row another row refers to is gone (a hand-edited or half-restored catalog): the what-if plan
+  /// of a merge said so with a crash (SIGILL) before; now it is an error naming the row and the way out.
+  func testAMissingCatalogRowIsAnErrorNotACrash() throws {
+    _ = try makeLibrary()
+    let configured = try library.checkpoint(vm: "web", named: "configured")
+    try library.catalog.write { db in
+      try db.execute(sql: "DELETE FROM checkpointDisk WHERE checkpointID = ?", arguments: [configured.id])
+    }
+    let error = expectError(.inconsistent) { try library.merge(checkpoint: configured.id, whatIf: true) }
+    XCTAssertTrue(error?.message.contains("checkpointDisk") ?? false, error?.message ?? "")
+    XCTAssertTrue(error?.message.contains("vmlab library repair") ?? false, error?.message ?? "")
+  }
 }
