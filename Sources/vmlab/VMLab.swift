@@ -7,6 +7,7 @@ struct VMLab: ParsableCommand {
     commandName: "vmlab",
     abstract: "Virtual machines, VHD disks and VM checkpoints for training labs, scripted in Lua.",
     discussion: """
+      --library DIR and --wait may come before the command too (vmlab --library ~/labs vm list).
       Exit codes: 0 success, 1 an operation failed, 2 a usage error.
       """,
     version: "0.1.0",
@@ -21,8 +22,9 @@ struct VMLab: ParsableCommand {
 enum Main {
   static func main() {
     do {
-      var command = try VMLab.parseAsRoot()
-      try command.run()
+      let (leading, arguments) = try LeadingOptions.split(Array(CommandLine.arguments.dropFirst()))
+      var command = try VMLab.parseAsRoot(arguments)
+      try LeadingOptions.$current.withValue(leading) { try command.run() }
     } catch {
       exit(with: error)
     }

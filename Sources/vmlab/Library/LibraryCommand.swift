@@ -53,7 +53,7 @@ struct LibraryRepair: ParsableCommand {
   @OptionGroup var library: LibraryOptions
 
   func run() throws {
-    let report = try Library.repair(at: library.path, wait: library.wait)
+    let report = try Library.repair(at: library.path, wait: library.waits)
     if json {
       try printJSON(report)
     } else {
