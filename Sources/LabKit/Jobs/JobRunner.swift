@@ -48,6 +48,9 @@ final class JobRunner: @unchecked Sendable {
     return Job(record)
   }
 
+  /// Whether a job this process submitted is queued or running.
+  var hasPending: Bool { lock.withLock { !running.isEmpty } }
+
   /// Waits until every job this process submitted has finished.
   func waitForAll() {
     while let group = lock.withLock({ running.values.first }) {

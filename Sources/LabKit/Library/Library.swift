@@ -37,6 +37,12 @@ public final class Library: @unchecked Sendable {
     self.host = host
     self.lock = lock
     catalog = try Catalog(path: root + "/catalog.sqlite")
+    try settleWhatOthersLeft()
+  }
+
+  /// Runs each time this process takes the library lock: what a process that died while it held
+  /// the library left half done is finished or rolled back.
+  private func settleWhatOthersLeft() throws {
     removeTemporaryFiles()
     unsettledOperations = try recover()
     try removeUnreferencedStates()
@@ -47,6 +53,28 @@ public final class Library: @unchecked Sendable {
           "UPDATE job SET status = 'failed', error = 'interrupted: the vmlab process ended', finished = ? WHERE status IN ('queued', 'running')",
         arguments: [Date()])
     }
+  }
+
+  /// Lets other vmlab processes use the library while this one waits for a person (the REPL at its
+  /// prompt): releases the library lock, unless a job of this process is still queued or running.
+  /// Returns whether it did; `resumeAfterIdle` must come before the next operation.
+  @discardableResult
+  public func releaseWhileIdle() -> Bool {
+    guard !jobs.hasPending else { return false }
+    lock.release()
+    return true
+  }
+
+  /// Takes the library lock back after `releaseWhileIdle`, waiting for a process that uses the
+  /// library now (`waiting` is called first, so a person is told why nothing happens), and settles
+  /// what another process may have left half done.
+  public func resumeAfterIdle(waiting: () -> Void = {}) throws {
+    guard !lock.isHeld else { return }
+    if try !lock.acquire(wait: false) {
+      waiting()
+      _ = try lock.acquire(wait: true)
+    }
+    try settleWhatOthersLeft()
   }
 
   /// Makes the library folder and its `vms` and `templates` folders on first use; returns its

@@ -72,6 +72,19 @@ final class ScriptHost {
     package["path"] = .text((entries + [existing]).joined(separator: ";"))
   }
 
+  /// Between two REPL chunks: other vmlab processes may use the library while the person thinks.
+  func idle() {
+    library?.releaseWhileIdle()
+  }
+
+  /// Before the next chunk: the library lock again, waiting (and saying so) for a process using it.
+  func resume() throws {
+    try library?.resumeAfterIdle {
+      FileHandle.standardError.write(
+        Data("vmlab: waiting for another vmlab process to finish with the library…\n".utf8))
+    }
+  }
+
   /// Ends the session: waits for jobs the script started and did not wait for (ending it must not
   /// cut them off half way), then closes the library.
   func finish() {
