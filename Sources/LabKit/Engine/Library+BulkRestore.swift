@@ -49,7 +49,7 @@ extension Library {
         deletes: work.flatMap { $0.doomed.map(\.path) },
         files: {
           try fault("restore:disks")
-          for (index, outcome) in try parallel(
+          for (index, outcome) in parallel(
             jobs,
             { job -> String in
               let disk = try VirtualDisk.createDifferencing(

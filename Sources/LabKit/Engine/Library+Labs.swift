@@ -96,7 +96,7 @@ extension Library {
     -> [LabMemberResult]
   {
     let lab = try labToCheckpoint(name, checkpoint: checkpointName)
-    let outcomes = try parallel(lab.vms) { vm -> LabMemberResult in
+    let outcomes = parallel(lab.vms) { vm -> LabMemberResult in
       let start = Date()
       let result = try self.checkpoint(vm: vm, name: checkpointName, description: description)
       return LabMemberResult(
@@ -164,45 +164,5 @@ extension Library {
     return try checkpoints(vm: lab.vms[0]).map(\.name).filter { common.contains($0) }.reduce(into: [String]()) {
       if !$0.contains($1) { $0.append($1) }
     }
-  }
-
-  /// Runs `body` for each item on a bounded pool of threads; collects every outcome in order.
-  func parallel<Item, Output>(_ items: [Item], _ body: @escaping (Item) throws -> Output) throws -> [Outcome<Output>] {
-    let results = ParallelResults<Output>(count: items.count)
-    let queue = WorkQueue(name: "vmlab lab", width: WorkQueue.defaultWidth)
-    let group = DispatchGroup()
-    for (index, item) in items.enumerated() {
-      group.enter()
-      queue.submit(key: nil) {
-        let outcome: Outcome<Output>
-        do { outcome = .success(try body(item)) } catch { outcome = .failure(error) }
-        results.lock.withLock { results.outcomes[index] = outcome }
-        group.leave()
-      }
-    }
-    group.wait()
-    return results.outcomes.map { $0! }
-  }
-}
-
-/// Outcomes collected from several threads.
-final class ParallelResults<Output>: @unchecked Sendable {
-  let lock = NSLock()
-  var outcomes: [Outcome<Output>?]
-  init(count: Int) { outcomes = Array(repeating: nil, count: count) }
-}
-
-enum Outcome<Value> {
-  case success(Value)
-  case failure(Error)
-
-  var success: Value? {
-    if case .success(let value) = self { return value }
-    return nil
-  }
-
-  var failure: Error? {
-    if case .failure(let error) = self { return error }
-    return nil
   }
 }

@@ -266,7 +266,7 @@ extension Library {
       try applyRedo(db, redo)
       try db.execute(sql: "UPDATE journal SET committed = 1 WHERE id = ?", arguments: [entry.id])
     }
-    for path in entry.deletes { removeFileIfPresent(absolute(path)) }
+    removeFiles(entry.deletes)
     _ = try catalog.write { db in try JournalRecord.deleteOne(db, key: entry.id) }
   }
 }

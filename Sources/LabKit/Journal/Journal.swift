@@ -47,17 +47,17 @@ extension Library {
     try fault("\(operation):committed")
     try finish(entryID: entryID, deletes: deletes)
     // A bulk operation names its VMs separated by commas (names cannot hold one).
-    for name in vm.split(separator: ",") { try? writeManifest(vm: String(name)) }
+    writeManifests(vms: vm.split(separator: ",").map(String.init))
     return result
   }
 
   private func rollBack(entryID: Int64, creates: [String]) throws {
-    for path in creates { removeFileIfPresent(absolute(path)) }
+    removeFiles(creates)
     _ = try catalog.write { db in try JournalRecord.deleteOne(db, key: entryID) }
   }
 
   private func finish(entryID: Int64, deletes: [String]) throws {
-    for path in deletes { removeFileIfPresent(absolute(path)) }
+    removeFiles(deletes)
     _ = try catalog.write { db in try JournalRecord.deleteOne(db, key: entryID) }
   }
 
@@ -110,7 +110,7 @@ extension Library {
     } else {
       try rollBack(entryID: entry.id!, creates: entry.creates)
     }
-    for name in entry.vmNames { try? writeManifest(vm: name) }
+    writeManifests(vms: entry.vmNames)
   }
 }
 
