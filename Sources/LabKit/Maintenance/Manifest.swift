@@ -112,7 +112,18 @@ extension Library {
 
   /// Rewrites a VM's manifest from the catalog (atomically), or removes it when the VM is gone.
   func writeManifest(vm name: String) throws {
-    let manifest: VMManifest? = try catalog.read { db in
+    let manifest = try self.manifest(vm: name)
+    let path = absolute(vmFolder(name) + "/vm.json")
+    guard let manifest else {
+      removeFileIfPresent(path)
+      return
+    }
+    try replaceFile(absolute(vmFolder(manifest.name) + "/vm.json"), with: try Library.manifestEncoder.encode(manifest))
+  }
+
+  /// What the catalog knows of a VM, with library-relative paths; nil when there is no such VM.
+  func manifest(vm name: String) throws -> VMManifest? {
+    try catalog.read { db in
       guard let vm = try VMRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchOne(db) else {
         return nil
       }
@@ -144,12 +155,6 @@ extension Library {
             states: states.map { byID[$0.stateID]?.path ?? "" })
         })
     }
-    let path = absolute(vmFolder(name) + "/vm.json")
-    guard let manifest else {
-      removeFileIfPresent(path)
-      return
-    }
-    try replaceFile(absolute(vmFolder(manifest.name) + "/vm.json"), with: try Library.manifestEncoder.encode(manifest))
   }
 
   func writeLabsManifest() throws {
