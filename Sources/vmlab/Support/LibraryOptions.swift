@@ -16,6 +16,6 @@ struct LibraryOptions: ParsableArguments {
   var path: String { LibraryLocation.resolve(explicit: library) }
 
   func open() throws -> Library {
-    try Library(at: path, wait: wait)
+    try Library(at: path, host: SimulatedHost.fromEnvironment(), wait: wait)
   }
 }
