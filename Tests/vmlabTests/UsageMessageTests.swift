@@ -92,6 +92,12 @@ final class UsageMessageTests: XCTestCase {
     let help = try run(["vm", "write", "--help"]).output
     XCTAssertTrue(help.contains("(default: 0)"), help)
     XCTAssertFalse(help.contains("SizeArgument"), help)
+    for command in [["disk", "create"], ["disk", "import"], ["checkpoint", "export"]] {
+      // Help wraps its lines: compare with the words joined by single spaces.
+      let text = try run(command + ["--help"]).output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+      XCTAssertTrue(text.contains("default: dynamic"), text)
+      XCTAssertFalse(text.contains("default: 3"), text)
+    }
   }
 
   func testAnErrorFoundWhileRunningPointsAtItsCommandsHelp() throws {

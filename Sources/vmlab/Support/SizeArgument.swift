@@ -30,4 +30,7 @@ extension DiskType: ExpressibleByArgument {
   }
 
   public static var allValueStrings: [String] { ["dynamic", "fixed"] }
+
+  /// Its name, not the footer's number for it (help said `default: 3`).
+  public var defaultValueDescription: String { description }
 }
