@@ -3,7 +3,8 @@ import VHD
 
 /// Who else reads a disk file, so that the disk verbs (`disk write`, `disk merge`) do not modify it
 /// in place behind their backs: a library's template, which every linked clone reads through, or
-/// a parent that differencing disks beside it depend on.
+/// a parent that differencing disks beside it depend on, or a VM's disk whose chain a library's
+/// catalog records (a merge behind its back changes what a checkpoint holds).
 ///
 /// Both are found from the files alone, cheaply: the disk verbs work on paths, without a library
 /// (and without its lock).
@@ -14,8 +15,18 @@ public struct DiskReaders: Equatable, Sendable {
   public var templateOf: String?
   /// Differencing disks beside it whose parent it is.
   public var children: [String]
-
   public var isEmpty: Bool { templateOf == nil && children.isEmpty }
+
+  /// The library and VM that own the disk at `path`, when it lies in a library's `vms/NAME/`.
+  public static func owner(of path: String) -> (library: String, vm: String)? {
+    let folder = URL(fileURLWithPath: absolutePath(path)).resolvingSymlinksInPath().deletingLastPathComponent()
+    let vms = folder.deletingLastPathComponent()
+    let root = vms.deletingLastPathComponent()
+    guard vms.lastPathComponent == "vms",
+      FileManager.default.fileExists(atPath: root.appendingPathComponent("catalog.sqlite").path)
+    else { return nil }
+    return (root.path, folder.lastPathComponent)
+  }
 
   /// The readers of the disk at `path`; `except` leaves out a disk the caller is dealing with (the
   /// child being merged into it).
