@@ -83,6 +83,9 @@ final class UsageMessageTests: XCTestCase {
     XCTAssertTrue(result.error.contains("'-dash' is not an option"), result.error)
     XCTAssertEqual(result.output, "", "no help on standard output")
     XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("library/vms/-dash")))
+    // A negative number is left to the option that takes it.
+    let negative = try run(["vm", "write", "x", "--offset", "-10", "--input", "f"], expect: 2)
+    XCTAssertFalse(negative.error.contains("is not an option"), negative.error)
     // Help still works, and `run` passes dashes on to its script.
     XCTAssertEqual(try run(["vm", "create", "-h"]).status, 0)
     XCTAssertEqual(try run(["run", "-e", "print(arg[1])", "-", "-xyz"], expect: 0).status, 0)

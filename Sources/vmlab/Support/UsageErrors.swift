@@ -12,7 +12,9 @@ enum UsageErrors {
   static func checkShortOptionGroups(_ arguments: [String]) -> ValidationError? {
     for argument in arguments {
       if argument == "--" || argument == "run" || argument == "repl" { return nil }
-      guard argument.hasPrefix("-"), !argument.hasPrefix("--"), argument.count > 2 else { continue }
+      guard argument.hasPrefix("-"), !argument.hasPrefix("--"), argument.count > 2,
+        !argument.dropFirst().allSatisfy(\.isNumber)  // a negative number: the option's own check says more
+      else { continue }
       return ValidationError(
         "'\(argument)' is not an option: options start with '--' (--\(argument.dropFirst())?), and names cannot start with '-'"
       )
