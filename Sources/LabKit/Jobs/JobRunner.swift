@@ -84,6 +84,15 @@ extension Library {
     }
   }
 
+  /// The jobs that finished at `date` or later (the ones a process ran, or interrupted, while the
+  /// caller waited for the library), oldest first, once every job of this process has finished.
+  public func jobsFinished(since date: Date) throws -> [Job] {
+    jobs.waitForAll()
+    return try catalog.read { db in
+      try JobRecord.filter(Column("finished") >= date).order(Column("id")).fetchAll(db).map(Job.init)
+    }
+  }
+
   /// Waits for a job and returns it finished.
   @discardableResult
   public func wait(job id: Int64) throws -> Job {

@@ -133,7 +133,12 @@ extension Library {
     try replaceFile(absolute(vmFolder(manifest.name) + "/vm.json"), with: try Library.manifestEncoder.encode(manifest))
   }
 
-  /// What the catalog knows of one VM, as its manifest holds it; nil when there is no such VM.
+  /// What the catalog knows of a VM, with library-relative paths; nil when there is no such VM.
+  func manifest(vm name: String) throws -> VMManifest? {
+    try catalog.read { db in try manifest(db, vm: name) }
+  }
+
+  /// The same, inside a transaction that is already open.
   private func manifest(_ db: Database, vm name: String) throws -> VMManifest? {
     guard let vm = try VMRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchOne(db) else {
       return nil

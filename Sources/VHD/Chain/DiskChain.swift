@@ -75,6 +75,8 @@ public final class DiskChain {
   // MARK: Reading
 
   public func read(at offset: UInt64, count: Int) throws -> [UInt8] {
+    // Before allocating: a count past the end must be an error, not a terabyte of memory.
+    try checkRange(offset: offset, count: count)
     var bytes = [UInt8](repeating: 0, count: count)
     try bytes.withUnsafeMutableBytes { try read(at: offset, into: $0) }
     return bytes

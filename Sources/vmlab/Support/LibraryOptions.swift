@@ -19,6 +19,6 @@ struct LibraryOptions: ParsableArguments {
   var waits: Bool { wait || LeadingOptions.current.wait }
 
   func open() throws -> Library {
-    try Library(at: path, wait: waits)
+    try Library(at: path, host: SimulatedHost.fromEnvironment(), wait: waits)
   }
 }
