@@ -8,6 +8,8 @@ public struct RestoreOutcome: Codable, Equatable, Sendable {
   public var checkpoint: Checkpoint
   public var action: PowerAction
   public var state: PowerState
+  /// The files it made and deleted.
+  public var plan: OperationPlan
 }
 
 extension Library {
@@ -68,9 +70,13 @@ extension Library {
             let ids = created.outcomes[next..<(next + item.slots.count)].map { $0!.success! }
             next += item.slots.count
             let vm = try commitRestore(db, item, uniqueIDs: ids)
+            let plan = OperationPlan(
+              operation: "restore", vm: vm.name, checkpointsRemoved: [], alsoAffected: [],
+              filesRemoved: item.doomed.map { absolute($0.path) }, filesCreated: item.newPaths.map(absolute),
+              bytesMerged: 0, powerAction: item.action, applied: true)
             return RestoreOutcome(
               vm: vm.name, checkpoint: try checkpointSnapshot(db, item.checkpoint, vm: vm), action: item.action,
-              state: vm.state)
+              state: vm.state, plan: plan)
           }
         })
       // Online checkpoints bring their VMs back running; the others that ran start again.
@@ -83,6 +89,7 @@ extension Library {
         guard let statePath = item.checkpoint.runningStatePath else { continue }
         try resumeOnline(vm: item.vm, statePath: statePath)
         finished[index].action = .online
+        finished[index].plan.powerAction = .online
         finished[index].state = .running
       }
       return finished

@@ -53,6 +53,8 @@ struct CheckpointSelection: ParsableArguments {
   /// needs no confirmation).
   func confirmed(_ library: Library, verb: String, whatIf: Bool) throws -> [Checkpoint] {
     let (checkpoints, bulk) = try resolve(library)
+    // Without --vm the selection spans the library: deliberate even when one VM has the checkpoint
+    // (the engine's rule, BulkChange, covers the rest).
     if bulk && !all && !whatIf {
       let count = checkpoints.count
       let total = try library.vms().count
@@ -62,6 +64,9 @@ struct CheckpointSelection: ParsableArguments {
         "this would \(verb) \(which) on \(scope): \(checkpoints.map(\.vm).joined(separator: ", ")); pass --all to do it, --vm VM for one, or --what-if to see the plan"
       )
     }
+    try BulkChange.check(
+      vms: checkpoints.map(\.vm), verb: verb, all: all, whatIf: whatIf,
+      confirm: "pass --all to do it, --vm VM for one, or --what-if to see the plan")
     return checkpoints
   }
 }
