@@ -145,4 +145,25 @@ final class EngineLabAndJobTests: EngineTestCase {
     XCTAssertLessThan(after, before + 16 * 1024, "handles were not released: \(before) -> \(after) bytes")
     XCTAssertEqual(try lua("return web.name, cp.name"), ["web01", "clean"])
   }
+
+  /// A synchronous call waits for the jobs queued on its VM before it: a restore asked for after an
+  /// asynchronous checkpoint must not overtake it (the student's work went missing that way).
+  func testASynchronousCallKeepsItsPlaceBehindQueuedJobs() throws {
+    for round in 1...5 {
+      let results = try lua(
+        """
+        local web = vmlab.vm.create{name="web\(round)", disks={"16M"}, additions=true}
+        web:start(); web:write(1, 0, "clean")
+        local clean = web:checkpoint("clean")
+        web:start(); web:write(1, 0, "STUDENT")
+        local job = web:checkpoint{name="work", async=true}
+        clean:restore()
+        job:wait()
+        local now = web:read(1, 0, 7)
+        vmlab.checkpoints{vm="web\(round)", name="work"}[1]:restore()
+        return job.status, now, web:read(1, 0, 7)
+        """)
+      XCTAssertEqual(results, ["completed", "clean\0\0", "STUDENT"], "round \(round)")
+    }
+  }
 }

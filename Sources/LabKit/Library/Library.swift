@@ -14,7 +14,8 @@ public final class Library: @unchecked Sendable {
   public let host: HostDriver
   let catalog: Catalog
   private let lock: LibraryLock
-  private let vmLocks = KeyedLocks()
+  /// Operations on one VM, queued or not, run in the order they were asked.
+  let vmOrder = VMOrder()
   /// Test hook: called at named steps of multi-file operations; throwing there simulates a failure
   /// (or, with `SimulatedCrash`, a process that died on the spot).
   public var faultInjection: ((String) throws -> Void)?
@@ -127,10 +128,11 @@ public final class Library: @unchecked Sendable {
 
   // MARK: Serialisation
 
-  /// Runs `body` holding the VM's lock: one operation at a time per VM. An operation a failure left
-  /// half done on the VM is finished (or rolled back) first.
+  /// Runs `body` in the VM's turn: one operation at a time per VM, in the order they were asked
+  /// (a job in the order it was submitted). An operation a failure left half done on the VM is
+  /// finished (or rolled back) first.
   func withVMLock<T>(_ name: String, _ body: () throws -> T) throws -> T {
-    try vmLocks.withLock(name.lowercased()) {
+    try vmOrder.withTurn(name.lowercased()) {
       try settlePending(vm: name)
       return try body()
     }
@@ -144,22 +146,4 @@ public final class Library: @unchecked Sendable {
 /// A simulated process death in a test: the operation stops without cleaning up.
 public struct SimulatedCrash: Error {
   public init() {}
-}
-
-/// One lock per key, made on first use.
-final class KeyedLocks: @unchecked Sendable {
-  private let guardLock = NSLock()
-  private var locks: [String: NSRecursiveLock] = [:]
-
-  func withLock<T>(_ key: String, _ body: () throws -> T) rethrows -> T {
-    let lock = guardLock.withLock { () -> NSRecursiveLock in
-      if let existing = locks[key] { return existing }
-      let created = NSRecursiveLock()
-      locks[key] = created
-      return created
-    }
-    lock.lock()
-    defer { lock.unlock() }
-    return try body()
-  }
 }
