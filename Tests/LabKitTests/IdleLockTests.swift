@@ -16,7 +16,7 @@ final class IdleLockTests: LabKitTestCase {
     let waiting = expectation(description: "it says it waits for the other")
     let resumed = expectation(description: "resumed once the other let go")
     let waiter = Thread { [library] in
-      try? library!.resumeAfterIdle { waiting.fulfill() }
+      try? library!.resumeAfterIdle { _ in waiting.fulfill() }
       resumed.fulfill()
     }
     waiter.start()

@@ -26,20 +26,8 @@ enum SharedTestData {
 func runTool(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> (
   status: Int32, output: String, error: String
 ) {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: executable)
-  process.arguments = arguments
-  let output = Pipe()
-  let error = Pipe()
-  process.standardOutput = output
-  process.standardError = error
-  try process.run()
-  let outputData = output.fileHandleForReading.readDataToEndOfFile()
-  let errorData = error.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return (
-    process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self)
-  )
+  let result = try runProgram(executable, arguments, input: input)
+  return (result.status, result.output, result.error)
 }
 
 /// Finds a tool on the PATH, or skips the test with a clear message.

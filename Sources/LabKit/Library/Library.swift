@@ -27,9 +27,12 @@ public final class Library: @unchecked Sendable {
 
   /// Opens (creating on first use) the library at `path`; finishes or rolls back any operation a
   /// crash left behind. `wait` waits for another process that holds the library instead of failing.
-  public convenience init(at path: String, host: HostDriver = SimulatedHost(), wait: Bool = false) throws {
+  /// `waiting` is told who holds the library when `wait` has to wait for it.
+  public convenience init(
+    at path: String, host: HostDriver = SimulatedHost(), wait: Bool = false, waiting: (String) -> Void = { _ in }
+  ) throws {
     let root = try Library.prepareFolder(path)
-    try self.init(root: root, lock: try LibraryLock(folder: root, wait: wait), host: host)
+    try self.init(root: root, lock: try LibraryLock(folder: root, wait: wait, waiting: waiting), host: host)
   }
 
   /// Opens the library in `root` (an absolute path), already holding its lock.
@@ -69,10 +72,10 @@ public final class Library: @unchecked Sendable {
   /// Takes the library lock back after `releaseWhileIdle`, waiting for a process that uses the
   /// library now (`waiting` is called first, so a person is told why nothing happens), and settles
   /// what another process may have left half done.
-  public func resumeAfterIdle(waiting: () -> Void = {}) throws {
+  public func resumeAfterIdle(waiting: (String) -> Void = { _ in }) throws {
     guard !lock.isHeld else { return }
     if try !lock.acquire(wait: false) {
-      waiting()
+      waiting(lock.holder)
       _ = try lock.acquire(wait: true)
     }
     try settleWhatOthersLeft()

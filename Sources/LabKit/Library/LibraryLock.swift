@@ -10,9 +10,13 @@ final class LibraryLock {
   private let folder: String
   private var descriptor: Int32 = -1
 
-  init(folder: String, wait: Bool) throws {
+  /// Takes the lock; with `wait`, waits for a process that holds it, after telling `waiting` who.
+  init(folder: String, wait: Bool, waiting: (String) -> Void = { _ in }) throws {
     self.folder = folder
-    guard try acquire(wait: wait) else { throw busy() }
+    if try acquire(wait: false) { return }
+    guard wait else { throw busy() }
+    waiting(holder)
+    _ = try acquire(wait: true)
   }
 
   var isHeld: Bool { descriptor >= 0 }
@@ -39,13 +43,14 @@ final class LibraryLock {
 
   /// The error for a library another process holds, naming it when its note says who.
   func busy() -> LabKitError {
+    LabKitError(.busy, "library busy: \(holder); try again when it ends, or pass --wait to wait for it")
+  }
+
+  /// Who holds the library, as its note says ("another vmlab process (pid N) is using DIR").
+  var holder: String {
     let note = (try? String(contentsOfFile: folder + "/library.lock", encoding: .utf8))?
       .trimmingCharacters(in: .whitespacesAndNewlines)
-    let holder = note.flatMap { $0.isEmpty ? nil : " (\($0))" } ?? ""
-    return LabKitError(
-      .busy,
-      "library busy: another vmlab process\(holder) is using \(folder); try again when it ends, or pass --wait to wait for it"
-    )
+    return "another vmlab process\(note.flatMap { $0.isEmpty ? nil : " (\($0))" } ?? "") is using \(folder)"
   }
 
   /// Releases the lock now rather than when the object goes (a job thread may still hold the

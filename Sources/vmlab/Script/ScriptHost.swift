@@ -79,9 +79,8 @@ final class ScriptHost {
 
   /// Before the next chunk: the library lock again, waiting (and saying so) for a process using it.
   func resume() throws {
-    try library?.resumeAfterIdle {
-      FileHandle.standardError.write(
-        Data("vmlab: waiting for another vmlab process to finish with the library…\n".utf8))
+    try library?.resumeAfterIdle { holder in
+      FileHandle.standardError.write(Data("vmlab: \(holder); waiting for it to finish…\n".utf8))
     }
   }
 
