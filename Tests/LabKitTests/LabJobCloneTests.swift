@@ -42,17 +42,36 @@ final class LabTests: LabKitTestCase {
     try assertConsistent()
   }
 
+  /// A lab's checkpoint is one moment: every VM's checkpoint has the same time and file stamp,
+  /// running VMs run again afterwards, and one journaled operation made them.
+  func testLabCheckpointIsOneMoment() throws {
+    let names = try makeLab(5)
+    let plan = FaultPlan(step: "checkpoint:journaled", occurrence: 99)
+    library.faultInjection = plan.hit
+    let results = try library.checkpointLab("class", checkpoint: "moment")
+    library.faultInjection = nil
+    XCTAssertEqual(plan.seen.filter { $0 == "checkpoint:journaled" }.count, 1, "one journaled operation")
+    let checkpoints = try names.map { try library.checkpoint(vm: $0, named: "moment") }
+    XCTAssertEqual(Set(checkpoints.map(\.created)).count, 1, "one time")
+    XCTAssertEqual(Set(checkpoints.map(\.stamp)).count, 1, "one stamp")
+    XCTAssertEqual(results.map(\.vm), names)
+    for name in names { XCTAssertEqual(try library.vm(named: name).state, .running) }
+    try assertConsistent()
+  }
+
   func testLabCheckpointIsAllOrNothing() throws {
     let names = try makeLab(4)
     try library.checkpointLab("class", checkpoint: "before")
     let filesBefore = filesUnder(root)
     let contents = try names.map { try library.contents($0, disk: 1, size: small) }
-    let plan = FaultPlan(step: "checkpoint:disk2", occurrence: 3)  // one VM of four fails, the others succeed
+    // The third VM's second disk fails, after the disks of two VMs were made.
+    let plan = FaultPlan(step: "checkpoint:disk2", occurrence: 3)
     library.faultInjection = plan.hit
     let error = expectError(.failed) { try library.checkpointLab("class", checkpoint: "second") }
     library.faultInjection = nil
-    XCTAssertTrue(error?.message.contains("1 of 4") ?? false, error?.message ?? "")
-    XCTAssertEqual(plan.seen.filter { $0 == "checkpoint:disk2" }.count, 4)
+    XCTAssertTrue(
+      error?.message.contains("lab 'class' was not checkpointed (no VM was)") ?? false, error?.message ?? "")
+    XCTAssertEqual(plan.seen.filter { $0 == "checkpoint:disk2" }.count, 3)
     for name in names {
       XCTAssertEqual(try library.checkpoints(vm: name).map(\.name), ["before"], "\(name) keeps no 'second'")
       XCTAssertEqual(try library.vm(named: name).state, .running)

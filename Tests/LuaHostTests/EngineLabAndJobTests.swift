@@ -78,14 +78,16 @@ final class EngineLabAndJobTests: EngineTestCase {
       ])
     // A lab's async checkpoint is all or nothing, like the synchronous one.
     let library = try XCTUnwrap(library)
-    // One VM's checkpoint fails; the other's succeeds and must be undone.
+    // One VM's disk fails: no VM gets the checkpoint.
     library.faultInjection =
       FaultPlan(step: "checkpoint:disk1", error: LabKitError(.failed, "simulated disk failure")).hit
     let failed = try lua(
       "local job = vmlab.lab.get('l'):checkpoint{name='half', async=true}:wait(); return job.status, job.error")
     library.faultInjection = nil
     XCTAssertEqual(failed.first, "failed")
-    XCTAssertTrue(failed.last?.stringValue?.contains("1 of 2 VMs failed; the others were undone") ?? false, "\(failed)")
+    XCTAssertTrue(
+      failed.last?.stringValue?.contains("lab 'l' was not checkpointed (no VM was): simulated disk failure") ?? false,
+      "\(failed)")
     XCTAssertEqual(try lua("return #vmlab.checkpoints{name='half'}"), [0])
     assertError("vmlab.wait({1, 2})", contains: "item 1 is a number, not a Job")
     assertError("vmlab.job(9999)", contains: "job 9999 not found")

@@ -102,16 +102,25 @@ extension Library {
 
   /// A stamp for new files of a VM that no file or checkpoint of it uses yet.
   func freshStamp(vm: VMRecord, bases: [String]) throws -> String {
-    var date = Date()
+    try freshStamp(vms: [(vm, bases)], from: Date())
+  }
+
+  /// One stamp, from `date` on, that no file or checkpoint of any of these VMs uses yet (a lab's
+  /// checkpoint gives all its VMs the same one).
+  func freshStamp(vms: [(vm: VMRecord, bases: [String])], from date: Date) throws -> String {
+    var date = date
     while true {
       let stamp = CheckpointFileName.stamp(for: date)
       let taken = try catalog.read { db in
-        try CheckpointRecord.filter(Column("vmID") == vm.id! && Column("stamp") == stamp).fetchCount(db) > 0
+        try CheckpointRecord.filter(vms.map { $0.vm.id! }.contains(Column("vmID")) && Column("stamp") == stamp)
+          .fetchCount(db) > 0
       }
-      let fileTaken = bases.enumerated().contains { index, base in
-        FileManager.default.fileExists(
-          atPath: absolute(
-            vmFolder(vm.name) + "/" + CheckpointFileName(base: base, stamp: stamp, slot: index + 1).fileName))
+      let fileTaken = vms.contains { vm, bases in
+        bases.enumerated().contains { index, base in
+          FileManager.default.fileExists(
+            atPath: absolute(
+              vmFolder(vm.name) + "/" + CheckpointFileName(base: base, stamp: stamp, slot: index + 1).fileName))
+        }
       }
       if !taken && !fileTaken { return stamp }
       date = date.addingTimeInterval(0.001)
