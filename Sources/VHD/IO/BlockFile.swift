@@ -254,20 +254,3 @@ final class IOBuffer {
     UnsafeMutableRawBufferPointer(rebasing: bytes[range])
   }
 }
-
-extension UnsafeRawBufferPointer {
-  /// True when every byte is zero; reads eight bytes at a time.
-  var isAllZero: Bool {
-    guard let base = baseAddress else { return true }
-    let words = count / 8
-    var index = 0
-    while index < words {
-      if base.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self) != 0 { return false }
-      index += 1
-    }
-    for offset in (words * 8)..<count where base.load(fromByteOffset: offset, as: UInt8.self) != 0 {
-      return false
-    }
-    return true
-  }
-}

@@ -10,7 +10,8 @@ extension DiskChain {
     guard type != .differencing else {
       throw VHDError(path: path, field: "diskType", .invalidArgument, "a flattened disk is fixed or dynamic")
     }
-    let target = try VirtualDisk.create(at: path, size: size, type: type, blockSize: UInt32(blockSize))
+    let target = try VirtualDisk.create(
+      at: path, size: size, type: type, blockSize: UInt32(blockSize), exactSize: true)
     do {
       let output = DiskChain(layers: [target])
       try copyBlocks(progress: progress) { data, offset in
