@@ -120,6 +120,31 @@ final class DiskTests: XCTestCase {
     XCTAssertEqual(footer.uniqueID, disk.uniqueID)
   }
 
+  func testSystemCallFailuresNameTheFileAndTheCall() throws {
+    let folder = TemporaryFolder()
+    let missing = folder.file("missing.vhd")
+    do {
+      _ = try VirtualDisk.open(missing)
+      XCTFail("opened a missing file")
+    } catch let error as VHDError {
+      XCTAssertEqual(error.problem, .io)
+      XCTAssertTrue(error.description.contains(missing), error.description)
+      XCTAssertTrue(error.description.contains("cannot open: No such file or directory"), error.description)
+    }
+    let nowhere = folder.file("no-folder/new.vhd")
+    do {
+      _ = try VirtualDisk.create(at: nowhere, size: 1 << 20)
+      XCTFail("created a file in a missing folder")
+    } catch let error as VHDError {
+      XCTAssertEqual(error.problem, .io)
+      XCTAssertTrue(error.description.contains(nowhere), error.description)
+      XCTAssertTrue(error.description.contains("cannot create: No such file or directory"), error.description)
+    }
+    // A folder is refused by kind, before any read.
+    try FileManager.default.createDirectory(atPath: folder.file("dir.vhd"), withIntermediateDirectories: false)
+    assertVHDError(.invalidArgument, field: "file") { _ = try VirtualDisk.open(folder.file("dir.vhd")) }
+  }
+
   func testSavedStateDisksOpenReadOnly() throws {
     let folder = TemporaryFolder()
     let path = folder.file("saved.vhd")
