@@ -147,6 +147,39 @@ final class OperationsTests: XCTestCase {
     XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("e.vhd")))
   }
 
+  func testExportOfMixedBlocksCopiesEachRunFromItsLayer() throws {
+    // Four layers over a dynamic or fixed base, each writing sector runs of its own inside shared
+    // blocks: the export copies every run from the layer that holds it, the rest stays zeros.
+    for baseType in [DiskType.dynamic, .fixed] {
+      let folder = TemporaryFolder()
+      var random = SeededBytes(seed: 61)
+      let base = try VirtualDisk.create(at: folder.file("l0.vhd"), size: 12 << 20, type: baseType)
+      let size = Int(base.size)
+      base.close()
+      var model = [UInt8](repeating: 0, count: size)
+      for layer in 0..<5 {
+        let path = folder.file("l\(layer).vhd")
+        if layer > 0 { try VirtualDisk.createDifferencing(at: path, parent: folder.file("l\(layer - 1).vhd")).close() }
+        let chain = try DiskChain.open(path, writable: true)
+        for _ in 0..<25 {
+          let length = random.int(1..<70_000)
+          let offset = random.int(0..<(size - length))
+          let data = random.bytes(length)
+          try chain.write(data, at: UInt64(offset))
+          model.replaceSubrange(offset..<(offset + length), with: data)
+        }
+        chain.close()
+      }
+      let chain = try DiskChain.open(folder.file("l4.vhd"))
+      XCTAssertTrue(
+        try (0..<chain.blockCount).contains { try chain.source(ofBlock: $0) == .mixed }, "the chain has mixed blocks")
+      try RawImage.exportImage(chain, to: folder.file("out.raw"))
+      let exported = [UInt8](try Data(contentsOf: URL(fileURLWithPath: folder.file("out.raw"))))
+      XCTAssertTrue(exported == model, "\(baseType) base: the export reads as the chain was written")
+      XCTAssertTrue(try chain.read(at: 0, count: size) == model, "\(baseType) base: and so does a read")
+    }
+  }
+
   func testImportWritesOnlyThePagesThatHoldData() throws {
     // 48 MiB with about 15 % of its 4 KiB pages holding data, spread over every block but three.
     let folder = TemporaryFolder()

@@ -114,6 +114,11 @@ final class BlockFile {
     file.dropCache(at: offset, count: count)
   }
 
+  /// Asks the kernel to start reading a range now, so that a later read finds it cached.
+  func prefetch(at offset: UInt64, count: Int) {
+    file.prefetch(at: offset, count: count)
+  }
+
   /// Forces written data to stable storage: merges rely on it before anything is deleted.
   func synchronize() throws {
     try file.synchronize()

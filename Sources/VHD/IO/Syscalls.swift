@@ -154,6 +154,12 @@ struct SystemFile {
     _ = posix_fadvise(descriptor.rawValue, off_t(offset), off_t(count), 4)
   }
 
+  /// posix_fadvise(WILLNEED): starts reading a range into the page cache now, without waiting.
+  /// Advice only.
+  func prefetch(at offset: UInt64, count: Int) {
+    _ = posix_fadvise(descriptor.rawValue, off_t(offset), off_t(count), 3)
+  }
+
   /// lseek(SEEK_DATA): the first offset at or after `offset` that holds data, or nil when only a hole
   /// follows. A file system without SEEK_DATA answers `offset` (everything counts as data).
   func nextData(from offset: UInt64) -> UInt64? {

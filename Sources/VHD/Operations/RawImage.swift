@@ -65,18 +65,15 @@ public enum RawImage {
     do {
       defer { raw.close() }
       try raw.resize(to: chain.size)
-      // Blocks one layer holds whole are copied file to file in the kernel; blocks of zeros stay
-      // holes; mixed blocks are read through the chain. Writeback starts block by block.
+      // Blocks one layer holds whole, and each run of sectors of a mixed block, are copied file to
+      // file in the kernel; zeros stay holes. Writeback starts block by block.
       try chain.copyBlocks(
         progress: progress,
         wholeLayer: { layer, offset, count, buffer in
           try chain.copyWhole(layer: layer, at: offset, count: count, into: raw, buffer: buffer)
-          raw.startWriteback(at: offset, count: count)
         },
-        { data, offset in
-          try raw.write(data, at: offset)
-          raw.startWriteback(at: offset, count: data.count)
-        })
+        blockDone: { offset, count in raw.startWriteback(at: offset, count: count) },
+        { data, offset in try raw.write(data, at: offset) })
       try raw.synchronize()
     } catch {
       try? FileManager.default.removeItem(atPath: absolute)
