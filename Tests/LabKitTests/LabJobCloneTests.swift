@@ -1,11 +1,13 @@
 import Foundation
 import TestSupport
+import VHD
 import XCTest
 
 @testable import LabKit
 
 final class LabTests: LabKitTestCase {
-  let small: UInt64 = 4 * MiB
+  /// 4 MiB rounded up to a whole CHS geometry: the size a VM created with 4 MiB disks sees.
+  let small = DiskGeometry.rounding(size: 4 * MiB).size
 
   func makeLab(_ count: Int) throws -> [String] {
     let names = (1...count).map { "pc\($0)" }

@@ -1,11 +1,13 @@
 import Foundation
 import TestSupport
+import VHD
 import XCTest
 
 @testable import LabKit
 
 final class RepairTests: LabKitTestCase {
-  let small: UInt64 = 4 * MiB
+  /// 4 MiB rounded up to a whole CHS geometry: the size a VM created with 4 MiB disks sees.
+  let small = DiskGeometry.rounding(size: 4 * MiB).size
 
   func contents(_ vm: String, disks: Int) throws -> [[UInt8]] {
     try (1...disks).map { try library.contents(vm, disk: $0, size: small) }

@@ -131,7 +131,7 @@ final class EngineCheckpointTests: EngineTestCase {
       return #diff, diff[1].disk, diff[1].changedBytes, diff[1].ranges[1].offset, diff[1].ranges[1].length,
         diff[2].changedBytes, #exported, exported[1].type, exported[1].size
       """)
-    XCTAssertEqual(results, [2, 1, 4096, 65536, 4096, 512, 2, "dynamic", 16_777_216])
+    XCTAssertEqual(results, [2, 1, 4096, 65536, 4096, 512, 2, "dynamic", 16_781_312])
     XCTAssertEqual(try lua("return web:checkpoint('later').space > 0")[0], true)
     assertError("cp:export(folder .. '/x', 'differencing')", contains: #""dynamic" or "fixed""#)
   }

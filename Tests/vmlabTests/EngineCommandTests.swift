@@ -27,13 +27,15 @@ final class EngineCommandTests: XCTestCase {
   }
 
   func testVMsCheckpointsAndRestoreThroughTheVerbs() throws {
-    try run(["vm", "create", "web01", "--disk", "16M", "--disk", "4M", "--additions"])
+    var result = try run(["vm", "create", "web01", "--disk", "16M", "--disk", "4M", "--additions"])
+    XCTAssertTrue(result.output.contains("disk 1: size 16,777,216 bytes rounded up to 16,781,312 bytes"), result.output)
+    XCTAssertTrue(result.output.contains("disk 2: size 4,194,304 bytes rounded up to 4,212,736 bytes"), result.output)
     try run(["vm", "create", "web02", "--disk", "16M"])
     let vms = try XCTUnwrap(try json(["vm", "list"]) as? [[String: Any]])
     XCTAssertEqual(vms.compactMap { $0["name"] as? String }, ["web01", "web02"])
 
     try run(["vm", "start", "web01"])
-    var result = try run(["checkpoint", "new", "web01", "clean", "--description", "before"])
+    result = try run(["checkpoint", "new", "web01", "clean", "--description", "before"])
     XCTAssertTrue(result.output.contains("'clean' of web01 taken (shut down)"), result.output)
     try run(["checkpoint", "new", "web02", "clean"])
 

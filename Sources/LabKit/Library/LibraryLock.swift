@@ -1,14 +1,10 @@
 import Foundation
 
-#if canImport(Glibc)
-  import Glibc
-#endif
-
 /// An exclusive lock on a library folder, held while a process uses it, so that two vmlab processes
 /// never change the same library at once. The kernel releases it if the process dies.
 final class LibraryLock {
   private let folder: String
-  private var descriptor: Int32 = -1
+  private var file: SystemFile?
 
   /// Takes the lock; with `wait`, waits for a process that holds it, after telling `waiting` who.
   init(folder: String, wait: Bool, waiting: (String) -> Void = { _ in }) throws {
@@ -19,25 +15,21 @@ final class LibraryLock {
     _ = try acquire(wait: true)
   }
 
-  var isHeld: Bool { descriptor >= 0 }
+  var isHeld: Bool { file != nil }
 
   /// Takes the lock (again, after `release()`); false when another process holds it and `wait` is
   /// false.
   func acquire(wait: Bool) throws -> Bool {
-    guard descriptor < 0 else { return true }
-    let path = folder + "/library.lock"
-    descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-    guard descriptor >= 0 else {
-      throw LabKitError(.failed, "cannot open the library lock \(path): \(String(cString: strerror(errno)))")
-    }
-    if flock(descriptor, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
-      close(descriptor)
-      descriptor = -1
+    guard file == nil else { return true }
+    let file = try SystemFile.open(folder + "/library.lock", .readWriteCreating, what: "the library lock")
+    guard try file.lockExclusively(wait: wait) else {
+      file.close()
       return false
     }
-    let note = "pid \(getpid())\n"
-    ftruncate(descriptor, 0)
-    _ = note.withCString { pwrite(descriptor, $0, strlen($0), 0) }
+    self.file = file
+    // Who holds the lock, for the message another process shows; the lock holds without it.
+    try? file.truncate()
+    try? file.write(Data("pid \(ProcessInfo.processInfo.processIdentifier)\n".utf8))
     return true
   }
 
@@ -56,10 +48,10 @@ final class LibraryLock {
   /// Releases the lock now rather than when the object goes (a job thread may still hold the
   /// library for a moment after its work ends). Releasing twice does nothing.
   func release() {
-    guard descriptor >= 0 else { return }
-    flock(descriptor, LOCK_UN)
-    close(descriptor)
-    descriptor = -1
+    guard let file else { return }
+    file.unlock()
+    file.close()
+    self.file = nil
   }
 
   deinit {

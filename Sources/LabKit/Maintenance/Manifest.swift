@@ -1,10 +1,6 @@
 import Foundation
 import GRDB
 
-#if canImport(Glibc)
-  import Glibc
-#endif
-
 /// `vms/NAME/vm.json`: what the catalog knows of one VM, kept beside its files so that
 /// `library repair` can rebuild the catalog with names and descriptions intact. Written after every
 /// committed operation; the catalog stays the authority while it exists.
@@ -191,16 +187,15 @@ extension Library {
       // Plain open and write, no fsync: Foundation's writers fsync, which would cost more than the
       // operation itself, and a manifest is only a copy of the catalog for `library repair` (the file
       // system orders the data before the rename).
-      let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-      guard descriptor >= 0 else {
-        throw LabKitError(.failed, "cannot write \(temporary): \(String(cString: strerror(errno)))")
+      let file = try SystemFile.open(temporary, .writeTruncating, what: "the manifest's temporary file")
+      do {
+        try file.write(data)
+      } catch {
+        file.close()
+        throw error
       }
-      let written = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-      Glibc.close(descriptor)
-      guard written == data.count else { throw LabKitError(.failed, "cannot write \(temporary)") }
-      guard rename(temporary, path) == 0 else {
-        throw LabKitError(.failed, "cannot replace \(path): \(String(cString: strerror(errno)))")
-      }
+      file.close()
+      try SystemFile.rename(temporary, over: path)
     } catch {
       removeFileIfPresent(temporary)
       throw error
