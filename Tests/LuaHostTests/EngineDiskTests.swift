@@ -111,6 +111,34 @@ final class EngineDiskTests: EngineTestCase {
     XCTAssertEqual(libraryOpens, 0)
   }
 
+  /// Properties are kept between reads, but never past a change of the file: one put in its place
+  /// (a new inode), one rewritten in place, a parent that changed, one removed.
+  func testPropertiesFollowTheFileBehindTheHandle() throws {
+    try lua(
+      """
+      d = vmlab.disk.create{path=folder .. "/a.vhd", size="8M"}
+      first = {d.size, d.type, #d.chain}
+      """)
+    XCTAssertEqual(try lua("return d.size, d.type, #d.chain, tostring(d)").first, 8_388_608)
+    // Replaced by rename, as editors and copies do: another file, another size.
+    try VirtualDisk.create(at: folder + "/b.vhd", size: 16 << 20, type: .fixed).close()
+    try FileManager.default.removeItem(atPath: folder + "/a.vhd")
+    try FileManager.default.moveItem(atPath: folder + "/b.vhd", toPath: folder + "/a.vhd")
+    XCTAssertEqual(
+      try lua("return d.size, d.type, #d.chain, tostring(d)"),
+      [16_777_216, "fixed", 1, .text("Disk \(folder!)/a.vhd (fixed, 16 MiB)")])
+    // Removed and made again in place (the inode may well be the same one): a differencing disk now.
+    try VirtualDisk.create(at: folder + "/base.vhd", size: 4 << 20).close()
+    try FileManager.default.removeItem(atPath: folder + "/a.vhd")
+    try VirtualDisk.createDifferencing(at: folder + "/a.vhd", parent: folder + "/base.vhd").close()
+    XCTAssertEqual(
+      try lua("return d.size, d.type, #d.chain, d.parent.path"),
+      [4_194_304, "differencing", 2, .text(folder + "/base.vhd")])
+    try FileManager.default.removeItem(atPath: folder + "/a.vhd")
+    assertError("return d.size", contains: "a.vhd")
+    assertError("return d.chain", contains: "a.vhd")
+  }
+
   func testRequireGivesTheSameModule() throws {
     XCTAssertEqual(try lua(#"return require("vmlab") == vmlab, type(vmlab.version)"#), [true, "string"])
   }

@@ -18,6 +18,8 @@ final class EngineBinding {
   weak var labClass: LuaClass<LabHandle>?
   weak var jobClass: LuaClass<JobHandle>?
   weak var diskClass: LuaClass<DiskHandle>?
+  /// What Disk properties read, kept while the files stay the same.
+  let diskFacts = DiskFacts()
 
   /// False in a sandbox: functions that name files by path (`vmlab.disk`, `vm.create{from=}`,
   /// `checkpoint:export`) are refused, so an untrusted script reaches only the library's own VMs.
