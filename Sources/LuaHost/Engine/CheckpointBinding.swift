@@ -44,13 +44,13 @@ extension EngineBinding {
     checkpoint.method("restore") { handle, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf", "async"])
       let id = try self.current(handle).id
-      if try arguments.flag(1, "async") { return [try self.wrapJob(try self.library.restoreJob(checkpoint: id))] }
+      if try arguments.flag(1, "async") { return [try self.queued(try self.library.restoreJob(checkpoint: id))] }
       return [try self.restore(id, whatIf: try arguments.flag(1, "whatIf"))]
     }
     checkpoint.method("merge") { handle, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf", "async"])
       let id = try self.current(handle).id
-      if try arguments.flag(1, "async") { return [try self.wrapJob(try self.library.mergeJob(checkpoint: id))] }
+      if try arguments.flag(1, "async") { return [try self.queued(try self.library.mergeJob(checkpoint: id))] }
       return [try self.plan(try self.library.merge(checkpoint: id, whatIf: try arguments.flag(1, "whatIf")))]
     }
     checkpoint.method("remove") { handle, arguments in
@@ -123,7 +123,7 @@ extension EngineBinding {
       }
       let ids = try handles.map { try self.current($0).id }
       if try arguments.flag(1, "async") {
-        return [try self.list(.jobs, try ids.map { try self.wrapJob(try self.library.restoreJob(checkpoint: $0)) })]
+        return [try self.list(.jobs, try ids.map { try self.queued(try self.library.restoreJob(checkpoint: $0)) })]
       }
       let library = try self.library
       let outcomes = parallelMap(ids) { id in try library.restore(checkpoint: id, whatIf: whatIf) }
@@ -139,7 +139,7 @@ extension EngineBinding {
       if try arguments.flag(1, "async") {
         return [
           try self.list(
-            .jobs, try handles.map { try self.wrapJob(try library.mergeJob(checkpoint: try self.current($0).id)) })
+            .jobs, try handles.map { try self.queued(try library.mergeJob(checkpoint: try self.current($0).id)) })
         ]
       }
       // One VM's checkpoints in turn (merging one folds the later ones of its line, which are then

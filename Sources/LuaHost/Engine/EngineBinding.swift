@@ -25,10 +25,16 @@ final class EngineBinding {
   /// `checkpoint:export`) are refused, so an untrusted script reaches only the library's own VMs.
   let fileAccess: Bool
 
-  init(state: LuaState, openLibrary: @escaping () throws -> Library, fileAccess: Bool = true) {
+  /// Where the jobs the script queues are recorded (nil: nobody asks).
+  let queuedJobs: QueuedJobs?
+
+  init(
+    state: LuaState, openLibrary: @escaping () throws -> Library, fileAccess: Bool = true, queuedJobs: QueuedJobs? = nil
+  ) {
     self.state = state
     self.openLibrary = openLibrary
     self.fileAccess = fileAccess
+    self.queuedJobs = queuedJobs
   }
 
   /// Throws when `what` would touch the file system by path and the state is sandboxed.

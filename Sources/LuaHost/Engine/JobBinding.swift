@@ -64,6 +64,12 @@ extension EngineBinding {
     try defined(jobClass).wrap(JobHandle(id: job.id))
   }
 
+  /// A job the script asked for, recorded so that the end of the run reports it if it failed.
+  func queued(_ job: Job) throws -> LuaValue {
+    queuedJobs?.record(job)
+    return try wrapJob(job)
+  }
+
   /// Waits for every job; returns them (a Jobs list) and how many failed.
   private func wait(_ values: [LuaValue]) throws -> [LuaValue] {
     let handles = try values.enumerated().map { index, value in

@@ -50,7 +50,7 @@ extension EngineBinding {
         // One job for the lab: all or nothing, as the synchronous call.
         let job = try self.library.checkpointLabJob(
           current.name, checkpoint: request.name, description: request.description)
-        return [try self.wrapJob(job)]
+        return [try self.queued(job)]
       }
       let results = try self.library.checkpointLab(
         current.name, checkpoint: request.name, description: request.description)

@@ -29,8 +29,8 @@ struct ReplCommand: ParsableCommand {
     }
     Repl(state: host.state).run(reader: &reader)
     reader.close()
-    host.finish()
     fflush(nil)
+    guard host.finish() else { throw ExitCode.failure }  // a queued job failed: said, as `run` does
   }
 }
 
