@@ -13,7 +13,8 @@ struct ReplCommand: ParsableCommand {
       is not complete yet (an open `function`, `do`, `{`) continues on the `>>` prompt. On a \
       terminal lines can be edited and history is kept in $VMLAB_HISTORY (default \
       ~/.vmlab_history). When standard input is not a terminal, lines are read from it without \
-      prompts. Ctrl-C stops the chunk that is running; Ctrl-D ends the session.
+      prompts. Ctrl-C stops the chunk that is running, or at the prompt abandons the line being \
+      typed; Ctrl-D ends the session.
       """)
 
   @OptionGroup var library: LibraryOptions
@@ -40,7 +41,15 @@ struct Repl {
 
   func run(reader: inout LineReader) {
     var pending: String?
-    while let line = reader.readLine(prompt: pending == nil ? "> " : ">> ") {
+    reading: while true {
+      let line: String
+      switch reader.readLine(prompt: pending == nil ? "> " : ">> ") {
+      case .end: break reading
+      case .interrupted:
+        pending = nil  // Ctrl-C abandons the chunk being typed too
+        continue reading
+      case .line(let text): line = text
+      }
       if pending == nil {
         // An expression first (`return <line>`), as lua.c 5.4 does; then a statement.
         if let function = try? state.load("return " + line, name: .stdin) {
