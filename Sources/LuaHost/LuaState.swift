@@ -20,6 +20,8 @@ public final class LuaState {
   /// Registry references of the metatables created once per state.
   var boxMetatable: Int32 = LUA_NOREF
   var listTypes: [String: LuaListType] = [:]
+  /// The properties each class shows as table columns (`LuaClass.columns`), by metatable address.
+  var displayColumns: [UnsafeRawPointer: [String]] = [:]
 
   /// A full interpreter with every standard library.
   public convenience init() throws {
@@ -197,6 +199,23 @@ public final class LuaState {
   public func collectGarbage() {
     guard isOpen else { return }
     vmlab_collect_garbage(current)
+  }
+
+  /// What `tostring(value)` gives (honouring __tostring), or a plain description when it fails.
+  public func describe(_ value: LuaValue) -> String {
+    switch value {
+    case .string(let bytes): return String(decoding: bytes, as: UTF8.self)
+    case .nil, .boolean, .integer: return value.description
+    default: break
+    }
+    guard isOpen else { return value.description }
+    let L = current
+    let top = lua_gettop(L)
+    defer { lua_settop(L, top) }
+    lua_checkstack(L, 4)
+    push(value, on: L)
+    guard vmlab_tolstring(L, -1) == LUA_OK, let text = stringIfString(at: -1, on: L) else { return value.description }
+    return text
   }
 
   // MARK: Internals

@@ -50,9 +50,48 @@ final class ReplTests: XCTestCase {
     XCTAssertEqual(result.output, "VM web01 (stopped, 1 disk)\nVM web01 (running, 1 disk)\n1\n")
   }
 
+  /// What a person exploring wants to see: lists as tables of their items, plans and other tables
+  /// as their fields, never `VMs: 0x…`.
+  func testListsAndTablesShowTheirContents() throws {
+    let result = try repl(
+      """
+      web = vmlab.vm.create{name='web01', disks={'8M', '4M'}}
+      vmlab.vm.create{name='db01', disks={'8M'}}:checkpoint{name='clean'}
+      web:checkpoint{name='clean'}
+      vmlab.vms()
+      vmlab.checkpoints{mostRecent=true}
+      vmlab.checkpoints{vm='web01'}[1]:restore{whatIf=true}
+      web.disks[1].chain
+      {}
+
+      """)
+    XCTAssertFalse(result.output.contains("0x"), result.output)
+    XCTAssertEqual(result.error, "")
+    let lines = result.output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    // vmlab.vms(): a header, a rule, a row per VM.
+    let vms = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("name   state") }, result.output)
+    XCTAssertTrue(lines[vms + 1].hasPrefix("----   -----"), result.output)
+    XCTAssertTrue(lines[vms + 2].hasPrefix("db01   stopped  1 "), result.output)
+    XCTAssertTrue(lines[vms + 3].hasPrefix("web01  stopped  2 "), result.output)
+    // The most recent checkpoints: one row each, the VM by name.
+    let checkpoints = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("name   vm     id") }, result.output)
+    XCTAssertTrue(lines[checkpoints + 2].hasPrefix("clean  db01   1"), result.output)
+    XCTAssertTrue(lines[checkpoints + 3].hasPrefix("clean  web01  2"), result.output)
+    // The what-if plan: its fields, the files one per line.
+    let plan = try XCTUnwrap(lines.firstIndex(of: "vm                 : web01"), result.output)
+    XCTAssertEqual(lines[plan + 1], "operation          : restore")
+    XCTAssertEqual(lines[plan + 2], "applied            : false")
+    XCTAssertTrue(lines.contains { $0.hasPrefix("filesRemoved       : \(folder.file("library"))/vms/web01/") })
+    // The chain: its paths, leaf first.
+    let chain = try XCTUnwrap(lines.firstIndex { $0.hasSuffix("/vms/web01/web01-disk1.vhd") }, result.output)
+    XCTAssertTrue(lines[chain - 1].hasSuffix("_01.vhd"), result.output)
+    XCTAssertEqual(lines[chain + 1], "{}")
+  }
+
   func testCtrlCStopsTheRunningChunkAndTheSessionGoesOn() throws {
     let repl = try BackgroundVMLab(["repl", "--library", folder.file("library")])
-    repl.send("n = 0\nprint('looping') io.stdout:flush() while true do n = n + 1 end\n")
+    // It says so from inside the loop: an interrupt now lands at the very next instruction.
+    repl.send("n = 0\nwhile true do n = n + 1 if n == 1 then print('looping') io.stdout:flush() end end\n")
     // Interrupt once the loop runs (it says so), not while vmlab is still starting.
     try repl.waitForOutput("looping\n")
     repl.process.interrupt()  // SIGINT, as Ctrl-C sends

@@ -156,7 +156,9 @@ final class ScriptCommandTests: XCTestCase {
   }
 
   func testCtrlCStopsTheScriptWithATraceback() throws {
-    let script = write("spin.lua", "print('started')\nio.stdout:flush()\nwhile true do end\n")
+    // It says so from inside the loop: an interrupt now lands at the very next instruction.
+    let script = write(
+      "spin.lua", "local n = 0\nwhile true do n = n + 1 if n == 1 then print('started') io.stdout:flush() end end\n")
     let running = try BackgroundVMLab(["run", script])
     // Interrupt once the script runs (it says so), not while vmlab is still starting.
     try running.waitForOutput("started")
@@ -164,7 +166,7 @@ final class ScriptCommandTests: XCTestCase {
     running.finish()
     XCTAssertEqual(running.process.terminationReason, .exit, "vmlab died of the signal instead of stopping the script")
     XCTAssertEqual(running.status, 1, running.errors)
-    XCTAssertTrue(running.errors.contains("spin.lua:3: interrupted"), running.errors)
+    XCTAssertTrue(running.errors.contains("spin.lua:2: interrupted"), running.errors)
     XCTAssertTrue(running.errors.contains("stack traceback"), running.errors)
   }
 

@@ -130,6 +130,10 @@ int vmlab_gettable(lua_State *L, int index);
 /// failure the error triple is pushed.
 int vmlab_settable(lua_State *L, int index);
 
+/// tostring(v) (__tostring and __name honoured), protected: the value at `index` stays; on success
+/// the string is pushed, on failure the error triple.
+int vmlab_tolstring(lua_State *L, int index);
+
 // ---------------------------------------------------------------------------------------------
 // The C macros Swift cannot import, as inline functions.
 // ---------------------------------------------------------------------------------------------

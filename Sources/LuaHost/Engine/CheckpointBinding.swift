@@ -24,6 +24,7 @@ extension EngineBinding {
       return base + ")"
     }
 
+    checkpoint.columns(["name", "vm", "id", "created", "current", "space"])
     checkpoint.property("id") { .integer($0.id) }
     checkpoint.property("name") { .text($0.name) }
     checkpoint.property("description") { handle in .text(try self.current(handle).description) }

@@ -45,6 +45,7 @@ extension EngineBinding {
       }
     }
 
+    disk.columns(["path", "type", "size"])
     disk.property("path") { .text($0.path) }
     disk.property("closed") { handle in
       if case .open = handle.status { return false }

@@ -25,6 +25,7 @@ extension EngineBinding {
       return text + ")"
     }
 
+    job.columns(["id", "kind", "target", "status", "progress", "result", "error"])
     job.property("id") { .integer($0.id) }
     job.property("kind") { handle in .text(try self.library.job(id: handle.id).kind) }
     job.property("target") { handle in .text(try self.library.job(id: handle.id).target) }

@@ -18,6 +18,7 @@ extension EngineBinding {
       return "Lab \(current.name) (\(current.vms.count == 1 ? "1 VM" : "\(current.vms.count) VMs"))"
     }
 
+    lab.columns(["name", "vms", "created"])
     lab.property("id") { .integer($0.id) }
     lab.property("name") { .text($0.name) }
     lab.property("created") { handle in .text(Self.format(try self.current(handle).created)) }

@@ -22,6 +22,7 @@ extension EngineBinding {
       return "VM \(current.name) (\(current.state.rawValue), \(disks))"
     }
 
+    vm.columns(["name", "state", "disks", "additions", "host", "currentCheckpoint"])
     vm.property("id") { .integer($0.id) }
     vm.property("name") { .text($0.name) }
     vm.property("state") { handle in .text(try self.current(handle).state.rawValue) }

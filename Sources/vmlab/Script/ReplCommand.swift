@@ -82,7 +82,8 @@ struct Repl {
     if reader.isInteractive { print() }
   }
 
-  /// Runs a chunk and prints what it returned with the global `print` (so a script may replace it).
+  /// Runs a chunk and prints what it returned with the global `print` (so a script may replace it),
+  /// tables shown by their contents.
   /// Ctrl-C stops a chunk that runs too long and the session goes on.
   private func evaluate(_ function: LuaFunction) {
     do {
@@ -92,7 +93,9 @@ struct Repl {
         guard let print = state[global: "print"].functionValue else {
           throw LuaError(.runtime, message: "cannot print the results: the global 'print' is not a function")
         }
-        try print.call(arguments: results)
+        // Lists and tables as their contents, not their address (LuaDisplay).
+        let display = LuaDisplay(state: state)
+        try print.call(arguments: results.map { display.text(for: $0).map(LuaValue.text) ?? $0 })
       }
       fflush(nil)
     } catch {
