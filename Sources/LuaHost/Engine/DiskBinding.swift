@@ -72,6 +72,7 @@ extension EngineBinding {
       let bytes = try arguments.bytes(2)
       let chain = try DiskChain.open(try handle.usablePath(), writable: true)
       defer { chain.close() }
+      self.diskFacts.mayHaveChanged()
       try chain.write(bytes, at: start)
       try chain.synchronize()
       return [.integer(Int64(bytes.count))]
@@ -87,8 +88,7 @@ extension EngineBinding {
         )
       }
       let report = try DiskChain.merge(child: path)
-      self.diskFacts.forget(path)
-      self.diskFacts.forget(report.parent)
+      self.diskFacts.mayHaveChanged()
       if report.childRemoved { handle.status = .merged(into: report.parent) }
       return [
         try self.wrapDisk(report.parent),
@@ -147,7 +147,7 @@ extension EngineBinding {
             throw arguments.error(1, "a differencing disk has its parent's size; leave 'size' out")
           }
           try VirtualDisk.createDifferencing(at: path, parent: parentPath).close()
-          self.diskFacts.forget(path)
+          self.diskFacts.forget(path)  // a file made where another was: the inode may be the same
           return [try self.wrapDisk(path)]
         }
         let sizeValue = try arguments.field(1, "size")
@@ -164,7 +164,7 @@ extension EngineBinding {
           type = named
         }
         try VirtualDisk.create(at: path, size: size, type: type).close()
-        self.diskFacts.forget(path)
+        self.diskFacts.forget(path)  // a file made where another was: the inode may be the same
         return [try self.wrapDisk(path)]
       })
     functions["open"] = .function(

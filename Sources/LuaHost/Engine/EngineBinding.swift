@@ -49,6 +49,8 @@ final class EngineBinding {
   /// scripts never open one).
   var library: Library {
     get throws {
+      // Every engine call comes through here, and may change VHD files that Disk handles name.
+      diskFacts.mayHaveChanged()
       if let openedLibrary { return openedLibrary }
       do {
         let library = try openLibrary()
