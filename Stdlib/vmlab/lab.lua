@@ -163,10 +163,21 @@ function lab.build(spec)
   local ok, problem = pcall(function()
     local template = spec.template
     if spec.linked and not template then
-      -- A blank template of the first disk's size; the library keeps its own copy (named after it).
-      madeTemplate = (os.getenv("TMPDIR") or "/tmp") .. "/" .. name .. "-template.vhd"
-      os.remove(madeTemplate)
-      vmlab.disk.create { path = madeTemplate, size = disks[1] }:close()
+      -- A blank template of the first disk's size; the library keeps its own copy (named after
+      -- it). A file of that name that is already there is someone's: take the next free name.
+      local base = (os.getenv("TMPDIR") or "/tmp") .. "/" .. name .. "-template"
+      local candidate, number = base .. ".vhd", 1
+      local function exists(path)
+        local file = io.open(path, "rb")
+        if file then file:close() end
+        return file ~= nil
+      end
+      while exists(candidate) do
+        number = number + 1
+        candidate = base .. "-" .. number .. ".vhd"
+      end
+      vmlab.disk.create { path = candidate, size = disks[1] }:close()
+      madeTemplate = candidate
       template = madeTemplate
     end
     for index, vmName in ipairs(names) do

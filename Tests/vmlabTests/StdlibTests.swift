@@ -223,6 +223,21 @@ final class StdlibTests: XCTestCase {
     try libraryIsSound()
   }
 
+  /// The blank template of a linked lab goes to $TMPDIR; a file already there is left alone.
+  func testBuildLabLeavesAFileInTheTemplatesPlaceAlone() throws {
+    let scratch = folder.file("tmp")
+    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    let mine = scratch + "/web-template.vhd"
+    try Data("not a disk, and not vmlab's".utf8).write(to: URL(fileURLWithPath: mine))
+    let result = try vmlab(
+      ["run", "--library", library, "build-lab.lua", "web", "--vms", "2", "--disks", "8M", "--linked"], in: folder.path,
+      environment: ["TMPDIR": scratch])
+    XCTAssertEqual(result.status, 0, result.error)
+    XCTAssertEqual(try String(contentsOfFile: mine, encoding: .utf8), "not a disk, and not vmlab's")
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch), ["web-template.vhd"])
+    try libraryIsSound()
+  }
+
   /// Teardown removes the lab, and keeps (and names) a VM another lab also holds.
   func testTeardownKeepsVMsAnotherLabHolds() throws {
     try script("build-lab.lua", ["--vms", "2", "--disks", "8M"])
