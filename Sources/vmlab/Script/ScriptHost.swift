@@ -101,17 +101,24 @@ final class ScriptHost {
   func finish() -> Bool {
     guard let library else { return true }
     self.library = nil
-    var failed: [Job] = []
+    let failed: [Job]
     do {
       failed = try queuedJobs.failures(in: library)
     } catch {
-      Self.report(error)
+      Self.report(error)  // the jobs' outcome is unknown: not a success
+      try? library.close()
+      return false
     }
     try? library.close()
     guard !failed.isEmpty else { return true }
     fflush(nil)
     let count = queuedJobs.ids.count
-    var text = "vmlab: \(failed.count) of the \(count) job\(count == 1 ? "" : "s") the script queued failed:\n"
+    var text = "vmlab: "
+    if failed.count < count {
+      text += "\(failed.count) of the \(count) jobs the script queued failed:\n"
+    } else {
+      text += count == 1 ? "the job the script queued failed:\n" : "all \(count) jobs the script queued failed:\n"
+    }
     for job in failed {
       text += "  job \(job.id), \(job.kind) of \(job.target): \(job.error ?? "failed")\n"
     }
