@@ -46,12 +46,9 @@ static void vmlab_prompt_on_sigint(int signal) {
 static void vmlab_prompt_on_sigalrm(int signal) { (void)signal; }
 
 /// From now until vmlab_prompt_release_sigint, SIGINT sets the flag and SIGALRM only interrupts.
-/// libedit installs no signal handlers of its own (call this before its first use): its SIGINT
-/// handler switches the terminal to cooked mode before passing the signal on, and the next prompt
-/// could then stay cooked (keys echoed twice, Ctrl-D lost); without it, the interrupted read ends
-/// the line through libedit's normal path, which restores the terminal.
+/// libedit keeps its own handlers (they restore the terminal, follow resizes, Ctrl-Z and fg): while
+/// it reads a line they run first and pass SIGINT on to this one.
 static inline void vmlab_prompt_catch_sigint(void) {
-  rl_catch_signals = 0;
   struct sigaction action;
   memset(&action, 0, sizeof action);
   sigemptyset(&action.sa_mask);

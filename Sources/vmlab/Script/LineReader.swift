@@ -36,7 +36,7 @@ struct EditLineReader: LineReader {
     } else {
       historyPath = nil
     }
-    vmlab_prompt_catch_sigint()  // before libedit starts: it then leaves signals alone
+    vmlab_prompt_catch_sigint()  // before libedit starts: it passes SIGINT on to this handler
     using_history()
     stifle_history(1000)
     if let historyPath { _ = read_history(historyPath) }
