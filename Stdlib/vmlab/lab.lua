@@ -39,6 +39,7 @@ function lab.options(args, defaults, usage)
   while args[index] ~= nil do
     local word = args[index]
     if word == "--help" or word == "-h" then
+      if not os then error(usage, 0) end  -- the sandbox has no os.exit: stop with the usage
       print(usage)
       os.exit(0)
     end

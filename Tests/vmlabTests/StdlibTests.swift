@@ -173,6 +173,12 @@ final class StdlibTests: XCTestCase {
       XCTAssertTrue(result.error.contains("usage: vmlab run \(name)"), "\(name) \(arguments): \(result.error)")
     }
     XCTAssertEqual(try snapshot(), before, "a usage error changed the library")
+    // The sandbox has no os.exit: the usage error is an error there (exit 1), still before anything.
+    let sandboxed = try vmlab(
+      ["run", "--sandbox", "--library", library, "teardown-lab.lua", "--force"], in: folder.path)
+    XCTAssertEqual(sandboxed.status, 1, sandboxed.error)
+    XCTAssertTrue(sandboxed.error.contains("unknown option --force"), sandboxed.error)
+    XCTAssertEqual(try snapshot(), before)
 
     // The bare word works where --lab does.
     XCTAssertTrue(try script("lab-status.lua", ["classroom"]).output.contains("lab 'classroom': 2 VMs"))
