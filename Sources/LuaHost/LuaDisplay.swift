@@ -20,6 +20,16 @@ public struct LuaDisplay {
     return lines(for: table, depth: depth, seen: []).joined(separator: "\n")
   }
 
+  /// A list in one line, for `tostring` and `print`: "VMs (2): db01, web01", each item as its
+  /// cell in a table would show it, the first ten.
+  public func line(forList list: LuaTable, named name: String) -> String {
+    let items = list.array()
+    guard !items.isEmpty else { return "\(name) (0)" }
+    var text = "\(name) (\(items.count)): " + items.prefix(10).map { cell($0, width: nil) }.joined(separator: ", ")
+    if items.count > 10 { text += ", …" }
+    return text
+  }
+
   // MARK: Tables
 
   private func lines(for table: LuaTable, depth: Int, seen: Set<UnsafeRawPointer>) -> [String] {
@@ -150,7 +160,10 @@ public struct LuaDisplay {
 
   /// A value in a table's cell: one short line. An object shows as its first column (its name);
   /// a list of names as {a, b}, a list of objects as its length.
-  private func cell(_ value: LuaValue) -> String {
+  private func cell(_ value: LuaValue) -> String { cell(value, width: cellWidth) }
+
+  /// A cell cut to `width` characters (nil: whole).
+  private func cell(_ value: LuaValue, width: Int?) -> String {
     var text: String
     switch value {
     case .nil:
@@ -174,9 +187,9 @@ public struct LuaDisplay {
       text = state.describe(value)
     }
     text = text.replacingOccurrences(of: "\n", with: " ")
-    guard text.count > cellWidth else { return text }
+    guard let width, text.count > width else { return text }
     // A path says the most at its end (the file name); other text at its start.
-    return text.hasPrefix("/") ? "…" + String(text.suffix(cellWidth - 1)) : String(text.prefix(cellWidth - 1)) + "…"
+    return text.hasPrefix("/") ? "…" + String(text.suffix(width - 1)) : String(text.prefix(width - 1)) + "…"
   }
 
   private func summary(_ table: LuaTable) -> String {

@@ -29,6 +29,15 @@ final class LuaDisplayTests: EngineTestCase {
     XCTAssertFalse(checkpoints.contains("0x"), checkpoints)
   }
 
+  /// print and tostring show a list's items too (in one line), in scripts as at the REPL.
+  func testToStringOfAListNamesItsItems() throws {
+    try makeTwoRunningVMs()
+    XCTAssertEqual(
+      try lua("return tostring(vmlab.vms()), tostring(vmlab.labs()), tostring(web.disks[1].chain)"),
+      ["VMs (2): db01, web01", "Labs (0)", .text("List (1): \(folder!)/library/vms/web01/web01-disk1.vhd")])
+    XCTAssertEqual(try text("return tostring(vmlab.vms():where(function() return false end))"), "VMs (0)")
+  }
+
   func testARecordShowsItsFieldsAndListsOfNamesOnePerLine() throws {
     try makeTwoRunningVMs()
     try lua("clean = web:checkpoint{name='clean'}")
