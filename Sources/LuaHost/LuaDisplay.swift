@@ -1,3 +1,5 @@
+import Foundation
+
 /// How the REPL shows a value to a person exploring, the way PowerShell shows objects: a list as a
 /// table with one row per item (the columns its class declares with `LuaClass.columns`, or the
 /// fields of plain records), a record such as a plan as its fields, one per line, with nested
