@@ -49,9 +49,8 @@ public struct OperationPlan: Codable, Equatable, Sendable {
 extension Library {
   func checkpointSnapshot(_ db: Database, _ record: CheckpointRecord, vm: VMRecord? = nil) throws -> Checkpoint {
     let owner = try vm ?? VMRecord.fetchExisting(db, key: record.vmID)
-    let states = try CheckpointDiskRecord.filter(Column("checkpointID") == record.id!).order(Column("slot")).fetchAll(
-      db)
-    let paths = try states.map { try DiskRecord.fetchOne(db, key: $0.stateID).map { absolute($0.path) } ?? "" }
+    let states = try CheckpointDiskRecord.all(db, checkpointID: record.id!)
+    let paths = try states.map { try DiskRecord.fetchOne(db, id: $0.stateID).map { absolute($0.path) } ?? "" }
     return Checkpoint(
       id: record.id!, vm: owner.name, name: record.name, description: record.description, created: record.created,
       stamp: record.stamp, parentID: record.parentID, online: record.runningStatePath != nil, disks: paths,
@@ -59,7 +58,7 @@ extension Library {
   }
 
   func checkpointRecord(_ db: Database, id: Int64) throws -> CheckpointRecord {
-    guard let record = try CheckpointRecord.fetchOne(db, key: id) else {
+    guard let record = try CheckpointRecord.fetchOne(db, id: id) else {
       throw LabKitError(
         .notFound,
         "checkpoint \(id) not found (it was merged or removed); `vmlab checkpoint list` shows the checkpoints")
@@ -90,6 +89,15 @@ extension Library {
 
   /// A VM's checkpoint by name (the most recent of that name), or by id when `reference` is a number.
   public func checkpoint(vm name: String, named reference: String) throws -> Checkpoint {
+    // The common case in one lookup: the latest checkpoint of that name.
+    let found = try catalog.read { db -> Checkpoint? in
+      let vm = try vmRecord(db, named: name)
+      return try CheckpointRecord.fetchOne(
+        db.cachedStatement(sql: "SELECT * FROM checkpoint WHERE vmID = ? AND name = ? ORDER BY created DESC, id DESC"),
+        arguments: [vm.id, reference]
+      ).map { try checkpointSnapshot(db, $0, vm: vm) }
+    }
+    if let found { return found }
     let candidates = try checkpoints(vm: name)
     if let match = candidates.last(where: { $0.name == reference }) { return match }
     if let id = Int64(reference), let match = candidates.first(where: { $0.id == id }) { return match }

@@ -38,11 +38,14 @@ extension Library {
             db, vm: try vmRecord(db, named: target.vm), checkpoint: target.checkpoint, restartRunning: restartRunning)
         }
       }
+      // One stamp for the new leaves of every VM (one lookup, not one per VM).
+      let paths = try newLeafPaths(for: work.map { ($0.vm, $0.slots) }).paths
       for index in work.indices {
-        work[index].newPaths = try newLeafPaths(vm: work[index].vm, slots: work[index].slots).paths
+        work[index].newPaths = paths[index]
         work[index].action = try stopForOperation(&work[index].vm)
       }
-      try catalog.write { db in for item in work { try item.vm.update(db) } }
+      let stopped = work.filter { $0.action != .none }
+      if !stopped.isEmpty { try catalog.write { db in for item in stopped { try item.vm.update(db) } } }
 
       let jobs = work.flatMap { item in zip(item.newPaths, item.statePaths).map { (new: $0, state: $1) } }
       let created = ParallelResults<String>(count: jobs.count)

@@ -37,21 +37,16 @@ extension Library {
           let slots = try self.slots(db, vmID: vm.id!)
           return CheckpointWork(
             vm: vm, wasRunning: vm.state == .running, slots: slots,
-            leaves: try slots.map { try DiskRecord.fetchExisting(db, key: $0.leafID) },
-            stems: try baseStems(db, vmID: vm.id!))
+            leaves: try slots.map { try DiskRecord.fetchExisting(db, key: $0.leafID) })
         }
       }
       try freeze(&work)
       // One moment for every VM: one creation time, one stamp no VM's files or checkpoints use yet.
       let created = Date()
-      let stamp = try freshStamp(vms: work.map { ($0.vm, $0.stems) }, from: created)
+      let (stamp, paths) = try newLeafPaths(for: work.map { ($0.vm, $0.slots) }, from: created)
       for index in work.indices {
-        let item = work[index]
-        work[index].newPaths = item.slots.indices.map {
-          "\(vmFolder(item.vm.name))/"
-            + CheckpointFileName(base: item.stems[$0], stamp: stamp, slot: item.slots[$0].number).fileName
-        }
-        if item.runningState != nil { work[index].statePath = "\(vmFolder(item.vm.name))/\(stamp).vsv" }
+        work[index].newPaths = paths[index]
+        if work[index].runningState != nil { work[index].statePath = "\(vmFolder(work[index].vm.name))/\(stamp).vsv" }
       }
       // Each VM's disks in slot order; the fault steps name a disk by its number within its VM.
       let disks = work.flatMap { item in
@@ -118,7 +113,6 @@ extension Library {
     var wasRunning: Bool
     var slots: [SlotRecord]
     var leaves: [DiskRecord]
-    var stems: [String]
     var action = PowerAction.none
     /// An online checkpoint's running state, saved with it.
     var runningState: [UInt8]? = nil

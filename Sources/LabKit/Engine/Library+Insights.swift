@@ -49,7 +49,7 @@ extension Library {
     let paths: [String] = try catalog.read { db in
       let record = try checkpointRecord(db, id: id)
       let states = try CheckpointDiskRecord.filter(Column("checkpointID") == id).fetchAll(db)
-      let disks = try states.compactMap { try DiskRecord.fetchOne(db, key: $0.stateID) }
+      let disks = try states.compactMap { try DiskRecord.fetchOne(db, id: $0.stateID) }
         .filter { $0.role == .checkpoint || $0.role == .working }
       return disks.map { absolute($0.path) } + [record.runningStatePath].compactMap { $0.map(absolute) }
     }

@@ -61,11 +61,11 @@ extension Library {
     let vm = try VMRecord.fetchExisting(db, key: target.vmID)
     // The current line, from the VM's current checkpoint back to the one named.
     var line: [CheckpointRecord] = []
-    var cursor = try vm.currentCheckpointID.flatMap { try CheckpointRecord.fetchOne(db, key: $0) }
+    var cursor = try vm.currentCheckpointID.flatMap { try CheckpointRecord.fetchOne(db, id: $0) }
     while let checkpoint = cursor {
       line.append(checkpoint)
       if checkpoint.id == id { break }
-      cursor = try checkpoint.parentID.flatMap { try CheckpointRecord.fetchOne(db, key: $0) }
+      cursor = try checkpoint.parentID.flatMap { try CheckpointRecord.fetchOne(db, id: $0) }
     }
     guard line.last?.id == id else {
       throw LabKitError(
@@ -167,7 +167,7 @@ extension Library {
         try !isStateOfAnother(disk.id!)
       else { continue }
       let children = try DiskRecord.filter(Column("parentID") == disk.id!).fetchAll(db)
-      if children.count == 1, let parentID = disk.parentID, let grandparent = try DiskRecord.fetchOne(db, key: parentID)
+      if children.count == 1, let parentID = disk.parentID, let grandparent = try DiskRecord.fetchOne(db, id: parentID)
       {
         let file = try VirtualDisk.open(absolute(disk.path))
         bytes += try file.allocatedBytes()
@@ -180,7 +180,7 @@ extension Library {
       } else if children.isEmpty {
         // Nothing reads it: delete it, and the disks below that existed only for it.
         deleteDisks.append(disk.id!)
-        while let parentID = disk.parentID, let parent = try DiskRecord.fetchOne(db, key: parentID),
+        while let parentID = disk.parentID, let parent = try DiskRecord.fetchOne(db, id: parentID),
           parent.role == .checkpoint || parent.role == .working, !leaves.contains(parentID),
           try !isStateOfAnother(parentID),
           try DiskRecord.filter(Column("parentID") == parentID).fetchCount(db) == 1
@@ -242,7 +242,7 @@ extension Library {
     }
     let removed = redo.removeCheckpoints
     for id in removed {
-      guard let checkpoint = try CheckpointRecord.fetchOne(db, key: id) else { continue }
+      guard let checkpoint = try CheckpointRecord.fetchOne(db, id: id) else { continue }
       // Children of a removed checkpoint now descend from its parent.
       try db.execute(
         sql: "UPDATE checkpoint SET parentID = ? WHERE parentID = ?", arguments: [checkpoint.parentID, id])
@@ -253,7 +253,7 @@ extension Library {
     if redo.changesCurrent {
       var current = redo.newCurrentCheckpointID
       while let id = current, removed.contains(id) {
-        current = try CheckpointRecord.fetchOne(db, key: id)?.parentID
+        current = try CheckpointRecord.fetchOne(db, id: id)?.parentID
       }
       try db.execute(sql: "UPDATE vm SET currentCheckpointID = ? WHERE id = ?", arguments: [current, redo.vmID])
     }

@@ -79,8 +79,7 @@ extension Library {
     -> RestoreWork
   {
     let slots = try self.slots(db, vmID: vm.id!)
-    let states = try CheckpointDiskRecord.filter(Column("checkpointID") == checkpoint.id!).order(Column("slot"))
-      .fetchAll(db)
+    let states = try CheckpointDiskRecord.all(db, checkpointID: checkpoint.id!)
     guard states.count == slots.count else {
       throw LabKitError(
         .inconsistent,
@@ -99,10 +98,22 @@ extension Library {
   /// Paths for a VM's new leaves, one per slot, under a stamp no file or checkpoint of the VM uses
   /// yet (see `CheckpointFileName`).
   func newLeafPaths(vm: VMRecord, slots: [SlotRecord]) throws -> (stamp: String, paths: [String]) {
-    let stems = try catalog.read { db in try baseStems(db, vmID: vm.id!) }
-    let stamp = try freshStamp(vm: vm, bases: stems)
-    let paths = slots.indices.map {
-      "\(vmFolder(vm.name))/" + CheckpointFileName(base: stems[$0], stamp: stamp, slot: slots[$0].number).fileName
+    let made = try newLeafPaths(for: [(vm, slots)])
+    return (made.stamp, made.paths[0])
+  }
+
+  /// The same for several VMs under one stamp (an operation on several VMs is one moment), from
+  /// `date` on.
+  func newLeafPaths(for vms: [(vm: VMRecord, slots: [SlotRecord])], from date: Date = Date()) throws
+    -> (stamp: String, paths: [[String]])
+  {
+    let stems = try catalog.read { db in try vms.map { try baseStems(db, vmID: $0.vm.id!) } }
+    let stamp = try freshStamp(vms: zip(vms, stems).map { ($0.vm, $1) }, from: date)
+    let paths = zip(vms, stems).map { item, stems in
+      item.slots.indices.map {
+        "\(vmFolder(item.vm.name))/"
+          + CheckpointFileName(base: stems[$0], stamp: stamp, slot: item.slots[$0].number).fileName
+      }
     }
     return (stamp, paths)
   }
@@ -143,17 +154,16 @@ extension Library {
   /// `stopID` and at the first disk something else needs.
   func discardableLine(_ db: Database, from leafID: Int64, stoppingAt stopID: Int64) throws -> [DiskRecord] {
     var result: [DiskRecord] = []
-    var current = try DiskRecord.fetchOne(db, key: leafID)
+    var current = try DiskRecord.fetchOne(db, id: leafID)
     var childOnLine: Int64? = nil
     while let disk = current, disk.id != stopID {
       guard disk.role == .checkpoint || disk.role == .working else { break }
-      let isState = try CheckpointDiskRecord.filter(Column("stateID") == disk.id!).fetchCount(db) > 0
-      let otherChildren = try DiskRecord.filter(Column("parentID") == disk.id! && Column("id") != (childOnLine ?? -1))
-        .fetchCount(db)
+      let isState = try CheckpointDiskRecord.count(db, stateID: disk.id!) > 0
+      let otherChildren = try DiskRecord.countChildren(db, of: disk.id!, except: childOnLine)
       if isState || otherChildren > 0 { break }
       result.append(disk)
       childOnLine = disk.id
-      current = try disk.parentID.flatMap { try DiskRecord.fetchOne(db, key: $0) }
+      current = try disk.parentID.flatMap { try DiskRecord.fetchOne(db, id: $0) }
     }
     return result
   }

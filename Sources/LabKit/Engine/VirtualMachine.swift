@@ -26,21 +26,25 @@ public struct VirtualMachineDisk: Codable, Equatable, Sendable {
 
 extension Library {
   func vmRecord(_ db: Database, named name: String) throws -> VMRecord {
-    guard let record = try VMRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchOne(db) else {
+    guard
+      let record = try VMRecord.fetchOne(
+        db.cachedStatement(sql: "SELECT * FROM vm WHERE name = ? COLLATE NOCASE"), arguments: [name])
+    else {
       throw LabKitError.notFound("VM", name, hint: "`vmlab vm list` shows the VMs in \(root)")
     }
     return record
   }
 
   func slots(_ db: Database, vmID: Int64) throws -> [SlotRecord] {
-    try SlotRecord.filter(Column("vmID") == vmID).order(Column("number")).fetchAll(db)
+    try SlotRecord.fetchAll(
+      db.cachedStatement(sql: "SELECT * FROM slot WHERE vmID = ? ORDER BY number"), arguments: [vmID])
   }
 
   /// The disk rows from `diskID` down to its base.
   func chain(_ db: Database, from diskID: Int64) throws -> [DiskRecord] {
     var result: [DiskRecord] = []
     var next: Int64? = diskID
-    while let id = next, let disk = try DiskRecord.fetchOne(db, key: id) {
+    while let id = next, let disk = try DiskRecord.fetchOne(db, id: id) {
       result.append(disk)
       next = disk.parentID
       if result.count > 10_000 { throw LabKitError(.inconsistent, "the catalog has a disk loop at \(disk.path)") }

@@ -67,7 +67,7 @@ final class JobRunner: @unchecked Sendable {
   func wait(_ id: Int64) throws -> Job {
     let group = lock.withLock { running[id] }
     group?.wait()
-    guard let record = try library.catalog.read({ db in try JobRecord.fetchOne(db, key: id) }) else {
+    guard let record = try library.catalog.read({ db in try JobRecord.fetchOne(db, id: id) }) else {
       throw LabKitError(.notFound, "job \(id) not found; `vmlab job list` shows the jobs")
     }
     return Job(record)
@@ -76,7 +76,7 @@ final class JobRunner: @unchecked Sendable {
 
 extension Library {
   public func job(id: Int64) throws -> Job {
-    guard let record = try catalog.read({ db in try JobRecord.fetchOne(db, key: id) }) else {
+    guard let record = try catalog.read({ db in try JobRecord.fetchOne(db, id: id) }) else {
       throw LabKitError(.notFound, "job \(id) not found; `vmlab job list` shows the jobs")
     }
     return Job(record)

@@ -89,9 +89,10 @@ extension Library {
   func settlePending(vm name: String) throws {
     let entries = try catalog.read { db in
       // A bulk operation lists its VMs separated by commas.
-      try JournalRecord.filter(
-        sql: "instr(',' || lower(vmName) || ',', ',' || lower(?) || ',') > 0", arguments: [name]
-      ).order(Column("id")).fetchAll(db)
+      try JournalRecord.fetchAll(
+        db.cachedStatement(
+          sql: "SELECT * FROM journal WHERE instr(',' || lower(vmName) || ',', ',' || lower(?) || ',') > 0 ORDER BY id"),
+        arguments: [name])
     }
     for entry in entries {
       do {

@@ -418,7 +418,7 @@ struct CatalogRebuild {
       var cursor: Int64? = leaves[bases[0].slot].flatMap { ids[$0.id] }
       while let id = cursor, vm.currentCheckpointID == nil {
         vm.currentCheckpointID = checkpointsByState[id]
-        cursor = try DiskRecord.fetchOne(db, key: id)?.parentID
+        cursor = try DiskRecord.fetchOne(db, id: id)?.parentID
       }
       // Each checkpoint's parent: the nearest checkpoint below its state.
       for checkpoint in try CheckpointRecord.filter(Column("vmID") == vm.id!).fetchAll(db) {
@@ -426,13 +426,13 @@ struct CatalogRebuild {
           let state = try CheckpointDiskRecord.filter(Column("checkpointID") == checkpoint.id!).order(Column("slot"))
             .fetchOne(db)
         else { continue }
-        var cursor = try DiskRecord.fetchOne(db, key: state.stateID)?.parentID
+        var cursor = try DiskRecord.fetchOne(db, id: state.stateID)?.parentID
         while let id = cursor {
           if let parent = checkpointsByState[id] {
             try db.execute(sql: "UPDATE checkpoint SET parentID = ? WHERE id = ?", arguments: [parent, checkpoint.id])
             break
           }
-          cursor = try DiskRecord.fetchOne(db, key: id)?.parentID
+          cursor = try DiskRecord.fetchOne(db, id: id)?.parentID
         }
       }
       try vm.update(db)

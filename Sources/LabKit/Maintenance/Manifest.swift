@@ -136,15 +136,19 @@ extension Library {
 
   /// The same, inside a transaction that is already open.
   private func manifest(_ db: Database, vm name: String) throws -> VMManifest? {
-    guard let vm = try VMRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchOne(db) else {
+    guard
+      let vm = try VMRecord.fetchOne(
+        db.cachedStatement(sql: "SELECT * FROM vm WHERE name = ? COLLATE NOCASE"), arguments: [name])
+    else {
       return nil
     }
-    let disks = try DiskRecord.filter(
-      sql: "vmID = ? OR id IN (SELECT parentID FROM disk WHERE vmID = ? AND role = 'clone')",
-      arguments: [vm.id, vm.id]
-    ).fetchAll(db)
+    let disks = try DiskRecord.fetchAll(
+      db.cachedStatement(
+        sql: "SELECT * FROM disk WHERE vmID = ? OR id IN (SELECT parentID FROM disk WHERE vmID = ? AND role = 'clone')"),
+      arguments: [vm.id, vm.id])
     let byID = Dictionary(uniqueKeysWithValues: disks.map { ($0.id!, $0) })
-    let checkpoints = try CheckpointRecord.filter(Column("vmID") == vm.id!).order(Column("id")).fetchAll(db)
+    let checkpoints = try CheckpointRecord.fetchAll(
+      db.cachedStatement(sql: "SELECT * FROM checkpoint WHERE vmID = ? ORDER BY id"), arguments: [vm.id])
     let stamps = Dictionary(uniqueKeysWithValues: checkpoints.map { ($0.id!, $0.stamp) })
     return VMManifest(
       name: vm.name, hostKind: vm.hostKind, state: vm.state, additions: vm.additions, created: vm.created,
@@ -158,8 +162,7 @@ extension Library {
           role: $0.role, checkpointStamp: $0.checkpointID.flatMap { stamps[$0] }, sourceUniqueID: $0.sourceUniqueID)
       },
       checkpoints: try checkpoints.map { checkpoint in
-        let states = try CheckpointDiskRecord.filter(Column("checkpointID") == checkpoint.id!).order(Column("slot"))
-          .fetchAll(db)
+        let states = try CheckpointDiskRecord.all(db, checkpointID: checkpoint.id!)
         return VMManifest.Checkpoint(
           stamp: checkpoint.stamp, name: checkpoint.name, description: checkpoint.description,
           created: checkpoint.created,
