@@ -126,3 +126,24 @@ final class BackgroundVMLab {
     process.waitUntilExit()
   }
 }
+
+/// A test of the direct verbs on a temporary library: `run` adds `--library` and checks the exit
+/// status (and that vmlab did not crash).
+class LibraryCommandTestCase: XCTestCase {
+  var folder: TemporaryFolder!
+  var library: [String] { ["--library", folder.file("library")] }
+
+  override func setUp() {
+    folder = TemporaryFolder()
+  }
+
+  @discardableResult
+  func run(_ arguments: [String], expect status: Int32 = 0, file: StaticString = #filePath, line: UInt = #line)
+    throws -> CommandResult
+  {
+    let result = try vmlab(arguments + library, in: folder.path)
+    XCTAssertFalse(result.signaled, "vmlab crashed: \(result.error)", file: file, line: line)
+    XCTAssertEqual(result.status, status, "\(arguments): \(result.output) \(result.error)", file: file, line: line)
+    return result
+  }
+}

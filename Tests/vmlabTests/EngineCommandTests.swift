@@ -3,23 +3,7 @@ import TestSupport
 import XCTest
 
 /// The direct verbs (`vm`, `checkpoint`, `lab`, `job`, `library`) end to end, on a temporary library.
-final class EngineCommandTests: XCTestCase {
-  private var folder: TemporaryFolder!
-  private var library: [String] { ["--library", folder.file("library")] }
-
-  override func setUp() {
-    folder = TemporaryFolder()
-  }
-
-  @discardableResult
-  private func run(_ arguments: [String], expect status: Int32 = 0, file: StaticString = #filePath, line: UInt = #line)
-    throws -> CommandResult
-  {
-    let result = try vmlab(arguments + library, in: folder.path)
-    XCTAssertFalse(result.signaled, "vmlab crashed: \(result.error)", file: file, line: line)
-    XCTAssertEqual(result.status, status, "\(arguments): \(result.output) \(result.error)", file: file, line: line)
-    return result
-  }
+final class EngineCommandTests: LibraryCommandTestCase {
 
   private func json(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Any {
     let result = try run(arguments + ["--json"], file: file, line: line)

@@ -4,23 +4,7 @@ import XCTest
 
 /// `vmlab vm export` then `vmlab vm import`: the VM comes back as it was — its disks in order (ten
 /// or more of them), its checkpoints with their names, its settings.
-final class ExportImportTests: XCTestCase {
-  private var folder: TemporaryFolder!
-  private var library: [String] { ["--library", folder.file("library")] }
-
-  override func setUp() {
-    folder = TemporaryFolder()
-  }
-
-  @discardableResult
-  private func run(_ arguments: [String], expect status: Int32 = 0, file: StaticString = #filePath, line: UInt = #line)
-    throws -> CommandResult
-  {
-    let result = try vmlab(arguments + library, in: folder.path)
-    XCTAssertFalse(result.signaled, "vmlab crashed: \(result.error)", file: file, line: line)
-    XCTAssertEqual(result.status, status, "\(arguments): \(result.output) \(result.error)", file: file, line: line)
-    return result
-  }
+final class ExportImportTests: LibraryCommandTestCase {
 
   /// The first 8 bytes of each disk of `vm`, in slot order, read through the engine.
   private func signatures(_ vm: String, disks: Int) throws -> [String] {

@@ -4,23 +4,7 @@ import XCTest
 
 /// What a new user's mistakes get: an error that names the object and the flag that helps, the
 /// right exit code, and nothing lost.
-final class UsageMessageTests: XCTestCase {
-  private var folder: TemporaryFolder!
-  private var library: [String] { ["--library", folder.file("library")] }
-
-  override func setUp() {
-    folder = TemporaryFolder()
-  }
-
-  @discardableResult
-  private func run(_ arguments: [String], expect status: Int32 = 0, file: StaticString = #filePath, line: UInt = #line)
-    throws -> CommandResult
-  {
-    let result = try vmlab(arguments + library, in: folder.path)
-    XCTAssertFalse(result.signaled, "vmlab crashed: \(result.error)", file: file, line: line)
-    XCTAssertEqual(result.status, status, "\(arguments): \(result.output) \(result.error)", file: file, line: line)
-    return result
-  }
+final class UsageMessageTests: LibraryCommandTestCase {
 
   func testReadLengthsAreCheckedAgainstTheDiskAndALimit() throws {
     try run(["vm", "create", "web01", "--disk", "8M", "--disk", "128M"])
