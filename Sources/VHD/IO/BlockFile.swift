@@ -102,6 +102,27 @@ final class BlockFile {
     }
   }
 
+  /// Reads like `read(at:into:)` but without consulting `size`, which a writer on another thread may be
+  /// changing: positioned reads until the end of the file, zeros after it. Safe from several threads.
+  func readConcurrently(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+    var done = 0
+    while done < buffer.count {
+      let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[done...])
+      let count: Int
+      do {
+        count = try descriptor.read(fromAbsoluteOffset: Int64(offset) + Int64(done), into: chunk)
+      } catch let error as Errno {
+        throw VHDError(
+          path: path, field: "file", .io, "read of \(chunk.count) bytes at \(offset + UInt64(done)) failed: \(error)")
+      }
+      if count == 0 { break }
+      done += count
+    }
+    if done < buffer.count {
+      UnsafeMutableRawBufferPointer(rebasing: buffer[done...]).initializeMemory(as: UInt8.self, repeating: 0)
+    }
+  }
+
   /// Reads `count` bytes at `offset`, failing when the range is not wholly inside the file.
   func read(at offset: UInt64, count: Int, field: String) throws -> [UInt8] {
     guard offset <= size, UInt64(count) <= size - offset else {

@@ -1,0 +1,129 @@
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// One connected stream socket: exact reads on the receiving thread, whole messages sent under a
+/// lock so replies from concurrent requests never interleave. Owns the descriptor.
+///
+/// One of the few types that touch raw buffers and descriptors; the protocol code above it speaks
+/// in messages.
+final class SocketConnection: @unchecked Sendable {
+  private let descriptor: Int32
+  private let sendLock = NSLock()
+  private let stateLock = NSLock()
+  private var isClosed = false
+  /// Set once a send failed: the peer is gone, later replies are dropped.
+  private var sendFailed = false
+
+  init(descriptor: Int32) {
+    self.descriptor = descriptor
+  }
+
+  deinit { close() }
+
+  /// Reads exactly `buffer.count` bytes. False when the peer closed the connection (or it failed)
+  /// before all of them arrived.
+  func receive(into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+    guard let base = buffer.baseAddress else { return true }
+    var done = 0
+    while done < buffer.count {
+      let count = recv(descriptor, base + done, buffer.count - done, 0)
+      if count > 0 {
+        done += count
+      } else if count < 0 && errno == EINTR {
+        continue
+      } else {
+        return false
+      }
+    }
+    return true
+  }
+
+  /// Reads exactly `count` bytes, or nil when the connection ended first.
+  func receive(count: Int) -> [UInt8]? {
+    var bytes = [UInt8](repeating: 0, count: count)
+    let complete = bytes.withUnsafeMutableBytes { receive(into: $0) }
+    return complete ? bytes : nil
+  }
+
+  /// Reads and drops `count` bytes through a small scratch buffer (memory stays bounded).
+  func discard(count: UInt64) -> Bool {
+    var left = count
+    var scratch = [UInt8](repeating: 0, count: 64 << 10)
+    while left > 0 {
+      let piece = Int(min(left, UInt64(scratch.count)))
+      let complete = scratch.withUnsafeMutableBytes {
+        receive(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<piece]))
+      }
+      if !complete { return false }
+      left -= UInt64(piece)
+    }
+    return true
+  }
+
+  /// Sends the parts as one message (a gather write), whole or not at all as far as other senders
+  /// see. False when the peer is gone.
+  @discardableResult
+  func send(_ parts: [UnsafeRawBufferPointer]) -> Bool {
+    sendLock.lock()
+    defer { sendLock.unlock() }
+    if sendFailed { return false }
+    var vectors = parts.filter { $0.count > 0 }.map {
+      iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count)
+    }
+    var index = 0
+    while index < vectors.count {
+      let batch = min(vectors.count - index, 512)
+      let sent = vectors.withUnsafeMutableBufferPointer { all -> Int in
+        var message = msghdr()
+        message.msg_iov = all.baseAddress! + index
+        message.msg_iovlen = batch
+        return sendmsg(descriptor, &message, Int32(MSG_NOSIGNAL))
+      }
+      if sent < 0 {
+        if errno == EINTR { continue }
+        sendFailed = true
+        return false
+      }
+      // Skip what went out; a partial send leaves the rest of a vector for the next round.
+      var left = sent
+      while left > 0 && index < vectors.count {
+        if left >= vectors[index].iov_len {
+          left -= vectors[index].iov_len
+          index += 1
+        } else {
+          vectors[index].iov_base = vectors[index].iov_base! + left
+          vectors[index].iov_len -= left
+          left = 0
+        }
+      }
+      while index < vectors.count && vectors[index].iov_len == 0 { index += 1 }
+    }
+    return true
+  }
+
+  @discardableResult
+  func send(_ bytes: [UInt8]) -> Bool {
+    bytes.withUnsafeBytes { send([$0]) }
+  }
+
+  /// Ends both directions, waking a thread blocked in `receive`; the descriptor stays open until
+  /// `close`, so no other file can take its number while a request still holds this connection.
+  func shutdown() {
+    stateLock.lock()
+    defer { stateLock.unlock() }
+    if !isClosed { _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR)) }
+  }
+
+  func close() {
+    stateLock.lock()
+    defer { stateLock.unlock() }
+    guard !isClosed else { return }
+    isClosed = true
+    _ = Glibc.close(descriptor)
+  }
+}
