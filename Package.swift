@@ -25,6 +25,8 @@ let package = Package(
     ),
     // An NBD server for any block device; knows nothing of VHD or VMs.
     .target(name: "NBD"),
+    // A VHD chain as an NBD block device, and a served chain's switch to a new leaf.
+    .target(name: "DiskServing", dependencies: ["NBD", "VHD"]),
     // The engine: library, catalog, VMs, checkpoints, labs, jobs, the simulated host.
     .target(
       name: "LabKit",
@@ -50,7 +52,7 @@ let package = Package(
     .executableTarget(
       name: "vmlab",
       dependencies: [
-        "VHD", "NBD", "LabKit", "LuaHost", "CEditLine",
+        "VHD", "NBD", "DiskServing", "LabKit", "LuaHost", "CEditLine",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),

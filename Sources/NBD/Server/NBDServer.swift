@@ -1,7 +1,7 @@
 import Foundation
 
 /// Serves one export over NBD on a UNIX socket: a thread per connection for the handshake and for
-/// reading requests, a concurrent queue per connection for executing them.
+/// reading requests, up to 16 worker threads per connection for executing them.
 public final class NBDServer: @unchecked Sendable {
   public let export: Export
   public var socketPath: String { listener.path }

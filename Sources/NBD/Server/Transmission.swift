@@ -1,7 +1,7 @@
 import Foundation
 
 /// The transmission phase of one connection: a reader takes requests off the socket in order and
-/// hands each to a concurrent queue (at most 16 under way, bounded bytes); replies go out as requests
+/// hands each to the connection's worker threads (at most 16 under way, bounded bytes); replies go out as requests
 /// finish, in any order, each whole. A WRITE is executed only once its whole payload has arrived.
 final class Transmission: @unchecked Sendable {
   private let connection: SocketConnection
@@ -9,19 +9,23 @@ final class Transmission: @unchecked Sendable {
   private let session: Session
   private let limit = InflightLimit()
   private let pool: BufferPool
-  private let queue = DispatchQueue(label: "nbd.requests", attributes: .concurrent)
+  private let workers: WorkerPool
 
   init(connection: SocketConnection, export: Export, session: Session, pool: BufferPool) {
     self.connection = connection
     self.export = export
     self.session = session
     self.pool = pool
+    workers = WorkerPool(limit: limit.requests, name: "nbd request")
   }
 
   /// Serves requests until the client disconnects or breaks the framing; returns once every
   /// request taken has been answered.
   func run() {
-    defer { limit.waitUntilIdle() }
+    defer {
+      limit.waitUntilIdle()
+      workers.finish()
+    }
     while let header = connection.receive(count: Request.headerSize) {
       guard let request = Request(header: header) else { return }
       switch request.command {
@@ -40,7 +44,7 @@ final class Transmission: @unchecked Sendable {
           limit.release(bytes: count)
           return
         }
-        queue.async { [self] in
+        workers.submit { [self] in
           execute(request, payload: buffer)
           pool.give(buffer)
           limit.release(bytes: count)
@@ -48,7 +52,7 @@ final class Transmission: @unchecked Sendable {
       default:
         let count = request.command == Command.read ? Int(min(request.length, BlockSizes.maximum)) : 0
         limit.acquire(bytes: count)
-        queue.async { [self] in
+        workers.submit { [self] in
           execute(request, payload: nil)
           limit.release(bytes: count)
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DiskServing
 import Foundation
 import NBD
 import VHD
@@ -44,28 +45,18 @@ struct DiskServe: ParsableCommand {
     pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
     signal(SIGPIPE, SIG_IGN)
 
-    let device = try ChainBlockDevice(path: path, readOnly: readOnly, options: readOptions.openOptions)
-    defer { device.close() }
-    let exportName = name ?? URL(fileURLWithPath: device.leafPath).deletingPathExtension().lastPathComponent
-    let export = Export(
-      name: exportName, details: "vmlab VHD chain of \(device.depth) disk(s): \(device.leafPath)", device: device)
-    let server: NBDServer
-    do {
-      server = try NBDServer(export: export, socketPath: socket)
-    } catch let error as NBDServerError {
-      throw ValidationError(error.description)
-    }
-    server.start()
+    let served = try ServedChain(
+      path: path, socketPath: socket, readOnly: readOnly, name: name, options: readOptions.openOptions)
+    served.start()
     let access = readOnly ? "read-only" : "read-write"
     print(
-      "serving \(device.leafPath) (\(ByteCount.format(device.size)), chain of \(device.depth), \(access)) as '\(exportName)' on \(socket)"
+      "serving \(served.leafPath) (\(ByteCount.format(served.size)), chain of \(served.depth), \(access)) as '\(served.export.name)' on \(socket)"
     )
     fflush(nil)
 
     var received: Int32 = 0
     sigwait(&stopSignals, &received)
-    server.stop()
-    try export.flush()
+    try served.stop()
     print("stopped on signal \(received); the leaf is flushed")
     fflush(nil)
   }

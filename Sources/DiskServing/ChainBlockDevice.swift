@@ -8,30 +8,30 @@ import VHD
 /// and then read the mapped extents with positioned reads outside it, so reads run in parallel.
 /// Writes, zeroing and the allocation they cause run under the lock, one at a time: the engine
 /// appends blocks and updates bitmaps in an order that keeps the file valid at every moment.
-final class ChainBlockDevice: BlockDevice, @unchecked Sendable {
+public final class ChainBlockDevice: BlockDevice, @unchecked Sendable {
   private let lock = NSLock()
   private let chain: DiskChain
-  let size: UInt64
-  let isReadOnly: Bool
-  var canTrim: Bool { false }
+  public let size: UInt64
+  public let isReadOnly: Bool
+  public var canTrim: Bool { false }
 
-  var leafPath: String { chain.leaf.path }
-  var depth: Int { chain.depth }
+  public var leafPath: String { chain.leaf.path }
+  public var depth: Int { chain.depth }
 
   /// The longest range one allocation query maps (a client asking for more gets a shorter answer).
   private static let longestAllocationQuery: UInt64 = 1 << 30
 
-  init(path: String, readOnly: Bool, options: OpenOptions = OpenOptions()) throws {
+  public init(path: String, readOnly: Bool, options: OpenOptions = OpenOptions()) throws {
     chain = try DiskChain.open(path, writable: !readOnly, options: options)
     size = chain.size
     isReadOnly = readOnly
   }
 
-  func close() {
+  public func close() {
     lock.withLock { chain.close() }
   }
 
-  func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> [Extent] {
+  public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> [Extent] {
     try translatingErrors {
       let extents = try lock.withLock { try chain.extents(at: offset, count: UInt64(buffer.count)) }
       var position = 0
@@ -44,14 +44,14 @@ final class ChainBlockDevice: BlockDevice, @unchecked Sendable {
     }
   }
 
-  func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64, durable: Bool) throws {
+  public func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64, durable: Bool) throws {
     try translatingErrors {
       try lock.withLock { try chain.write(buffer, at: offset) }
       if durable { try chain.synchronize() }
     }
   }
 
-  func writeZeroes(at offset: UInt64, count: UInt64, fast: Bool, durable: Bool) throws {
+  public func writeZeroes(at offset: UInt64, count: UInt64, fast: Bool, durable: Bool) throws {
     try translatingErrors {
       let written = try lock.withLock { () -> UInt64 in
         if fast, try !chain.isUnallocated(at: offset, count: count) {
@@ -64,15 +64,15 @@ final class ChainBlockDevice: BlockDevice, @unchecked Sendable {
     }
   }
 
-  func trim(at offset: UInt64, count: UInt64, durable: Bool) throws {
+  public func trim(at offset: UInt64, count: UInt64, durable: Bool) throws {
     throw BlockDeviceError(.invalidArgument, "trim is not offered for VHD chains")
   }
 
-  func flush() throws {
+  public func flush() throws {
     try translatingErrors { try chain.synchronize() }
   }
 
-  func allocation(at offset: UInt64, count: UInt64, limit: Int) throws -> [Extent] {
+  public func allocation(at offset: UInt64, count: UInt64, limit: Int) throws -> [Extent] {
     try translatingErrors {
       let extents = try lock.withLock {
         try chain.extents(at: offset, count: min(count, Self.longestAllocationQuery), limit: limit)
