@@ -60,6 +60,7 @@ let package = Package(
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "VHDTests", dependencies: ["VHD", "TestSupport"]),
     .testTarget(name: "NBDTests", dependencies: ["NBD", "TestSupport"]),
+    .testTarget(name: "DiskServingTests", dependencies: ["DiskServing", "NBD", "VHD", "TestSupport"]),
     .testTarget(name: "LabKitTests", dependencies: ["LabKit", "TestSupport"]),
     .testTarget(name: "LuaHostTests", dependencies: ["LuaHost", "LabKit", "VHD", "TestSupport"]),
     // End to end: runs the built vmlab binary.

@@ -1,4 +1,5 @@
 import NBD
+import TestSupport
 import XCTest
 
 final class HandshakeTests: XCTestCase {

@@ -1,5 +1,6 @@
 import Foundation
 import NBD
+import TestSupport
 import XCTest
 
 /// Clients that break the protocol get an error or a closed connection: never a crash, a write, a

@@ -1,5 +1,6 @@
 import Foundation
 import NBD
+import TestSupport
 import XCTest
 
 final class TransmissionTests: XCTestCase {

@@ -5,12 +5,12 @@ import XCTest
   import Glibc
 #endif
 
-/// A hand-driven NBD client on a raw UNIX socket: it can send anything, well-formed or not, and
+/// A hand-driven NBD client (for the NBD server's tests) on a raw UNIX socket: it can send anything, well-formed or not, and
 /// every receive gives up after a deadline (SO_RCVTIMEO), so a test never hangs on a silent server.
-final class RawClient {
+public final class RawClient {
   private let descriptor: Int32
 
-  init(socket path: String, timeout: TimeInterval = 10) throws {
+  public init(socket path: String, timeout: TimeInterval = 10) throws {
     descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
     var address = sockaddr_un()
     address.sun_family = sa_family_t(AF_UNIX)
@@ -34,12 +34,12 @@ final class RawClient {
 
   deinit { close(descriptor) }
 
-  func setTimeout(_ timeout: TimeInterval) {
+  public func setTimeout(_ timeout: TimeInterval) {
     var value = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - floor(timeout)) * 1_000_000))
     setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
   }
 
-  func send(_ bytes: [UInt8]) {
+  public func send(_ bytes: [UInt8]) {
     var done = 0
     while done < bytes.count {
       let sent = bytes.withUnsafeBytes {
@@ -51,7 +51,7 @@ final class RawClient {
   }
 
   /// Exactly `count` bytes, or nil when the server closed the connection or the deadline passed.
-  func receive(_ count: Int) -> [UInt8]? {
+  public func receive(_ count: Int) -> [UInt8]? {
     var bytes = [UInt8](repeating: 0, count: count)
     var done = 0
     while done < count {
@@ -64,7 +64,7 @@ final class RawClient {
 
   /// True when the server closes the connection (end of stream) before the deadline; data that
   /// arrives first is skipped.
-  func closedByServer() -> Bool {
+  public func closedByServer() -> Bool {
     var scratch = [UInt8](repeating: 0, count: 4096)
     while true {
       let got = scratch.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress!, 4096, 0) }
@@ -75,11 +75,11 @@ final class RawClient {
 
   // MARK: Protocol helpers
 
-  static let optionMagic: UInt64 = 0x4948_4156_454f_5054
+  public static let optionMagic: UInt64 = 0x4948_4156_454f_5054
 
   /// Reads the greeting and answers with `flags`; returns the server's handshake flags.
   @discardableResult
-  func greet(flags: UInt32 = 3) throws -> UInt16 {
+  public func greet(flags: UInt32 = 3) throws -> UInt16 {
     let greeting = try XCTUnwrap(receive(18), "no greeting")
     XCTAssertEqual(Array(greeting[0..<8]), Array("NBDMAGIC".utf8))
     XCTAssertEqual(Array(greeting[8..<16]), Array("IHAVEOPT".utf8))
@@ -87,11 +87,11 @@ final class RawClient {
     return UInt16(greeting[16]) << 8 | UInt16(greeting[17])
   }
 
-  func sendOption(_ option: UInt32, _ data: [UInt8] = []) {
+  public func sendOption(_ option: UInt32, _ data: [UInt8] = []) {
     send(be(RawClient.optionMagic) + be(option) + be(UInt32(data.count)) + data)
   }
 
-  func optionReply() throws -> (option: UInt32, type: UInt32, data: [UInt8]) {
+  public func optionReply() throws -> (option: UInt32, type: UInt32, data: [UInt8]) {
     let header = try XCTUnwrap(receive(20), "no option reply")
     XCTAssertEqual(Array(header[0..<8]), be(UInt64(0x0003_e889_0455_65a9)))
     let length = Int(u32(header, 16))
@@ -101,7 +101,7 @@ final class RawClient {
 
   /// Negotiates and enters transmission with NBD_OPT_GO; returns the export size and flags.
   @discardableResult
-  func connect(structured: Bool = true, allocation: Bool = true, name: String = "") throws -> (
+  public func connect(structured: Bool = true, allocation: Bool = true, name: String = "") throws -> (
     size: UInt64, flags: UInt16
   ) {
     try greet()
@@ -130,20 +130,20 @@ final class RawClient {
     return (size, flags)
   }
 
-  func request(
+  public func request(
     _ command: UInt16, flags: UInt16 = 0, cookie: UInt64, offset: UInt64, length: UInt32, payload: [UInt8] = []
   ) {
     send(be(UInt32(0x2560_9513)) + be(flags) + be(command) + be(cookie) + be(offset) + be(length) + payload)
   }
 
   /// A simple reply's error and cookie.
-  func simpleReply() throws -> (error: UInt32, cookie: UInt64) {
+  public func simpleReply() throws -> (error: UInt32, cookie: UInt64) {
     let header = try XCTUnwrap(receive(16), "no reply")
     XCTAssertEqual(u32(header, 0), 0x6744_6698, "not a simple reply")
     return (u32(header, 4), u64(header, 8))
   }
 
-  func chunk() throws -> (flags: UInt16, type: UInt16, cookie: UInt64, payload: [UInt8]) {
+  public func chunk() throws -> (flags: UInt16, type: UInt16, cookie: UInt64, payload: [UInt8]) {
     let header = try XCTUnwrap(receive(20), "no reply chunk")
     XCTAssertEqual(u32(header, 0), 0x668e_33ef, "not a structured reply")
     let length = Int(u32(header, 16))
@@ -154,21 +154,21 @@ final class RawClient {
   }
 
   /// All chunks of one structured reply, up to the one marked done.
-  func structuredReply() throws -> [(flags: UInt16, type: UInt16, cookie: UInt64, payload: [UInt8])] {
+  public func structuredReply() throws -> [(flags: UInt16, type: UInt16, cookie: UInt64, payload: [UInt8])] {
     var chunks: [(flags: UInt16, type: UInt16, cookie: UInt64, payload: [UInt8])] = []
     repeat { chunks.append(try chunk()) } while chunks.last!.flags & 1 == 0
     return chunks
   }
 }
 
-func be<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+public func be<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
   withUnsafeBytes(of: value.bigEndian) { Array($0) }
 }
 
-func u32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
+public func u32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
   bytes[at..<(at + 4)].reduce(0) { $0 << 8 | UInt32($1) }
 }
 
-func u64(_ bytes: [UInt8], _ at: Int) -> UInt64 {
+public func u64(_ bytes: [UInt8], _ at: Int) -> UInt64 {
   bytes[at..<(at + 8)].reduce(0) { $0 << 8 | UInt64($1) }
 }
