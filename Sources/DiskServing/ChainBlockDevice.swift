@@ -13,7 +13,8 @@ public final class ChainBlockDevice: BlockDevice, @unchecked Sendable {
   private let chain: DiskChain
   public let size: UInt64
   public let isReadOnly: Bool
-  public var canTrim: Bool { false }
+  /// Trim frees the leaf's file space where it holds the range (see `DiskChain.discard`).
+  public var canTrim: Bool { !isReadOnly }
 
   public var leafPath: String { chain.leaf.path }
   public var depth: Int { chain.depth }
@@ -65,7 +66,10 @@ public final class ChainBlockDevice: BlockDevice, @unchecked Sendable {
   }
 
   public func trim(at offset: UInt64, count: UInt64, durable: Bool) throws {
-    throw BlockDeviceError(.invalidArgument, "trim is not offered for VHD chains")
+    try translatingErrors {
+      let freed = try lock.withLock { try chain.discard(at: offset, count: count) }
+      if durable && freed > 0 { try chain.synchronize() }
+    }
   }
 
   public func flush() throws {

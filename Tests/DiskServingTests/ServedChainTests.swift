@@ -34,6 +34,12 @@ final class ServedChainTests: XCTestCase {
     return try XCTUnwrap(client.receive(count))
   }
 
+  private func spaceOnDisk(_ path: String) throws -> UInt64 {
+    let disk = try VirtualDisk.open(path)
+    defer { disk.close() }
+    return disk.spaceOnDisk
+  }
+
   private func chainBytes(_ path: String, at offset: UInt64, count: Int) throws -> [UInt8] {
     let chain = try DiskChain.open(path)
     defer { chain.close() }
@@ -76,5 +82,20 @@ final class ServedChainTests: XCTestCase {
     XCTAssertEqual(served.leafPath, folder.file("one.vhd"))
     try write(client, [UInt8](repeating: 0x33, count: 512), at: 0, cookie: 1)
     XCTAssertEqual(try chainBytes(folder.file("one.vhd"), at: 0, count: 512), [UInt8](repeating: 0x33, count: 512))
+  }
+
+  func testTrimFreesTheLeafsSpaceAndKeepsTheFileSound() throws {
+    let client = try RawClient(socket: served.server.socketPath)
+    let (_, flags) = try client.connect(structured: false, allocation: false)
+    XCTAssertNotEqual(flags & 32, 0, "a writable chain offers TRIM")
+    var random = SeededBytes(seed: 5)
+    try write(client, random.bytes(4 << 20), at: 0, cookie: 1)
+    let before = try spaceOnDisk(folder.file("one.vhd"))
+    client.request(4, flags: 1, cookie: 2, offset: 1 << 20, length: 2 << 20)
+    XCTAssertEqual(try client.simpleReply().error, 0)
+    let after = try spaceOnDisk(folder.file("one.vhd"))
+    XCTAssertGreaterThanOrEqual(before - after, (2 << 20) - 8192, "the trimmed range's space is given back")
+    XCTAssertEqual(try read(client, at: (1 << 20) + 4096, count: 4096, cookie: 3), [UInt8](repeating: 0, count: 4096))
+    XCTAssertTrue(DiskCheck(path: folder.file("one.vhd")).isSound)
   }
 }

@@ -131,3 +131,15 @@ final class HostileClientTests: XCTestCase {
     XCTAssertEqual(try first.structuredRead(offset: 0, length: 8).bytes.count, 8)
   }
 }
+
+extension HostileClientTests {
+  func testAClientSilentInTheHandshakeIsClosedAfterTheDeadline() throws {
+    let strict = try ServedDevice(MemoryDevice(size: 65536), handshakeTimeout: 0.3, test: self)
+    let silent = try strict.client(timeout: 10)
+    _ = silent.receive(18)
+    let started = Date()
+    XCTAssertTrue(silent.closedByServer())
+    XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+    try assertOthersAreServed()
+  }
+}

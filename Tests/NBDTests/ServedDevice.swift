@@ -11,11 +11,16 @@ final class ServedDevice {
   let server: NBDServer
   var socket: String { server.socketPath }
 
-  init(_ device: MemoryDevice, name: String = "memory", maximumConnections: Int = 32, test: XCTestCase) throws {
+  init(
+    _ device: MemoryDevice, name: String = "memory", maximumConnections: Int = 32, handshakeTimeout: TimeInterval = 30,
+    test: XCTestCase
+  ) throws {
     folder = TemporaryFolder()
     self.device = device
     export = Export(name: name, details: "a test device", device: device)
-    server = try NBDServer(export: export, socketPath: folder.file("nbd.sock"), maximumConnections: maximumConnections)
+    server = try NBDServer(
+      export: export, socketPath: folder.file("nbd.sock"), maximumConnections: maximumConnections,
+      handshakeTimeout: handshakeTimeout)
     server.start()
     test.addTeardownBlock { [server, export] in
       export.resume()

@@ -14,11 +14,18 @@ public final class NBDServer: @unchecked Sendable {
   private var isStopping = false
   private let running = DispatchGroup()
   private let pool = BufferPool()
+  /// Buffers of all connections together stay under 256 MiB (a single request may still take 32).
+  private let serverLimit = InflightLimit(requests: Int.max, bytes: 256 << 20)
+  /// A client must finish the handshake in this time; an idle client in transmission may stay.
+  public let handshakeTimeout: TimeInterval
 
   /// Binds the socket (a stale socket file is replaced; a live server or another file is refused).
-  public init(export: Export, socketPath: String, maximumConnections: Int = 32) throws {
+  public init(export: Export, socketPath: String, maximumConnections: Int = 32, handshakeTimeout: TimeInterval = 30)
+    throws
+  {
     self.export = export
     self.maximumConnections = maximumConnections
+    self.handshakeTimeout = handshakeTimeout
     listener = try UnixListener(path: socketPath)
   }
 
@@ -54,8 +61,10 @@ public final class NBDServer: @unchecked Sendable {
   }
 
   private func serve(_ connection: SocketConnection) {
+    connection.setReceiveTimeout(handshakeTimeout)
     guard let session = Handshake(connection: connection, export: export).run() else { return }
-    Transmission(connection: connection, export: export, session: session, pool: pool).run()
+    connection.setReceiveTimeout(0)
+    Transmission(connection: connection, export: export, session: session, pool: pool, serverLimit: serverLimit).run()
   }
 
   /// The number of clients connected now.

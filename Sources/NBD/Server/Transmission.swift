@@ -8,11 +8,14 @@ final class Transmission: @unchecked Sendable {
   private let export: Export
   private let session: Session
   private let limit = InflightLimit()
+  /// Shared by every connection: bounds the buffers of the whole server.
+  private let serverLimit: InflightLimit
   private let pool: BufferPool
   private let workers: WorkerPool
 
-  init(connection: SocketConnection, export: Export, session: Session, pool: BufferPool) {
+  init(connection: SocketConnection, export: Export, session: Session, pool: BufferPool, serverLimit: InflightLimit) {
     self.connection = connection
+    self.serverLimit = serverLimit
     self.export = export
     self.session = session
     self.pool = pool
@@ -36,28 +39,38 @@ final class Transmission: @unchecked Sendable {
         // buffer it.
         guard request.length <= BlockSizes.maximum else { return }
         let count = Int(request.length)
-        limit.acquire(bytes: count)
+        acquire(count)
         let buffer = pool.take(count)
         guard connection.receive(into: buffer.prefix(count)) else {
           // The payload never fully arrived: nothing of it is written.
           pool.give(buffer)
-          limit.release(bytes: count)
+          release(count)
           return
         }
         workers.submit { [self] in
           execute(request, payload: buffer)
           pool.give(buffer)
-          limit.release(bytes: count)
+          release(count)
         }
       default:
         let count = request.command == Command.read ? Int(min(request.length, BlockSizes.maximum)) : 0
-        limit.acquire(bytes: count)
+        acquire(count)
         workers.submit { [self] in
           execute(request, payload: nil)
-          limit.release(bytes: count)
+          release(count)
         }
       }
     }
+  }
+
+  private func acquire(_ bytes: Int) {
+    limit.acquire(bytes: bytes)
+    serverLimit.acquire(bytes: bytes)
+  }
+
+  private func release(_ bytes: Int) {
+    serverLimit.release(bytes: bytes)
+    limit.release(bytes: bytes)
   }
 
   private func execute(_ request: Request, payload: PayloadBuffer?) {
@@ -160,9 +173,13 @@ final class Transmission: @unchecked Sendable {
     var payload = ByteWriter(capacity: 4 + extents.count * 8)
     payload.u32(MetaContext.allocationID)
     var described = 0
-    for extent in extents where extent.length > 0 {
-      payload.u32(UInt32(min(extent.length, UInt64(UInt32.max) & ~511)))
+    // The descriptors may cover less than the request, never more, whatever the device returned.
+    var remaining = UInt64(request.length)
+    for extent in extents where extent.length > 0 && remaining > 0 {
+      let length = min(extent.length, remaining)
+      payload.u32(UInt32(length))
       payload.u32(extent.isHole ? AllocationState.hole | AllocationState.zero : 0)
+      remaining -= length
       described += 1
     }
     guard described > 0 else { throw RequestFailure(WireError.io, "the device described no extent") }

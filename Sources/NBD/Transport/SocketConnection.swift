@@ -25,6 +25,12 @@ final class SocketConnection: @unchecked Sendable {
 
   deinit { close() }
 
+  /// Makes a receive that waits longer than `seconds` fail (0: wait for ever).
+  func setReceiveTimeout(_ seconds: Double) {
+    var value = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
+    _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+  }
+
   /// Reads exactly `buffer.count` bytes. False when the peer closed the connection (or it failed)
   /// before all of them arrived.
   func receive(into buffer: UnsafeMutableRawBufferPointer) -> Bool {

@@ -70,6 +70,32 @@ extension DiskChain {
     return written
   }
 
+  /// Gives back the file space of the leaf's own data in the range (its 4 KiB-aligned parts), which
+  /// then reads as zeros: what an NBD TRIM allows, since the range's contents are undefined after it.
+  /// No metadata changes (blocks stay allocated, bitmaps stay set), so the file stays valid at every
+  /// moment; parents are never touched. Returns the bytes freed.
+  @discardableResult
+  public func discard(at offset: UInt64, count: UInt64) throws -> UInt64 {
+    guard leaf.isWritable else {
+      throw VHDError(path: leaf.path, field: "file", .readOnly, "the disk was opened read-only")
+    }
+    try checkRange(offset: offset, count: count)
+    var freed: UInt64 = 0
+    var position = offset
+    let end = offset + count
+    while position < end {
+      let pieceEnd = min(end, position + UInt64(blockSize) * 16)
+      for extent in try extents(at: position, count: pieceEnd - position) {
+        guard case .data(layer: 0, let fileOffset) = extent.source else { continue }
+        let start = (fileOffset + 4095) / 4096 * 4096
+        let stop = (fileOffset + extent.length) / 4096 * 4096
+        if stop > start && leaf.file.punchHole(at: start, count: stop - start) { freed += stop - start }
+      }
+      position = pieceEnd
+    }
+    return freed
+  }
+
   /// Whether every byte of the range already reads as zeros because no layer holds it.
   public func isUnallocated(at offset: UInt64, count: UInt64) throws -> Bool {
     var position = offset

@@ -204,6 +204,14 @@ final class BlockFile {
     _ = posix_fadvise(descriptor.rawValue, off_t(offset), off_t(count), 4)
   }
 
+  /// Frees the file space of a range, which then reads as zeros, keeping the file's length
+  /// (fallocate PUNCH_HOLE | KEEP_SIZE). False where the file system or platform cannot.
+  func punchHole(at offset: UInt64, count: UInt64) -> Bool {
+    precondition(isWritable, "punching a hole in a read-only BlockFile")
+    guard let fallocate = KernelCopy.fallocate, count > 0 else { return false }
+    return fallocate(descriptor.rawValue, 0x02 | 0x01, Int64(offset), Int64(count)) == 0
+  }
+
   /// Forces written data to stable storage: merges rely on it before anything is deleted.
   func synchronize() throws {
     if fsync(descriptor.rawValue) != 0 {
@@ -238,9 +246,13 @@ final class BlockFile {
   }
 }
 
-/// copy_file_range(2) and sync_file_range(2), looked up at run time: Glibc declares them only under
-/// _GNU_SOURCE, which Swift's Glibc module does not define.
+/// copy_file_range(2), sync_file_range(2) and fallocate(2), looked up at run time: Glibc declares
+/// them only under _GNU_SOURCE, which Swift's Glibc module does not define.
 enum KernelCopy {
+  typealias Fallocate = @convention(c) (Int32, Int32, Int64, Int64) -> Int32
+
+  static let fallocate: Fallocate? = symbol("fallocate").map { unsafeBitCast($0, to: Fallocate.self) }
+
   typealias SyncFileRange = @convention(c) (Int32, Int64, Int64, UInt32) -> Int32
 
   static let syncFileRange: SyncFileRange? = symbol("sync_file_range").map { unsafeBitCast($0, to: SyncFileRange.self) }
