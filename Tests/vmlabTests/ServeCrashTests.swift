@@ -10,13 +10,14 @@ import XCTest
 /// `vmlab disk check`, and every write the server acknowledged with FUA, or that an acknowledged
 /// flush covered, must read back through `vmlab disk export`.
 final class ServeCrashTests: XCTestCase {
-  /// The writer, a libnbd client: 64 KiB slots in a shuffled order, each written once, filled with
-  /// a 16-byte tag naming (seed, slot). Even-numbered writes carry FUA and are logged when acknowledged;
-  /// the others are logged in threes once the flush after them is acknowledged. Odd slots are
-  /// written 500 bytes in and 1,000 bytes short, so sectors are read, modified and written.
+  /// The writer, a libnbd client keeping `depth` writes in flight: 64 KiB slots in a shuffled order,
+  /// each written once, filled with a 16-byte tag naming (seed, slot). Even-numbered writes carry FUA
+  /// and are logged when acknowledged; the others are logged once a flush sent after their
+  /// acknowledgement is acknowledged. Odd slots are written 500 bytes in and 1,000 bytes short, so
+  /// sectors are read, modified and written.
   private static let writer = """
     import nbd, random, sys
-    sock, log_path, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    sock, log_path, seed, depth = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     h = nbd.NBD()
     h.set_strict_mode(0)
     h.connect_unix(sock)
@@ -24,22 +25,33 @@ final class ServeCrashTests: XCTestCase {
     order = list(range(h.get_size() // slot))
     random.Random(seed).shuffle(order)
     log = open(log_path, 'a', buffering=1)
-    pending = []
+    inflight, completed = {}, []
+    def reap():
+        for cookie in list(inflight):
+            if h.aio_command_completed(cookie):
+                s, fua, _ = inflight.pop(cookie)
+                if fua:
+                    log.write(f'{s}\\n')
+                else:
+                    completed.append(s)
     for i, s in enumerate(order):
         data = f'{seed}:{s}:'.encode().ljust(16, b'.') * (slot // 16)
         offset = s * slot
         if s % 2 == 1:
             data, offset = data[:slot - 1000], offset + 500
-        if i % 2 == 0:
-            h.pwrite(data, offset, nbd.CMD_FLAG_FUA)
-            log.write(f'{s}\\n')
-        else:
-            h.pwrite(data, offset)
-            pending.append(s)
-            if len(pending) == 3:
-                h.flush()
-                log.write(''.join(f'{p}\\n' for p in pending))
-                pending = []
+        while h.aio_in_flight() >= depth:
+            h.poll(-1)
+            reap()
+        buffer = nbd.Buffer.from_bytearray(bytearray(data))
+        fua = i % 2 == 0
+        inflight[h.aio_pwrite(buffer, offset, flags=nbd.CMD_FLAG_FUA if fua else 0)] = (s, fua, buffer)
+        reap()
+        if len(completed) >= 6:
+            # The flush covers the writes acknowledged before it was sent.
+            covered, completed[:] = completed[:], []
+            h.flush()
+            reap()
+            log.write(''.join(f'{p}\\n' for p in covered))
     """
 
   private func expectedSlot(seed: Int, slot: Int) -> (offset: Int, bytes: [UInt8]) {
@@ -71,13 +83,13 @@ final class ServeCrashTests: XCTestCase {
 
     var verified = 0
     // Each round serves the file the previous kill left behind.
-    for (round, target) in [3, 40, 150, 17, 90].enumerated() {
+    for (round, (target, depth)) in [(3, 1), (40, 16), (150, 1), (17, 16), (90, 16)].enumerated() {
       let seed = 100 + round
       let served = try ServeProcess(folder.file("child.vhd"), socket: folder.file("c.sock"), test: self)
       let log = folder.file("acked-\(round).log")
       let writer = Process()
       writer.executableURL = URL(fileURLWithPath: python)
-      writer.arguments = [folder.file("writer.py"), served.socket, log, String(seed)]
+      writer.arguments = [folder.file("writer.py"), served.socket, log, String(seed), String(depth)]
       writer.standardError = FileHandle.nullDevice
       try writer.run()
       defer { if writer.isRunning { kill(writer.processIdentifier, SIGKILL) } }
