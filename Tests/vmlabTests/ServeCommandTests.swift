@@ -190,4 +190,24 @@ final class ServeCommandTests: XCTestCase {
       try runClient("nbdinfo", ["--size", again.uri]).output.trimmingCharacters(in: .whitespacesAndNewlines), "\(size)")
     XCTAssertEqual(try again.stop(), 0)
   }
+
+  func testExportNames() throws {
+    let folder = TemporaryFolder()
+    _ = try makeChain(in: folder)
+    let plain = try ServeProcess(
+      folder.file("child.vhd"), socket: folder.file("a.sock"), extra: ["--read-only"], test: self)
+    var result = try runClient("nbdinfo", ["--list", plain.uri])
+    XCTAssertTrue(result.output.contains("export=\"child\""), "named after the file: \(result.output)")
+    XCTAssertEqual(try plain.stop(), 0)
+
+    let named = try ServeProcess(
+      folder.file("child.vhd"), socket: folder.file("b.sock"), extra: ["--name", "web01-disk1"], test: self)
+    XCTAssertTrue(named.background.output.contains("as 'web01-disk1'"), named.background.output)
+    result = try runClient("nbdinfo", ["--size", "nbd+unix:///web01-disk1?socket=\(named.socket)"])
+    XCTAssertEqual(result.output.trimmingCharacters(in: .whitespacesAndNewlines), "\(size)", result.error)
+    result = try runClient("nbdinfo", ["--size", "nbd+unix:///other?socket=\(named.socket)"])
+    XCTAssertNotEqual(result.status, 0, "an unknown export name is refused")
+    XCTAssertTrue(result.error.contains("no export named 'other'"), "refused as an unknown export: \(result.error)")
+    XCTAssertEqual(try named.stop(), 0)
+  }
 }

@@ -13,9 +13,9 @@ struct DiskServe: ParsableCommand {
     commandName: "serve",
     abstract: "Serve a disk, through its whole chain, over NBD on a UNIX socket until Ctrl-C or SIGTERM.",
     discussion: """
-      Reads come through the chain; writes go to the leaf, which is flushed (fsync) on every NBD flush
-      and FUA write and once more before vmlab exits 0. Clients: qemu, qemu-img, qemu-io, nbdinfo,
-      nbdcopy, nbdsh, nbd-client.
+      Reads come through the chain; writes go to the leaf, which is flushed (fsync) on every NBD \
+      flush and FUA write and once more before vmlab exits 0. Trims free the leaf's own space. \
+      Clients include qemu, qemu-img, qemu-io, nbdinfo, nbdcopy and nbdsh.
 
       Example: vmlab disk serve web01.vhd --socket web01.sock &
                qemu-img convert -O qcow2 'nbd+unix:///?socket=web01.sock' web01.qcow2
