@@ -143,3 +143,39 @@ extension HostileClientTests {
     try assertOthersAreServed()
   }
 }
+
+extension HostileClientTests {
+  /// Seeded streams of requests with random commands, flags, offsets and lengths (writes with their
+  /// payload when it is small): the server answers or hangs up, and keeps serving everyone else.
+  func testRandomRequestsNeitherCrashNorStopTheServer() throws {
+    var random = SeededBytes(seed: 77)
+    for _ in 0..<8 {
+      let client = try served.client(timeout: 5)
+      let structured = random.int(0..<2) == 1
+      try client.connect(structured: structured, allocation: structured && random.int(0..<2) == 1)
+      for cookie in 0..<40 {
+        let command = UInt16(random.int(0..<12))
+        let flags = UInt16(truncatingIfNeeded: random.next())
+        let offset = random.int(0..<4) == 0 ? random.next() : UInt64(random.int(0..<(2 << 20)))
+        let length = random.int(0..<4) == 0 ? UInt32(truncatingIfNeeded: random.next()) : UInt32(random.int(0..<65536))
+        let payload = command == 1 && length <= 65536 ? random.bytes(Int(length)) : []
+        client.request(command, flags: flags, cookie: UInt64(cookie), offset: offset, length: length, payload: payload)
+      }
+    }
+    try assertOthersAreServedAfterWrites()
+  }
+
+  /// Like `assertOthersAreServed`, for tests whose random writes may have landed: first waits (with a
+  /// deadline) until the server has finished with every earlier connection, so none still writes.
+  private func assertOthersAreServedAfterWrites() throws {
+    let deadline = Date().addingTimeInterval(20)
+    while served.server.connectionCount > 0 {
+      guard Date() < deadline else { return XCTFail("connections still open after 20 s") }
+      usleep(10_000)
+    }
+    let client = try served.client()
+    try client.connect()
+    let read = try client.structuredRead(offset: 0, length: 65536)
+    XCTAssertEqual(read.bytes, Array(served.device.contents[0..<65536]))
+  }
+}
