@@ -1,8 +1,9 @@
 import Foundation
 
 /// The transmission phase of one connection: a reader takes requests off the socket in order and
-/// hands each to the connection's worker threads (at most 16 under way, bounded bytes); replies go out as requests
-/// finish, in any order, each whole. A WRITE is executed only once its whole payload has arrived.
+/// hands each to the connection's worker threads (at most 16 under way, bounded bytes); replies go
+/// out as requests finish, in any order, each whole. A WRITE is executed only once its whole
+/// payload has arrived.
 final class Transmission: @unchecked Sendable {
   private let connection: SocketConnection
   private let export: Export
