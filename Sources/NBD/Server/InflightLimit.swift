@@ -9,6 +9,8 @@ final class InflightLimit: @unchecked Sendable {
   private let condition = NSCondition()
   private var activeRequests = 0
   private var activeBytes = 0
+  /// Threads waiting in `acquire` or `waitUntilIdle`: a release wakes someone only when there is one.
+  private var waiters = 0
 
   init(requests: Int = 16, bytes: Int = 64 << 20) {
     self.requests = requests
@@ -17,7 +19,11 @@ final class InflightLimit: @unchecked Sendable {
 
   func acquire(bytes count: Int) {
     condition.lock()
-    while activeRequests >= requests || (activeRequests > 0 && activeBytes + count > bytes) { condition.wait() }
+    while activeRequests >= requests || (activeRequests > 0 && activeBytes + count > bytes) {
+      waiters += 1
+      condition.wait()
+      waiters -= 1
+    }
     activeRequests += 1
     activeBytes += count
     condition.unlock()
@@ -27,13 +33,17 @@ final class InflightLimit: @unchecked Sendable {
     condition.lock()
     activeRequests -= 1
     activeBytes -= count
-    condition.broadcast()
+    if waiters > 0 { condition.broadcast() }
     condition.unlock()
   }
 
   func waitUntilIdle() {
     condition.lock()
-    while activeRequests > 0 { condition.wait() }
+    while activeRequests > 0 {
+      waiters += 1
+      condition.wait()
+      waiters -= 1
+    }
     condition.unlock()
   }
 }

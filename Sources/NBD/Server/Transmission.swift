@@ -64,13 +64,17 @@ final class Transmission: @unchecked Sendable {
     }
   }
 
+  /// Requests up to this size count against their connection only (at most 16 MiB per connection);
+  /// larger ones also against the server's budget. Small requests then cost one lock less.
+  private static let smallRequest = 1 << 20
+
   private func acquire(_ bytes: Int) {
     limit.acquire(bytes: bytes)
-    serverLimit.acquire(bytes: bytes)
+    if bytes > Transmission.smallRequest { serverLimit.acquire(bytes: bytes) }
   }
 
   private func release(_ bytes: Int) {
-    serverLimit.release(bytes: bytes)
+    if bytes > Transmission.smallRequest { serverLimit.release(bytes: bytes) }
     limit.release(bytes: bytes)
   }
 

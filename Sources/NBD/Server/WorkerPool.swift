@@ -22,7 +22,7 @@ final class WorkerPool: @unchecked Sendable {
     work.append(job)
     let startThread = idle < work.count && threads < limit
     if startThread { threads += 1 }
-    condition.signal()
+    if idle > 0 { condition.signal() }
     condition.unlock()
     if startThread {
       let thread = Thread { [self] in run() }

@@ -23,7 +23,10 @@ final class SocketConnection: @unchecked Sendable {
     self.descriptor = descriptor
   }
 
-  deinit { close() }
+  deinit {
+    close()
+    inbox.deallocate()
+  }
 
   /// Makes a receive that waits longer than `seconds` fail (0: wait for ever).
   func setReceiveTimeout(_ seconds: Double) {
@@ -31,18 +34,41 @@ final class SocketConnection: @unchecked Sendable {
     _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
   }
 
+  /// Bytes received but not yet asked for: a client that pipelines requests has several headers in
+  /// one `recv`. Used only by the one thread that receives.
+  private let inbox = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+  private var inboxStart = 0
+  private var inboxEnd = 0
+
   /// Reads exactly `buffer.count` bytes. False when the peer closed the connection (or it failed)
-  /// before all of them arrived.
+  /// before all of them arrived. Small reads go through the inbox; large ones (payloads) land in
+  /// `buffer` directly once the inbox is empty.
   func receive(into buffer: UnsafeMutableRawBufferPointer) -> Bool {
     guard let base = buffer.baseAddress else { return true }
-    var done = 0
+    var done = min(buffer.count, inboxEnd - inboxStart)
+    if done > 0 {
+      base.copyMemory(from: inbox.baseAddress! + inboxStart, byteCount: done)
+      inboxStart += done
+    }
     while done < buffer.count {
-      let count = recv(descriptor, base + done, buffer.count - done, 0)
-      if count > 0 {
-        done += count
-      } else if count < 0 && errno == EINTR {
+      let wanted = buffer.count - done
+      if wanted >= inbox.count / 4 {
+        let count = recv(descriptor, base + done, wanted, 0)
+        if count > 0 {
+          done += count
+        } else if !(count < 0 && errno == EINTR) {
+          return false
+        }
         continue
-      } else {
+      }
+      let count = recv(descriptor, inbox.baseAddress!, inbox.count, 0)
+      if count > 0 {
+        let taken = min(count, wanted)
+        (base + done).copyMemory(from: inbox.baseAddress!, byteCount: taken)
+        done += taken
+        inboxStart = taken
+        inboxEnd = count
+      } else if !(count < 0 && errno == EINTR) {
         return false
       }
     }
