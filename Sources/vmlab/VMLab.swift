@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LabKit
 
 /// The `vmlab` command: virtual machines, VHD disks and checkpoints for training labs.
 struct VMLab: ParsableCommand {
@@ -7,6 +8,7 @@ struct VMLab: ParsableCommand {
     commandName: "vmlab",
     abstract: "Virtual machines, VHD disks and VM checkpoints for training labs, scripted in Lua.",
     discussion: """
+      --library DIR and --wait may come before the command too (vmlab --library ~/labs vm list).
       Exit codes: 0 success, 1 an operation failed, 2 a usage error.
       """,
     version: "0.1.0",
@@ -20,9 +22,28 @@ struct VMLab: ParsableCommand {
 @main
 enum Main {
   static func main() {
+    let arguments: [String]
+    let leading: LeadingOptions
     do {
-      var command = try VMLab.parseAsRoot()
-      try command.run()
+      (leading, arguments) = try LeadingOptions.split(Array(CommandLine.arguments.dropFirst()))
+    } catch {
+      exit(with: error)
+    }
+    if let mistake = UsageErrors.checkShortOptionGroups(arguments) {
+      FileHandle.standardError.write(Data("Error: \(mistake.message)\nSee 'vmlab --help'.\n".utf8))
+      Foundation.exit(ExitCode.usage.rawValue)
+    }
+    var command: ParsableCommand
+    do {
+      command = try VMLab.parseAsRoot(arguments)
+    } catch {
+      exit(with: error)
+    }
+    do {
+      try LeadingOptions.$current.withValue(leading) { try command.run() }
+    } catch let error as ValidationError {
+      FileHandle.standardError.write(Data((UsageErrors.message(error, in: command) + "\n").utf8))
+      Foundation.exit(ExitCode.usage.rawValue)
     } catch {
       exit(with: error)
     }
@@ -38,7 +59,8 @@ enum Main {
     if code.isSuccess || error is ExitCode {
       VMLab.exit(withError: error)
     }
-    FileHandle.standardError.write(Data("vmlab: error: \(String(describing: error))\n".utf8))
+    // Foundation's file errors read as sentences naming the file, not as NSCocoaErrorDomain codes.
+    FileHandle.standardError.write(Data("vmlab: error: \(describeFileError(error))\n".utf8))
     Foundation.exit(ExitCode.failure.rawValue)
   }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+import VHD
 import XCTest
 
 @testable import LabKit
@@ -7,7 +8,8 @@ import XCTest
 /// Failures and simulated process deaths at every journal step: the library always comes back
 /// consistent, with the data of either the moment before the operation or the moment after.
 final class CrashTests: LabKitTestCase {
-  let small: UInt64 = 4 * MiB
+  /// 4 MiB rounded up to a whole CHS geometry: the size a VM created with 4 MiB disks sees.
+  let small = DiskGeometry.rounding(size: 4 * MiB).size
   let disks = 3
 
   struct Picture: Equatable {

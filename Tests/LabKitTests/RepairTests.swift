@@ -1,14 +1,25 @@
 import Foundation
 import TestSupport
+import VHD
 import XCTest
 
 @testable import LabKit
 
 final class RepairTests: LabKitTestCase {
-  let small: UInt64 = 4 * MiB
+  /// 4 MiB rounded up to a whole CHS geometry: the size a VM created with 4 MiB disks sees.
+  let small = DiskGeometry.rounding(size: 4 * MiB).size
 
   func contents(_ vm: String, disks: Int) throws -> [[UInt8]] {
     try (1...disks).map { try library.contents(vm, disk: $0, size: small) }
+  }
+
+  /// Closes the library, repairs the folder as `vmlab library repair` does, and opens it again.
+  func repair() throws -> RepairReport {
+    try library.close()
+    library = nil
+    let report = try Library.repair(at: root, host: host)
+    library = try Library(at: root, host: host)
+    return report
   }
 
   /// Drops the library, deletes the catalog (and the manifests, if asked), opens the folder again.
@@ -60,7 +71,7 @@ final class RepairTests: LabKitTestCase {
     let vmsBefore = try library.vms().map { ($0.name, $0.hostKind, $0.additions, $0.disks.count) }
 
     try loseCatalog()
-    let report = try library.repair()
+    let report = try repair()
     XCTAssertEqual(report.vms, ["clone1", "hv", "web"])
     XCTAssertEqual(report.checkpoints, 4)
     XCTAssertEqual(report.labs, ["course"])
@@ -103,7 +114,7 @@ final class RepairTests: LabKitTestCase {
     let stamps = try library.checkpoints(vm: "plain").map(\.stamp)
 
     try loseCatalog(manifests: true)
-    let report = try library.repair()
+    let report = try repair()
     XCTAssertEqual(report.vms, ["plain"])
     XCTAssertEqual(report.checkpoints, 3)
     XCTAssertTrue(report.notes.contains { $0.contains("no vm.json") }, "\(report.notes)")
@@ -145,7 +156,7 @@ extension RepairTests {
     let now = try contents("br", disks: 2)
 
     try loseCatalog(manifests: true)
-    let report = try library.repair()
+    let report = try repair()
     XCTAssertEqual(report.checkpoints, 2, "\(report.notes)")
     try assertConsistent()
     XCTAssertTrue(same(try contents("br", disks: 2), now), "the current leaf is found")

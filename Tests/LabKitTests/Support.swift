@@ -64,7 +64,8 @@ extension FaultPlan {
   }
 }
 
-let diskSize: UInt64 = 16 * MiB
+/// 16 MiB rounded up to a whole CHS geometry, as every disk vmlab creates.
+let diskSize = DiskGeometry.rounding(size: 16 * MiB).size
 
 extension Library {
   /// Reads a whole disk of a VM as it is now.

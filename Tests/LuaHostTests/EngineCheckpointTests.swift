@@ -47,6 +47,44 @@ final class EngineCheckpointTests: EngineTestCase {
       ["AAAA", "clean"])
   }
 
+  /// `:restore{all=true}` is one journaled engine operation: when one VM cannot be restored, none
+  /// is (it used to restore the others and report a partial failure).
+  func testABulkRestoreIsAllOrNothing() throws {
+    try makeTwoRunningVMs()
+    try lua(
+      """
+      web:write(1, 0, "AAAA"); db:write(1, 0, "aaaa")
+      vmlab.lab.create{name="class", vms={web, db}}:checkpoint{name="clean"}
+      web:start(); db:start()
+      web:write(1, 0, "BBBB"); db:write(1, 0, "bbbb")
+      """)
+    let frozen = try text("return vmlab.checkpoints{vm='db01'}[1].disks[1]")
+    try FileManager.default.moveItem(atPath: frozen, toPath: frozen + ".aside")
+    let message = errorMessage("vmlab.checkpoints{mostRecent=true}:restore{all=true}")
+    XCTAssertTrue(message.contains("db01"), message)
+    XCTAssertEqual(try lua("return web:read(1, 0, 4)"), ["BBBB"], "web01 was not restored either")
+    try FileManager.default.moveItem(atPath: frozen + ".aside", toPath: frozen)
+    XCTAssertEqual(try lua("return db:read(1, 0, 4)"), ["bbbb"])
+    let restored = try lua(
+      "local r = vmlab.checkpoints{mostRecent=true}:restore{all=true}; return #r, r[1].applied, r[1].state, #r[1].filesCreated + #r[2].filesCreated, web:read(1, 0, 4), db:read(1, 0, 4)"
+    )
+    XCTAssertEqual(restored, [2, true, "stopped", 3, "AAAA", "aaaa"])
+  }
+
+  /// A bulk merge follows the same rule as a bulk restore: several VMs need {all=true}.
+  func testABulkMergeMustBeDeliberate() throws {
+    try makeTwoRunningVMs()
+    try lua("web:checkpoint('one'); db:checkpoint('one'); web:checkpoint('two'); db:checkpoint('two')")
+    let message = errorMessage("vmlab.checkpoints{mostRecent=true}:merge()")
+    XCTAssertTrue(message.contains("2 VMs") && message.contains("{all=true}"), message)
+    XCTAssertEqual(try lua("return #vmlab.checkpoints()"), [4], "nothing was merged")
+    XCTAssertEqual(
+      try lua("return #vmlab.checkpoints{mostRecent=true}:merge{whatIf=true}, #vmlab.checkpoints()"), [2, 4])
+    XCTAssertEqual(
+      try lua("return #vmlab.checkpoints{vm='web01', mostRecent=true}:merge(), #vmlab.checkpoints()"), [1, 3])
+    XCTAssertEqual(try lua("return #vmlab.checkpoints{mostRecent=true}:merge{all=true}, #vmlab.checkpoints()"), [2, 1])
+  }
+
   func testMergeAndRemoveLeaveStaleHandles() throws {
     try makeTwoRunningVMs()
     try lua(
@@ -93,7 +131,7 @@ final class EngineCheckpointTests: EngineTestCase {
       return #diff, diff[1].disk, diff[1].changedBytes, diff[1].ranges[1].offset, diff[1].ranges[1].length,
         diff[2].changedBytes, #exported, exported[1].type, exported[1].size
       """)
-    XCTAssertEqual(results, [2, 1, 4096, 65536, 4096, 512, 2, "dynamic", 16_777_216])
+    XCTAssertEqual(results, [2, 1, 4096, 65536, 4096, 512, 2, "dynamic", 16_781_312])
     XCTAssertEqual(try lua("return web:checkpoint('later').space > 0")[0], true)
     assertError("cp:export(folder .. '/x', 'differencing')", contains: #""dynamic" or "fixed""#)
   }
@@ -128,7 +166,7 @@ final class EngineCheckpointTests: EngineTestCase {
       """)
     assertError(
       "recent:restore()",
-      contains: "the list spans 2 VMs (db01, web01); restoring several VMs at once must be deliberate")
+      contains: "restore: this would change 2 VMs (db01, web01); changing several VMs at once must be deliberate")
     XCTAssertEqual(try lua("return web:read(1, 0, 9), db:read(1, 0, 8)"), ["web-dirty", "db-dirty"])
     let preview = try lua(
       "local plans = recent:restore{whatIf=true}; return #plans, plans[1].applied, plans[1].vm, plans[2].vm")
@@ -158,6 +196,7 @@ final class EngineCheckpointTests: EngineTestCase {
     XCTAssertEqual(
       try lua("local plans = vmlab.checkpoints():merge{whatIf=true}; return #plans, plans[1].applied"), [3, false])
     // Merging web01's first checkpoint folds the second one too, which is then skipped.
-    XCTAssertEqual(try lua("local plans = vmlab.checkpoints():merge(); return #plans, #vmlab.checkpoints()"), [2, 0])
+    XCTAssertEqual(
+      try lua("local plans = vmlab.checkpoints():merge{all=true}; return #plans, #vmlab.checkpoints()"), [2, 0])
   }
 }

@@ -78,14 +78,16 @@ final class EngineLabAndJobTests: EngineTestCase {
       ])
     // A lab's async checkpoint is all or nothing, like the synchronous one.
     let library = try XCTUnwrap(library)
-    // One VM's checkpoint fails; the other's succeeds and must be undone.
+    // One VM's disk fails: no VM gets the checkpoint.
     library.faultInjection =
       FaultPlan(step: "checkpoint:disk1", error: LabKitError(.failed, "simulated disk failure")).hit
     let failed = try lua(
       "local job = vmlab.lab.get('l'):checkpoint{name='half', async=true}:wait(); return job.status, job.error")
     library.faultInjection = nil
     XCTAssertEqual(failed.first, "failed")
-    XCTAssertTrue(failed.last?.stringValue?.contains("1 of 2 VMs failed; the others were undone") ?? false, "\(failed)")
+    XCTAssertTrue(
+      failed.last?.stringValue?.contains("lab 'l' was not checkpointed (no VM was): simulated disk failure") ?? false,
+      "\(failed)")
     XCTAssertEqual(try lua("return #vmlab.checkpoints{name='half'}"), [0])
     assertError("vmlab.wait({1, 2})", contains: "item 1 is a number, not a Job")
     assertError("vmlab.job(9999)", contains: "job 9999 not found")
@@ -144,5 +146,26 @@ final class EngineLabAndJobTests: EngineTestCase {
     let after = state.memoryInUse
     XCTAssertLessThan(after, before + 16 * 1024, "handles were not released: \(before) -> \(after) bytes")
     XCTAssertEqual(try lua("return web.name, cp.name"), ["web01", "clean"])
+  }
+
+  /// A synchronous call waits for the jobs queued on its VM before it: a restore asked for after an
+  /// asynchronous checkpoint must not overtake it (the student's work went missing that way).
+  func testASynchronousCallKeepsItsPlaceBehindQueuedJobs() throws {
+    for round in 1...5 {
+      let results = try lua(
+        """
+        local web = vmlab.vm.create{name="web\(round)", disks={"16M"}, additions=true}
+        web:start(); web:write(1, 0, "clean")
+        local clean = web:checkpoint("clean")
+        web:start(); web:write(1, 0, "STUDENT")
+        local job = web:checkpoint{name="work", async=true}
+        clean:restore()
+        job:wait()
+        local now = web:read(1, 0, 7)
+        vmlab.checkpoints{vm="web\(round)", name="work"}[1]:restore()
+        return job.status, now, web:read(1, 0, 7)
+        """)
+      XCTAssertEqual(results, ["completed", "clean\0\0", "STUDENT"], "round \(round)")
+    }
   }
 }

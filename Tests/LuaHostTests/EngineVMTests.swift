@@ -19,8 +19,7 @@ final class EngineVMTests: EngineTestCase {
       results,
       [
         "VM web01 (stopped, 2 disks)", "VM db01 (stopped, 1 disk)", "web01", "stopped", true, "hypervisor", 2,
-        16_777_216,
-        4_194_304, 2, "db01", "web01", true, true, false, "number", true, nil, "VMs", 1,
+        16_781_312, 4_212_736, 2, "db01", "web01", true, true, false, "number", true, nil, "VMs", 1,
       ])
     XCTAssertEqual(libraryOpens, 1, "the library opens once, on first use")
     XCTAssertTrue(try text("return vmlab.vms()[2].disks[1].path").hasPrefix(folder + "/library/vms/web01/"))

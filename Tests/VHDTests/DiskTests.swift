@@ -10,17 +10,21 @@ final class DiskTests: XCTestCase {
     let dynamic = try VirtualDisk.create(at: folder.file("d.vhd"), size: 64 << 20)
     XCTAssertEqual(dynamic.fileSize, 512 + 1024 + 512 + 512, "footer copy, header, one-sector table, footer")
     dynamic.close()
+    // 8 MiB is no whole CHS geometry: the disk is rounded up to 241/4/17, as qemu-img does.
     let fixed = try VirtualDisk.create(at: folder.file("f.vhd"), size: 8 << 20, type: .fixed)
-    XCTAssertEqual(fixed.fileSize, (8 << 20) + 512)
+    XCTAssertEqual(fixed.size, 8_390_656)
+    XCTAssertEqual(fixed.footer.geometry, DiskGeometry(cylinders: 241, heads: 4, sectorsPerTrack: 17))
+    XCTAssertEqual(fixed.fileSize, 8_390_656 + 512)
     fixed.close()
 
     let reopened = try VirtualDisk.open(folder.file("d.vhd"))
     XCTAssertEqual(reopened.type, .dynamic)
-    XCTAssertEqual(reopened.size, 64 << 20)
+    XCTAssertEqual(reopened.size, 67_125_248, "64 MiB rounded up to 964/8/17")
     XCTAssertEqual(reopened.blockSize, 2 << 20)
-    XCTAssertEqual(reopened.blockCount, 32)
+    XCTAssertEqual(reopened.blockCount, 33, "the last block reaches past the end")
     XCTAssertEqual(reopened.footer.creatorApplication, "vmlb")
-    XCTAssertEqual(reopened.footer.geometry, DiskGeometry(forSize: 64 << 20))
+    XCTAssertEqual(reopened.footer.geometry, DiskGeometry(cylinders: 964, heads: 8, sectorsPerTrack: 17))
+    XCTAssertEqual(reopened.footer.originalSize, reopened.size)
     XCTAssertEqual(try VirtualDisk.open(folder.file("f.vhd")).type, .fixed)
   }
 
@@ -71,10 +75,13 @@ final class DiskTests: XCTestCase {
     let path = folder.file("disk.vhd")
     try VirtualDisk.create(at: path, size: 1 << 20).close()
     let chain = try DiskChain.open(path, writable: true)
-    assertVHDError(.invalidArgument, field: "offset") { _ = try chain.read(at: (1 << 20) - 10, count: 11) }
-    assertVHDError(.invalidArgument, field: "offset") { try chain.write([1], at: 1 << 20) }
+    let size = chain.size
+    XCTAssertEqual(size, DiskGeometry.rounding(size: 1 << 20).size)
+    assertVHDError(.invalidArgument, field: "offset") { _ = try chain.read(at: size - 10, count: 11) }
+    assertVHDError(.invalidArgument, field: "offset") { try chain.write([1], at: size) }
     assertVHDError(.invalidArgument, field: "offset") { _ = try chain.read(at: UInt64.max - 2, count: 5) }
-    XCTAssertEqual(try chain.read(at: 1 << 20, count: 0), [])
+    XCTAssertEqual(try chain.read(at: size, count: 0), [])
+    XCTAssertNoThrow(try chain.write([9], at: size - 1), "the rounded-up tail is part of the disk")
     let readOnly = try DiskChain.open(path)
     assertVHDError(.readOnly) { try readOnly.write([1], at: 0) }
   }
@@ -94,7 +101,7 @@ final class DiskTests: XCTestCase {
     let disk = try VirtualDisk.open(path)
     XCTAssertEqual(disk.table.allocatedCount, 10, "writing zeros allocates nothing")
     XCTAssertLessThan(disk.spaceOnDisk, 12 << 20, "a 100 GiB disk with 10 MiB written takes about 10 MiB")
-    XCTAssertEqual(disk.size, 100 << 30)
+    XCTAssertEqual(disk.size, 107_374_632_960, "100 GiB rounded up to 51401/16/255")
   }
 
   func testBlockDataIsAlignedAndTheFileEndsInAFooter() throws {
@@ -113,6 +120,31 @@ final class DiskTests: XCTestCase {
     XCTAssertEqual(footer.uniqueID, disk.uniqueID)
   }
 
+  func testSystemCallFailuresNameTheFileAndTheCall() throws {
+    let folder = TemporaryFolder()
+    let missing = folder.file("missing.vhd")
+    do {
+      _ = try VirtualDisk.open(missing)
+      XCTFail("opened a missing file")
+    } catch let error as VHDError {
+      XCTAssertEqual(error.problem, .io)
+      XCTAssertTrue(error.description.contains(missing), error.description)
+      XCTAssertTrue(error.description.contains("cannot open: No such file or directory"), error.description)
+    }
+    let nowhere = folder.file("no-folder/new.vhd")
+    do {
+      _ = try VirtualDisk.create(at: nowhere, size: 1 << 20)
+      XCTFail("created a file in a missing folder")
+    } catch let error as VHDError {
+      XCTAssertEqual(error.problem, .io)
+      XCTAssertTrue(error.description.contains(nowhere), error.description)
+      XCTAssertTrue(error.description.contains("cannot create: No such file or directory"), error.description)
+    }
+    // A folder is refused by kind, before any read.
+    try FileManager.default.createDirectory(atPath: folder.file("dir.vhd"), withIntermediateDirectories: false)
+    assertVHDError(.invalidArgument, field: "file") { _ = try VirtualDisk.open(folder.file("dir.vhd")) }
+  }
+
   func testSavedStateDisksOpenReadOnly() throws {
     let folder = TemporaryFolder()
     let path = folder.file("saved.vhd")
@@ -120,7 +152,7 @@ final class DiskTests: XCTestCase {
     var footer = try VirtualDisk.open(path).footer
     footer.savedState = true
     let handle = FileHandle(forWritingAtPath: path)!
-    handle.seek(toFileOffset: 1 << 20)
+    handle.seek(toFileOffset: DiskGeometry.rounding(size: 1 << 20).size)
     handle.write(Data(footer.encoded()))
     try handle.close()
     XCTAssertNoThrow(try VirtualDisk.open(path))

@@ -122,7 +122,9 @@ final class OperationsTests: XCTestCase {
     for type in [DiskType.dynamic, .fixed] {
       let vhdPath = folder.file("imported-\(type).vhd")
       let disk = try RawImage.importImage(from: rawPath, to: vhdPath, type: type)
-      XCTAssertEqual(disk.size, UInt64((raw.count + 511) / 512 * 512), "rounded up to a whole sector")
+      XCTAssertEqual(
+        disk.size, DiskGeometry.rounding(size: UInt64((raw.count + 511) / 512 * 512)).size,
+        "rounded up to a whole sector, then to a whole CHS geometry")
       if type == .dynamic {
         XCTAssertEqual(
           disk.table.allocatedCount, 3, "only blocks 2, 9 and 10 hold data; zero regions are not allocated")
@@ -145,13 +147,92 @@ final class OperationsTests: XCTestCase {
     XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("e.vhd")))
   }
 
+  func testExportOfMixedBlocksCopiesEachRunFromItsLayer() throws {
+    // Four layers over a dynamic or fixed base, each writing sector runs of its own inside shared
+    // blocks: the export copies every run from the layer that holds it, the rest stays zeros.
+    for baseType in [DiskType.dynamic, .fixed] {
+      let folder = TemporaryFolder()
+      var random = SeededBytes(seed: 61)
+      let base = try VirtualDisk.create(at: folder.file("l0.vhd"), size: 12 << 20, type: baseType)
+      let size = Int(base.size)
+      base.close()
+      var model = [UInt8](repeating: 0, count: size)
+      for layer in 0..<5 {
+        let path = folder.file("l\(layer).vhd")
+        if layer > 0 { try VirtualDisk.createDifferencing(at: path, parent: folder.file("l\(layer - 1).vhd")).close() }
+        let chain = try DiskChain.open(path, writable: true)
+        for _ in 0..<25 {
+          let length = random.int(1..<70_000)
+          let offset = random.int(0..<(size - length))
+          let data = random.bytes(length)
+          try chain.write(data, at: UInt64(offset))
+          model.replaceSubrange(offset..<(offset + length), with: data)
+        }
+        chain.close()
+      }
+      let chain = try DiskChain.open(folder.file("l4.vhd"))
+      XCTAssertTrue(
+        try (0..<chain.blockCount).contains { try chain.source(ofBlock: $0) == .mixed }, "the chain has mixed blocks")
+      try RawImage.exportImage(chain, to: folder.file("out.raw"))
+      let exported = [UInt8](try Data(contentsOf: URL(fileURLWithPath: folder.file("out.raw"))))
+      XCTAssertTrue(exported == model, "\(baseType) base: the export reads as the chain was written")
+      XCTAssertTrue(try chain.read(at: 0, count: size) == model, "\(baseType) base: and so does a read")
+    }
+  }
+
+  func testImportWritesOnlyThePagesThatHoldData() throws {
+    // 48 MiB with about 15 % of its 4 KiB pages holding data, spread over every block but three.
+    let folder = TemporaryFolder()
+    let size = 48 << 20
+    let image = scatteredImage(size: size, share: 0.15, zeroBlocks: [3, 10, 11], seed: 12)
+    let rawPath = folder.file("scattered.raw")
+    XCTAssertTrue(FileManager.default.createFile(atPath: rawPath, contents: Data(image.bytes)))
+    let dataBytes = UInt64(image.dataPages) * 4096
+
+    for type in [DiskType.dynamic, .fixed] {
+      let vhdPath = folder.file("scattered-\(type).vhd")
+      let disk = try RawImage.importImage(from: rawPath, to: vhdPath, type: type)
+      XCTAssertEqual(disk.size, DiskGeometry.rounding(size: UInt64(size)).size)
+      if type == .dynamic {
+        XCTAssertEqual(disk.table.allocatedCount, 24 - 3, "blocks of zeros are not allocated")
+      }
+      disk.close()
+      // The data pages, plus a page per block for its bitmap and a few for the metadata; the
+      // whole-block import this replaced took 48 MiB here.
+      let space = try spaceOnDisk(vhdPath)
+      XCTAssertLessThanOrEqual(space, dataBytes + 4096 * (24 + 4) + (64 << 10), "\(type): \(space) bytes on disk")
+      XCTAssertGreaterThanOrEqual(space, dataBytes, "\(type): every data page is written")
+
+      let exported = folder.file("back-\(type).raw")
+      try RawImage.exportImage(try DiskChain.open(vhdPath), to: exported)
+      let back = [UInt8](try Data(contentsOf: URL(fileURLWithPath: exported)))
+      XCTAssertEqual(back.count, Int(DiskGeometry.rounding(size: UInt64(size)).size))
+      XCTAssertTrue(Array(back.prefix(size)) == image.bytes, "\(type): the export reads back the raw bytes")
+      XCTAssertTrue(back[size...].allSatisfy { $0 == 0 }, "\(type): the rounded-up tail reads as zeros")
+    }
+  }
+
+  func testImportOfAWholeGeometrySizedImageExportsTheSameFile() throws {
+    // 104,448 bytes is a whole CHS geometry (3/4/17): no rounding, the export is the same file.
+    let folder = TemporaryFolder()
+    var image = scatteredImage(size: 104_448, share: 0.3, seed: 5).bytes
+    image[104_447] = 1
+    XCTAssertTrue(FileManager.default.createFile(atPath: folder.file("small.raw"), contents: Data(image)))
+    let disk = try RawImage.importImage(from: folder.file("small.raw"), to: folder.file("small.vhd"))
+    XCTAssertEqual(disk.size, 104_448)
+    disk.close()
+    try RawImage.exportImage(try DiskChain.open(folder.file("small.vhd")), to: folder.file("back.raw"))
+    XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: folder.file("back.raw")))), image)
+  }
+
   func testInfoDescribesTheChain() throws {
     let folder = TemporaryFolder()
     _ = try makeChain(in: folder)
     let chain = try DiskChain.open(folder.file("child.vhd"))
     let info = try DiskInfo(chain: chain)
     XCTAssertEqual(info.type, .differencing)
-    XCTAssertEqual(info.virtualSize, 16 << 20)
+    XCTAssertEqual(info.virtualSize, 16_781_312, "16 MiB rounded up to 482/4/17")
+    XCTAssertEqual(info.geometrySize, info.virtualSize)
     XCTAssertEqual(info.chain.map(\.path), [folder.file("child.vhd"), folder.file("base.vhd")])
     XCTAssertEqual(info.chain[1].allocatedBytes, 8 << 20)
     let json = try JSONEncoder().encode(info)

@@ -70,6 +70,52 @@ final class StructureTests: XCTestCase {
     XCTAssertEqual(DiskGeometry(forSize: 2000 << 30), DiskGeometry(cylinders: 65535, heads: 16, sectorsPerTrack: 255))
   }
 
+  func testRoundingGivesAWholeGeometryAtLeastAsLargeAsAsked() {
+    // The example users see: 8 GiB becomes 16645/16/63, 483,328 bytes more.
+    let eight = DiskGeometry.rounding(size: 8 << 30)
+    XCTAssertEqual(eight.geometry, DiskGeometry(cylinders: 16645, heads: 16, sectorsPerTrack: 63))
+    XCTAssertEqual(eight.size, 8_590_417_920)
+    // A size that is already a whole geometry stays, and so does the 104,448-byte disk of §9.
+    XCTAssertEqual(DiskGeometry.rounding(size: 104_448).size, 104_448)
+    XCTAssertEqual(DiskGeometry.rounding(size: 8_590_417_920).size, 8_590_417_920)
+    // The smallest disk: one sector becomes 4 heads × 17 sectors (qemu-img creates the same).
+    XCTAssertEqual(DiskGeometry.rounding(size: 512).size, 68 * 512)
+    // From the largest geometry on, the size stays as asked and the geometry is the maximum.
+    let maximum = DiskGeometry.maximum.capacity
+    XCTAssertEqual(maximum, 136_899_993_600)
+    for size in [maximum - 512, maximum, maximum + 512, 200 << 30, Footer.maximumDiskSize] {
+      let rounded = DiskGeometry.rounding(size: size)
+      XCTAssertEqual(rounded.geometry, .maximum, "\(size)")
+      XCTAssertEqual(rounded.size, size, "\(size)")
+    }
+    // Just below that band, the geometry grows by whole cylinders of 16 × 255 sectors.
+    let below = DiskGeometry.rounding(size: maximum - 4080 * 512 - 512)
+    XCTAssertEqual(below.geometry, DiskGeometry(cylinders: 65534, heads: 16, sectorsPerTrack: 255))
+    XCTAssertEqual(below.size, maximum - 4080 * 512)
+
+    // Every sector count up to 40,000 and a seeded sample of larger ones: the result covers the
+    // request, is its geometry's capacity, is stable, and adds less than one cylinder.
+    var random = SeededBytes(seed: 77)
+    let samples = Array(1...40_000) + (0..<3000).map { _ in UInt64(random.int(1..<267_382_800)) }
+    for sectors in samples {
+      let size = UInt64(sectors) * 512
+      let rounded = DiskGeometry.rounding(size: size)
+      XCTAssertGreaterThanOrEqual(rounded.size, size)
+      XCTAssertLessThan(rounded.size - size, 16 * 255 * 512, "\(size)")
+      if rounded.geometry != .maximum { XCTAssertEqual(rounded.size, rounded.geometry.capacity, "\(size)") }
+      XCTAssertEqual(DiskGeometry.rounding(size: rounded.size).size, rounded.size, "\(size)")
+      XCTAssertEqual(DiskGeometry.recorded(forSize: rounded.size), rounded.geometry, "\(size)")
+    }
+  }
+
+  func testFootersOfSizesThatAreNoWholeGeometryRecordTheSpecificationsGeometry() {
+    // A 4 MiB disk made before rounding (or a differencing disk over one) keeps its size; its
+    // geometry is the specification's, which covers less.
+    let footer = Footer(diskType: .dynamic, size: 4 << 20, timestamp: 0)
+    XCTAssertEqual(footer.currentSize, 4 << 20)
+    XCTAssertEqual(footer.geometry, DiskGeometry(cylinders: 120, heads: 4, sectorsPerTrack: 17))
+  }
+
   func testDynamicHeaderRoundTripsWithParentNameAndLocators() throws {
     var header = DynamicHeader(tableOffset: 1536, maxTableEntries: 4096, blockSize: 1 << 21)
     header.parentUniqueID = .random()

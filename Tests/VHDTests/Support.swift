@@ -26,20 +26,8 @@ enum SharedTestData {
 func runTool(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> (
   status: Int32, output: String, error: String
 ) {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: executable)
-  process.arguments = arguments
-  let output = Pipe()
-  let error = Pipe()
-  process.standardOutput = output
-  process.standardError = error
-  try process.run()
-  let outputData = output.fileHandleForReading.readDataToEndOfFile()
-  let errorData = error.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return (
-    process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self)
-  )
+  let result = try runProgram(executable, arguments, input: input)
+  return (result.status, result.output, result.error)
 }
 
 /// Finds a tool on the PATH, or skips the test with a clear message.
@@ -88,4 +76,36 @@ func overwrite(_ path: String, at offset: UInt64, with bytes: [UInt8]) throws {
   defer { try? handle.close() }
   try handle.seek(toOffset: offset)
   try handle.write(contentsOf: Data(bytes))
+}
+
+/// Bytes a file takes on its file system (st_blocks × 512, as `du` counts them).
+func spaceOnDisk(_ path: String) throws -> UInt64 {
+  var info = stat()
+  guard stat(path, &info) == 0 else { throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path]) }
+  return UInt64(info.st_blocks) * 512
+}
+
+/// A raw image of `size` bytes in which about `share` of the 4 KiB pages hold random bytes and the
+/// rest are zeros, plus pages with a single non-zero byte at their first or last byte; `zeroBlocks`
+/// (2 MiB blocks) hold nothing at all. Returns the bytes and how many pages hold data.
+func scatteredImage(size: Int, share: Double, zeroBlocks: Set<Int> = [], seed: UInt64) -> (
+  bytes: [UInt8], dataPages: Int
+) {
+  var random = SeededBytes(seed: seed)
+  var bytes = [UInt8](repeating: 0, count: size)
+  var dataPages = 0
+  for page in 0..<((size + 4095) / 4096) where !zeroBlocks.contains((page * 4096) >> 21) {
+    let start = page * 4096
+    let end = min(start + 4096, size)
+    let roll = random.int(0..<10_000)
+    if roll < Int(share * 10_000) {
+      bytes.replaceSubrange(start..<end, with: random.bytes(end - start))
+    } else if roll < Int(share * 10_000) + 20 {
+      bytes[roll % 2 == 0 ? start : end - 1] = 0x7f
+    } else {
+      continue
+    }
+    dataPages += 1
+  }
+  return (bytes, dataPages)
 }

@@ -21,13 +21,8 @@ enum VMLabBinary {
   }
 }
 
-struct CommandResult {
-  var status: Int32
-  var output: String
-  var error: String
-  /// True when the process ended by a signal (a crash) instead of exiting.
-  var signaled: Bool
-}
+/// What a vmlab run printed and how it ended.
+typealias CommandResult = ProgramResult
 
 /// Runs `vmlab` with `arguments` in `directory`, with `input` on standard input.
 @discardableResult
@@ -37,41 +32,6 @@ func vmlab(
   -> CommandResult
 {
   try runProgram(try VMLabBinary.path, arguments, in: directory, input: input, environment: environment)
-}
-
-func runProgram(
-  _ executable: String, _ arguments: [String], in directory: String? = nil, input: String? = nil,
-  environment: [String: String] = [:]
-) throws -> CommandResult {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: executable)
-  process.arguments = arguments
-  if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-  process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-  let output = Pipe()
-  let error = Pipe()
-  let stdin = Pipe()
-  process.standardOutput = output
-  process.standardError = error
-  process.standardInput = stdin
-  try process.run()
-  if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-  try stdin.fileHandleForWriting.close()
-  // Read both pipes concurrently so a full pipe never blocks the child.
-  final class Collected: @unchecked Sendable { var data = Data() }
-  let errorData = Collected()
-  let group = DispatchGroup()
-  group.enter()
-  DispatchQueue.global().async {
-    errorData.data = error.fileHandleForReading.readDataToEndOfFile()
-    group.leave()
-  }
-  let outputData = output.fileHandleForReading.readDataToEndOfFile()
-  group.wait()
-  process.waitUntilExit()
-  return CommandResult(
-    status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self),
-    error: String(decoding: errorData.data, as: UTF8.self), signaled: process.terminationReason == .uncaughtSignal)
 }
 
 func parseJSON(_ text: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
@@ -88,10 +48,12 @@ final class BackgroundVMLab {
   private let collectedErrors = Collected()
   private let done = DispatchGroup()
 
+  /// What a stream printed so far; waiters are woken at each new piece.
   private final class Collected: @unchecked Sendable {
-    let lock = NSLock()
+    let condition = NSCondition()
     var data = Data()
-    var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+    var ended = false
+    var text: String { condition.withLock { String(decoding: data, as: UTF8.self) } }
   }
 
   init(_ arguments: [String]) throws {
@@ -109,8 +71,11 @@ final class BackgroundVMLab {
       DispatchQueue.global().async { [done] in
         while true {
           let chunk = handle.availableData
+          collected.condition.withLock {
+            if chunk.isEmpty { collected.ended = true } else { collected.data.append(chunk) }
+            collected.condition.broadcast()
+          }
           if chunk.isEmpty { break }
-          collected.lock.withLock { collected.data.append(chunk) }
         }
         done.leave()
       }
@@ -123,15 +88,28 @@ final class BackgroundVMLab {
   var errors: String { collectedErrors.text }
   var status: Int32 { process.terminationStatus }
 
+  /// Returns once standard output holds `text`; throws when the stream ends or the time runs out.
   func waitForOutput(_ text: String, timeout: TimeInterval = 30) throws {
+    try wait(for: text, in: collectedOutput, timeout: timeout)
+  }
+
+  /// The same for standard error.
+  func waitForErrors(_ text: String, timeout: TimeInterval = 30) throws {
+    try wait(for: text, in: collectedErrors, timeout: timeout)
+  }
+
+  private func wait(for text: String, in collected: Collected, timeout: TimeInterval) throws {
     let deadline = Date().addingTimeInterval(timeout)
-    while !output.contains(text) {
-      guard Date() < deadline, process.isRunning else {
-        throw NSError(
-          domain: "BackgroundVMLab", code: 1,
-          userInfo: [NSLocalizedDescriptionKey: "never printed \(text): \(output)\(errors)"])
+    let found = collected.condition.withLock { () -> Bool in
+      while !String(decoding: collected.data, as: UTF8.self).contains(text) {
+        if collected.ended || !collected.condition.wait(until: deadline) { return false }
       }
-      Thread.sleep(forTimeInterval: 0.01)
+      return true
+    }
+    if !found {
+      throw NSError(
+        domain: "BackgroundVMLab", code: 1,
+        userInfo: [NSLocalizedDescriptionKey: "never printed \(text): \(output)\(errors)"])
     }
   }
 

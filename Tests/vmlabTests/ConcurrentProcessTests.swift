@@ -34,7 +34,8 @@ final class ConcurrentProcessTests: XCTestCase {
     XCTAssertEqual(refused.error.split(separator: "\n").count, 1, "one line, no trace: \(refused.error)")
 
     let waiting = try BackgroundVMLab(["checkpoint", "new", "b", "waited", "--wait", "--library", library])
-    Thread.sleep(forTimeInterval: 0.5)
+    // It says it waits, and for whom, once it found the library taken.
+    try waiting.waitForErrors("pid \(holder.process.processIdentifier)) is using \(library); waiting for it to finish")
     XCTAssertTrue(waiting.process.isRunning, "--wait waits while the other process holds the library")
     holder.finish(input: "\n")
     XCTAssertEqual(holder.status, 0, holder.output + holder.errors)

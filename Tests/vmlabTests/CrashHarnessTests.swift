@@ -122,6 +122,34 @@ final class CrashHarnessTests: XCTestCase {
         }))
   }
 
+  /// A lab checkpoint of 16 running VMs (two disks each) is one journaled operation at one moment:
+  /// after a kill, all 16 VMs have the checkpoint or none has, and the library reopens clean.
+  func testLabCheckpointOfSixteenVMsIsAllOrNothingUnderSIGKILL() throws {
+    try runScenario(
+      CrashScenario(
+        name: "lab checkpoint", defaultSeeds: 12, wholeLibraryOneSide: true,
+        setup: """
+          local names = {}
+          for i = 1, 16 do
+            local name = string.format("s%02d", i)
+            local vm = vmlab.vm.create{name = name, disks = {"4M", "4M"}, host = i % 2 == 0 and "hypervisor" or nil}
+            vm:start()
+            vm:write(1, 0, string.rep(string.char(64 + i), 262144))
+            names[#names + 1] = name
+          end
+          vmlab.lab.create{name = "class", vms = names}:checkpoint("before")
+          for _, vm in ipairs(vmlab.vms()) do vm:write(2, 65536, string.rep("W", 200000)) end
+          """,
+        operation: ["lab", "checkpoint", "class", "clean"],
+        expectChange: { before, after in
+          XCTAssertEqual(after.count, 16)
+          for (name, state) in after {
+            XCTAssertEqual(before[name]?.contents, state.contents, "\(name): a checkpoint changes no data")
+            XCTAssertEqual(state.checkpoints, ["before", "clean"], name)
+          }
+        }))
+  }
+
   // MARK: The harness
 
   private func runScenario(_ scenario: CrashScenario) throws {

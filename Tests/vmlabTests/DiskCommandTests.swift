@@ -9,6 +9,11 @@ final class DiskCommandTests: XCTestCase {
     var result = try vmlab(["disk", "create", "base.vhd", "--size", "8M"], in: folder.path)
     XCTAssertEqual(result.status, 0, result.error)
     XCTAssertTrue(result.output.contains("created dynamic disk \(folder.file("base.vhd")) (8 MiB)"), result.output)
+    XCTAssertTrue(
+      result.output.contains(
+        "size 8,388,608 bytes rounded up to 8,390,656 bytes, a whole CHS geometry, so qemu, VirtualBox and Windows agree"
+      ),
+      result.output)
     result = try vmlab(["disk", "create", "child.vhd", "--parent", "base.vhd"], in: folder.path)
     XCTAssertEqual(result.status, 0, result.error)
 
@@ -21,7 +26,8 @@ final class DiskCommandTests: XCTestCase {
     XCTAssertEqual(result.status, 0, result.error)
     let info = try parseJSON(result.output)
     XCTAssertEqual(info["type"] as? String, "differencing")
-    XCTAssertEqual(info["virtualSize"] as? Int, 8 << 20)
+    XCTAssertEqual(info["virtualSize"] as? Int, 8_390_656)
+    XCTAssertEqual(info["geometrySize"] as? Int, 8_390_656)
     XCTAssertEqual(info["allocatedBytes"] as? Int, 10 * 512)
     let chain = try XCTUnwrap(info["chain"] as? [[String: Any]])
     XCTAssertEqual(chain.compactMap { $0["path"] as? String }, [folder.file("child.vhd"), folder.file("base.vhd")])
@@ -32,7 +38,7 @@ final class DiskCommandTests: XCTestCase {
 
     result = try vmlab(["disk", "export", "child.vhd", "out.raw"], in: folder.path)
     XCTAssertEqual(result.status, 0, result.error)
-    var expected = Data(count: 8 << 20)
+    var expected = Data(count: 8_390_656)
     expected.replaceSubrange((1 << 20)..<((1 << 20) + patch.count), with: patch)
     XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: folder.file("out.raw"))), expected)
     result = try vmlab(["disk", "export", "child.vhd", "out.raw"], in: folder.path)
@@ -67,14 +73,23 @@ final class DiskCommandTests: XCTestCase {
     XCTAssertTrue(FileManager.default.createFile(atPath: folder.file("in.raw"), contents: raw))
     var result = try vmlab(["disk", "import", "in.raw", "fixed.vhd", "--type", "fixed"], in: folder.path)
     XCTAssertEqual(result.status, 0, result.error)
+    XCTAssertTrue(result.output.contains("size 3,145,728 bytes rounded up to 3,168,256 bytes"), result.output)
+    XCTAssertTrue(result.output.contains("the tail reads as zeros"), result.output)
     result = try vmlab(["disk", "info", "fixed.vhd", "--json"], in: folder.path)
     XCTAssertEqual(try parseJSON(result.output)["type"] as? String, "fixed")
     XCTAssertEqual(try vmlab(["disk", "export", "fixed.vhd", "back.raw"], in: folder.path).status, 0)
-    XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: folder.file("back.raw"))), raw)
+    let back = try Data(contentsOf: URL(fileURLWithPath: folder.file("back.raw")))
+    XCTAssertEqual(back.count, 3_168_256)
+    XCTAssertEqual(back.prefix(raw.count), raw)
+    XCTAssertTrue(back.dropFirst(raw.count).allSatisfy { $0 == 0 })
     result = try vmlab(["disk", "create", "plain.vhd", "--size", "1G", "--type", "fixed"], in: folder.path)
     XCTAssertEqual(result.status, 0, result.error)
     let attributes = try FileManager.default.attributesOfItem(atPath: folder.file("plain.vhd"))
-    XCTAssertEqual(attributes[.size] as? Int, (1 << 30) + 512)
+    XCTAssertEqual(attributes[.size] as? Int, 1_073_995_776 + 512, "1 GiB rounded up to 2081/16/63, then the footer")
+    // A size that is a whole geometry already (3/4/17, 104,448 bytes) is kept, without a note.
+    result = try vmlab(["disk", "create", "exact.vhd", "--size", "104448"], in: folder.path)
+    XCTAssertEqual(result.status, 0, result.error)
+    XCTAssertFalse(result.output.contains("rounded"), result.output)
   }
 
   func testUsageErrorsExitWithTwo() throws {

@@ -27,13 +27,15 @@ final class EngineCommandTests: XCTestCase {
   }
 
   func testVMsCheckpointsAndRestoreThroughTheVerbs() throws {
-    try run(["vm", "create", "web01", "--disk", "16M", "--disk", "4M", "--additions"])
+    var result = try run(["vm", "create", "web01", "--disk", "16M", "--disk", "4M", "--additions"])
+    XCTAssertTrue(result.output.contains("disk 1: size 16,777,216 bytes rounded up to 16,781,312 bytes"), result.output)
+    XCTAssertTrue(result.output.contains("disk 2: size 4,194,304 bytes rounded up to 4,212,736 bytes"), result.output)
     try run(["vm", "create", "web02", "--disk", "16M"])
     let vms = try XCTUnwrap(try json(["vm", "list"]) as? [[String: Any]])
     XCTAssertEqual(vms.compactMap { $0["name"] as? String }, ["web01", "web02"])
 
     try run(["vm", "start", "web01"])
-    var result = try run(["checkpoint", "new", "web01", "clean", "--description", "before"])
+    result = try run(["checkpoint", "new", "web01", "clean", "--description", "before"])
     XCTAssertTrue(result.output.contains("'clean' of web01 taken (shut down)"), result.output)
     try run(["checkpoint", "new", "web02", "clean"])
 
@@ -121,6 +123,30 @@ final class EngineCommandTests: XCTestCase {
     try run(["checkpoint", "restore", "clean", "--vm", "web01"])
     try run(["library", "check"])
     XCTAssertTrue(try run(["lab", "list"]).output.contains("class"))
+  }
+
+  func testRepairRecoversAGarbageCatalogAndSaysWhatItCouldNot() throws {
+    try run(["vm", "create", "web01", "--disk", "8M"])
+    try run(["vm", "create", "db01", "--disk", "8M"])
+    try run(["checkpoint", "new", "web01", "clean"])
+    let catalog = folder.file("library/catalog.sqlite")
+    let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: catalog))
+    handle.write(Data(repeating: 0x5A, count: 8192))
+    try handle.close()
+    var result = try run(["vm", "list"], expect: 1)
+    XCTAssertTrue(result.error.contains("vmlab library repair"), result.error)
+    result = try run(["library", "repair"])
+    XCTAssertTrue(result.output.contains("rebuilt 2 VM(s), 1 checkpoint(s)"), result.output)
+    XCTAssertTrue(result.output.contains("catalog.sqlite.corrupt-"), result.output)
+    XCTAssertTrue(try run(["checkpoint", "list"]).output.contains("clean"))
+    try run(["library", "check"])
+    // A VM file gone: repair keeps the VM, names the file and exits 1.
+    try FileManager.default.removeItem(atPath: folder.file("library/vms/db01/db01-disk1.vhd"))
+    result = try run(["library", "repair"], expect: 1)
+    XCTAssertTrue(result.output.contains("not recovered:") && result.output.contains("db01-disk1.vhd"), result.output)
+    XCTAssertTrue(try run(["vm", "list"]).output.contains("db01"))
+    result = try run(["library", "check"], expect: 1)
+    XCTAssertTrue(result.output.contains("missing file") && result.output.contains("db01-disk1.vhd"), result.output)
   }
 
   func testBadNamesAndUnknownObjectsFailClearly() throws {

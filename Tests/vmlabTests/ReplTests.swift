@@ -50,6 +50,23 @@ final class ReplTests: XCTestCase {
     XCTAssertEqual(result.output, "VM web01 (stopped, 1 disk)\nVM web01 (running, 1 disk)\n1\n")
   }
 
+  /// An open REPL does not hold the library while it waits at its prompt: other commands run, and
+  /// the REPL sees what they did.
+  func testOtherCommandsRunWhileTheReplIsIdle() throws {
+    let library = ["--library", folder.file("library")]
+    let repl = try BackgroundVMLab(["repl"] + library)
+    defer { repl.finish() }
+    repl.send("vmlab.vm.create{name='web01', disks={'8M'}} print('created')\n")
+    try repl.waitForOutput("created\n")
+    let listed = try vmlab(["vm", "list"] + library)
+    XCTAssertEqual(listed.status, 0, listed.error)
+    XCTAssertTrue(listed.output.contains("web01"), listed.output)
+    let created = try vmlab(["vm", "create", "web02", "--disk", "8M"] + library)
+    XCTAssertEqual(created.status, 0, created.error)
+    repl.send("print('count', #vmlab.vms())\n")
+    try repl.waitForOutput("count\t2\n")
+  }
+
   func testCtrlCStopsTheRunningChunkAndTheSessionGoesOn() throws {
     let repl = try BackgroundVMLab(["repl", "--library", folder.file("library")])
     repl.send("n = 0\nprint('looping') io.stdout:flush() while true do n = n + 1 end\n")

@@ -54,7 +54,7 @@ final class ScriptCommandTests: XCTestCase {
     XCTAssertFalse(
       FileManager.default.fileExists(atPath: folder.file("unused")), "a chunk that uses no VMs opened a library")
     let disk = try run(["-e", #"local d = vmlab.disk.create{path="d.vhd", size="1M"}; print(d.size, d.path)"#])
-    XCTAssertEqual(disk.output, "1048576\t\(folder.file("d.vhd"))\n")
+    XCTAssertEqual(disk.output, "1079296\t\(folder.file("d.vhd"))\n", "1 MiB rounded up to 31/4/17")
   }
 
   func testScriptArgumentsAreInArgAndDots() throws {

@@ -21,23 +21,63 @@ final class Catalog {
     }
     do {
       database = try DatabaseQueue(path: path, configuration: configuration)
+    } catch let error as DatabaseError {
+      throw Catalog.damaged(path, error)
+    }
+    do {
+      // A catalog a newer vmlab wrote has tables this one does not know: refuse it rather than
+      // write rows that miss them.
+      if try database.read({ db in try Catalog.migrator.hasBeenSuperseded(db) }) {
+        throw LabKitError(
+          .inconsistent,
+          "the catalog \(path) was written by a newer vmlab; use that version, or `vmlab library repair` rebuilds the catalog from the files"
+        )
+      }
       try Catalog.migrator.migrate(database)
     } catch let error as DatabaseError {
-      throw LabKitError(
-        .inconsistent,
-        "the catalog \(path) cannot be opened: \(error.message ?? "\(error)"); `vmlab library repair` rebuilds it from the files"
-      )
+      try? database.close()
+      throw Catalog.damaged(path, error)
+    } catch {
+      try? database.close()
+      throw error
     }
   }
 
   func read<T>(_ body: (Database) throws -> T) throws -> T {
     try ensureOpen()
-    return try database.read(body)
+    return try translatingDamage { try database.read(body) }
   }
 
   func write<T>(_ body: (Database) throws -> T) throws -> T {
     try ensureOpen()
-    return try database.write(body)
+    return try translatingDamage { try database.write(body) }
+  }
+
+  /// The problems SQLite's own integrity check finds (pages overwritten, broken indexes); empty
+  /// when the file is sound.
+  func integrityProblems() throws -> [String] {
+    try read { db in
+      try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
+    }
+  }
+
+  /// A damaged file surfaces as a SQLite error in whatever query first reads the bad page: say what
+  /// it means and what fixes it, whichever command met it.
+  private func translatingDamage<T>(_ body: () throws -> T) throws -> T {
+    do {
+      return try body()
+    } catch let error as DatabaseError
+      where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB
+    {
+      throw Catalog.damaged(path, error)
+    }
+  }
+
+  static func damaged(_ path: String, _ error: DatabaseError) -> LabKitError {
+    LabKitError(
+      .inconsistent,
+      "the catalog \(path) is damaged (\(error.message ?? "\(error)")); `vmlab library repair` rebuilds it from the files"
+    )
   }
 
   /// Closes the database; later reads and writes throw.

@@ -48,7 +48,7 @@ public struct OperationPlan: Codable, Equatable, Sendable {
 
 extension Library {
   func checkpointSnapshot(_ db: Database, _ record: CheckpointRecord, vm: VMRecord? = nil) throws -> Checkpoint {
-    let owner = try vm ?? VMRecord.fetchOne(db, key: record.vmID)!
+    let owner = try vm ?? VMRecord.fetchExisting(db, key: record.vmID)
     let states = try CheckpointDiskRecord.filter(Column("checkpointID") == record.id!).order(Column("slot")).fetchAll(
       db)
     let paths = try states.map { try DiskRecord.fetchOne(db, key: $0.stateID).map { absolute($0.path) } ?? "" }
@@ -102,16 +102,25 @@ extension Library {
 
   /// A stamp for new files of a VM that no file or checkpoint of it uses yet.
   func freshStamp(vm: VMRecord, bases: [String]) throws -> String {
-    var date = Date()
+    try freshStamp(vms: [(vm, bases)], from: Date())
+  }
+
+  /// One stamp, from `date` on, that no file or checkpoint of any of these VMs uses yet (a lab's
+  /// checkpoint gives all its VMs the same one).
+  func freshStamp(vms: [(vm: VMRecord, bases: [String])], from date: Date) throws -> String {
+    var date = date
     while true {
       let stamp = CheckpointFileName.stamp(for: date)
       let taken = try catalog.read { db in
-        try CheckpointRecord.filter(Column("vmID") == vm.id! && Column("stamp") == stamp).fetchCount(db) > 0
+        try CheckpointRecord.filter(vms.map { $0.vm.id! }.contains(Column("vmID")) && Column("stamp") == stamp)
+          .fetchCount(db) > 0
       }
-      let fileTaken = bases.enumerated().contains { index, base in
-        FileManager.default.fileExists(
-          atPath: absolute(
-            vmFolder(vm.name) + "/" + CheckpointFileName(base: base, stamp: stamp, slot: index + 1).fileName))
+      let fileTaken = vms.contains { vm, bases in
+        bases.enumerated().contains { index, base in
+          FileManager.default.fileExists(
+            atPath: absolute(
+              vmFolder(vm.name) + "/" + CheckpointFileName(base: base, stamp: stamp, slot: index + 1).fileName))
+        }
       }
       if !taken && !fileTaken { return stamp }
       date = date.addingTimeInterval(0.001)
@@ -121,7 +130,7 @@ extension Library {
   /// The base file stem of each slot (`web01-disk1`), which new differencing disks are named after.
   func baseStems(_ db: Database, vmID: Int64) throws -> [String] {
     try slots(db, vmID: vmID).map { slot in
-      let base = try DiskRecord.fetchOne(db, key: slot.baseID)!
+      let base = try DiskRecord.fetchExisting(db, key: slot.baseID)
       return ((base.path as NSString).lastPathComponent as NSString).deletingPathExtension
     }
   }

@@ -8,6 +8,8 @@ public struct RestoreOutcome: Codable, Equatable, Sendable {
   public var checkpoint: Checkpoint
   public var action: PowerAction
   public var state: PowerState
+  /// The files it made and deleted.
+  public var plan: OperationPlan
 }
 
 extension Library {
@@ -21,7 +23,7 @@ extension Library {
     let targets = try catalog.read { db in
       try ids.map { id -> (checkpoint: CheckpointRecord, vm: String) in
         let checkpoint = try checkpointRecord(db, id: id)
-        return (checkpoint, try VMRecord.fetchOne(db, key: checkpoint.vmID)!.name)
+        return (checkpoint, try VMRecord.fetchExisting(db, key: checkpoint.vmID).name)
       }
     }
     let names = targets.map(\.vm)
@@ -49,7 +51,7 @@ extension Library {
         deletes: work.flatMap { $0.doomed.map(\.path) },
         files: {
           try fault("restore:disks")
-          for (index, outcome) in try parallel(
+          for (index, outcome) in parallel(
             jobs,
             { job -> String in
               let disk = try VirtualDisk.createDifferencing(
@@ -68,9 +70,13 @@ extension Library {
             let ids = created.outcomes[next..<(next + item.slots.count)].map { $0!.success! }
             next += item.slots.count
             let vm = try commitRestore(db, item, uniqueIDs: ids)
+            let plan = OperationPlan(
+              operation: "restore", vm: vm.name, checkpointsRemoved: [], alsoAffected: [],
+              filesRemoved: item.doomed.map { absolute($0.path) }, filesCreated: item.newPaths.map(absolute),
+              bytesMerged: 0, powerAction: item.action, applied: true)
             return RestoreOutcome(
               vm: vm.name, checkpoint: try checkpointSnapshot(db, item.checkpoint, vm: vm), action: item.action,
-              state: vm.state)
+              state: vm.state, plan: plan)
           }
         })
       // Online checkpoints bring their VMs back running; the others that ran start again.
@@ -83,6 +89,7 @@ extension Library {
         guard let statePath = item.checkpoint.runningStatePath else { continue }
         try resumeOnline(vm: item.vm, statePath: statePath)
         finished[index].action = .online
+        finished[index].plan.powerAction = .online
         finished[index].state = .running
       }
       return finished

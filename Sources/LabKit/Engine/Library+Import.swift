@@ -22,13 +22,22 @@ extension Library {
   ) throws -> VirtualMachine {
     try NameRules.validate(name, as: "VM")
     let source = URL(fileURLWithPath: folder).standardizedFileURL.path
-    let names = try FileManager.default.contentsOfDirectory(atPath: source).sorted()
+    let names = try folderContents(source, what: "the folder to import").sorted(by: naturalOrder)
     let undo = names.filter { $0.lowercased().hasSuffix(".vud") }
     if !undo.isEmpty && undoDisks == nil {
       throw LabKitError(
         .invalidArgument,
-        "\(source) has Virtual Server undo disks (\(undo.joined(separator: ", "))): choose to discard them (their changes are dropped) or to merge them into their disks first"
+        "\(source) has Virtual Server undo disks (\(undo.joined(separator: ", "))): choose --undo-disks discard (their changes are dropped) or --undo-disks merge (merged into their disks first)"
       )
+    }
+    if names.contains(Library.exportManifestName) {
+      guard undo.isEmpty else {
+        throw LabKitError(
+          .invalidArgument,
+          "\(source) holds a vmlab export (\(Library.exportManifestName)) and undo disks (\(undo.joined(separator: ", "))); a vmlab export has none: move them away"
+        )
+      }
+      return try importExport(name: name, from: source, additions: additions)
     }
     let options = OpenOptions(parentSearchRoot: allowParentsOutside ? nil : source)
     let vhds = names.filter { $0.lowercased().hasSuffix(".vhd") }
@@ -45,7 +54,14 @@ extension Library {
     let leaves = vhds.filter { !parentIDs.contains(ids[$0]!) }
     var chains: [[String]] = []  // absolute source paths, leaf first
     for leaf in leaves {
-      let chain = try DiskChain.open(source + "/" + leaf, options: options)
+      let chain: DiskChain
+      do {
+        chain = try DiskChain.open(source + "/" + leaf, options: options)
+      } catch let error as VHDError where error.problem == .missingParent && !allowParentsOutside {
+        throw LabKitError(
+          .invalidArgument,
+          "\(error); to follow parents outside \(source), pass --allow-parents-outside (only for files you trust)")
+      }
       chains.append(chain.paths)
       chain.close()
     }
@@ -128,44 +144,173 @@ extension Library {
     }
   }
 
-  /// Exports a VM's current disks to a folder: with their chains (every file, children re-pointed at
-  /// the copied parents) or flattened to one standalone VHD per disk (`<vm>-disk<N>.vhd`).
-  @discardableResult
-  public func exportVM(_ name: String, to folder: String, flatten: Bool) throws -> [String] {
-    try withVMLock(name) {
-      let vm = try self.vm(named: name)
-      let target = URL(fileURLWithPath: folder).standardizedFileURL.path
-      try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-      var written: [String] = []
-      do {
-        for disk in vm.disks {
-          if flatten {
-            let path = "\(target)/\(vm.name)-disk\(disk.slot).vhd"
-            let chain = try DiskChain.open(disk.path)
-            defer { chain.close() }
-            try chain.flatten(to: path, type: .dynamic).close()
-            written.append(path)
-            continue
-          }
-          let copies = disk.chain.map { "\(target)/" + ($0 as NSString).lastPathComponent }
-          for (source, copy) in zip(disk.chain, copies) where !written.contains(copy) {
-            guard !FileManager.default.fileExists(atPath: copy) else {
-              throw LabKitError(.alreadyExists, "\(copy) already exists; export into an empty folder")
-            }
-            try FileManager.default.copyItem(atPath: source, toPath: copy)
-            written.append(copy)
-          }
-          for (child, parent) in zip(copies, copies.dropFirst()) {
-            let copy = try VirtualDisk.open(child, writable: true)
-            defer { copy.close() }
-            try copy.setParent(parent)
-          }
-        }
-      } catch {
-        written.forEach { removeFileIfPresent($0) }
-        throw error
+  /// Imports a folder written by `exportVM`: its `vm.json` names the disks in slot order, the
+  /// checkpoints and the VM's settings, and the VM comes back as it was exported (stopped, or saved
+  /// when it was saved). Every name in the manifest must be a file of the folder, and every file
+  /// the disk it claims to be, before anything is copied.
+  private func importExport(name: String, from source: String, additions: Bool) throws -> VirtualMachine {
+    let manifestPath = source + "/" + Library.exportManifestName
+    let manifest: VMManifest
+    do {
+      manifest = try Library.manifestDecoder.decode(
+        VMManifest.self, from: try Data(contentsOf: URL(fileURLWithPath: manifestPath)))
+    } catch {
+      throw LabKitError(
+        .invalidArgument,
+        "\(manifestPath) is not a vmlab export description (\(describeFileError(error))); move it away to import the disks as plain chains"
+      )
+    }
+    func bad(_ problem: String) -> LabKitError {
+      LabKitError(.invalidArgument, "\(manifestPath) \(problem); export the VM again")
+    }
+    // Names from the file are names, never paths (DESIGN.md rule 4).
+    func checkedFile(_ file: String) throws -> String {
+      guard !file.isEmpty, !file.contains("/"), file != ".", file != "..", !file.hasPrefix(".") else {
+        throw bad("names '\(file)', which is not a file name")
       }
-      return written
+      guard FileManager.default.fileExists(atPath: source + "/" + file) else {
+        throw bad("names \(file), which is not in the folder")
+      }
+      return file
+    }
+    let disksByName = Dictionary(manifest.disks.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
+    guard disksByName.count == manifest.disks.count else { throw bad("lists a disk twice") }
+    let slots = manifest.slots.sorted { $0.number < $1.number }
+    guard !slots.isEmpty, slots.map(\.number) == Array(1...slots.count) else {
+      throw bad("does not number its disks 1 to \(max(1, slots.count))")
+    }
+    for disk in manifest.disks {
+      _ = try checkedFile(disk.path)
+      if let parent = disk.parent, disksByName[parent] == nil {
+        throw bad("gives \(disk.path) a parent it does not list")
+      }
+    }
+    for reference in slots.flatMap({ [$0.base, $0.leaf] }) + manifest.checkpoints.flatMap(\.states)
+    where disksByName[reference] == nil {
+      throw bad("names the disk \(reference) but does not list it")
+    }
+    let stamps = Set(manifest.checkpoints.map(\.stamp))
+    for checkpoint in manifest.checkpoints {
+      try NameRules.validateCheckpoint(checkpoint.name)
+      guard checkpoint.states.count == slots.count else {
+        throw bad("gives checkpoint '\(checkpoint.name)' \(checkpoint.states.count) disks for \(slots.count) slots")
+      }
+      if let parent = checkpoint.parentStamp, !stamps.contains(parent) {
+        throw bad("gives checkpoint '\(checkpoint.name)' a parent it does not list")
+      }
+      _ = try checkpoint.runningStatePath.map(checkedFile)
+    }
+    let savedState = manifest.state == .saved ? try manifest.savedStatePath.map(checkedFile) : nil
+    // Each leaf's chain opens inside the folder and is made of the disks the manifest says.
+    var identities: [String: String] = [:]
+    for disk in manifest.disks {
+      let opened = try VirtualDisk.open(source + "/" + disk.path)
+      identities[disk.path] = opened.uniqueID.description
+      let parentID = opened.type == .differencing ? opened.header?.parentUniqueID.description : nil
+      opened.close()
+      if !disk.uniqueID.isEmpty && disk.uniqueID != identities[disk.path] {
+        throw bad("lists \(disk.path) with unique id \(disk.uniqueID), but the file has \(identities[disk.path]!)")
+      }
+      if (disk.parent == nil) != (parentID == nil) {
+        throw bad(
+          disk.parent == nil
+            ? "lists \(disk.path) without a parent, but it is a differencing disk"
+            : "gives \(disk.path) a parent, but it is not a differencing disk")
+      }
+    }
+    for disk in manifest.disks {
+      if let parent = disk.parent, let parentID = identities[parent] {
+        let child = try VirtualDisk.open(source + "/" + disk.path)
+        let expected = child.header?.parentUniqueID.description
+        child.close()
+        if expected != parentID {
+          throw bad("gives \(disk.path) the parent \(parent), which is not the disk it was made over")
+        }
+      }
+    }
+
+    return try withVMLock(name) {
+      try ensureNewVM(name)
+      let target = vmFolder(name)
+      let files =
+        manifest.disks.map(\.path) + manifest.checkpoints.compactMap(\.runningStatePath)
+        + (savedState.map { [$0] } ?? [])
+      let copies = files.map { "\(target)/\($0)" }
+      return try journaled(
+        "import-vm", vm: name, creates: copies + [target], deletes: [],
+        files: {
+          try FileManager.default.createDirectory(atPath: absolute(target), withIntermediateDirectories: true)
+          for file in files {
+            do {
+              try FileManager.default.copyItem(atPath: source + "/" + file, toPath: absolute("\(target)/\(file)"))
+            } catch {
+              throw LabKitError(.failed, "cannot copy \(source)/\(file) into the library: \(describeFileError(error))")
+            }
+          }
+          for disk in manifest.disks {
+            guard let parent = disk.parent else { continue }
+            let copy = try VirtualDisk.open(absolute("\(target)/\(disk.path)"), writable: true)
+            defer { copy.close() }
+            try copy.setParent(absolute("\(target)/\(parent)"))
+          }
+        },
+        commit: { db in
+          var vm = VMRecord(
+            id: nil, name: name, hostKind: manifest.hostKind, state: savedState == nil ? .stopped : .saved,
+            additions: manifest.additions || additions, created: manifest.created, currentCheckpointID: nil,
+            savedStatePath: savedState.map { "\(target)/\($0)" })
+          try vm.insert(db)
+          // Disks, parents first.
+          var ids: [String: Int64] = [:]
+          var pending = manifest.disks
+          while !pending.isEmpty {
+            let ready = pending.filter { disk in disk.parent.map { ids[$0] != nil } ?? true }
+            guard !ready.isEmpty else { throw bad("has a loop of parents") }
+            for disk in ready {
+              pending.removeAll { $0.path == disk.path }
+              var record = DiskRecord(
+                id: nil, path: "\(target)/\(disk.path)", uniqueID: identities[disk.path]!,
+                parentID: disk.parent.flatMap { ids[$0] }, vmID: vm.id, slot: disk.slot,
+                // A template comes as the VM's own disk: the clones of this library do not share it.
+                role: disk.role == .template ? .imported : disk.role, checkpointID: nil)
+              try record.insert(db)
+              ids[disk.path] = record.id
+            }
+          }
+          for slot in slots {
+            try SlotRecord(vmID: vm.id!, number: slot.number, baseID: ids[slot.base]!, leafID: ids[slot.leaf]!).insert(
+              db)
+          }
+          var checkpointIDs: [String: Int64] = [:]
+          var pendingCheckpoints = manifest.checkpoints
+          while !pendingCheckpoints.isEmpty {
+            let ready = pendingCheckpoints.filter { $0.parentStamp.map { checkpointIDs[$0] != nil } ?? true }
+            guard !ready.isEmpty else { throw bad("has a loop of checkpoints") }
+            for checkpoint in ready {
+              pendingCheckpoints.removeAll { $0.stamp == checkpoint.stamp }
+              var record = CheckpointRecord(
+                id: nil, vmID: vm.id!, name: checkpoint.name, description: checkpoint.description,
+                created: checkpoint.created, stamp: checkpoint.stamp,
+                parentID: checkpoint.parentStamp.flatMap { checkpointIDs[$0] },
+                runningStatePath: checkpoint.runningStatePath.map { "\(target)/\($0)" })
+              try record.insert(db)
+              checkpointIDs[checkpoint.stamp] = record.id
+              for (index, state) in checkpoint.states.enumerated() {
+                try CheckpointDiskRecord(checkpointID: record.id!, slot: slots[index].number, stateID: ids[state]!)
+                  .insert(db)
+              }
+            }
+          }
+          for disk in manifest.disks {
+            if let stamp = disk.checkpointStamp, let checkpoint = checkpointIDs[stamp] {
+              try db.execute(
+                sql: "UPDATE disk SET checkpointID = ? WHERE id = ?", arguments: [checkpoint, ids[disk.path]!])
+            }
+          }
+          vm.currentCheckpointID = manifest.currentCheckpointStamp.flatMap { checkpointIDs[$0] }
+          try vm.update(db)
+          return try snapshot(db, vm)
+        })
     }
   }
 }

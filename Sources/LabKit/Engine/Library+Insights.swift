@@ -18,12 +18,13 @@ extension Library {
   /// What changed on each of a VM's disks since a checkpoint (what did a student touch?): the sector
   /// ranges its current disks hold that differ in origin from the checkpoint's state.
   public func changes(since id: Int64) throws -> [DiskChanges] {
-    let owner = try catalog.read { db in try VMRecord.fetchOne(db, key: try checkpointRecord(db, id: id).vmID)!.name }
+    let owner = try catalog.read { db in try VMRecord.fetchExisting(db, key: try checkpointRecord(db, id: id).vmID).name
+    }
     return try withVMLock(owner) {
       let perSlot: [(Int, [String])] = try catalog.read { db in
         let vm = try vmRecord(db, named: owner)
         return try slots(db, vmID: vm.id!).map { slot in
-          let state = try CheckpointDiskRecord.fetchOne(db, key: ["checkpointID": id, "slot": slot.number])!
+          let state = try CheckpointDiskRecord.fetchExisting(db, key: ["checkpointID": id, "slot": slot.number])
           let current = try chain(db, from: slot.leafID)
           let then = try chain(db, from: state.stateID)
           let thenIDs = Set(then.map { $0.id! })

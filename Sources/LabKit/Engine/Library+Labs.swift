@@ -89,31 +89,26 @@ extension Library {
     return Lab(id: record.id!, name: record.name, created: record.created, vms: names)
   }
 
-  /// Checkpoints every VM of a lab under one name, in parallel, all or nothing: if any VM fails,
-  /// the checkpoints already taken for the others are merged away again and the error is thrown.
+  /// Checkpoints every VM of a lab under one name at one moment, as one journaled operation:
+  /// every VM is checkpointed, or none is (see `checkpoint(vms:name:description:)`).
   @discardableResult
   public func checkpointLab(_ name: String, checkpoint checkpointName: String, description: String = "") throws
     -> [LabMemberResult]
   {
     let lab = try labToCheckpoint(name, checkpoint: checkpointName)
-    let outcomes = try parallel(lab.vms) { vm -> LabMemberResult in
-      let start = Date()
-      let result = try self.checkpoint(vm: vm, name: checkpointName, description: description)
-      return LabMemberResult(
-        vm: vm, checkpoint: result.checkpoint.name, checkpointID: result.checkpoint.id, action: result.action,
-        state: result.vmState, seconds: Date().timeIntervalSince(start))
+    let start = Date()
+    let results: [CheckpointResult]
+    do {
+      results = try checkpoint(vms: lab.vms, name: checkpointName, description: description)
+    } catch let error as LabKitError {
+      throw LabKitError(error.kind, "lab '\(lab.name)' was not checkpointed (no VM was): \(error.message)")
     }
-    let failures = outcomes.compactMap { $0.failure }
-    if let first = failures.first {
-      for success in outcomes.compactMap({ $0.success }) {
-        _ = try? merge(checkpoint: success.checkpointID)
-      }
-      throw LabKitError(
-        .failed,
-        "lab '\(lab.name)' was not checkpointed (\(failures.count) of \(lab.vms.count) VMs failed; the others were undone): \(first)"
-      )
+    let seconds = Date().timeIntervalSince(start)
+    return results.map { result in
+      LabMemberResult(
+        vm: result.checkpoint.vm, checkpoint: result.checkpoint.name, checkpointID: result.checkpoint.id,
+        action: result.action, state: result.vmState, seconds: seconds)
     }
-    return outcomes.compactMap { $0.success }
   }
 
   /// The lab a checkpoint is asked for, after the checks made before anything starts (a job makes
@@ -164,45 +159,5 @@ extension Library {
     return try checkpoints(vm: lab.vms[0]).map(\.name).filter { common.contains($0) }.reduce(into: [String]()) {
       if !$0.contains($1) { $0.append($1) }
     }
-  }
-
-  /// Runs `body` for each item on a bounded pool of threads; collects every outcome in order.
-  func parallel<Item, Output>(_ items: [Item], _ body: @escaping (Item) throws -> Output) throws -> [Outcome<Output>] {
-    let results = ParallelResults<Output>(count: items.count)
-    let queue = WorkQueue(name: "vmlab lab", width: WorkQueue.defaultWidth)
-    let group = DispatchGroup()
-    for (index, item) in items.enumerated() {
-      group.enter()
-      queue.submit(key: nil) {
-        let outcome: Outcome<Output>
-        do { outcome = .success(try body(item)) } catch { outcome = .failure(error) }
-        results.lock.withLock { results.outcomes[index] = outcome }
-        group.leave()
-      }
-    }
-    group.wait()
-    return results.outcomes.map { $0! }
-  }
-}
-
-/// Outcomes collected from several threads.
-final class ParallelResults<Output>: @unchecked Sendable {
-  let lock = NSLock()
-  var outcomes: [Outcome<Output>?]
-  init(count: Int) { outcomes = Array(repeating: nil, count: count) }
-}
-
-enum Outcome<Value> {
-  case success(Value)
-  case failure(Error)
-
-  var success: Value? {
-    if case .success(let value) = self { return value }
-    return nil
-  }
-
-  var failure: Error? {
-    if case .failure(let error) = self { return error }
-    return nil
   }
 }

@@ -41,7 +41,8 @@ extension Library {
   /// never modified: such a merge is refused with what stands in the way.
   @discardableResult
   public func merge(checkpoint id: Int64, whatIf: Bool = false) throws -> OperationPlan {
-    let owner = try catalog.read { db in try VMRecord.fetchOne(db, key: try checkpointRecord(db, id: id).vmID)!.name }
+    let owner = try catalog.read { db in try VMRecord.fetchExisting(db, key: try checkpointRecord(db, id: id).vmID).name
+    }
     return try withVMLock(owner) {
       let (plan, redo, deletes) = try catalog.read { db in try mergePlan(db, checkpointID: id) }
       if whatIf { return plan }
@@ -57,7 +58,7 @@ extension Library {
 
   private func mergePlan(_ db: Database, checkpointID id: Int64) throws -> (OperationPlan, RedoPlan, [String]) {
     let target = try checkpointRecord(db, id: id)
-    let vm = try VMRecord.fetchOne(db, key: target.vmID)!
+    let vm = try VMRecord.fetchExisting(db, key: target.vmID)
     // The current line, from the VM's current checkpoint back to the one named.
     var line: [CheckpointRecord] = []
     var cursor = try vm.currentCheckpointID.flatMap { try CheckpointRecord.fetchOne(db, key: $0) }
@@ -77,7 +78,7 @@ extension Library {
     var deleteDisks: [Int64] = []
     var bytes: UInt64 = 0
     for slot in try slots(db, vmID: vm.id!) {
-      let state = try CheckpointDiskRecord.fetchOne(db, key: ["checkpointID": id, "slot": slot.number])!
+      let state = try CheckpointDiskRecord.fetchExisting(db, key: ["checkpointID": id, "slot": slot.number])
       let chain = try self.chain(db, from: slot.leafID)
       guard let targetIndex = chain.firstIndex(where: { $0.id == state.stateID }) else {
         throw LabKitError(
@@ -119,7 +120,7 @@ extension Library {
       deleteDisks += folded.map { $0.id! }
     }
     let stateFiles = line.compactMap(\.runningStatePath)
-    let deletes = try deleteDisks.map { try DiskRecord.fetchOne(db, key: $0)!.path } + stateFiles
+    let deletes = try deleteDisks.map { try DiskRecord.fetchExisting(db, key: $0).path } + stateFiles
     let plan = OperationPlan(
       operation: "merge", vm: vm.name, checkpointsRemoved: line.reversed().map(\.name),
       alsoAffected: line.dropLast().reversed().map(\.name), filesRemoved: deletes.map(absolute), filesCreated: [],
@@ -135,7 +136,8 @@ extension Library {
   /// one, deleted when nothing reads them, and kept while other disks share them.
   @discardableResult
   public func remove(checkpoint id: Int64, whatIf: Bool = false) throws -> OperationPlan {
-    let owner = try catalog.read { db in try VMRecord.fetchOne(db, key: try checkpointRecord(db, id: id).vmID)!.name }
+    let owner = try catalog.read { db in try VMRecord.fetchExisting(db, key: try checkpointRecord(db, id: id).vmID).name
+    }
     return try withVMLock(owner) {
       let (plan, redo, deletes) = try catalog.read { db in try removalPlan(db, checkpointID: id) }
       if whatIf { return plan }
@@ -151,7 +153,7 @@ extension Library {
 
   private func removalPlan(_ db: Database, checkpointID id: Int64) throws -> (OperationPlan, RedoPlan, [String]) {
     let target = try checkpointRecord(db, id: id)
-    let vm = try VMRecord.fetchOne(db, key: target.vmID)!
+    let vm = try VMRecord.fetchExisting(db, key: target.vmID)
     let leaves = Set(try slots(db, vmID: vm.id!).map(\.leafID))
     var absorbs: [RedoPlan.Absorb] = []
     var deleteDisks: [Int64] = []
@@ -160,7 +162,7 @@ extension Library {
       try CheckpointDiskRecord.filter(Column("stateID") == diskID && Column("checkpointID") != id).fetchCount(db) > 0
     }
     for state in try CheckpointDiskRecord.filter(Column("checkpointID") == id).fetchAll(db) {
-      var disk = try DiskRecord.fetchOne(db, key: state.stateID)!
+      var disk = try DiskRecord.fetchExisting(db, key: state.stateID)
       guard disk.role == .checkpoint || disk.role == .working, !leaves.contains(disk.id!),
         try !isStateOfAnother(disk.id!)
       else { continue }
@@ -189,7 +191,8 @@ extension Library {
       }
     }
     let deletes =
-      try deleteDisks.map { try DiskRecord.fetchOne(db, key: $0)!.path } + [target.runningStatePath].compactMap { $0 }
+      try deleteDisks.map { try DiskRecord.fetchExisting(db, key: $0).path }
+      + [target.runningStatePath].compactMap { $0 }
     let plan = OperationPlan(
       operation: "remove", vm: vm.name, checkpointsRemoved: [target.name], alsoAffected: [],
       filesRemoved: deletes.map(absolute), filesCreated: [], bytesMerged: bytes, powerAction: .none, applied: false)
@@ -263,7 +266,7 @@ extension Library {
       try applyRedo(db, redo)
       try db.execute(sql: "UPDATE journal SET committed = 1 WHERE id = ?", arguments: [entry.id])
     }
-    for path in entry.deletes { removeFileIfPresent(absolute(path)) }
+    removeFiles(entry.deletes)
     _ = try catalog.write { db in try JournalRecord.deleteOne(db, key: entry.id) }
   }
 }

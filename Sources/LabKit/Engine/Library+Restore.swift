@@ -14,7 +14,8 @@ extension Library {
   public func restore(checkpoint id: Int64, whatIf: Bool = false) throws -> (
     plan: OperationPlan, result: CheckpointResult?
   ) {
-    let owner = try catalog.read { db in try VMRecord.fetchOne(db, key: try checkpointRecord(db, id: id).vmID)!.name }
+    let owner = try catalog.read { db in try VMRecord.fetchExisting(db, key: try checkpointRecord(db, id: id).vmID).name
+    }
     return try withVMLock(owner) {
       var record = try catalog.read { db in try vmRecord(db, named: owner) }
       let target = try catalog.read { db in try checkpointRecord(db, id: id) }
@@ -91,7 +92,7 @@ extension Library {
     }
     return RestoreWork(
       vm: vm, checkpoint: checkpoint, slots: slots, stateIDs: states.map(\.stateID),
-      statePaths: try states.map { try DiskRecord.fetchOne(db, key: $0.stateID)!.path }, doomed: doomed,
+      statePaths: try states.map { try DiskRecord.fetchExisting(db, key: $0.stateID).path }, doomed: doomed,
       restart: restartRunning && vm.state == .running && checkpoint.runningStatePath == nil)
   }
 
@@ -120,7 +121,7 @@ extension Library {
     }
     // Children first: the line is deleted from its leaf down.
     for disk in work.doomed { _ = try DiskRecord.deleteOne(db, key: disk.id) }
-    var vm = try VMRecord.fetchOne(db, key: work.vm.id!)!
+    var vm = try VMRecord.fetchExisting(db, key: work.vm.id!)
     vm.currentCheckpointID = work.checkpoint.id
     if work.restart { vm.state = .running }
     try vm.update(db)

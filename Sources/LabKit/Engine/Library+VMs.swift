@@ -212,6 +212,13 @@ extension Library {
   public func shutDown(vm name: String) throws -> VirtualMachine {
     try withVMLock(name) {
       var record = try catalog.read { db in try vmRecord(db, named: name) }
+      if record.state == .saved {
+        // Its guest is not running, so it cannot shut down; saying nothing left the user believing it had.
+        throw LabKitError(
+          .invalidState,
+          "VM '\(record.name)' is saved, not running, so its guest cannot shut down; start it to resume it (then shut it down), or turn it off to discard the saved state"
+        )
+      }
       guard record.state == .running else { return try vm(named: record.name) }
       guard record.additions else {
         throw LabKitError(
@@ -309,13 +316,60 @@ extension Library {
     }
   }
 
-  /// Reads bytes at an offset of a VM's disk as it is now (through its chain).
+  /// The most one `diskRead` returns: the bytes are held in memory (a Lua string, a buffer), so a
+  /// length typed wrong (`1T`) must be an error, not an attempt to allocate it.
+  public static let maximumReadLength = 64 << 20
+
+  /// Reads bytes at an offset of a VM's disk as it is now (through its chain): at most
+  /// `maximumReadLength` bytes, and none past the end of the disk.
   public func diskRead(vm name: String, disk slot: Int, offset: UInt64, count: Int) throws -> [UInt8] {
     try withVMLock(name) {
       let vm = try self.vm(named: name)
       let chain = try DiskChain.open(try diskPath(vm, slot))
       defer { chain.close() }
+      try checkRead(vm, slot, chain, offset: offset, length: count < 0 ? nil : UInt64(count))
+      guard count <= Library.maximumReadLength else {
+        throw LabKitError(
+          .invalidArgument,
+          "cannot read \(count) bytes of VM '\(vm.name)' disk \(slot) at once: the limit is \(Library.maximumReadLength) bytes (\(ByteCount.format(UInt64(Library.maximumReadLength)))); read it in pieces"
+        )
+      }
       return try chain.read(at: offset, count: count)
+    }
+  }
+
+  /// Copies `length` bytes at an offset of a VM's disk (through its chain) to `output`, a piece at a
+  /// time, so any length within the disk works without holding it in memory.
+  public func diskRead(vm name: String, disk slot: Int, offset: UInt64, length: UInt64, to output: FileHandle) throws {
+    try withVMLock(name) {
+      let vm = try self.vm(named: name)
+      let chain = try DiskChain.open(try diskPath(vm, slot))
+      defer { chain.close() }
+      try checkRead(vm, slot, chain, offset: offset, length: length)
+      var position = offset
+      let end = offset + length
+      while position < end {
+        let count = Int(min(UInt64(Library.maximumReadLength), end - position))
+        try output.write(contentsOf: try chain.read(at: position, count: count))
+        position += UInt64(count)
+      }
+    }
+  }
+
+  /// A read must lie inside the disk (`length` nil: a negative length was asked for).
+  private func checkRead(_ vm: VirtualMachine, _ slot: Int, _ chain: DiskChain, offset: UInt64, length: UInt64?)
+    throws
+  {
+    let what = "VM '\(vm.name)' disk \(slot)"
+    guard let length else {
+      throw LabKitError(
+        .invalidArgument, "cannot read a negative number of bytes of \(what); give a length of 0 or more")
+    }
+    guard offset <= chain.size, length <= chain.size - offset else {
+      throw LabKitError(
+        .invalidArgument,
+        "cannot read \(length) bytes at offset \(offset) of \(what): the disk is \(chain.size) bytes (\(ByteCount.format(chain.size))); read within it"
+      )
     }
   }
 

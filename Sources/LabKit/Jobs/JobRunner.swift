@@ -22,31 +22,39 @@ final class JobRunner: @unchecked Sendable {
     let group = DispatchGroup()
     group.enter()
     lock.withLock { running[id] = group }
+    // Its place in the VM's line is taken now: a synchronous call made after this waits for it.
+    let place = library.vmOrder.reserve(target.lowercased())
     queue.submit(key: target.lowercased()) { [library] in
-      defer {
-        self.lock.withLock { _ = self.running.removeValue(forKey: id) }
-        group.leave()
-      }
-      try? library.catalog.write { db in
-        try db.execute(sql: "UPDATE job SET status = 'running', started = ? WHERE id = ?", arguments: [Date(), id])
-      }
-      do {
-        let result = try work()
-        try? library.catalog.write { db in
-          try db.execute(
-            sql: "UPDATE job SET status = 'completed', progress = 1, finished = ?, result = ? WHERE id = ?",
-            arguments: [Date(), result, id])
-        }
-      } catch {
-        try? library.catalog.write { db in
-          try db.execute(
-            sql: "UPDATE job SET status = 'failed', finished = ?, error = ? WHERE id = ?",
-            arguments: [Date(), String(describing: error), id])
-        }
-      }
+      library.vmOrder.run(place) { self.runJob(id, library: library, work) }
+      self.lock.withLock { _ = self.running.removeValue(forKey: id) }
+      group.leave()
     }
     return Job(record)
   }
+
+  /// Runs a job's work, recording when it starts and how it ends.
+  private func runJob(_ id: Int64, library: Library, _ work: () throws -> String?) {
+    try? library.catalog.write { db in
+      try db.execute(sql: "UPDATE job SET status = 'running', started = ? WHERE id = ?", arguments: [Date(), id])
+    }
+    do {
+      let result = try work()
+      try? library.catalog.write { db in
+        try db.execute(
+          sql: "UPDATE job SET status = 'completed', progress = 1, finished = ?, result = ? WHERE id = ?",
+          arguments: [Date(), result, id])
+      }
+    } catch {
+      try? library.catalog.write { db in
+        try db.execute(
+          sql: "UPDATE job SET status = 'failed', finished = ?, error = ? WHERE id = ?",
+          arguments: [Date(), String(describing: error), id])
+      }
+    }
+  }
+
+  /// Whether a job this process submitted is queued or running.
+  var hasPending: Bool { lock.withLock { !running.isEmpty } }
 
   /// Waits until every job this process submitted has finished.
   func waitForAll() {
@@ -78,6 +86,15 @@ extension Library {
   public func jobs(limit: Int = 100) throws -> [Job] {
     try catalog.read { db in
       try JobRecord.order(Column("id").desc).limit(limit).fetchAll(db).map(Job.init)
+    }
+  }
+
+  /// The jobs that finished at `date` or later (the ones a process ran, or interrupted, while the
+  /// caller waited for the library), oldest first, once every job of this process has finished.
+  public func jobsFinished(since date: Date) throws -> [Job] {
+    jobs.waitForAll()
+    return try catalog.read { db in
+      try JobRecord.filter(Column("finished") >= date).order(Column("id")).fetchAll(db).map(Job.init)
     }
   }
 

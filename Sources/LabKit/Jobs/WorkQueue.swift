@@ -29,6 +29,9 @@ final class WorkQueue: @unchecked Sendable {
   /// The default width: I/O-bound work, so a few more threads than cores.
   static var defaultWidth: Int { max(4, ProcessInfo.processInfo.activeProcessorCount * 2) }
 
+  /// The width for many small file-system operations, which wait on the disk rather than a core.
+  static let fileSystemWidth = 16
+
   func submit(key: String?, _ work: @escaping () -> Void) {
     condition.lock()
     pending.append(Item(key: key, work: work))

@@ -47,17 +47,17 @@ extension Library {
     try fault("\(operation):committed")
     try finish(entryID: entryID, deletes: deletes)
     // A bulk operation names its VMs separated by commas (names cannot hold one).
-    for name in vm.split(separator: ",") { try? writeManifest(vm: String(name)) }
+    writeManifests(vms: vm.split(separator: ",").map(String.init))
     return result
   }
 
   private func rollBack(entryID: Int64, creates: [String]) throws {
-    for path in creates { removeFileIfPresent(absolute(path)) }
+    removeFiles(creates)
     _ = try catalog.write { db in try JournalRecord.deleteOne(db, key: entryID) }
   }
 
   private func finish(entryID: Int64, deletes: [String]) throws {
-    for path in deletes { removeFileIfPresent(absolute(path)) }
+    removeFiles(deletes)
     _ = try catalog.write { db in try JournalRecord.deleteOne(db, key: entryID) }
   }
 
@@ -68,10 +68,19 @@ extension Library {
   }
 
   /// Finishes committed operations, completes the ones that must roll forward, and rolls back the
-  /// rest, as a crash left them.
-  func recover() throws {
+  /// rest, as a crash left them. One that cannot be settled now (a file of its VM is missing, say)
+  /// stays in the journal and is returned: it blocks its own VMs, never the library.
+  func recover() throws -> [UnsettledOperation] {
     let entries = try catalog.read { db in try JournalRecord.order(Column("id")).fetchAll(db) }
-    for entry in entries { try settle(entry) }
+    var unsettled: [UnsettledOperation] = []
+    for entry in entries {
+      do {
+        try settle(entry)
+      } catch {
+        unsettled.append(UnsettledOperation(operation: entry.operation, vms: entry.vmNames, reason: "\(error)"))
+      }
+    }
+    return unsettled
   }
 
   /// Finishes or rolls back the operations a failure left half done on one VM. Runs, holding the
@@ -88,10 +97,7 @@ extension Library {
       do {
         try settle(entry)
       } catch {
-        throw LabKitError(
-          .inconsistent,
-          "VM '\(entry.vmName)' has an unfinished \(entry.operation) that cannot be finished yet (\(error)); nothing else is done to it until it is"
-        )
+        throw UnsettledOperation(operation: entry.operation, vms: entry.vmNames, reason: "\(error)").error
       }
     }
   }
@@ -104,6 +110,30 @@ extension Library {
     } else {
       try rollBack(entryID: entry.id!, creates: entry.creates)
     }
-    for name in entry.vmName.split(separator: ",") { try? writeManifest(vm: String(name)) }
+    writeManifests(vms: entry.vmNames)
   }
+}
+
+/// An operation a failure left half done that cannot be finished yet, usually because a file it
+/// needs is missing. It keeps its VMs from changing until it is settled; `library repair` rebuilds
+/// them from their files.
+public struct UnsettledOperation: Equatable, Sendable {
+  public var operation: String
+  public var vms: [String]
+  public var reason: String
+
+  var error: LabKitError {
+    LabKitError(.inconsistent, description)
+  }
+
+  public var description: String {
+    let who = vms.count == 1 ? "VM '\(vms[0])' has" : "VMs \(vms.map { "'\($0)'" }.joined(separator: ", ")) have"
+    return
+      "\(who) an unfinished \(operation) that cannot be finished yet (\(reason)); nothing else is done to \(vms.count == 1 ? "it" : "them") until it is: put the missing file back, or `vmlab library repair` rebuilds the catalog from the files"
+  }
+}
+
+extension JournalRecord {
+  /// A bulk operation lists its VMs separated by commas (names cannot hold one).
+  var vmNames: [String] { vmName.split(separator: ",").map(String.init) }
 }

@@ -14,27 +14,41 @@ public final class Library: @unchecked Sendable {
   public let host: HostDriver
   let catalog: Catalog
   private let lock: LibraryLock
-  private let vmLocks = KeyedLocks()
+  /// Operations on one VM, queued or not, run in the order they were asked.
+  let vmOrder = VMOrder()
   /// Test hook: called at named steps of multi-file operations; throwing there simulates a failure
   /// (or, with `SimulatedCrash`, a process that died on the spot).
   public var faultInjection: ((String) throws -> Void)?
   lazy var jobs = JobRunner(library: self)
 
+  /// Operations a failure left half done that opening could not settle; each blocks only its own
+  /// VMs (see `check()`).
+  public private(set) var unsettledOperations: [UnsettledOperation] = []
+
   /// Opens (creating on first use) the library at `path`; finishes or rolls back any operation a
   /// crash left behind. `wait` waits for another process that holds the library instead of failing.
-  public init(at path: String, host: HostDriver = SimulatedHost(), wait: Bool = false) throws {
-    root = URL(fileURLWithPath: path).standardizedFileURL.path
+  /// `waiting` is told who holds the library when `wait` has to wait for it.
+  public convenience init(
+    at path: String, host: HostDriver = SimulatedHost(), wait: Bool = false, waiting: (String) -> Void = { _ in }
+  ) throws {
+    let root = try Library.prepareFolder(path)
+    try self.init(root: root, lock: try LibraryLock(folder: root, wait: wait, waiting: waiting), host: host)
+  }
+
+  /// Opens the library in `root` (an absolute path), already holding its lock.
+  init(root: String, lock: LibraryLock, host: HostDriver) throws {
+    self.root = root
     self.host = host
-    do {
-      try FileManager.default.createDirectory(atPath: root + "/vms", withIntermediateDirectories: true)
-      try FileManager.default.createDirectory(atPath: root + "/templates", withIntermediateDirectories: true)
-    } catch {
-      throw LabKitError(.failed, "cannot create the library folder \(root): \(error.localizedDescription)")
-    }
-    lock = try LibraryLock(folder: root, wait: wait)
+    self.lock = lock
     catalog = try Catalog(path: root + "/catalog.sqlite")
+    try settleWhatOthersLeft()
+  }
+
+  /// Runs each time this process takes the library lock: what a process that died while it held
+  /// the library left half done is finished or rolled back.
+  private func settleWhatOthersLeft() throws {
     removeTemporaryFiles()
-    try recover()
+    unsettledOperations = try recover()
     try removeUnreferencedStates()
     try catalog.write { db in
       // Jobs that were running when a process ended will not finish.
@@ -43,6 +57,41 @@ public final class Library: @unchecked Sendable {
           "UPDATE job SET status = 'failed', error = 'interrupted: the vmlab process ended', finished = ? WHERE status IN ('queued', 'running')",
         arguments: [Date()])
     }
+  }
+
+  /// Lets other vmlab processes use the library while this one waits for a person (the REPL at its
+  /// prompt): releases the library lock, unless a job of this process is still queued or running.
+  /// Returns whether it did; `resumeAfterIdle` must come before the next operation.
+  @discardableResult
+  public func releaseWhileIdle() -> Bool {
+    guard !jobs.hasPending else { return false }
+    lock.release()
+    return true
+  }
+
+  /// Takes the library lock back after `releaseWhileIdle`, waiting for a process that uses the
+  /// library now (`waiting` is called first, so a person is told why nothing happens), and settles
+  /// what another process may have left half done.
+  public func resumeAfterIdle(waiting: (String) -> Void = { _ in }) throws {
+    guard !lock.isHeld else { return }
+    if try !lock.acquire(wait: false) {
+      waiting(lock.holder)
+      _ = try lock.acquire(wait: true)
+    }
+    try settleWhatOthersLeft()
+  }
+
+  /// Makes the library folder and its `vms` and `templates` folders on first use; returns its
+  /// absolute path.
+  static func prepareFolder(_ path: String) throws -> String {
+    let root = URL(fileURLWithPath: path).standardizedFileURL.path
+    do {
+      try FileManager.default.createDirectory(atPath: root + "/vms", withIntermediateDirectories: true)
+      try FileManager.default.createDirectory(atPath: root + "/templates", withIntermediateDirectories: true)
+    } catch {
+      throw LabKitError(.failed, "cannot create the library folder \(root): \(error.localizedDescription)")
+    }
+    return root
   }
 
   /// Waits for the jobs this process queued, closes the catalog and releases the library lock, so
@@ -62,17 +111,11 @@ public final class Library: @unchecked Sendable {
 
   /// The setting, read inside a transaction that is already open.
   func storedHostKind(_ db: Database) throws -> HostKind {
-    try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = 'hostKind'").flatMap(HostKind.init(rawValue:))
-      ?? .virtualServer
+    try Setting.value(db, "hostKind").flatMap(HostKind.init(rawValue:)) ?? .virtualServer
   }
 
   public func setDefaultHostKind(_ kind: HostKind) throws {
-    try catalog.write { db in
-      try db.execute(
-        sql:
-          "INSERT INTO setting(key, value) VALUES ('hostKind', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        arguments: [kind.rawValue])
-    }
+    try catalog.write { db in try Setting.set(db, "hostKind", to: kind.rawValue) }
   }
 
   // MARK: Paths
@@ -88,10 +131,11 @@ public final class Library: @unchecked Sendable {
 
   // MARK: Serialisation
 
-  /// Runs `body` holding the VM's lock: one operation at a time per VM. An operation a failure left
-  /// half done on the VM is finished (or rolled back) first.
+  /// Runs `body` in the VM's turn: one operation at a time per VM, in the order they were asked
+  /// (a job in the order it was submitted). An operation a failure left half done on the VM is
+  /// finished (or rolled back) first.
   func withVMLock<T>(_ name: String, _ body: () throws -> T) throws -> T {
-    try vmLocks.withLock(name.lowercased()) {
+    try vmOrder.withTurn(name.lowercased()) {
       try settlePending(vm: name)
       return try body()
     }
@@ -105,22 +149,4 @@ public final class Library: @unchecked Sendable {
 /// A simulated process death in a test: the operation stops without cleaning up.
 public struct SimulatedCrash: Error {
   public init() {}
-}
-
-/// One lock per key, made on first use.
-final class KeyedLocks: @unchecked Sendable {
-  private let guardLock = NSLock()
-  private var locks: [String: NSRecursiveLock] = [:]
-
-  func withLock<T>(_ key: String, _ body: () throws -> T) rethrows -> T {
-    let lock = guardLock.withLock { () -> NSRecursiveLock in
-      if let existing = locks[key] { return existing }
-      let created = NSRecursiveLock()
-      locks[key] = created
-      return created
-    }
-    lock.lock()
-    defer { lock.unlock() }
-    return try body()
-  }
 }

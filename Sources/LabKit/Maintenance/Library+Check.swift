@@ -11,9 +11,13 @@ extension Library {
     let (disks, journal, vms) = try catalog.read { db in
       (try DiskRecord.fetchAll(db), try JournalRecord.fetchCount(db), try VMRecord.fetchAll(db))
     }
-    if journal > 0 {
-      problems.append("\(journal) operation(s) are half done in the journal; reopen the library to finish them")
+    problems += unsettledOperations.map(\.description)
+    if journal > unsettledOperations.count {
+      problems.append(
+        "\(journal - unsettledOperations.count) operation(s) are half done in the journal; reopen the library to finish them"
+      )
     }
+    problems += try catalog.integrityProblems().map { "catalog \(absolute("catalog.sqlite")): \($0)" }
     let byID = Dictionary(uniqueKeysWithValues: disks.map { ($0.id!, $0) })
     for disk in disks {
       let path = absolute(disk.path)

@@ -1,10 +1,6 @@
 import Foundation
 import GRDB
 
-#if canImport(Glibc)
-  import Glibc
-#endif
-
 /// `vms/NAME/vm.json`: what the catalog knows of one VM, kept beside its files so that
 /// `library repair` can rebuild the catalog with names and descriptions intact. Written after every
 /// committed operation; the catalog stays the authority while it exists.
@@ -112,44 +108,64 @@ extension Library {
 
   /// Rewrites a VM's manifest from the catalog (atomically), or removes it when the VM is gone.
   func writeManifest(vm name: String) throws {
-    let manifest: VMManifest? = try catalog.read { db in
-      guard let vm = try VMRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchOne(db) else {
-        return nil
-      }
-      let disks = try DiskRecord.filter(
-        sql: "vmID = ? OR id IN (SELECT parentID FROM disk WHERE vmID = ? AND role = 'clone')",
-        arguments: [vm.id, vm.id]
-      ).fetchAll(db)
-      let byID = Dictionary(uniqueKeysWithValues: disks.map { ($0.id!, $0) })
-      let checkpoints = try CheckpointRecord.filter(Column("vmID") == vm.id!).order(Column("id")).fetchAll(db)
-      let stamps = Dictionary(uniqueKeysWithValues: checkpoints.map { ($0.id!, $0.stamp) })
-      return VMManifest(
-        name: vm.name, hostKind: vm.hostKind, state: vm.state, additions: vm.additions, created: vm.created,
-        savedStatePath: vm.savedStatePath, currentCheckpointStamp: vm.currentCheckpointID.flatMap { stamps[$0] },
-        slots: try slots(db, vmID: vm.id!).map {
-          VMManifest.Slot(number: $0.number, base: byID[$0.baseID]?.path ?? "", leaf: byID[$0.leafID]?.path ?? "")
-        },
-        disks: disks.map {
-          VMManifest.Disk(
-            path: $0.path, uniqueID: $0.uniqueID, parent: $0.parentID.flatMap { byID[$0]?.path }, slot: $0.slot,
-            role: $0.role, checkpointStamp: $0.checkpointID.flatMap { stamps[$0] }, sourceUniqueID: $0.sourceUniqueID)
-        },
-        checkpoints: try checkpoints.map { checkpoint in
-          let states = try CheckpointDiskRecord.filter(Column("checkpointID") == checkpoint.id!).order(Column("slot"))
-            .fetchAll(db)
-          return VMManifest.Checkpoint(
-            stamp: checkpoint.stamp, name: checkpoint.name, description: checkpoint.description,
-            created: checkpoint.created,
-            parentStamp: checkpoint.parentID.flatMap { stamps[$0] }, runningStatePath: checkpoint.runningStatePath,
-            states: states.map { byID[$0.stateID]?.path ?? "" })
-        })
-    }
-    let path = absolute(vmFolder(name) + "/vm.json")
+    let manifest = try catalog.read { db in try self.manifest(db, vm: name) }
+    try writeManifestFile(vm: name, manifest)
+  }
+
+  /// Rewrites several VMs' manifests: read in one catalog transaction, written several at a time
+  /// (replacing a file frees the old one's blocks, which waits on the disk). A manifest is a copy
+  /// for `library repair`: one that cannot be written now is rewritten after the VM's next
+  /// operation.
+  func writeManifests(vms names: [String]) {
+    guard let manifests = try? catalog.read({ db in try names.map { try self.manifest(db, vm: $0) } }) else { return }
+    _ = parallel(Array(zip(names, manifests))) { [self] name, manifest in try writeManifestFile(vm: name, manifest) }
+  }
+
+  private func writeManifestFile(vm name: String, _ manifest: VMManifest?) throws {
     guard let manifest else {
-      removeFileIfPresent(path)
+      removeFileIfPresent(absolute(vmFolder(name) + "/vm.json"))
       return
     }
     try replaceFile(absolute(vmFolder(manifest.name) + "/vm.json"), with: try Library.manifestEncoder.encode(manifest))
+  }
+
+  /// What the catalog knows of a VM, with library-relative paths; nil when there is no such VM.
+  func manifest(vm name: String) throws -> VMManifest? {
+    try catalog.read { db in try manifest(db, vm: name) }
+  }
+
+  /// The same, inside a transaction that is already open.
+  private func manifest(_ db: Database, vm name: String) throws -> VMManifest? {
+    guard let vm = try VMRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchOne(db) else {
+      return nil
+    }
+    let disks = try DiskRecord.filter(
+      sql: "vmID = ? OR id IN (SELECT parentID FROM disk WHERE vmID = ? AND role = 'clone')",
+      arguments: [vm.id, vm.id]
+    ).fetchAll(db)
+    let byID = Dictionary(uniqueKeysWithValues: disks.map { ($0.id!, $0) })
+    let checkpoints = try CheckpointRecord.filter(Column("vmID") == vm.id!).order(Column("id")).fetchAll(db)
+    let stamps = Dictionary(uniqueKeysWithValues: checkpoints.map { ($0.id!, $0.stamp) })
+    return VMManifest(
+      name: vm.name, hostKind: vm.hostKind, state: vm.state, additions: vm.additions, created: vm.created,
+      savedStatePath: vm.savedStatePath, currentCheckpointStamp: vm.currentCheckpointID.flatMap { stamps[$0] },
+      slots: try slots(db, vmID: vm.id!).map {
+        VMManifest.Slot(number: $0.number, base: byID[$0.baseID]?.path ?? "", leaf: byID[$0.leafID]?.path ?? "")
+      },
+      disks: disks.map {
+        VMManifest.Disk(
+          path: $0.path, uniqueID: $0.uniqueID, parent: $0.parentID.flatMap { byID[$0]?.path }, slot: $0.slot,
+          role: $0.role, checkpointStamp: $0.checkpointID.flatMap { stamps[$0] }, sourceUniqueID: $0.sourceUniqueID)
+      },
+      checkpoints: try checkpoints.map { checkpoint in
+        let states = try CheckpointDiskRecord.filter(Column("checkpointID") == checkpoint.id!).order(Column("slot"))
+          .fetchAll(db)
+        return VMManifest.Checkpoint(
+          stamp: checkpoint.stamp, name: checkpoint.name, description: checkpoint.description,
+          created: checkpoint.created,
+          parentStamp: checkpoint.parentID.flatMap { stamps[$0] }, runningStatePath: checkpoint.runningStatePath,
+          states: states.map { byID[$0.stateID]?.path ?? "" })
+      })
   }
 
   func writeLabsManifest() throws {
@@ -171,16 +187,15 @@ extension Library {
       // Plain open and write, no fsync: Foundation's writers fsync, which would cost more than the
       // operation itself, and a manifest is only a copy of the catalog for `library repair` (the file
       // system orders the data before the rename).
-      let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-      guard descriptor >= 0 else {
-        throw LabKitError(.failed, "cannot write \(temporary): \(String(cString: strerror(errno)))")
+      let file = try SystemFile.open(temporary, .writeTruncating, what: "the manifest's temporary file")
+      do {
+        try file.write(data)
+      } catch {
+        file.close()
+        throw error
       }
-      let written = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-      Glibc.close(descriptor)
-      guard written == data.count else { throw LabKitError(.failed, "cannot write \(temporary)") }
-      guard rename(temporary, path) == 0 else {
-        throw LabKitError(.failed, "cannot replace \(path): \(String(cString: strerror(errno)))")
-      }
+      file.close()
+      try SystemFile.rename(temporary, over: path)
     } catch {
       removeFileIfPresent(temporary)
       throw error

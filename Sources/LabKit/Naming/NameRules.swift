@@ -22,11 +22,22 @@ public enum NameRules {
     }
   }
 
-  /// Checkpoint names are shown, never used in paths, so they may hold spaces and more.
+  public static let maximumCheckpointLength = 128
+
+  /// Checkpoint names are shown, never used in paths, so they may hold spaces, slashes and more:
+  /// 1 to 128 characters, not only spaces, and no control characters.
   public static func validateCheckpoint(_ name: String) throws {
-    guard !name.isEmpty, name.count <= 128, !name.unicodeScalars.contains(where: { $0.value < 32 }) else {
+    let control = name.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    guard !name.isEmpty, name.count <= maximumCheckpointLength, !control,
+      !name.allSatisfy({ $0.isWhitespace })
+    else {
+      let shown = name.unicodeScalars.map {
+        $0.properties.generalCategory == .control ? "\\u{\(String($0.value, radix: 16))}" : String($0)
+      }.joined()
       throw LabKitError(
-        .invalidName, "checkpoint name '\(name.prefix(40))' is not allowed: use 1 to 128 printable characters")
+        .invalidName,
+        "checkpoint name '\(shown.prefix(80))' is not allowed: use 1 to \(maximumCheckpointLength) characters, not only spaces and no control characters"
+      )
     }
   }
 }

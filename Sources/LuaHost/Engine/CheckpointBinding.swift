@@ -114,27 +114,30 @@ extension EngineBinding {
           "restore: the list holds \(count) checkpoints of VM '\(vm)'; a VM is restored to one checkpoint (use mostRecent=true or :where(...))"
         )
       }
-      let all = try arguments.flag(1, "all")
-      if perVM.count > 1 && !whatIf && !all {
-        let vms = handles.map(\.vm).joined(separator: ", ")
-        throw EngineError(
-          "restore: the list spans \(perVM.count) VMs (\(vms)); restoring several VMs at once must be deliberate: pass {all=true}, or {whatIf=true} to see the plans first, or narrow the list with :where(...) or vmlab.checkpoints{vm=...}"
-        )
-      }
+      try BulkChange.check(
+        vms: handles.map(\.vm), verb: "restore", all: try arguments.flag(1, "all"), whatIf: whatIf,
+        confirm: Self.confirmBulk)
       let ids = try handles.map { try self.current($0).id }
       if try arguments.flag(1, "async") {
         return [try self.list(.jobs, try ids.map { try self.wrapJob(try self.library.restoreJob(checkpoint: $0)) })]
       }
       let library = try self.library
-      let outcomes = parallelMap(ids) { id in try library.restore(checkpoint: id, whatIf: whatIf) }
-      return [
-        try self.list(.plain, try self.collect(outcomes, handles: handles, operation: "restore").map(self.restoreTable))
-      ]
+      if whatIf {
+        return [
+          try self.list(
+            .plain, try ids.map { try self.restoreTable(try library.restore(checkpoint: $0, whatIf: true)) })
+        ]
+      }
+      // One journaled operation for every VM of the list: all come back, or none.
+      return [try self.list(.plain, try library.restore(checkpoints: ids).map(self.restoreTable))]
     }
     list.method("merge") { items, arguments in
-      try arguments.checkOptions(1, allowed: ["whatIf", "async"])
+      try arguments.checkOptions(1, allowed: ["whatIf", "all", "async"])
       let handles = try self.checkpointHandles(in: items, function: "merge")
       let whatIf = try arguments.flag(1, "whatIf")
+      try BulkChange.check(
+        vms: handles.map(\.vm), verb: "merge", all: try arguments.flag(1, "all"), whatIf: whatIf,
+        confirm: Self.confirmBulk)
       let library = try self.library
       if try arguments.flag(1, "async") {
         return [
@@ -159,6 +162,10 @@ extension EngineBinding {
       return [try self.list(.plain, try plans.map(self.plan))]
     }
   }
+
+  /// How a script confirms a change of several VMs (BulkChange).
+  static let confirmBulk =
+    "pass {all=true}, or {whatIf=true} to see the plans first, or narrow the list with :where(...) or vmlab.checkpoints{vm=...}"
 
   // MARK: Handles and results
 
@@ -194,6 +201,16 @@ extension EngineBinding {
   /// A restore of one checkpoint: its plan, applied unless `whatIf`.
   func restore(_ id: Int64, whatIf: Bool) throws -> LuaValue {
     try restoreTable(try library.restore(checkpoint: id, whatIf: whatIf))
+  }
+
+  /// A VM of a bulk restore: its plan, state and checkpoint, as for a single restore.
+  func restoreTable(_ outcome: RestoreOutcome) throws -> LuaValue {
+    let value = try plan(outcome.plan)
+    if let table = value.tableValue {
+      table["state"] = .text(outcome.state.rawValue)
+      table["checkpoint"] = try wrapCheckpoint(outcome.checkpoint)
+    }
+    return value
   }
 
   func restoreTable(_ outcome: (plan: OperationPlan, result: CheckpointResult?)) throws -> LuaValue {

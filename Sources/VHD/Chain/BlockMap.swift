@@ -13,7 +13,7 @@ public struct BlockMap {
   /// The block size the map is kept in: the leaf's.
   let blockSize: Int
   /// The map answers `.mixed` whenever sparse layers disagree on block size.
-  private let uniformBlocks: Bool
+  let uniformBlocks: Bool
   private var sources: [Source?]
 
   init(layers: [VirtualDisk]) {

@@ -75,6 +75,8 @@ public final class DiskChain {
   // MARK: Reading
 
   public func read(at offset: UInt64, count: Int) throws -> [UInt8] {
+    // Before allocating: a count past the end must be an error, not a terabyte of memory.
+    try checkRange(offset: offset, count: count)
     var bytes = [UInt8](repeating: 0, count: count)
     try bytes.withUnsafeMutableBytes { try read(at: offset, into: $0) }
     return bytes
@@ -111,6 +113,58 @@ public final class DiskChain {
   /// The size of the blocks `source(ofBlock:)` speaks of.
   public var blockSize: Int { blockMap.blockSize }
   public var blockCount: Int { Int((size + UInt64(blockSize) - 1) / UInt64(blockSize)) }
+
+  /// Starts reading a chain block's data, from the layers that hold it, into the page cache. A copy
+  /// that asks for a few blocks ahead keeps the storage busy while it copies, and reads the layers
+  /// of a deep chain side by side rather than one small readahead at a time. Advice only.
+  func prefetch(block: Int) {
+    guard block < blockCount, let source = try? blockMap.source(of: block) else { return }
+    switch source {
+    case .zeros:
+      return
+    case .layer(let index):
+      if layers[index].blockSize == blockSize { layers[index].prefetchData(block: block) }
+    case .mixed:
+      for layer in layers where layer.blockSize == blockSize { layer.prefetchData(block: block) }
+    }
+  }
+
+  /// Which layer each byte range of a chain block comes from (nil: zeros), in order, covering the
+  /// part of the block inside the disk. Resolved leaf first: a differencing layer takes the sector
+  /// runs its bitmap holds among those still open, a dynamic or fixed layer takes all the rest.
+  /// Nil when the layers' block sizes differ (then only `read` knows).
+  func pieces(ofBlock block: Int) throws -> [(range: Range<Int>, layer: Int?)]? {
+    guard blockMap.uniformBlocks else { return nil }
+    let length = Int(min(UInt64(blockSize), size - UInt64(block) * UInt64(blockSize)))
+    var open: [Range<Int>] = [0..<length]
+    var pieces: [(range: Range<Int>, layer: Int?)] = []
+    for (index, disk) in layers.enumerated() where !open.isEmpty {
+      switch disk.type {
+      case .fixed, .dynamic:
+        let holds = disk.type == .fixed || disk.isAllocated(block)
+        pieces += open.map { ($0, holds ? index : nil) }
+        open = []
+      case .differencing:
+        guard disk.isAllocated(block) else { continue }
+        let present = try disk.presentRanges(inBlock: block)
+        var stillOpen: [Range<Int>] = []
+        for range in open {
+          var position = range.lowerBound
+          for run in present where run.upperBound > range.lowerBound && run.lowerBound < range.upperBound {
+            let start = max(run.lowerBound, range.lowerBound)
+            let end = min(run.upperBound, range.upperBound)
+            if start > position { stillOpen.append(position..<start) }
+            pieces.append((start..<end, index))
+            position = end
+          }
+          if position < range.upperBound { stillOpen.append(position..<range.upperBound) }
+        }
+        open = stillOpen
+      }
+    }
+    pieces += open.map { ($0, nil) }
+    return pieces.sorted { $0.range.lowerBound < $1.range.lowerBound }
+  }
 
   /// Reads bytes that one layer holds entirely.
   private func readWhole(layer index: Int, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {

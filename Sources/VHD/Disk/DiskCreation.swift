@@ -1,18 +1,25 @@
 import Foundation
 
 extension VirtualDisk {
-  /// Creates a fixed or dynamic disk of `size` bytes. The file must not exist yet.
+  /// Creates a fixed or dynamic disk of at least `size` bytes. The file must not exist yet.
+  ///
+  /// The size is rounded up to a whole CHS geometry (`DiskGeometry.rounding(size:)`, at most
+  /// 8,160 bytes for disks up to 127 GiB), so that every reader sees the same size; the new disk's
+  /// `size` says what it became. `exactSize` keeps the size as given (a flattened chain keeps the
+  /// size its VM saw).
   ///
   /// Layout of a dynamic disk: footer copy (0), header (512), block table (1536), then blocks whose
   /// data starts on 4 KiB boundaries, and the footer at the end. A fixed disk is a sparse file of
   /// `size` bytes followed by the footer, so creating it is instant.
   @discardableResult
   public static func create(
-    at path: String, size: UInt64, type: DiskType = .dynamic,
-    blockSize: UInt32 = DynamicHeader.defaultBlockSize
+    at path: String, size requestedSize: UInt64, type: DiskType = .dynamic,
+    blockSize: UInt32 = DynamicHeader.defaultBlockSize, exactSize: Bool = false
   ) throws -> VirtualDisk {
     let absolute = absolutePath(path)
-    try validate(size: size, path: absolute)
+    try validate(size: requestedSize, path: absolute)
+    // Rounding never passes the format's limit: sizes past the largest geometry stay as they are.
+    let size = exactSize ? requestedSize : DiskGeometry.rounding(size: requestedSize).size
     guard type != .differencing else {
       throw VHDError(
         path: absolute, field: "diskType", .invalidArgument, "a differencing disk is created over a parent")

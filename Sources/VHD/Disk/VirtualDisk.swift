@@ -163,6 +163,12 @@ public final class VirtualDisk {
     file.startWriteback(at: fileOffset(block: block, offsetInBlock: 0), count: Int(blockRange(block).count))
   }
 
+  /// Starts reading an allocated block's data into the page cache (see `BlockFile.prefetch`).
+  func prefetchData(block: Int) {
+    guard isAllocated(block) else { return }
+    file.prefetch(at: fileOffset(block: block, offsetInBlock: 0), count: Int(blockRange(block).count))
+  }
+
   /// Drops the page cache of a block's data (see `BlockFile.dropCache`).
   func dropCachedData(block: Int, count: Int) {
     file.dropCache(at: fileOffset(block: block, offsetInBlock: 0), count: count)

@@ -1,7 +1,9 @@
 /// Cylinders, heads and sectors per track, as the VHD specification's appendix computes them.
 ///
 /// The geometry can cover fewer bytes than the disk's current size (a 4 MiB disk gets 4,177,920
-/// bytes of CHS); vmlab, like Hyper-V and Windows, takes the current size as the disk's size.
+/// bytes of CHS); vmlab, like Hyper-V and Windows, takes the current size as the disk's size. The
+/// disks vmlab creates avoid that disagreement: `rounding(size:)` gives them a size their geometry
+/// covers exactly, as Virtual PC and qemu-img do.
 public struct DiskGeometry: Equatable, Sendable, CustomStringConvertible {
   public var cylinders: UInt16
   public var heads: UInt8
@@ -41,6 +43,39 @@ public struct DiskGeometry: Equatable, Sendable, CustomStringConvertible {
     }
     self.init(
       cylinders: UInt16(cylinderTimesHeads / heads), heads: UInt8(heads), sectorsPerTrack: UInt8(sectorsPerTrack))
+  }
+
+  /// The largest geometry, 65535/16/255 (about 127.5 GiB). qemu and Virtual PC size a disk that
+  /// carries it by its footer's current size, not by its CHS.
+  public static let maximum = DiskGeometry(cylinders: 65535, heads: 16, sectorsPerTrack: 255)
+
+  /// The size a new disk of `size` bytes gets, rounded up (never down) to a whole CHS geometry, and
+  /// that geometry: qemu's `vpc_create` loop, which tries the specification's algorithm on one more
+  /// sector at a time until the geometry covers the request. Readers that size a VHD by its CHS
+  /// (qemu for any creator it does not know, Virtual PC) then agree with those that take the
+  /// current size (Hyper-V, Windows, VirtualBox). A size the loop can only cover with the maximum
+  /// geometry stays as requested (`size` must be a multiple of 512).
+  public static func rounding(size: UInt64) -> (geometry: DiskGeometry, size: UInt64) {
+    let requested = size / 512
+    let maximumSectors = maximum.capacity / 512
+    guard requested < maximumSectors else { return (maximum, size) }
+    var extra: UInt64 = 0
+    var geometry = DiskGeometry(forSize: size)
+    // Each step raises the cylinder count by at most one, so the loop ends within a cylinder's
+    // worth of sectors (at most 16 × 255).
+    while geometry.capacity / 512 < requested {
+      extra += 1
+      geometry = DiskGeometry(forSize: (requested + extra) * 512)
+    }
+    return geometry == maximum ? (geometry, size) : (geometry, geometry.capacity)
+  }
+
+  /// The geometry a footer records for a disk of `size` bytes: the one `rounding(size:)` gives when
+  /// the size is already a whole geometry (or needs the maximum), else the specification's, which
+  /// covers less than the size (disks made before vmlab rounded, and differencing disks over them).
+  public static func recorded(forSize size: UInt64) -> DiskGeometry {
+    let rounded = rounding(size: size)
+    return rounded.size == size ? rounded.geometry : DiskGeometry(forSize: size)
   }
 
   /// The bytes the geometry addresses.

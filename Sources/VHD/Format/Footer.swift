@@ -33,7 +33,7 @@ public struct Footer: Equatable, Sendable {
     self.diskType = diskType
     self.currentSize = size
     self.originalSize = size
-    self.geometry = DiskGeometry(forSize: size)
+    self.geometry = DiskGeometry.recorded(forSize: size)
     self.uniqueID = uniqueID
     self.timestamp = timestamp
     self.dataOffset = dataOffset

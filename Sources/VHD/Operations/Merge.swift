@@ -94,6 +94,14 @@ extension DiskChain {
     return children(of: chain.layers[1]).filter { $0 != chain.leaf.path }
   }
 
+  /// Differencing disks in the folder of the disk at `path` whose header names it as their parent:
+  /// writing into that disk would change what they read.
+  public static func children(ofDiskAt path: String, options: OpenOptions = OpenOptions()) throws -> [String] {
+    let disk = try VirtualDisk.open(path, options: options)
+    defer { disk.close() }
+    return children(of: disk)
+  }
+
   /// Differencing disks in `parent`'s folder whose header names `parent`'s unique id.
   static func children(of parent: VirtualDisk) -> [String] {
     let folder = (parent.path as NSString).deletingLastPathComponent

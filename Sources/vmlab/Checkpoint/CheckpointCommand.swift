@@ -53,12 +53,20 @@ struct CheckpointSelection: ParsableArguments {
   /// needs no confirmation).
   func confirmed(_ library: Library, verb: String, whatIf: Bool) throws -> [Checkpoint] {
     let (checkpoints, bulk) = try resolve(library)
+    // Without --vm the selection spans the library: deliberate even when one VM has the checkpoint
+    // (the engine's rule, BulkChange, covers the rest).
     if bulk && !all && !whatIf {
       let count = checkpoints.count
+      let total = try library.vms().count
+      let which = mostRecent ? "the most recent checkpoint" : "'\(checkpoint ?? "")'"
+      let scope = count == total ? "every VM" : "\(count) of the \(total) VMs, every one that has it"
       throw ValidationError(
-        "this would \(verb) \(count) VM\(count == 1 ? "" : "s") (every VM); pass --all to do it, or --what-if to see the plan"
+        "this would \(verb) \(which) on \(scope): \(checkpoints.map(\.vm).joined(separator: ", ")); pass --all to do it, --vm VM for one, or --what-if to see the plan"
       )
     }
+    try BulkChange.check(
+      vms: checkpoints.map(\.vm), verb: verb, all: all, whatIf: whatIf,
+      confirm: "pass --all to do it, --vm VM for one, or --what-if to see the plan")
     return checkpoints
   }
 }
@@ -75,40 +83,6 @@ struct SingleCheckpoint: ParsableArguments {
     if let vm { return try library.checkpoint(vm: vm, named: checkpoint) }
     if let id = Int64(checkpoint) { return try library.checkpoint(id: id) }
     throw ValidationError("give --vm with the checkpoint's name '\(checkpoint)', or its id")
-  }
-}
-
-struct CheckpointNew: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "new", abstract: "Take a checkpoint of every disk of a VM.",
-    discussion: """
-      A running VM on a virtual-server host is shut down (or turned off without guest additions) and
-      started again; on a hypervisor host it is checkpointed online. A saved VM's saved state is
-      discarded (the checkpoint holds disks only): start it and checkpoint it running to keep it.
-      Example: vmlab checkpoint new web01 clean --description "before the exercise"
-      """)
-
-  @Argument(help: "The VM.")
-  var vm: String
-
-  @Argument(help: "The checkpoint's name (default: the VM's name and the time).")
-  var name: String?
-
-  @Option(help: "A description.")
-  var description: String = ""
-
-  @Flag(help: "Print JSON.")
-  var json = false
-
-  @OptionGroup var library: LibraryOptions
-
-  func run() throws {
-    let library = try self.library.open()
-    let name = self.name ?? "\(vm) - \(shortDate(Date()))"
-    let result = try library.checkpoint(vm: vm, name: name, description: description)
-    if json { return try printJSON(result) }
-    let how = result.action == .none ? "" : " (\(result.action.rawValue))"
-    print("checkpoint \(result.checkpoint.id) '\(result.checkpoint.name)' of \(result.checkpoint.vm) taken\(how)")
   }
 }
 
@@ -228,6 +202,9 @@ struct CheckpointMerge: ParsableCommand {
   @Flag(help: "Print the plan and change nothing.")
   var whatIf = false
 
+  @Flag(help: "Merge later checkpoints of the line too without asking (needed without a terminal).")
+  var yes = false
+
   @Flag(help: "Print JSON.")
   var json = false
 
@@ -238,12 +215,13 @@ struct CheckpointMerge: ParsableCommand {
     let checkpoints = try selection.confirmed(library, verb: "merge", whatIf: whatIf)
     let plans = try checkpoints.map { try library.merge(checkpoint: $0.id, whatIf: true) }
     if whatIf { return json ? try printJSON(plans) : plans.forEach(printPlan) }
-    if !json {
-      for plan in plans where !plan.alsoAffected.isEmpty {
-        print(
-          "note: merging on \(plan.vm) also merges the later checkpoints \(plan.alsoAffected.map { "'\($0)'" }.joined(separator: ", "))"
-        )
-      }
+    // Later checkpoints on the line go too: said, and agreed to, before anything is merged.
+    let also = plans.filter { !$0.alsoAffected.isEmpty }
+    if !also.isEmpty {
+      let list = also.map { plan in
+        "\(plan.vm): \(plan.alsoAffected.map { "'\($0)'" }.joined(separator: ", "))"
+      }.joined(separator: "; ")
+      try confirm("merging also merges the later checkpoints on the current line (\(list))", yes: yes)
     }
     let jobs = try checkpoints.map { try library.mergeJob(checkpoint: $0.id) }
     try report(try waitWithProgress(library, jobs, label: "merging"), json: json)

@@ -16,7 +16,11 @@ struct DiskCreate: ParsableCommand {
   @Argument(help: "The new VHD file.")
   var path: String
 
-  @Option(help: "The disk's size: bytes, or a number with K, M, G or T (512M, 4G).")
+  @Option(
+    help: """
+      The disk's size: bytes, or a number with K, M, G or T (512M, 4G); rounded up to a whole CHS \
+      geometry (at most 8,160 bytes more) up to 127 GiB, so every tool sees the same size.
+      """)
   var size: SizeArgument?
 
   @Option(help: "dynamic (grows as written) or fixed (all space up front).")
@@ -42,6 +46,7 @@ struct DiskCreate: ParsableCommand {
     } else {
       disk = try VirtualDisk.create(at: path, size: size!.bytes, type: type)
       print("created \(disk.type) disk \(disk.path) (\(ByteCount.format(disk.size)))")
+      if let note = sizeRoundingNote(requested: size!.bytes, actual: disk.size) { print(note) }
     }
     disk.close()
   }

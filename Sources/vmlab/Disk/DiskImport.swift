@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import VHD
 
 struct DiskImport: ParsableCommand {
@@ -20,6 +21,10 @@ struct DiskImport: ParsableCommand {
     let disk = try RawImage.importImage(from: raw, to: path, type: type) { bar.update(done: $0, total: $1) }
     bar.finish()
     print("imported \(absolutePath(raw)) into \(disk.path) (\(disk.type), \(ByteCount.format(disk.size)))")
+    let rawSize = (try? FileManager.default.attributesOfItem(atPath: raw)[.size] as? NSNumber)?.uint64Value
+    if let rawSize, let note = sizeRoundingNote(requested: rawSize, actual: disk.size) {
+      print("\(note); the tail reads as zeros")
+    }
     disk.close()
   }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LabKit
 import VHD
 
 struct DiskWrite: ParsableCommand {
@@ -7,6 +8,8 @@ struct DiskWrite: ParsableCommand {
     commandName: "write",
     abstract: "Write a file's bytes into a disk at a byte offset (into the leaf of its chain).",
     discussion: """
+      It refuses a disk that others read: a library's template (a file in its templates/ folder,
+      which every linked clone reads) or a parent of differencing disks beside it; --force overrides.
       Example: vmlab disk write child.vhd --offset 1M --input patch.bin
       """
   )
@@ -20,7 +23,14 @@ struct DiskWrite: ParsableCommand {
   @Option(help: "The file whose bytes are written.")
   var input: String
 
+  @Flag(help: "Write even when other disks read this one (they change too).")
+  var force = false
+
   func run() throws {
+    if !force {
+      let readers = try DiskReaders(of: path)
+      if !readers.isEmpty { throw readers.refusal("write to") }
+    }
     let chain = try DiskChain.open(path, writable: true)
     defer { chain.close() }
     guard let handle = FileHandle(forReadingAtPath: input) else {

@@ -34,10 +34,16 @@ struct JobList: ParsableCommand {
 }
 
 struct JobWait: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "wait", abstract: "Wait for jobs to finish.")
+  static let configuration = CommandConfiguration(
+    commandName: "wait", abstract: "Wait for jobs to finish and report each; exits 1 when any failed.",
+    discussion: """
+      Jobs run inside a vmlab process (`checkpoint new --async` leaves one running in the
+      background), which holds the library until they finish, so this waits for the library
+      whether or not --wait is given. Without ids it waits for every job queued or running now.
+      """)
 
-  @Argument(help: "Job ids.")
-  var ids: [Int64]
+  @Argument(help: "Job ids (default: every unfinished job).")
+  var ids: [Int64] = []
 
   @Flag(help: "Print JSON.")
   var json = false
@@ -45,7 +51,14 @@ struct JobWait: ParsableCommand {
   @OptionGroup var library: LibraryOptions
 
   func run() throws {
-    let library = try self.library.open()
-    try report(try library.wait(jobs: ids), json: json)
+    // Job times are stored to the millisecond: a job that ends while this starts still counts.
+    let since = Date().addingTimeInterval(-0.002)
+    var options = self.library
+    options.wait = true
+    let library = try options.open()
+    if !ids.isEmpty { return try report(try library.wait(jobs: ids), json: json) }
+    let jobs = try library.jobsFinished(since: since)
+    if jobs.isEmpty && !json { return print("no jobs were queued or running") }
+    try report(jobs, json: json)
   }
 }

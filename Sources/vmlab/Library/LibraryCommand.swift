@@ -38,7 +38,14 @@ struct LibraryCheck: ParsableCommand {
 
 struct LibraryRepair: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "repair", abstract: "Rebuild the catalog from the files alone (VM folders, manifests, file names).")
+    commandName: "repair",
+    abstract: "Rebuild the catalog from the files alone (VM folders, manifests, file names).",
+    discussion: """
+      Works whatever state the catalog is in (damaged, from a newer vmlab, or missing). The new catalog \
+      is built beside the old one and replaces it only when complete; the old one is kept as \
+      catalog.sqlite.corrupt-<time stamp> (or .replaced-<time stamp> when it was sound). No VM file is \
+      changed. Exits 1 when something could not be recovered, and says what.
+      """)
 
   @Flag(help: "Print JSON.")
   var json = false
@@ -46,10 +53,16 @@ struct LibraryRepair: ParsableCommand {
   @OptionGroup var library: LibraryOptions
 
   func run() throws {
-    let report = try library.open().repair()
-    if json { return try printJSON(report) }
-    print("rebuilt \(report.vms.count) VM(s), \(report.checkpoints) checkpoint(s), \(report.labs.count) lab(s)")
-    report.notes.forEach { print("note: \($0)") }
+    let report = try Library.repair(at: library.path, wait: library.waits)
+    if json {
+      try printJSON(report)
+    } else {
+      print("rebuilt \(report.vms.count) VM(s), \(report.checkpoints) checkpoint(s), \(report.labs.count) lab(s)")
+      report.notes.forEach { print("note: \($0)") }
+      if let previous = report.previousCatalog { print("the previous catalog is kept as \(previous)") }
+      report.problems.forEach { print("not recovered: \($0)") }
+    }
+    if !report.problems.isEmpty { throw ExitCode.failure }
   }
 }
 

@@ -27,7 +27,7 @@ struct ReplCommand: ParsableCommand {
       let lua = host.state[global: "_VERSION"].stringValue ?? "Lua"
       print("vmlab \(VMLabModule.version) (\(lua)); the engine is `vmlab`, Ctrl-D ends")
     }
-    Repl(state: host.state).run(reader: &reader)
+    Repl(state: host.state, idle: host.idle, resume: host.resume).run(reader: &reader)
     reader.close()
     host.finish()
     fflush(nil)
@@ -37,10 +37,13 @@ struct ReplCommand: ParsableCommand {
 /// The read-eval-print loop over any line source (tests drive it through pipes and terminals).
 struct Repl {
   let state: LuaState
+  /// Called before waiting for a line (the library lock is let go) and before running a chunk.
+  var idle: () -> Void = {}
+  var resume: () throws -> Void = {}
 
   func run(reader: inout LineReader) {
     var pending: String?
-    while let line = reader.readLine(prompt: pending == nil ? "> " : ">> ") {
+    while let line = readLine(&reader, prompt: pending == nil ? "> " : ">> ") {
       if pending == nil {
         // An expression first (`return <line>`), as lua.c 5.4 does; then a statement.
         if let function = try? state.load("return " + line, name: .stdin) {
@@ -73,10 +76,17 @@ struct Repl {
     if reader.isInteractive { print() }
   }
 
+  /// A line, read while other processes may use the library.
+  private func readLine(_ reader: inout LineReader, prompt: String) -> String? {
+    idle()
+    return reader.readLine(prompt: prompt)
+  }
+
   /// Runs a chunk and prints what it returned with the global `print` (so a script may replace it).
   /// Ctrl-C stops a chunk that runs too long and the session goes on.
   private func evaluate(_ function: LuaFunction) {
     do {
+      try resume()
       try state.interruptingOnSIGINT {
         let results = try function.call()
         guard !results.isEmpty else { return }

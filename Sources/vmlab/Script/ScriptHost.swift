@@ -72,6 +72,18 @@ final class ScriptHost {
     package["path"] = .text((entries + [existing]).joined(separator: ";"))
   }
 
+  /// Between two REPL chunks: other vmlab processes may use the library while the person thinks.
+  func idle() {
+    library?.releaseWhileIdle()
+  }
+
+  /// Before the next chunk: the library lock again, waiting (and saying so) for a process using it.
+  func resume() throws {
+    try library?.resumeAfterIdle { holder in
+      FileHandle.standardError.write(Data("vmlab: \(holder); waiting for it to finish…\n".utf8))
+    }
+  }
+
   /// Ends the session: waits for jobs the script started and did not wait for (ending it must not
   /// cut them off half way), then closes the library.
   func finish() {
@@ -97,42 +109,5 @@ final class ScriptHost {
       text = String(describing: error)
     }
     FileHandle.standardError.write(Data("vmlab: \(text)\n".utf8))
-  }
-}
-
-/// Where the bundled Lua scripts and modules live: $VMLAB_STDLIB, else the checkout's Stdlib folder
-/// (found from this source file's path at build time), else <binary>/../share/vmlab/Stdlib.
-enum Stdlib {
-  static let folder: String? = {
-    var candidates: [String] = []
-    if let variable = ProcessInfo.processInfo.environment["VMLAB_STDLIB"], !variable.isEmpty {
-      candidates.append(variable)
-    }
-    // Sources/vmlab/Script/ScriptHost.swift -> the checkout root.
-    let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-      .deletingLastPathComponent().deletingLastPathComponent()
-    candidates.append(checkout.appendingPathComponent("Stdlib").path)
-    if let executable = Bundle.main.executableURL?.resolvingSymlinksInPath() {
-      candidates.append(
-        executable.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("share/vmlab/Stdlib")
-          .path)
-    }
-    return candidates.first { isDirectory($0) }.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-  }()
-
-  /// A bundled script by name: NAME or NAME.lua in the Stdlib folder.
-  static func script(named name: String) -> String? {
-    guard let folder, !name.isEmpty, !name.hasPrefix("/") else { return nil }
-    for candidate in [name, name + ".lua"] {
-      let path = folder + "/" + candidate
-      var isFolder: ObjCBool = false
-      if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue { return path }
-    }
-    return nil
-  }
-
-  private static func isDirectory(_ path: String) -> Bool {
-    var isFolder: ObjCBool = false
-    return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
   }
 }

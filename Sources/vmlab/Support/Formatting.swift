@@ -11,3 +11,22 @@ func shortDate(_ date: Date) -> String {
 func shortDuration(_ seconds: Double) -> String {
   seconds >= 1 ? String(format: "%.2f s", seconds) : String(format: "%.0f ms", seconds * 1000)
 }
+
+/// `8,590,417,920`: a byte count people can read digit by digit.
+func groupedDigits(_ value: UInt64) -> String {
+  let digits = Array(String(value))
+  var text = ""
+  for (index, digit) in digits.enumerated() {
+    if index > 0 && (digits.count - index) % 3 == 0 { text.append(",") }
+    text.append(digit)
+  }
+  return text
+}
+
+/// What a user is told when a new disk's size was rounded up to a whole CHS geometry (nil when the
+/// size was one already).
+func sizeRoundingNote(requested: UInt64, actual: UInt64) -> String? {
+  guard actual != requested else { return nil }
+  return "size \(groupedDigits(requested)) bytes rounded up to \(groupedDigits(actual)) bytes, a whole CHS geometry, "
+    + "so qemu, VirtualBox and Windows agree"
+}

@@ -13,9 +13,14 @@ struct LibraryOptions: ParsableArguments {
   @Flag(help: "Wait for another vmlab process that is using the library instead of failing.")
   var wait = false
 
-  var path: String { LibraryLocation.resolve(explicit: library) }
+  var path: String { LibraryLocation.resolve(explicit: library ?? LeadingOptions.current.library) }
+
+  /// `--wait` here or before the command.
+  var waits: Bool { wait || LeadingOptions.current.wait }
 
   func open() throws -> Library {
-    try Library(at: path, wait: wait)
+    try Library(at: path, host: SimulatedHost.fromEnvironment(), wait: waits) { holder in
+      FileHandle.standardError.write(Data("vmlab: \(holder); waiting for it to finish…\n".utf8))
+    }
   }
 }

@@ -13,6 +13,14 @@ struct SizeArgument: ExpressibleByArgument {
   }
 
   static var defaultCompletionKind: CompletionKind { .default }
+
+  /// How help shows a default: as a user would type it (`0`, `1M`), not the struct.
+  var defaultValueDescription: String {
+    for (suffix, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] where bytes != 0 && bytes % (1 << shift) == 0 {
+      return "\(bytes >> shift)\(suffix)"
+    }
+    return String(bytes)
+  }
 }
 
 extension DiskType: ExpressibleByArgument {
@@ -22,4 +30,7 @@ extension DiskType: ExpressibleByArgument {
   }
 
   public static var allValueStrings: [String] { ["dynamic", "fixed"] }
+
+  /// Its name, not the footer's number for it (help said `default: 3`).
+  public var defaultValueDescription: String { description }
 }

@@ -59,6 +59,11 @@ struct VMCreate: ParsableCommand {
     }
     print(
       "created VM \(vm.name) with \(vm.disks.count) disk\(vm.disks.count == 1 ? "" : "s") (\(vm.hostKind.rawValue))")
+    for (index, size) in disks.enumerated() {
+      if let note = sizeRoundingNote(requested: size.bytes, actual: DiskGeometry.rounding(size: size.bytes).size) {
+        print("disk \(index + 1): \(note)")
+      }
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LabKit
+import VHD
 
 /// `vmlab vm write`: what a guest does to its disk, for the simulated host (only while the VM runs).
 struct VMWrite: ParsableCommand {
@@ -54,9 +55,28 @@ struct VMRead: ParsableCommand {
   @OptionGroup var library: LibraryOptions
 
   func run() throws {
-    let bytes = try library.open().diskRead(vm: name, disk: disk, offset: offset.bytes, count: Int(length.bytes))
-    guard FileManager.default.createFile(atPath: output, contents: Data(bytes)) else {
-      throw ValidationError("cannot write --output \(output)")
+    let library = try self.library.open()
+    // Written beside the output and renamed over it when complete: a failed read leaves an existing
+    // file as it was.
+    let partial = URL(fileURLWithPath: output).deletingLastPathComponent()
+      .appendingPathComponent(".\((output as NSString).lastPathComponent).vmlab-partial").path
+    guard FileManager.default.createFile(atPath: partial, contents: nil),
+      let handle = FileHandle(forWritingAtPath: partial)
+    else {
+      throw LabKitError(.failed, "cannot write --output \(output): check that its folder exists and is writable")
     }
+    do {
+      defer { try? handle.close() }
+      try library.diskRead(vm: name, disk: disk, offset: offset.bytes, length: length.bytes, to: handle)
+    } catch {
+      try? FileManager.default.removeItem(atPath: partial)
+      throw error
+    }
+    if rename(partial, output) != 0 {
+      let reason = String(cString: strerror(errno))
+      try? FileManager.default.removeItem(atPath: partial)
+      throw LabKitError(.failed, "cannot write --output \(output): \(reason)")
+    }
+    print("read \(length.bytes) bytes of \(name) disk \(disk) at offset \(offset.bytes) into \(absolutePath(output))")
   }
 }
