@@ -11,10 +11,11 @@ final class ChainExtentTests: XCTestCase {
   /// child.vhd over it: sectors 8-15 of block 0 and 4 KiB at 5 MiB (block 2) written.
   private func makeChain(in folder: TemporaryFolder) throws -> (chain: DiskChain, model: [UInt8]) {
     var random = SeededBytes(seed: 8)
-    var model = [UInt8](repeating: 0, count: 8 << 20)
-    model.replaceSubrange(0..<(4 << 20), with: random.bytes(4 << 20))
     try VirtualDisk.create(at: folder.file("base.vhd"), size: 8 << 20).close()
     let base = try DiskChain.open(folder.file("base.vhd"), writable: true)
+    // The size is 8 MiB rounded up to a whole CHS geometry.
+    var model = [UInt8](repeating: 0, count: Int(base.size))
+    model.replaceSubrange(0..<(4 << 20), with: random.bytes(4 << 20))
     try base.write(Array(model[0..<(4 << 20)]), at: 0)
     base.close()
     try VirtualDisk.createDifferencing(at: folder.file("child.vhd"), parent: folder.file("base.vhd")).close()
@@ -31,16 +32,16 @@ final class ChainExtentTests: XCTestCase {
     let folder = TemporaryFolder()
     let (chain, model) = try makeChain(in: folder)
     defer { chain.close() }
-    let extents = try chain.extents(at: 0, count: 8 << 20)
+    let extents = try chain.extents(at: 0, count: chain.size)
     let layers = extents.map { extent -> Int in
       if case .data(let layer, _) = extent.source { return layer }
       return -1
     }
     XCTAssertEqual(layers, [1, 0, 1, 1, -1, 0, -1])
     XCTAssertEqual(
-      extents.map(\.length), [4096, 4096, (2 << 20) - 8192, 2 << 20, 1 << 20, 4096, (3 << 20) - 4096],
+      extents.map(\.length), [4096, 4096, (2 << 20) - 8192, 2 << 20, 1 << 20, 4096, chain.size - (5 << 20) - 4096],
       "zeros merge across blocks; data merges only where the file offsets continue (a bitmap lies between blocks)")
-    var read = [UInt8](repeating: 0xEE, count: 8 << 20)
+    var read = [UInt8](repeating: 0xEE, count: model.count)
     try read.withUnsafeMutableBytes { buffer in
       for extent in extents {
         try chain.read(
@@ -49,9 +50,9 @@ final class ChainExtentTests: XCTestCase {
     }
     XCTAssertEqual(read, model)
 
-    XCTAssertEqual(try chain.extents(at: 0, count: 8 << 20, limit: 2).count, 2)
+    XCTAssertEqual(try chain.extents(at: 0, count: chain.size, limit: 2).count, 2)
     XCTAssertEqual(try chain.extents(at: 4000, count: 200).map(\.length), [96, 104], "unaligned ranges")
-    XCTAssertThrowsError(try chain.extents(at: 8 << 20, count: 1)) {
+    XCTAssertThrowsError(try chain.extents(at: chain.size, count: 1)) {
       XCTAssertEqual(($0 as? VHDError)?.problem, .invalidArgument)
     }
   }
@@ -63,6 +64,7 @@ final class ChainExtentTests: XCTestCase {
     (chain, model) = try makeChain(in: folder)
     defer { chain.close() }  // closing twice is harmless
     XCTAssertTrue(try chain.isUnallocated(at: 6 << 20, count: 2 << 20))
+    XCTAssertTrue(try chain.isUnallocated(at: 8 << 20, count: chain.size - (8 << 20)), "the CHS tail")
     XCTAssertFalse(try chain.isUnallocated(at: (5 << 20) - 512, count: 1024))
     let fileSize = chain.leaf.fileSize
     XCTAssertEqual(try chain.writeZeroes(at: 6 << 20, count: 2 << 20), 0)
