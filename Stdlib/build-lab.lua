@@ -1,7 +1,7 @@
 -- build-lab.lua — build a lab of VMs, start them and checkpoint them all as `clean`.
 --
 -- Arguments:
---   --lab NAME        the lab's name (default: classroom)
+--   NAME or --lab NAME  the lab's name (default: classroom); an existing lab is never replaced
 --   --vms N           how many VMs (default: 4)
 --   --prefix TEXT     VM names are TEXT01, TEXT02, … (default: student)
 --   --disks LIST      disk sizes per VM, comma separated (default: 8G)
@@ -17,11 +17,14 @@
 local lab = require "vmlab.lab"
 
 local usage = [==[
-usage: vmlab run build-lab.lua [--lab NAME] [--vms N] [--prefix TEXT] [--disks 8G,2G]
+usage: vmlab run build-lab.lua [NAME | --lab NAME] [--vms N] [--prefix TEXT] [--disks 8G,2G]
                                [--linked] [--template PATH] [--additions] [--definition FILE]]==]
 local options = lab.options(arg, {
   lab = "", vms = 0, prefix = "", disks = "", linked = false, template = "", additions = false, definition = "",
 }, usage)
+if options.vms < 0 or (options.given.vms and options.vms == 0) then
+  lab.usageError("--vms takes a number of VMs from 1 up, not " .. options.vms, usage)
+end
 
 local spec = options.definition ~= "" and lab.definition(options.definition) or {}
 spec.name = options.lab ~= "" and options.lab or spec.name or lab.defaultName
@@ -31,11 +34,6 @@ spec.disks = options.disks ~= "" and lab.list(options.disks) or spec.disks or { 
 spec.linked = options.linked or spec.linked
 spec.template = options.template ~= "" and options.template or spec.template
 spec.additions = options.additions or spec.additions
-
-if lab.find(spec.name) then
-  error("lab '" .. spec.name .. "' already exists; tear it down first (vmlab run teardown-lab.lua --lab "
-    .. spec.name .. ") or choose another --lab", 0)
-end
 
 local started = lab.now()
 io.write(string.format("building lab '%s': %d VMs (%s%s, disks %s)\n", spec.name, spec.vms, spec.prefix,

@@ -5,12 +5,16 @@
 -- and every disk is checked to read back exactly its `clean` contents. Prints per-round timings and
 -- a summary; exits 1 if any check fails. The lab is removed at the end unless --keep.
 --
+-- It works on a lab of its own: if a lab of that name exists, it stops before changing anything,
+-- unless --replace asks it to remove that lab and its VMs first.
+--
 -- Arguments:
 --   --vms N         VMs (default: 4)
 --   --rounds K      rounds (default: 3)
 --   --disks LIST    disk sizes per VM (default: 8G,8G)
 --   --writes M      writes per disk per round (default: 4)
---   --lab NAME      the lab's name (default: classroom-loop); an existing one is rebuilt
+--   NAME or --lab NAME  the lab's name (default: classroom-loop)
+--   --replace       remove an existing lab of that name (and its VMs) first
 --   --seed S        random seed (default: 1)
 --   --keep          keep the lab afterwards
 --
@@ -19,16 +23,35 @@
 
 local lab = require "vmlab.lab"
 
-local usage = "usage: vmlab run classroom.lua [--vms N] [--rounds K] [--disks 8G,8G] [--writes M] [--lab NAME] [--seed S] [--keep]"
+local usage = [==[
+usage: vmlab run classroom.lua [NAME | --lab NAME] [--replace] [--vms N] [--rounds K] [--disks 8G,8G]
+                               [--writes M] [--seed S] [--keep]]==]
 local options = lab.options(arg, {
-  vms = 4, rounds = 3, disks = "8G,8G", writes = 4, lab = "classroom-loop", seed = 1, keep = false,
+  vms = 4, rounds = 3, disks = "8G,8G", writes = 4, lab = "classroom-loop", seed = 1, keep = false, replace = false,
 }, usage)
+for _, name in ipairs({ "vms", "rounds", "writes" }) do
+  local least = name == "vms" and 1 or 0
+  if options[name] < least then lab.usageError("--" .. name .. " cannot be less than " .. least, usage) end
+end
+if #lab.list(options.disks) == 0 then lab.usageError("--disks needs at least one size, such as 8G", usage) end
 math.randomseed(options.seed)
 
--- A previous run's lab of the same name is this script's own: remove it.
+-- An existing lab of that name may be someone's work: only --replace removes it, and never a VM
+-- another lab also holds.
 local old = lab.find(options.lab)
+if old and not options.replace then
+  error(string.format("lab '%s' already exists (%d VMs); choose another name with --lab, or pass --replace to remove "
+    .. "it and its VMs first; nothing was changed", old.name, #old.vms), 0)
+end
 if old then
-  print("removing the previous '" .. options.lab .. "' lab")
+  for _, vm in ipairs(old.vms) do
+    local others = lab.otherHolders(vm.name, old.name)
+    if #others > 0 then
+      error(string.format("cannot replace lab '%s': its VM %s is also in lab %s; nothing was changed", old.name,
+        vm.name, table.concat(others, ", ")), 0)
+    end
+  end
+  print(string.format("--replace: removing lab '%s' and its %d VMs", old.name, #old.vms))
   for _, vm in ipairs(old.vms) do
     vm:turnOff()
     vm:remove()

@@ -2,16 +2,16 @@
 -- touched, disk by disk.
 --
 -- Arguments:
---   --lab NAME          the lab (default: classroom)
+--   NAME or --lab NAME  the lab (default: classroom)
 --   --checkpoint NAME   compare with this checkpoint (default: clean)
 --   --ranges            list the changed byte ranges too
 --
 -- Example:
---   vmlab run diff-lab.lua --lab classroom --ranges
+--   vmlab run diff-lab.lua classroom --ranges
 
 local lab = require "vmlab.lab"
 
-local usage = "usage: vmlab run diff-lab.lua [--lab NAME] [--checkpoint NAME] [--ranges]"
+local usage = "usage: vmlab run diff-lab.lua [NAME | --lab NAME] [--checkpoint NAME] [--ranges]"
 local options = lab.options(arg, { lab = lab.defaultName, checkpoint = "clean", ranges = false }, usage)
 
 local group = lab.find(options.lab)

@@ -2,16 +2,17 @@
 -- space each checkpoint holds.
 --
 -- Arguments:
---   --lab NAME   the lab (default: classroom); --all for every VM of the library
---   --all        every VM, whether in a lab or not
+--   NAME or --lab NAME   the lab (default: classroom)
+--   --all                every VM of the library, whether in a lab or not
 --
 -- Example:
---   vmlab run lab-status.lua --lab classroom
+--   vmlab run lab-status.lua classroom
 
 local lab = require "vmlab.lab"
 
-local usage = "usage: vmlab run lab-status.lua [--lab NAME | --all]"
+local usage = "usage: vmlab run lab-status.lua [NAME | --lab NAME | --all]"
 local options = lab.options(arg, { lab = lab.defaultName, all = false }, usage)
+if options.all and options.given.lab then lab.usageError("--all shows every VM; leave out the lab", usage) end
 
 local vms
 if options.all then

@@ -5,22 +5,26 @@
 -- (4 VMs, see build-lab.lua) and says so.
 --
 -- Arguments:
---   --lab NAME          the lab (default: classroom)
+--   NAME or --lab NAME  the lab (default: classroom)
 --   --checkpoint NAME   the checkpoint to restore (default: clean)
 --   --most-recent       each VM's most recent checkpoint instead
 --
 -- Example:
---   vmlab run reset-lab.lua --lab classroom
+--   vmlab run reset-lab.lua classroom
 
 local lab = require "vmlab.lab"
 
-local usage = "usage: vmlab run reset-lab.lua [--lab NAME] [--checkpoint NAME | --most-recent]"
+local usage = "usage: vmlab run reset-lab.lua [NAME | --lab NAME] [--checkpoint NAME | --most-recent]"
 local options = lab.options(arg, { lab = lab.defaultName, checkpoint = "clean", mostRecent = false }, usage)
+if options.mostRecent and options.given.checkpoint then
+  lab.usageError("--checkpoint and --most-recent choose the checkpoint two ways; give one", usage)
+end
 
 local group = lab.find(options.lab)
 if not group then
-  if #vmlab.labs() > 0 or options.lab ~= lab.defaultName then
-    error("no lab '" .. options.lab .. "'; build it with: vmlab run build-lab.lua --lab " .. options.lab, 0)
+  if #vmlab.labs() > 0 or options.given.lab then
+    error("no lab '" .. options.lab .. "'; `vmlab lab list` shows the labs, and vmlab run build-lab.lua --lab "
+      .. options.lab .. " builds one; nothing was changed", 0)
   end
   print("This library has no lab yet: building the demo lab '" .. options.lab .. "' (4 VMs) first.")
   group = lab.build { name = options.lab, vms = 4, prefix = "student", disks = { "8G" } }

@@ -1,52 +1,48 @@
 -- teardown-lab.lua — remove a lab: its VMs (turned off first), their checkpoints and disk files,
--- and the lab itself. Templates that linked clones shared stay in the library.
+-- and the lab itself. Templates that linked clones shared stay in the library. A VM that another
+-- lab also holds is kept (and said so): removing it would break that lab.
 --
 -- Arguments:
---   --lab NAME   the lab (default: classroom)
---   --what-if    print what would be removed and change nothing
+--   NAME or --lab NAME   the lab to remove (no default: removing is never a guess)
+--   --what-if            print what would be removed and change nothing
 --
 -- Example:
---   vmlab run teardown-lab.lua --lab classroom --what-if
+--   vmlab run teardown-lab.lua classroom --what-if
 
 local lab = require "vmlab.lab"
 
-local usage = "usage: vmlab run teardown-lab.lua [--lab NAME] [--what-if]"
-local options = lab.options(arg, { lab = lab.defaultName, whatIf = false }, usage)
+local usage = "usage: vmlab run teardown-lab.lua NAME [--what-if]   (or --lab NAME)"
+local options = lab.options(arg, { lab = "", whatIf = false }, usage)
+if options.lab == "" then lab.usageError("name the lab to remove", usage) end
 
 local group = lab.find(options.lab)
-if not group then error("no lab '" .. options.lab .. "'; `vmlab lab list` shows the labs", 0) end
+if not group then error("no lab '" .. options.lab .. "'; `vmlab lab list` shows the labs; nothing was changed", 0) end
 
--- A VM another lab also holds stays: removing it would empty part of that lab behind its back.
-local heldElsewhere = {}
-for _, other in ipairs(vmlab.labs()) do
-  if other.name ~= group.name then
-    for _, vm in ipairs(other.vms) do
-      heldElsewhere[vm.name] = heldElsewhere[vm.name] or {}
-      table.insert(heldElsewhere[vm.name], other.name)
-    end
-  end
-end
-
-local rows, removed, kept = {}, {}, {}
+local rows, removable, kept = {}, {}, {}
 for _, vm in ipairs(group.vms) do
   local files = 0
   for _, disk in ipairs(vm.disks) do files = files + #disk.chain end
-  local others = heldElsewhere[vm.name]
-  local fate = others and ("kept: also in lab " .. table.concat(others, ", ")) or "removed"
+  local others = lab.otherHolders(vm.name, group.name)
+  local fate = "remove"
+  if #others > 0 then
+    fate = "keep (also in lab " .. table.concat(others, ", ") .. ")"
+    kept[#kept + 1] = vm
+  else
+    removable[#removable + 1] = vm
+  end
   rows[#rows + 1] = { vm.name, vm.state, #vm:checkpoints(), files, fate }
-  if others then kept[#kept + 1] = vm else removed[#removed + 1] = vm end
 end
-lab.printTable({ "VM", "STATE", "CHECKPOINTS", "DISK FILES", "" }, rows)
+lab.printTable({ "VM", "STATE", "CHECKPOINTS", "DISK FILES", "WHAT HAPPENS" }, rows)
 
-local keptNote = #kept > 0 and string.format("; %d VM(s) kept because another lab holds them", #kept) or ""
+local keptNote = #kept > 0 and string.format("; %d VM%s kept: other labs hold them", #kept, #kept > 1 and "s" or "") or ""
 if options.whatIf then
-  print(string.format("would remove lab '%s' and %d of its %d VMs%s (nothing was changed)",
-    group.name, #removed, #group.vms, keptNote))
+  print(string.format("would remove lab '%s' and %d of its %d VMs%s (nothing was changed)", group.name, #removable,
+    #group.vms, keptNote))
   return
 end
-for _, vm in ipairs(removed) do
+for _, vm in ipairs(removable) do
   vm:turnOff()
   vm:remove()
 end
 group:remove()
-print(string.format("removed lab '%s' and %d of its %d VMs%s", group.name, #removed, #rows, keptNote))
+print(string.format("removed lab '%s' and %d of its %d VMs%s", group.name, #removable, #rows, keptNote))

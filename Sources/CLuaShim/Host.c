@@ -1,5 +1,5 @@
 #define _GNU_SOURCE  // struct sigaction and SA_RESETHAND under strict C modes
-#include "CLuaShim.h"
+#include "Internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +70,7 @@ lua_State *vmlab_newstate(void) {
     return NULL;
   }
   *(vmlab_host **)lua_getextraspace(L) = host;
+  host->main_thread = L;
   lua_atpanic(L, vmlab_panic);
   lua_setwarnf(L, vmlab_warn, host);
   return L;
@@ -89,15 +90,35 @@ void vmlab_set_memory_limit(lua_State *L, size_t limit) { vmlab_host_of(L)->memo
 // The count hook runs between VM instructions, where raising is safe: the error unwinds to the
 // nearest protected call. luaL_where(L, 0) names the running Lua function's line.
 //
+// It is installed for two reasons only: the instruction budget (every hook_step instructions, for
+// the whole run) and an interrupt request (every instruction, from the moment it is made). Without
+// either, no hook is set and Lua runs at full speed.
+//
 // A script could catch the error with pcall and carry on, so once the budget is spent (or an
 // interrupt requested) the hook fires at every instruction of this thread: each catching level
 // then fails at its next instruction, and the error reaches the caller from Swift.
+static void vmlab_count_hook(lua_State *L, lua_Debug *ar);
+
+// Puts the hook back to what the budget needs on this thread: after an interrupt was spent, a
+// thread still carries the every-instruction hook the request set.
+static void vmlab_restore_hook(lua_State *L, vmlab_host *host) {
+  if (host->instruction_budget != 0) {
+    lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, host->hook_step);
+  } else {
+    lua_sethook(L, NULL, 0, 0);
+  }
+  // A request that arrived while the hook was being changed must not be lost with it.
+  if (host->interrupt_requested) {
+    lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, 1);
+  }
+}
+
 static void vmlab_count_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   vmlab_host *host = vmlab_host_of(L);
-  host->instructions += lua_gethookcount(L);
+  int step = lua_gethookcount(L);
+  host->instructions += step;
   if (host->interrupt_requested) {
-    lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, 1);
     luaL_where(L, 0);
     lua_pushliteral(L, "interrupted");
     lua_concat(L, 2);
@@ -110,27 +131,23 @@ static void vmlab_count_hook(lua_State *L, lua_Debug *ar) {
     lua_concat(L, 2);
     lua_error(L);
   }
+  if (step != host->hook_step || host->instruction_budget == 0) {
+    vmlab_restore_hook(L, host);  // an interrupt that was spent, or a budget that was lifted
+  }
 }
 
-// The hook is needed while there is a budget to count or an interrupt to watch for. A coarse step
-// keeps it cheap; both are honoured to within one step.
+// The budget's hook; a coarse step keeps it cheap and the budget holds to within one step.
 static void vmlab_install_count_hook(lua_State *L) {
   vmlab_host *host = vmlab_host_of(L);
-  if (host->instruction_budget == 0 && !host->interruptible) {
-    lua_sethook(L, NULL, 0, 0);
-    return;
-  }
   long long budget = host->instruction_budget;
   host->hook_step = budget != 0 && budget < 1000 ? (int)budget : 1000;
-  lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, host->hook_step);
+  vmlab_restore_hook(L, host);
 }
 
 void vmlab_reset_instruction_count(lua_State *L) {
   vmlab_host *host = vmlab_host_of(L);
   host->instructions = 0;
-  if ((host->instruction_budget != 0 || host->interruptible) && lua_gethookcount(L) != host->hook_step) {
-    lua_sethook(L, vmlab_count_hook, LUA_MASKCOUNT, host->hook_step);
-  }
+  vmlab_restore_hook(L, host);
 }
 
 void vmlab_set_instruction_budget(lua_State *L, long long budget) {
@@ -138,14 +155,25 @@ void vmlab_set_instruction_budget(lua_State *L, long long budget) {
   vmlab_install_count_hook(L);
 }
 
-void vmlab_set_interruptible(lua_State *L, int interruptible) {
-  vmlab_host_of(L)->interruptible = interruptible;
-  vmlab_install_count_hook(L);
+// What lua.c's signal handler does, for every thread that may be running: lua_sethook only stores
+// a few fields and marks the thread's call frames, so it is safe from a signal handler or another
+// thread. The hook then raises at the next instruction.
+void vmlab_interrupt_thread(lua_State *thread) { lua_sethook(thread, vmlab_count_hook, LUA_MASKCOUNT, 1); }
+
+static void vmlab_arm_interrupt(vmlab_host *host) {
+  host->interrupt_requested = 1;
+  vmlab_interrupt_thread(host->main_thread);
+  int depth = host->resumed_depth;
+  for (int index = 0; index < depth && index < VMLAB_MAX_RESUMED; index++) {
+    lua_State *thread = host->resumed[index];
+    if (thread != NULL) {
+      vmlab_interrupt_thread(thread);
+    }
+  }
 }
 
-void vmlab_request_interrupt(lua_State *L) { vmlab_host_of(L)->interrupt_requested = 1; }
+void vmlab_request_interrupt(lua_State *L) { vmlab_arm_interrupt(vmlab_host_of(L)); }
 
-// The handler may only touch a sig_atomic_t: it sets the flag the count hook reads.
 static vmlab_host *volatile vmlab_sigint_target;
 static struct sigaction vmlab_sigint_previous;
 
@@ -153,7 +181,7 @@ static void vmlab_on_sigint(int signal) {
   (void)signal;
   vmlab_host *host = vmlab_sigint_target;
   if (host != NULL) {
-    host->interrupt_requested = 1;
+    vmlab_arm_interrupt(host);
   }
 }
 

@@ -128,3 +128,15 @@ int vmlab_settable(lua_State *L, int index) {
   lua_rotate(L, -4, 2);  // key, value, function, table -> function, table, key, value
   return vmlab_pcall(L, 3, 0);
 }
+
+static int vmlab_tolstring_protected(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+int vmlab_tolstring(lua_State *L, int index) {
+  index = lua_absindex(L, index);
+  lua_pushcfunction(L, vmlab_tolstring_protected);
+  lua_pushvalue(L, index);
+  return vmlab_pcall(L, 1, 1);
+}

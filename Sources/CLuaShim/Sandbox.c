@@ -1,4 +1,4 @@
-#include "CLuaShim.h"
+#include "Internal.h"
 
 #include <lualib.h>
 
@@ -94,11 +94,13 @@ static int vmlab_open_sandboxed(lua_State *L) {
   lua_rawseti(L, -2, 2);
   lua_setfield(L, package, "searchers");
   lua_settop(L, 0);
+  vmlab_install_coroutine_functions(L);
   return 0;
 }
 
 static int vmlab_open_all(lua_State *L) {
   luaL_openlibs(L);
+  vmlab_install_coroutine_functions(L);
   return 0;
 }
 

@@ -79,6 +79,13 @@ public final class LuaClass<Payload> {
     vmlab_pop(L, 1)
   }
 
+  /// The properties that show an object as a row of a table (the REPL shows a list of these
+  /// objects so); the first one names the object where it appears inside another's row.
+  public func columns(_ properties: [String]) {
+    guard let state, let metatableIdentity else { return }
+    state.displayColumns[metatableIdentity] = properties
+  }
+
   /// What `tostring(obj)` gives (default: "Name: payload").
   public func toString(_ describe: @escaping (Payload) -> String) {
     self.describe = describe

@@ -23,6 +23,17 @@ public final class LuaListType {
     lua_setfield(L, -2, "__index")
     state.push(.text(name), on: L)
     lua_setfield(L, -2, "__name")
+    // print(list) and tostring(list) show the items, not the table's address.
+    let typeName = name
+    state.pushFunction(
+      SwiftFunctionBox(name: "__tostring", base: 0) { arguments in
+        let L = arguments.L
+        guard lua_type(L, 1) == LUA_TTABLE else { throw arguments.typeError(1, expected: typeName) }
+        let list = LuaTable(state: arguments.state, L: L, index: 1)
+        arguments.state.push(.text(LuaDisplay(state: arguments.state).line(forList: list, named: typeName)), on: L)
+        return 1
+      }, on: L)
+    lua_setfield(L, -2, "__tostring")
     metatable = luaL_ref(L, vmlab_registryindex())
     addMethod(SwiftFunctionBox(name: "where", base: 1, body: LuaListType.filter))
   }

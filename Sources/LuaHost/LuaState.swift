@@ -20,6 +20,8 @@ public final class LuaState {
   /// Registry references of the metatables created once per state.
   var boxMetatable: Int32 = LUA_NOREF
   var listTypes: [String: LuaListType] = [:]
+  /// The properties each class shows as table columns (`LuaClass.columns`), by metatable address.
+  var displayColumns: [UnsafeRawPointer: [String]] = [:]
 
   /// A full interpreter with every standard library.
   public convenience init() throws {
@@ -176,15 +178,10 @@ public final class LuaState {
     set { vmlab_set_instruction_budget(main, Int64(newValue ?? 0)) }
   }
 
-  /// Whether `interrupt()` can stop running code (a count hook checks every 1000 instructions).
-  /// Applies to coroutines created after it is set.
-  public var isInterruptible: Bool {
-    get { vmlab_host_of(main).pointee.interruptible != 0 }
-    set { vmlab_set_interruptible(main, newValue ? 1 : 0) }
-  }
-
-  /// Stops the running Lua code at its next check with an `.interrupted` error, which `pcall`
-  /// cannot hold back. Safe from any thread; needs `isInterruptible`.
+  /// Stops the running Lua code at its next instruction (in whichever coroutine it runs) with an
+  /// `.interrupted` error, which `pcall` cannot hold back. Safe from any thread. Nothing watches
+  /// for it in between: the request itself installs the hook that stops the code, as `lua.c` does
+  /// from its signal handler, so plain Lua runs at full speed.
   public func interrupt() {
     vmlab_request_interrupt(main)
   }
@@ -193,7 +190,6 @@ public final class LuaState {
   /// does, instead of ending the process; a second Ctrl-C before the code stops ends it as usual.
   /// An engine call under way finishes first: the code stops at its next Lua instruction.
   public func interruptingOnSIGINT<T>(_ body: () throws -> T) rethrows -> T {
-    if !isInterruptible { isInterruptible = true }
     vmlab_catch_sigint(main)
     defer { vmlab_release_sigint() }
     return try body()
@@ -203,6 +199,23 @@ public final class LuaState {
   public func collectGarbage() {
     guard isOpen else { return }
     vmlab_collect_garbage(current)
+  }
+
+  /// What `tostring(value)` gives (honouring __tostring), or a plain description when it fails.
+  public func describe(_ value: LuaValue) -> String {
+    switch value {
+    case .string(let bytes): return String(decoding: bytes, as: UTF8.self)
+    case .nil, .boolean, .integer: return value.description
+    default: break
+    }
+    guard isOpen else { return value.description }
+    let L = current
+    let top = lua_gettop(L)
+    defer { lua_settop(L, top) }
+    lua_checkstack(L, 4)
+    push(value, on: L)
+    guard vmlab_tolstring(L, -1) == LUA_OK, let text = stringIfString(at: -1, on: L) else { return value.description }
+    return text
   }
 
   // MARK: Internals

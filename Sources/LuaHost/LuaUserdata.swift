@@ -9,4 +9,24 @@ public final class LuaUserdata: LuaReference {
     guard state.isOpen else { return nil }
     return withPushed { L, index in luaClass.payload(at: index, on: L) }
   }
+
+  /// `u[key]` through the metatable's __index (a property of a class object), protected.
+  public func get(_ key: LuaValue) throws -> LuaValue {
+    try state.checkOpen()
+    return try withPushed { L, userdata in
+      state.push(key, on: L)
+      let status = vmlab_gettable(L, userdata)
+      guard status == LUA_OK else { throw state.popError(status: status) }
+      return state.value(at: -1, on: L)
+    }
+  }
+
+  /// The address of its metatable (nil without one): which class the object belongs to.
+  var metatableIdentity: UnsafeRawPointer? {
+    guard state.isOpen else { return nil }
+    return withPushed { L, userdata in
+      guard lua_getmetatable(L, userdata) != 0 else { return nil }
+      return lua_topointer(L, -1)
+    }
+  }
 }

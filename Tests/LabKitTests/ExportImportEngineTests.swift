@@ -50,8 +50,9 @@ final class ExportImportEngineTests: LabKitTestCase {
 
   func testReadsStayInsideTheDiskAndUnderTheLimit() throws {
     try library.createVM(name: "web", diskSizes: [4 * MiB, 128 * MiB])
+    // 4 MiB rounds up to a whole CHS geometry: 4,212,736 bytes.
     for (disk, offset, count, message) in [
-      (1, UInt64(0), Int(1) << 40, "the disk is 4194304 bytes"), (1, 4 * MiB, 1, "read within it"),
+      (1, UInt64(0), Int(1) << 40, "the disk is 4212736 bytes"), (1, UInt64(4_212_736), 1, "read within it"),
       (1, UInt64.max, 1, "read within it"), (1, 0, -1, "negative"), (2, 0, 100 << 20, "the limit is 67108864 bytes"),
       (3, 0, 1, "has no disk 3"),
     ] {

@@ -112,6 +112,57 @@ final class EngineDiskTests: EngineTestCase {
     XCTAssertEqual(libraryOpens, 0)
   }
 
+  /// Properties are kept between reads, but never past a change of the file: one put in its place
+  /// (a new inode), one rewritten in place, a parent that changed, one removed. A change this
+  /// process makes through vmlab shows at once; one made behind vmlab's back (by another process,
+  /// here by Swift code) within a millisecond, which `settle` waits for with a deadline.
+  func testPropertiesFollowTheFileBehindTheHandle() throws {
+    try lua(
+      """
+      d = vmlab.disk.create{path=folder .. "/a.vhd", size="8M"}
+      function settle(read, expected)
+        local deadline = vmlab.clock() + 10
+        local value = read()
+        while value ~= expected and vmlab.clock() < deadline do value = read() end
+        return value
+      end
+      """)
+    XCTAssertEqual(try lua("return d.size, d.type, #d.chain"), [8_388_608, "dynamic", 1])
+    // Replaced by rename, as editors and copies do: another file, another size.
+    try VirtualDisk.create(at: folder + "/b.vhd", size: 16 << 20, type: .fixed).close()
+    try FileManager.default.removeItem(atPath: folder + "/a.vhd")
+    try FileManager.default.moveItem(atPath: folder + "/b.vhd", toPath: folder + "/a.vhd")
+    XCTAssertEqual(
+      try lua("return settle(function() return d.size end, 16777216), d.type, #d.chain, tostring(d)"),
+      [16_777_216, "fixed", 1, .text("Disk \(folder!)/a.vhd (fixed, 16 MiB)")])
+    // Removed and made again in place (the inode may well be the same one): a differencing disk now.
+    try VirtualDisk.create(at: folder + "/base.vhd", size: 4 << 20).close()
+    try FileManager.default.removeItem(atPath: folder + "/a.vhd")
+    try VirtualDisk.createDifferencing(at: folder + "/a.vhd", parent: folder + "/base.vhd").close()
+    XCTAssertEqual(
+      try lua("return settle(function() return d.type end, 'differencing'), d.size, #d.chain, d.parent.path"),
+      ["differencing", 4_194_304, 2, .text(folder + "/base.vhd")])
+    try FileManager.default.removeItem(atPath: folder + "/a.vhd")
+    XCTAssertEqual(
+      try lua(
+        """
+        return settle(function() return (pcall(function() return d.size end)) end, false),
+          settle(function() return (pcall(function() return d.chain end)) end, false)
+        """), [false, false])
+    assertError("return d.size", contains: "a.vhd")
+    assertError("return d.chain", contains: "a.vhd")
+    // Made again through vmlab, at once: nothing of the old file is trusted.
+    XCTAssertEqual(
+      try lua(
+        """
+        local first = vmlab.disk.create{path=folder .. "/c.vhd", size="8M"}
+        local before = first.size
+        os.remove(folder .. "/c.vhd")
+        vmlab.disk.create{path=folder .. "/c.vhd", size="2M", type="fixed"}
+        return before, first.size, first.type
+        """), [8_388_608, 2_097_152, "fixed"])
+  }
+
   func testRequireGivesTheSameModule() throws {
     XCTAssertEqual(try lua(#"return require("vmlab") == vmlab, type(vmlab.version)"#), [true, "string"])
   }

@@ -67,9 +67,48 @@ final class ReplTests: XCTestCase {
     try repl.waitForOutput("count\t2\n")
   }
 
+  /// What a person exploring wants to see: lists as tables of their items, plans and other tables
+  /// as their fields, never `VMs: 0x…`.
+  func testListsAndTablesShowTheirContents() throws {
+    let result = try repl(
+      """
+      web = vmlab.vm.create{name='web01', disks={'8M', '4M'}}
+      vmlab.vm.create{name='db01', disks={'8M'}}:checkpoint{name='clean'}
+      web:checkpoint{name='clean'}
+      vmlab.vms()
+      vmlab.checkpoints{mostRecent=true}
+      vmlab.checkpoints{vm='web01'}[1]:restore{whatIf=true}
+      web.disks[1].chain
+      {}
+
+      """)
+    XCTAssertFalse(result.output.contains("0x"), result.output)
+    XCTAssertEqual(result.error, "")
+    let lines = result.output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    // vmlab.vms(): a header, a rule, a row per VM.
+    let vms = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("name   state") }, result.output)
+    XCTAssertTrue(lines[vms + 1].hasPrefix("----   -----"), result.output)
+    XCTAssertTrue(lines[vms + 2].hasPrefix("db01   stopped  1 "), result.output)
+    XCTAssertTrue(lines[vms + 3].hasPrefix("web01  stopped  2 "), result.output)
+    // The most recent checkpoints: one row each, the VM by name.
+    let checkpoints = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("name   vm     id") }, result.output)
+    XCTAssertTrue(lines[checkpoints + 2].hasPrefix("clean  db01   1"), result.output)
+    XCTAssertTrue(lines[checkpoints + 3].hasPrefix("clean  web01  2"), result.output)
+    // The what-if plan: its fields, the files one per line.
+    let plan = try XCTUnwrap(lines.firstIndex(of: "vm                 : web01"), result.output)
+    XCTAssertEqual(lines[plan + 1], "operation          : restore")
+    XCTAssertEqual(lines[plan + 2], "applied            : false")
+    XCTAssertTrue(lines.contains { $0.hasPrefix("filesRemoved       : \(folder.file("library"))/vms/web01/") })
+    // The chain: its paths, leaf first.
+    let chain = try XCTUnwrap(lines.firstIndex { $0.hasSuffix("/vms/web01/web01-disk1.vhd") }, result.output)
+    XCTAssertTrue(lines[chain - 1].hasSuffix("_01.vhd"), result.output)
+    XCTAssertEqual(lines[chain + 1], "{}")
+  }
+
   func testCtrlCStopsTheRunningChunkAndTheSessionGoesOn() throws {
     let repl = try BackgroundVMLab(["repl", "--library", folder.file("library")])
-    repl.send("n = 0\nprint('looping') io.stdout:flush() while true do n = n + 1 end\n")
+    // It says so from inside the loop: an interrupt now lands at the very next instruction.
+    repl.send("n = 0\nwhile true do n = n + 1 if n == 1 then print('looping') io.stdout:flush() end end\n")
     // Interrupt once the loop runs (it says so), not while vmlab is still starting.
     try repl.waitForOutput("looping\n")
     repl.process.interrupt()  // SIGINT, as Ctrl-C sends
@@ -78,6 +117,94 @@ final class ReplTests: XCTestCase {
     XCTAssertEqual(repl.status, 0, repl.errors)
     XCTAssertEqual(repl.output, "looping\nstill here\ttrue\n")
     XCTAssertTrue(repl.errors.contains("stdin:1: interrupted"), repl.errors)
+  }
+
+  /// Ctrl-C at an idle prompt abandons the line (and an unfinished chunk) and prompts again, as
+  /// shells and `lua` do; Ctrl-C while a chunk runs stops it; Ctrl-D ends the session. Driven
+  /// through a real terminal (python3's pty module), where Ctrl-C is the terminal's, not a kill.
+  func testCtrlCAtThePromptClearsTheLineAndCtrlDEnds() throws {
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
+      throw XCTSkip("python3 is needed to drive a pseudo-terminal")
+    }
+    let driver = #"""
+      import os, pty, sys, time, select, signal, termios
+      pid, fd = pty.fork()
+      if pid == 0:
+          os.environ["TERM"] = "dumb"
+          os.environ["VMLAB_HISTORY"] = ""
+          os.execv(sys.argv[1], [sys.argv[1], "repl", "--library", sys.argv[2]])
+      out = b""
+      def expect(token, timeout=20):
+          # Waits (with a deadline) until the output since the last expectation holds the token.
+          global out
+          end = time.time() + timeout
+          while token not in out:
+              if time.time() > end:
+                  os.kill(pid, signal.SIGKILL)
+                  sys.exit("timed out waiting for %r; the output since the last step: %r" % (token, out))
+              ready, _, _ = select.select([fd], [], [], 0.2)
+              if ready:
+                  try:
+                      out += os.read(fd, 4096)
+                  except OSError:
+                      break
+          cut = out.index(token) + len(token)
+          seen, out = out[:cut], out[cut:]
+          return seen
+      def key(data, timeout=20):
+          # libedit prints the prompt a moment before it puts the terminal in raw mode; keys typed
+          # in between meet a cooked terminal (echoed twice, Ctrl-D taken as end of file). A person
+          # is never that fast: wait, with a deadline, until the terminal is raw.
+          end = time.time() + timeout
+          while termios.tcgetattr(fd)[3] & termios.ICANON:
+              if time.time() > end:
+                  os.kill(pid, signal.SIGKILL)
+                  sys.exit("the terminal never left canonical mode")
+              select.select([], [], [], 0.01)
+          os.write(fd, data)
+      transcript = expect(b"> ")
+      key(b"abandoned = 1")
+      transcript += expect(b"abandoned = 1")
+      key(b"\x03")                       # Ctrl-C at the prompt
+      transcript += expect(b"> ")
+      key(b"print('alive', abandoned)\r")
+      transcript += expect(b"alive\tnil")
+      key(b"function half()\r")
+      transcript += expect(b">> ")
+      key(b"\x03")                       # Ctrl-C in an unfinished chunk
+      transcript += expect(b"> ")
+      key(b"print('chunk', half)\r")
+      transcript += expect(b"chunk\tnil")
+      key(b"print('loop' .. 'ing') while true do end\r")
+      transcript += expect(b"looping")
+      os.write(fd, b"\x03")                       # Ctrl-C while a chunk runs
+      transcript += expect(b"interrupted")
+      transcript += expect(b"> ")
+      key(b"\x03")                       # and at the prompt again afterwards
+      transcript += expect(b"> ")
+      key(b"print('still', 6 * 7)\r")
+      transcript += expect(b"still\t42")
+      transcript += expect(b"> ")
+      key(b"\x04")                       # Ctrl-D ends
+      end = time.time() + 20
+      while True:
+          done, status = os.waitpid(pid, os.WNOHANG)
+          if done:
+              break
+          if time.time() > end:
+              os.kill(pid, signal.SIGKILL)
+              sys.exit("vmlab did not end after Ctrl-D: %r" % (transcript + out))
+          time.sleep(0.05)
+      sys.stdout.write(transcript.decode("utf-8", "replace"))
+      sys.exit(os.waitstatus_to_exitcode(status))
+      """#
+    let script = folder.file("drive-ctrl-c.py")
+    try driver.write(toFile: script, atomically: true, encoding: .utf8)
+    let result = try runProgram(
+      "/usr/bin/python3", [script, try VMLabBinary.path, folder.file("library")], in: folder.path)
+    XCTAssertEqual(result.status, 0, "vmlab did not end normally: " + result.output + result.error)
+    XCTAssertTrue(result.output.contains("^C"), result.output)
+    XCTAssertTrue(result.output.contains("stdin:1: interrupted"), result.output)
   }
 
   /// Through a pseudo-terminal (python3's pty module): prompts, libedit's line editing, history.

@@ -111,6 +111,40 @@ final class ScriptCommandTests: XCTestCase {
     XCTAssertTrue(missing.error.contains("cannot find the script 'no-such-script'"), missing.error)
   }
 
+  /// Jobs run on after the script's last line; one that failed fails the run, named with its kind,
+  /// target and error, even when the script never looked at it.
+  func testFailedJobsTheScriptQueuedAreReportedAndFailTheRun() throws {
+    // Jobs of one VM run in order: the merge removes the checkpoint the restore then looks for.
+    let queue = """
+      local web = vmlab.vm.create{name="web01", disks={"8M"}}
+      local clean = web:checkpoint{name="clean"}
+      local merge = clean:merge{async=true}
+      local restore = clean:restore{async=true}
+      print("queued", merge.id, restore.id)
+      """
+    let result = try run(library + ["-e", queue], expect: 1)
+    XCTAssertEqual(result.output, "queued\t1\t2\n")
+    XCTAssertTrue(result.error.contains("1 of the 2 jobs the script queued failed:"), result.error)
+    XCTAssertTrue(result.error.contains("job 2, restore of web01: "), result.error)
+    XCTAssertTrue(result.error.contains("not found"), result.error)
+    XCTAssertFalse(result.error.contains("job 1,"), "the merge completed: \(result.error)")
+    // os.exit(0) ends the session the same way: the jobs finish, the failure is reported.
+    let exited = try run(
+      library + ["-e", queue.replacingOccurrences(of: "web01", with: "web02") + "os.exit(0)"], expect: 1)
+    XCTAssertTrue(exited.error.contains("restore of web02"), exited.error)
+    // The same through the REPL (where each line is a chunk: globals, not locals).
+    let repl = try vmlab(
+      ["repl"] + library, in: folder.path,
+      input: queue.replacingOccurrences(of: "web01", with: "web03").replacingOccurrences(of: "local ", with: ""))
+    XCTAssertEqual(repl.status, 1, repl.error)
+    XCTAssertTrue(repl.error.contains("restore of web03"), repl.error)
+    // Jobs that completed say nothing, and the run succeeds.
+    let fine = try run(library + ["-e", "vmlab.vm.create{name='db01', disks={'8M'}}:checkpoint{name='a', async=true}"])
+    XCTAssertEqual(fine.error, "")
+    let jobs = try parseJSONArray(try vmlab(["job", "list", "--json"] + library, in: folder.path).output)
+    XCTAssertEqual(jobs.filter { $0["status"] as? String == "completed" }.count, 4, "\(jobs)")
+  }
+
   func testScriptFromStandardInput() throws {
     XCTAssertEqual(try run(["-", "x"], input: "print('stdin', ...)").output, "stdin\tx\n")
   }
@@ -122,7 +156,9 @@ final class ScriptCommandTests: XCTestCase {
   }
 
   func testCtrlCStopsTheScriptWithATraceback() throws {
-    let script = write("spin.lua", "print('started')\nio.stdout:flush()\nwhile true do end\n")
+    // It says so from inside the loop: an interrupt now lands at the very next instruction.
+    let script = write(
+      "spin.lua", "local n = 0\nwhile true do n = n + 1 if n == 1 then print('started') io.stdout:flush() end end\n")
     let running = try BackgroundVMLab(["run", script])
     // Interrupt once the script runs (it says so), not while vmlab is still starting.
     try running.waitForOutput("started")
@@ -130,7 +166,7 @@ final class ScriptCommandTests: XCTestCase {
     running.finish()
     XCTAssertEqual(running.process.terminationReason, .exit, "vmlab died of the signal instead of stopping the script")
     XCTAssertEqual(running.status, 1, running.errors)
-    XCTAssertTrue(running.errors.contains("spin.lua:3: interrupted"), running.errors)
+    XCTAssertTrue(running.errors.contains("spin.lua:2: interrupted"), running.errors)
     XCTAssertTrue(running.errors.contains("stack traceback"), running.errors)
   }
 
@@ -139,6 +175,16 @@ final class ScriptCommandTests: XCTestCase {
       let result = try vmlab(["run", flag], in: folder.path)
       XCTAssertEqual(result.status, 0, result.error)
       XCTAssertTrue(result.output.contains("SCRIPT is a path"), result.output)
+      // Every bundled script the examples name exists, and runs with the arguments shown.
+      let examples = result.output.split(separator: "\n").filter { $0.contains("vmlab run ") && $0.contains(".lua") }
+      XCTAssertFalse(examples.isEmpty, result.output)
+      for example in examples {
+        for word in example.split(separator: " ") where word.hasSuffix(".lua") && !word.contains("/") {
+          let stdlib = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Stdlib/\(word)").path
+          XCTAssertTrue(FileManager.default.fileExists(atPath: stdlib), "help names \(word), which is not in Stdlib")
+        }
+      }
     }
     // After the script, --help belongs to the script.
     let script = write("help.lua", "print(...)")

@@ -117,7 +117,7 @@ final class StdlibTests: XCTestCase {
     let diff = try script("diff-lab.lua", ["--lab", "classroom-loop", "--ranges"])
     XCTAssertTrue(diff.output.contains("4.0 KiB"), diff.output)
     XCTAssertTrue(diff.output.contains("1048576..1052672"), diff.output)
-    var teardown = try script("teardown-lab.lua", ["--lab", "classroom-loop", "--what-if"])
+    var teardown = try script("teardown-lab.lua", ["classroom-loop", "--what-if"])
     XCTAssertTrue(teardown.output.contains("would remove"), teardown.output)
     XCTAssertEqual(
       try parseJSONArray(try command(["vm", "list", "--json"]).output).count, 3, "--what-if changed nothing")
@@ -125,6 +125,136 @@ final class StdlibTests: XCTestCase {
     XCTAssertEqual(try parseJSONArray(try command(["vm", "list", "--json"]).output).count, 0)
     XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: library + "/vms"), [])
     status = try script("lab-status.lua", ["--lab", "classroom-loop"], expect: 1)
+    try libraryIsSound()
+  }
+
+  /// What a lab looks like from outside: its VMs' disk paths and checkpoints (any change shows).
+  private func snapshot() throws -> String {
+    let vms = try command(["vm", "list", "--json"]).output
+    let checkpoints = try command(["checkpoint", "list", "--json"]).output
+    let labs = try command(["lab", "list"]).output
+    let disks = try parseJSONArray(vms).compactMap { $0["name"] as? String }.map {
+      try command(["vm", "show", $0, "--json"]).output
+    }
+    return ([vms, checkpoints, labs] + disks).joined(separator: "\n")
+  }
+
+  /// A bare word is the lab (`reset-lab.lua class1` is `--lab class1`), and anything a script does
+  /// not understand stops it with its usage before it changes anything.
+  func testScriptsTakeTheLabAsABareWordAndStopOnArgumentsTheyDoNotKnow() throws {
+    try script("build-lab.lua", ["--vms", "2", "--disks", "8M"])  // the default lab, classroom
+    let before = try snapshot()
+    // Both removed or reset the classroom lab before: the bare word was ignored.
+    var result = try script("teardown-lab.lua", ["linked"], expect: 1)
+    XCTAssertTrue(result.error.contains("no lab 'linked'"), result.error)
+    result = try script("reset-lab.lua", ["class1"], expect: 1)
+    XCTAssertTrue(result.error.contains("no lab 'class1'"), result.error)
+    XCTAssertEqual(try snapshot(), before, "a script naming a missing lab changed the library")
+
+    let usageErrors: [(String, [String], String)] = [
+      ("teardown-lab.lua", [], "name the lab to remove"),
+      ("reset-lab.lua", ["classroom", "extra"], "unexpected argument 'extra'"),
+      ("reset-lab.lua", ["--lab", "classroom", "classroom"], "unexpected argument 'classroom'"),
+      ("reset-lab.lua", ["--lab", "a", "--lab", "b"], "--lab is given twice"),
+      ("reset-lab.lua", ["--checkpoint", "clean", "--most-recent"], "give one"),
+      ("teardown-lab.lua", ["classroom", "--what-if=maybe"], "--what-if is a flag"),
+      ("teardown-lab.lua", ["classroom", "--force"], "unknown option --force"),
+      ("teardown-lab.lua", ["classroom", "-f"], "unknown option -f"),
+      ("lab-status.lua", ["classroom", "--all"], "leave out the lab"),
+      ("diff-lab.lua", ["--checkpoint"], "--checkpoint needs a value"),
+      ("classroom.lua", ["--vms", "2.5"], "--vms takes a whole number, not '2.5'"),
+      ("classroom.lua", ["--vms", "0"], "--vms cannot be less than 1"),
+      ("classroom.lua", ["--disks", ","], "--disks needs at least one size"),
+      ("build-lab.lua", ["web", "--vms", "-3"], "--vms takes a number of VMs from 1 up"),
+    ]
+    for (name, arguments, message) in usageErrors {
+      result = try script(name, arguments, expect: 2)
+      XCTAssertTrue(result.error.contains(message), "\(name) \(arguments): \(result.error)")
+      XCTAssertTrue(result.error.contains("usage: vmlab run \(name)"), "\(name) \(arguments): \(result.error)")
+    }
+    XCTAssertEqual(try snapshot(), before, "a usage error changed the library")
+    // The sandbox has no os.exit: the usage error is an error there (exit 1), still before anything.
+    let sandboxed = try vmlab(
+      ["run", "--sandbox", "--library", library, "teardown-lab.lua", "--force"], in: folder.path)
+    XCTAssertEqual(sandboxed.status, 1, sandboxed.error)
+    XCTAssertTrue(sandboxed.error.contains("unknown option --force"), sandboxed.error)
+    XCTAssertEqual(try snapshot(), before)
+
+    // The bare word works where --lab does.
+    XCTAssertTrue(try script("lab-status.lua", ["classroom"]).output.contains("lab 'classroom': 2 VMs"))
+    XCTAssertTrue(try script("reset-lab.lua", ["classroom"]).output.contains("2 VMs restored"))
+    XCTAssertTrue(try script("teardown-lab.lua", ["classroom", "--what-if"]).output.contains("would remove"))
+    XCTAssertTrue(try script("diff-lab.lua", ["classroom"]).output.contains("student01"))
+    try libraryIsSound()
+  }
+
+  /// classroom.lua builds a lab of its own: one that exists is somebody's work, removed only with
+  /// --replace (and never when another lab shares its VMs).
+  func testClassroomNeverRemovesAnExistingLabUnlessToldToReplaceIt() throws {
+    try script("build-lab.lua", ["--vms", "2", "--disks", "8M"])
+    XCTAssertEqual(try command(["checkpoint", "new", "student01", "homework"]).status, 0)
+    let before = try snapshot()
+    let loop = ["--lab", "classroom", "--vms", "2", "--rounds", "1", "--disks", "8M", "--keep"]
+    let refused = try script("classroom.lua", loop, expect: 1)
+    XCTAssertTrue(refused.error.contains("lab 'classroom' already exists (2 VMs)"), refused.error)
+    XCTAssertTrue(refused.error.contains("--replace"), refused.error)
+    XCTAssertEqual(try snapshot(), before, "classroom.lua changed an existing lab without --replace")
+
+    // A VM another lab also holds keeps the lab from being replaced.
+    XCTAssertEqual(try command(["lab", "create", "exam", "student02"]).status, 0)
+    let shared = try script("classroom.lua", loop + ["--replace"], expect: 1)
+    XCTAssertTrue(shared.error.contains("student02 is also in lab exam"), shared.error)
+    XCTAssertEqual(try parseJSONArray(try command(["vm", "list", "--json"]).output).count, 2)
+
+    XCTAssertEqual(try command(["run", "-e", "vmlab.lab.get('exam'):remove()"]).status, 0)
+    let replaced = try script("classroom.lua", loop + ["--replace"])
+    XCTAssertTrue(replaced.output.contains("--replace: removing lab 'classroom' and its 2 VMs"), replaced.output)
+    let names = try parseJSONArray(try command(["vm", "list", "--json"]).output).compactMap { $0["name"] as? String }
+    XCTAssertEqual(names, ["classroom-01", "classroom-02"])
+    try libraryIsSound()
+  }
+
+  /// Building creates only: names in use stop it first, and a failure half way removes what it made.
+  func testBuildLabChangesNothingWhenItCannotFinish() throws {
+    XCTAssertEqual(try command(["vm", "create", "student02", "--disk", "8M"]).status, 0)
+    var result = try script("build-lab.lua", ["--vms", "3", "--disks", "8M"], expect: 1)
+    XCTAssertTrue(result.error.contains("student02 already exists"), result.error)
+    XCTAssertEqual(try parseJSONArray(try command(["vm", "list", "--json"]).output).count, 1)
+    // The VMs are made before the lab, whose name is refused: they go again.
+    result = try script("build-lab.lua", ["bad/name", "--vms", "2", "--prefix", "web", "--disks", "8M"], expect: 1)
+    XCTAssertTrue(result.error.contains("lab name 'bad/name' is not allowed"), result.error)
+    let names = try parseJSONArray(try command(["vm", "list", "--json"]).output).compactMap { $0["name"] as? String }
+    XCTAssertEqual(names, ["student02"])
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: library + "/vms"), ["student02"])
+    try libraryIsSound()
+  }
+
+  /// The blank template of a linked lab goes to $TMPDIR; a file already there is left alone.
+  func testBuildLabLeavesAFileInTheTemplatesPlaceAlone() throws {
+    let scratch = folder.file("tmp")
+    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    let mine = scratch + "/web-template.vhd"
+    try Data("not a disk, and not vmlab's".utf8).write(to: URL(fileURLWithPath: mine))
+    let result = try vmlab(
+      ["run", "--library", library, "build-lab.lua", "web", "--vms", "2", "--disks", "8M", "--linked"], in: folder.path,
+      environment: ["TMPDIR": scratch])
+    XCTAssertEqual(result.status, 0, result.error)
+    XCTAssertEqual(try String(contentsOfFile: mine, encoding: .utf8), "not a disk, and not vmlab's")
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch), ["web-template.vhd"])
+    try libraryIsSound()
+  }
+
+  /// Teardown removes the lab, and keeps (and names) a VM another lab also holds.
+  func testTeardownKeepsVMsAnotherLabHolds() throws {
+    try script("build-lab.lua", ["--vms", "2", "--disks", "8M"])
+    XCTAssertEqual(try command(["lab", "create", "exam", "student02"]).status, 0)
+    let preview = try script("teardown-lab.lua", ["classroom", "--what-if"])
+    XCTAssertTrue(preview.output.contains("keep (also in lab exam)"), preview.output)
+    let result = try script("teardown-lab.lua", ["classroom"])
+    XCTAssertTrue(result.output.contains("removed lab 'classroom' and 1 of its 2 VMs; 1 VM kept"), result.output)
+    let names = try parseJSONArray(try command(["vm", "list", "--json"]).output).compactMap { $0["name"] as? String }
+    XCTAssertEqual(names, ["student02"])
+    XCTAssertTrue(try script("lab-status.lua", ["exam"]).output.contains("student02"))
     try libraryIsSound()
   }
 

@@ -28,9 +28,10 @@ final class UsageMessageTests: XCTestCase {
     XCTAssertTrue(FileManager.default.createFile(atPath: output, contents: Data("keep me".utf8)))
     var result = try run(["vm", "read", "web01", "--length", "1T", "--output", output], expect: 1)
     XCTAssertTrue(result.error.contains("VM 'web01' disk 1"), result.error)
-    XCTAssertTrue(result.error.contains("the disk is 8388608 bytes (8 MiB)"), result.error)
+    // 8M rounds up to a whole CHS geometry: 8,390,656 bytes.
+    XCTAssertTrue(result.error.contains("the disk is 8390656 bytes"), result.error)
     XCTAssertEqual(try String(contentsOfFile: output, encoding: .utf8), "keep me", "a failed read replaces nothing")
-    result = try run(["vm", "read", "web01", "--offset", "8M", "--length", "1", "--output", output], expect: 1)
+    result = try run(["vm", "read", "web01", "--offset", "8390656", "--length", "1", "--output", output], expect: 1)
     XCTAssertTrue(result.error.contains("read within it"), result.error)
 
     // The command line streams, so a read larger than one engine call still works.
@@ -47,7 +48,7 @@ final class UsageMessageTests: XCTestCase {
     result = try run(["run", "--sandbox", "-e", script])
     let lines = result.output.split(separator: "\n").map(String.init)
     XCTAssertEqual(lines.count, 3, result.output)
-    XCTAssertTrue(lines[0].hasPrefix("false") && lines[0].contains("the disk is 8388608 bytes"), lines[0])
+    XCTAssertTrue(lines[0].hasPrefix("false") && lines[0].contains("the disk is 8390656 bytes"), lines[0])
     XCTAssertTrue(lines[1].hasPrefix("false") && lines[1].contains("the limit is 67108864 bytes"), lines[1])
     XCTAssertEqual(lines[2], "4096")
   }

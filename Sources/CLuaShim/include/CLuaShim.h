@@ -12,6 +12,9 @@
 // coroutine), so both the allocator and Swift code reach it from any thread of the state.
 // ---------------------------------------------------------------------------------------------
 
+/// Coroutines resumed inside one another: Lua stops at LUAI_MAXCCALLS (200) nested C calls first.
+#define VMLAB_MAX_RESUMED 256
+
 typedef struct vmlab_host {
   /// The Swift LuaState (unretained). NULL once the state starts closing: finalizers that run
   /// during lua_close must not reach a Swift object that is being deinitialised.
@@ -32,11 +35,16 @@ typedef struct vmlab_host {
   long long instructions;
   long long instruction_budget;
   int hook_step;
-  /// Set from any thread or a signal handler to stop the running Lua code at the count hook's next
-  /// check; cleared when an interruptible run starts. `interruptible` keeps the count hook in place
-  /// without a budget.
+  /// Set from any thread or a signal handler to stop the running Lua code; cleared when a run that
+  /// catches SIGINT starts and once the error reaches Swift. Whoever sets it also installs a count
+  /// hook on the running threads (as lua.c does from its signal handler), so no hook slows Lua
+  /// down while nobody asks for an interrupt.
   volatile sig_atomic_t interrupt_requested;
-  int interruptible;
+  /// The main thread, and the coroutines being resumed (innermost last): the threads an interrupt
+  /// must reach. Maintained by vmlab's coroutine.resume and coroutine.wrap.
+  lua_State *main_thread;
+  lua_State *volatile resumed[VMLAB_MAX_RESUMED];
+  volatile sig_atomic_t resumed_depth;
   /// Nesting depth of vmlab_pcall: limits are reset when the outermost one starts.
   int protected_depth;
   /// Warning state (lua_setwarnf), as the standalone interpreter keeps it.
@@ -59,11 +67,8 @@ void vmlab_set_memory_limit(lua_State *L, size_t limit);
 /// Sets the instruction budget (0 = none); installs or removes the count hook.
 void vmlab_set_instruction_budget(lua_State *L, long long budget);
 
-/// Makes running code stoppable by vmlab_request_interrupt (installs the count hook; to within
-/// 1000 instructions). Applies to coroutines created after it is set.
-void vmlab_set_interruptible(lua_State *L, int interruptible);
-
-/// Asks the running code to stop with an "interrupted" error. Safe from any thread.
+/// Asks the running code to stop with an "interrupted" error at its next instruction, in whichever
+/// coroutine it runs. Safe from any thread and from a signal handler.
 void vmlab_request_interrupt(lua_State *L);
 
 /// Until vmlab_release_sigint: SIGINT (Ctrl-C) requests an interrupt of L instead of ending the
@@ -79,8 +84,9 @@ void vmlab_reset_instruction_count(lua_State *L);
 
 /// Opens the standard libraries (protected). Sandboxed: base (with text-only load, loadfile and
 /// dofile), coroutine, table, string, math, utf8 and a package library that loads only Lua
-/// source modules; no io, os, debug or C module loading. On failure the error triple is pushed
-/// (see vmlab_pcall).
+/// source modules; no io, os, debug or C module loading. Either way coroutine.resume and
+/// coroutine.wrap are vmlab's, which record the coroutine they run so that an interrupt reaches
+/// it. On failure the error triple is pushed (see vmlab_pcall).
 int vmlab_open_libraries(lua_State *L, int sandboxed);
 
 // ---------------------------------------------------------------------------------------------
@@ -123,6 +129,10 @@ int vmlab_gettable(lua_State *L, int index);
 /// t[k] = v with metamethods, protected: table at `index`, key and value on top (popped); on
 /// failure the error triple is pushed.
 int vmlab_settable(lua_State *L, int index);
+
+/// tostring(v) (__tostring and __name honoured), protected: the value at `index` stays; on success
+/// the string is pushed, on failure the error triple.
+int vmlab_tolstring(lua_State *L, int index);
 
 // ---------------------------------------------------------------------------------------------
 // The C macros Swift cannot import, as inline functions.

@@ -24,6 +24,7 @@ extension EngineBinding {
       return base + ")"
     }
 
+    checkpoint.columns(["name", "vm", "id", "created", "current", "space"])
     checkpoint.property("id") { .integer($0.id) }
     checkpoint.property("name") { .text($0.name) }
     checkpoint.property("description") { handle in .text(try self.current(handle).description) }
@@ -44,13 +45,13 @@ extension EngineBinding {
     checkpoint.method("restore") { handle, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf", "async"])
       let id = try self.current(handle).id
-      if try arguments.flag(1, "async") { return [try self.wrapJob(try self.library.restoreJob(checkpoint: id))] }
+      if try arguments.flag(1, "async") { return [try self.queued(try self.library.restoreJob(checkpoint: id))] }
       return [try self.restore(id, whatIf: try arguments.flag(1, "whatIf"))]
     }
     checkpoint.method("merge") { handle, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf", "async"])
       let id = try self.current(handle).id
-      if try arguments.flag(1, "async") { return [try self.wrapJob(try self.library.mergeJob(checkpoint: id))] }
+      if try arguments.flag(1, "async") { return [try self.queued(try self.library.mergeJob(checkpoint: id))] }
       return [try self.plan(try self.library.merge(checkpoint: id, whatIf: try arguments.flag(1, "whatIf")))]
     }
     checkpoint.method("remove") { handle, arguments in
@@ -119,7 +120,7 @@ extension EngineBinding {
         confirm: Self.confirmBulk)
       let ids = try handles.map { try self.current($0).id }
       if try arguments.flag(1, "async") {
-        return [try self.list(.jobs, try ids.map { try self.wrapJob(try self.library.restoreJob(checkpoint: $0)) })]
+        return [try self.list(.jobs, try ids.map { try self.queued(try self.library.restoreJob(checkpoint: $0)) })]
       }
       let library = try self.library
       if whatIf {
@@ -142,7 +143,7 @@ extension EngineBinding {
       if try arguments.flag(1, "async") {
         return [
           try self.list(
-            .jobs, try handles.map { try self.wrapJob(try library.mergeJob(checkpoint: try self.current($0).id)) })
+            .jobs, try handles.map { try self.queued(try library.mergeJob(checkpoint: try self.current($0).id)) })
         ]
       }
       // One VM's checkpoints in turn (merging one folds the later ones of its line, which are then

@@ -3,7 +3,8 @@ import VHD
 
 /// A Disk object's identity: the absolute path of a VHD file. Every call opens the file (and its
 /// chain) for that call only, so a handle never holds a file open and a file changed or removed
-/// by someone else gives the VHD library's error, never a crash.
+/// by someone else gives the VHD library's error, never a crash. Properties (size, type, chain)
+/// come from `DiskFacts`, which reads a file again only when a stat shows it changed.
 final class DiskHandle: Equatable {
   enum Status {
     case open
@@ -39,24 +40,24 @@ extension EngineBinding {
       case .closed: return "Disk \(handle.path) (closed)"
       case .merged(let parent): return "Disk \(handle.path) (merged into \(parent))"
       case .open:
-        guard let opened = try? VirtualDisk.open(handle.path) else { return "Disk \(handle.path) (unreadable)" }
-        defer { opened.close() }
-        return "Disk \(handle.path) (\(opened.type), \(ByteCount.format(opened.size)))"
+        guard let leaf = try? self.diskFacts.leaf(handle.path) else { return "Disk \(handle.path) (unreadable)" }
+        return "Disk \(handle.path) (\(leaf.type), \(ByteCount.format(leaf.size)))"
       }
     }
 
+    disk.columns(["path", "type", "size"])
     disk.property("path") { .text($0.path) }
     disk.property("closed") { handle in
       if case .open = handle.status { return false }
       return true
     }
-    disk.property("size") { handle in try Self.withDisk(handle) { LuaValue($0.size) } }
-    disk.property("type") { handle in try Self.withDisk(handle) { .text($0.type.description) } }
+    disk.property("size") { handle in LuaValue(try self.diskFacts.leaf(try handle.usablePath()).size) }
+    disk.property("type") { handle in .text(try self.diskFacts.leaf(try handle.usablePath()).type.description) }
     disk.property("chain") { handle in
-      try self.strings(try Self.withChain(handle) { $0.paths })
+      try self.strings(try self.diskFacts.chainPaths(try handle.usablePath()))
     }
     disk.property("parent") { handle in
-      let paths = try Self.withChain(handle) { $0.paths }
+      let paths = try self.diskFacts.chainPaths(try handle.usablePath())
       return paths.count > 1 ? try self.wrapDisk(paths[1]) : .nil
     }
 
@@ -71,6 +72,7 @@ extension EngineBinding {
       let bytes = try arguments.bytes(2)
       let chain = try DiskChain.open(try handle.usablePath(), writable: true)
       defer { chain.close() }
+      self.diskFacts.mayHaveChanged()
       try chain.write(bytes, at: start)
       try chain.synchronize()
       return [.integer(Int64(bytes.count))]
@@ -86,6 +88,7 @@ extension EngineBinding {
         )
       }
       let report = try DiskChain.merge(child: path)
+      self.diskFacts.mayHaveChanged()
       if report.childRemoved { handle.status = .merged(into: report.parent) }
       return [
         try self.wrapDisk(report.parent),
@@ -144,6 +147,7 @@ extension EngineBinding {
             throw arguments.error(1, "a differencing disk has its parent's size; leave 'size' out")
           }
           try VirtualDisk.createDifferencing(at: path, parent: parentPath).close()
+          self.diskFacts.forget(path)  // a file made where another was: the inode may be the same
           return [try self.wrapDisk(path)]
         }
         let sizeValue = try arguments.field(1, "size")
@@ -160,6 +164,7 @@ extension EngineBinding {
           type = named
         }
         try VirtualDisk.create(at: path, size: size, type: type).close()
+        self.diskFacts.forget(path)  // a file made where another was: the inode may be the same
         return [try self.wrapDisk(path)]
       })
     functions["open"] = .function(
@@ -174,12 +179,6 @@ extension EngineBinding {
 
   func wrapDisk(_ path: String) throws -> LuaValue {
     try defined(diskClass).wrap(DiskHandle(path: path))
-  }
-
-  static func withDisk<Result>(_ handle: DiskHandle, _ body: (VirtualDisk) throws -> Result) throws -> Result {
-    let disk = try VirtualDisk.open(try handle.usablePath())
-    defer { disk.close() }
-    return try body(disk)
   }
 
   static func withChain<Result>(_ handle: DiskHandle, _ body: (DiskChain) throws -> Result) throws -> Result {

@@ -18,15 +18,23 @@ final class EngineBinding {
   weak var labClass: LuaClass<LabHandle>?
   weak var jobClass: LuaClass<JobHandle>?
   weak var diskClass: LuaClass<DiskHandle>?
+  /// What Disk properties read, kept while the files stay the same.
+  let diskFacts = DiskFacts()
 
   /// False in a sandbox: functions that name files by path (`vmlab.disk`, `vm.create{from=}`,
   /// `checkpoint:export`) are refused, so an untrusted script reaches only the library's own VMs.
   let fileAccess: Bool
 
-  init(state: LuaState, openLibrary: @escaping () throws -> Library, fileAccess: Bool = true) {
+  /// Where the jobs the script queues are recorded (nil: nobody asks).
+  let queuedJobs: QueuedJobs?
+
+  init(
+    state: LuaState, openLibrary: @escaping () throws -> Library, fileAccess: Bool = true, queuedJobs: QueuedJobs? = nil
+  ) {
     self.state = state
     self.openLibrary = openLibrary
     self.fileAccess = fileAccess
+    self.queuedJobs = queuedJobs
   }
 
   /// Throws when `what` would touch the file system by path and the state is sandboxed.
@@ -41,6 +49,8 @@ final class EngineBinding {
   /// scripts never open one).
   var library: Library {
     get throws {
+      // Every engine call comes through here, and may change VHD files that Disk handles name.
+      diskFacts.mayHaveChanged()
       if let openedLibrary { return openedLibrary }
       do {
         let library = try openLibrary()

@@ -25,6 +25,7 @@ extension EngineBinding {
       return text + ")"
     }
 
+    job.columns(["id", "kind", "target", "status", "progress", "result", "error"])
     job.property("id") { .integer($0.id) }
     job.property("kind") { handle in .text(try self.library.job(id: handle.id).kind) }
     job.property("target") { handle in .text(try self.library.job(id: handle.id).target) }
@@ -62,6 +63,12 @@ extension EngineBinding {
 
   func wrapJob(_ job: Job) throws -> LuaValue {
     try defined(jobClass).wrap(JobHandle(id: job.id))
+  }
+
+  /// A job the script asked for, recorded so that the end of the run reports it if it failed.
+  func queued(_ job: Job) throws -> LuaValue {
+    queuedJobs?.record(job)
+    return try wrapJob(job)
   }
 
   /// Waits for every job; returns them (a Jobs list) and how many failed.

@@ -18,6 +18,7 @@ extension EngineBinding {
       return "Lab \(current.name) (\(current.vms.count == 1 ? "1 VM" : "\(current.vms.count) VMs"))"
     }
 
+    lab.columns(["name", "vms", "created"])
     lab.property("id") { .integer($0.id) }
     lab.property("name") { .text($0.name) }
     lab.property("created") { handle in .text(Self.format(try self.current(handle).created)) }
@@ -50,7 +51,7 @@ extension EngineBinding {
         // One job for the lab: all or nothing, as the synchronous call.
         let job = try self.library.checkpointLabJob(
           current.name, checkpoint: request.name, description: request.description)
-        return [try self.wrapJob(job)]
+        return [try self.queued(job)]
       }
       let results = try self.library.checkpointLab(
         current.name, checkpoint: request.name, description: request.description)

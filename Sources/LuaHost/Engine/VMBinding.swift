@@ -22,6 +22,7 @@ extension EngineBinding {
       return "VM \(current.name) (\(current.state.rawValue), \(disks))"
     }
 
+    vm.columns(["name", "state", "disks", "additions", "host", "currentCheckpoint"])
     vm.property("id") { .integer($0.id) }
     vm.property("name") { .text($0.name) }
     vm.property("state") { handle in .text(try self.current(handle).state.rawValue) }
@@ -63,7 +64,7 @@ extension EngineBinding {
       let name = try self.current(handle).name
       if request.async {
         return [
-          try self.wrapJob(
+          try self.queued(
             try self.library.checkpointJob(vm: name, name: request.name, description: request.description))
         ]
       }
@@ -168,7 +169,7 @@ extension EngineBinding {
       let jobs = try names.map {
         try self.library.checkpointJob(vm: $0, name: request.name, description: request.description)
       }
-      if request.async { return [try self.list(.jobs, try jobs.map { try self.wrapJob($0) })] }
+      if request.async { return [try self.list(.jobs, try jobs.map { try self.queued($0) })] }
       let finished = try self.library.wait(jobs: jobs.map(\.id))
       let failures = finished.filter { $0.status == .failed }
       if !failures.isEmpty {

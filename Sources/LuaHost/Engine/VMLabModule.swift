@@ -20,12 +20,14 @@ public enum VMLabModule {
   public static let version = "0.1.0"
 
   /// Installs the module into `state`. `library` is called once, the first time a script touches
-  /// VMs, checkpoints, labs or jobs; disk functions and plain Lua never call it.
+  /// VMs, checkpoints, labs or jobs; disk functions and plain Lua never call it. Jobs the script
+  /// queues are recorded in `queuedJobs`.
   @discardableResult
   public static func install(
-    in state: LuaState, fileAccess: Bool = true, library: @escaping () throws -> Library
+    in state: LuaState, fileAccess: Bool = true, queuedJobs: QueuedJobs? = nil,
+    library: @escaping () throws -> Library
   ) -> LuaTable {
-    let binding = EngineBinding(state: state, openLibrary: library, fileAccess: fileAccess)
+    let binding = EngineBinding(state: state, openLibrary: library, fileAccess: fileAccess, queuedJobs: queuedJobs)
     let module = state.newTable()
     module["version"] = .text(version)
     // Wall-clock seconds (os.clock counts CPU time, which stands still while jobs wait on disks).

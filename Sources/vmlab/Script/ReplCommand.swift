@@ -13,7 +13,8 @@ struct ReplCommand: ParsableCommand {
       is not complete yet (an open `function`, `do`, `{`) continues on the `>>` prompt. On a \
       terminal lines can be edited and history is kept in $VMLAB_HISTORY (default \
       ~/.vmlab_history). When standard input is not a terminal, lines are read from it without \
-      prompts. Ctrl-C stops the chunk that is running; Ctrl-D ends the session.
+      prompts. Ctrl-C stops the chunk that is running, or at the prompt abandons the line being \
+      typed; Ctrl-D ends the session.
       """)
 
   @OptionGroup var library: LibraryOptions
@@ -29,8 +30,8 @@ struct ReplCommand: ParsableCommand {
     }
     Repl(state: host.state, idle: host.idle, resume: host.resume).run(reader: &reader)
     reader.close()
-    host.finish()
     fflush(nil)
+    guard host.finish() else { throw ExitCode.failure }  // a queued job failed: said, as `run` does
   }
 }
 
@@ -43,7 +44,15 @@ struct Repl {
 
   func run(reader: inout LineReader) {
     var pending: String?
-    while let line = readLine(&reader, prompt: pending == nil ? "> " : ">> ") {
+    reading: while true {
+      let line: String
+      switch readLine(&reader, prompt: pending == nil ? "> " : ">> ") {
+      case .end: break reading
+      case .interrupted:
+        pending = nil  // Ctrl-C abandons the chunk being typed too
+        continue reading
+      case .line(let text): line = text
+      }
       if pending == nil {
         // An expression first (`return <line>`), as lua.c 5.4 does; then a statement.
         if let function = try? state.load("return " + line, name: .stdin) {
@@ -77,12 +86,13 @@ struct Repl {
   }
 
   /// A line, read while other processes may use the library.
-  private func readLine(_ reader: inout LineReader, prompt: String) -> String? {
+  private func readLine(_ reader: inout LineReader, prompt: String) -> LineInput {
     idle()
     return reader.readLine(prompt: prompt)
   }
 
-  /// Runs a chunk and prints what it returned with the global `print` (so a script may replace it).
+  /// Runs a chunk and prints what it returned with the global `print` (so a script may replace it),
+  /// tables shown by their contents.
   /// Ctrl-C stops a chunk that runs too long and the session goes on.
   private func evaluate(_ function: LuaFunction) {
     do {
@@ -93,7 +103,9 @@ struct Repl {
         guard let print = state[global: "print"].functionValue else {
           throw LuaError(.runtime, message: "cannot print the results: the global 'print' is not a function")
         }
-        try print.call(arguments: results)
+        // Lists and tables as their contents, not their address (LuaDisplay).
+        let display = LuaDisplay(state: state)
+        try print.call(arguments: results.map { display.text(for: $0).map(LuaValue.text) ?? $0 })
       }
       fflush(nil)
     } catch {

@@ -14,12 +14,14 @@ struct RunCommand: ParsableCommand {
       go before SCRIPT. `require` finds modules in the Stdlib folder and beside the script.
 
       The library opens when the script first uses VMs, checkpoints, labs or jobs; disk-only \
-      scripts need none. A syntax or runtime error prints its message (and traceback) and exits 1.
+      scripts need none. A syntax or runtime error prints its message (and traceback) and exits 1. \
+      vmlab waits for the jobs the script queued ({async=true}) before it exits; if any of them \
+      failed, it names each (job id, kind, target, error) and exits 1.
 
       Examples:
-        vmlab run lab-reset.lua class1
+        vmlab run reset-lab.lua classroom
         vmlab run -e 'for _, vm in ipairs(vmlab.vms()) do print(vm) end'
-        vmlab run --sandbox --instruction-budget 1000000 untrusted.lua
+        vmlab run --sandbox --instruction-budget 1000000 ./untrusted.lua
       """)
 
   @Option(
@@ -77,8 +79,9 @@ struct RunCommand: ParsableCommand {
       host.finish()
       throw ExitCode.failure
     }
-    host.finish()
     fflush(nil)
+    // A job the script queued and that failed fails the run, whether or not the script looked.
+    guard host.finish() else { throw ExitCode.failure }
   }
 
   /// A path as given when it names a file; otherwise a bundled script of that name.

@@ -37,6 +37,8 @@ final class ScriptHost {
   let state: LuaState
   private let libraryOptions: LibraryOptions
   private(set) var library: Library?
+  /// The jobs the script queued: waited for and reported when the session ends.
+  let queuedJobs = QueuedJobs()
 
   init(library libraryOptions: LibraryOptions, sandbox: SandboxOptions, scriptFolder: String?) throws {
     self.libraryOptions = libraryOptions
@@ -50,12 +52,13 @@ final class ScriptHost {
       if let budget = sandbox.instructionBudget, budget > 0 { state.instructionBudget = budget }
       if let memory = sandbox.memoryLimit, memory.bytes > 0 { state.memoryLimit = Int(clamping: memory.bytes) }
     }
-    VMLabModule.install(in: state, fileAccess: !sandbox.sandbox) { [unowned self] in
+    VMLabModule.install(in: state, fileAccess: !sandbox.sandbox, queuedJobs: queuedJobs) { [unowned self] in
       let library = try self.libraryOptions.open()
       self.library = library
       return library
     }
     extendPackagePath(scriptFolder: scriptFolder)
+    replaceOSExit()
   }
 
   deinit { state.close() }
@@ -84,10 +87,55 @@ final class ScriptHost {
     }
   }
 
-  /// Ends the session: waits for jobs the script started and did not wait for (ending it must not
-  /// cut them off half way), then closes the library.
-  func finish() {
-    try? library?.close()
+  /// `os.exit` as Lua has it (true, false or a status; default true), except that the session ends
+  /// first: the jobs the script queued finish and those that failed are reported (then the status
+  /// is 1 if it was 0), as at the end of the script. Lua's own would cut the jobs off.
+  private func replaceOSExit() {
+    guard let os = state[global: "os"].tableValue else { return }  // the sandbox has none
+    os["exit"] = .function(
+      state.function(named: "exit") { [unowned self] arguments in
+        var status: Int32
+        switch arguments[1] {
+        case .nil: status = EXIT_SUCCESS
+        case .boolean(let success): status = success ? EXIT_SUCCESS : EXIT_FAILURE
+        default: status = Int32(truncatingIfNeeded: try arguments.int(1))
+        }
+        fflush(nil)
+        if !self.finish() && status == EXIT_SUCCESS { status = EXIT_FAILURE }
+        exit(status)
+      })
+  }
+
+  /// Ends the session: waits for the jobs the script queued (ending must not cut them off half
+  /// way), reports on standard error those that failed (kind, target, error), and closes the
+  /// library. Returns false when a queued job failed.
+  @discardableResult
+  func finish() -> Bool {
+    guard let library else { return true }
+    self.library = nil
+    let failed: [Job]
+    do {
+      failed = try queuedJobs.failures(in: library)
+    } catch {
+      Self.report(error)  // the jobs' outcome is unknown: not a success
+      try? library.close()
+      return false
+    }
+    try? library.close()
+    guard !failed.isEmpty else { return true }
+    fflush(nil)
+    let count = queuedJobs.ids.count
+    var text = "vmlab: "
+    if failed.count < count {
+      text += "\(failed.count) of the \(count) jobs the script queued failed:\n"
+    } else {
+      text += count == 1 ? "the job the script queued failed:\n" : "all \(count) jobs the script queued failed:\n"
+    }
+    for job in failed {
+      text += "  job \(job.id), \(job.kind) of \(job.target): \(job.error ?? "failed")\n"
+    }
+    FileHandle.standardError.write(Data(text.utf8))
+    return false
   }
 
   /// How a Lua error is shown: the message, and the traceback for runtime errors; limits are named
