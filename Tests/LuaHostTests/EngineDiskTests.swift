@@ -127,21 +127,22 @@ final class EngineDiskTests: EngineTestCase {
         return value
       end
       """)
-    XCTAssertEqual(try lua("return d.size, d.type, #d.chain"), [8_388_608, "dynamic", 1])
+    // Sizes are whole CHS geometries: 8 MiB is 8,390,656 bytes, 16 MiB 16,781,312, 4 MiB 4,212,736.
+    XCTAssertEqual(try lua("return d.size, d.type, #d.chain"), [8_390_656, "dynamic", 1])
     // Replaced by rename, as editors and copies do: another file, another size.
     try VirtualDisk.create(at: folder + "/b.vhd", size: 16 << 20, type: .fixed).close()
     try FileManager.default.removeItem(atPath: folder + "/a.vhd")
     try FileManager.default.moveItem(atPath: folder + "/b.vhd", toPath: folder + "/a.vhd")
     XCTAssertEqual(
-      try lua("return settle(function() return d.size end, 16777216), d.type, #d.chain, tostring(d)"),
-      [16_777_216, "fixed", 1, .text("Disk \(folder!)/a.vhd (fixed, 16 MiB)")])
+      try lua("return settle(function() return d.size end, 16781312), d.type, #d.chain, tostring(d)"),
+      [16_781_312, "fixed", 1, .text("Disk \(folder!)/a.vhd (fixed, 16 MiB)")])
     // Removed and made again in place (the inode may well be the same one): a differencing disk now.
     try VirtualDisk.create(at: folder + "/base.vhd", size: 4 << 20).close()
     try FileManager.default.removeItem(atPath: folder + "/a.vhd")
     try VirtualDisk.createDifferencing(at: folder + "/a.vhd", parent: folder + "/base.vhd").close()
     XCTAssertEqual(
       try lua("return settle(function() return d.type end, 'differencing'), d.size, #d.chain, d.parent.path"),
-      ["differencing", 4_194_304, 2, .text(folder + "/base.vhd")])
+      ["differencing", 4_212_736, 2, .text(folder + "/base.vhd")])
     try FileManager.default.removeItem(atPath: folder + "/a.vhd")
     XCTAssertEqual(
       try lua(
@@ -160,7 +161,7 @@ final class EngineDiskTests: EngineTestCase {
         os.remove(folder .. "/c.vhd")
         vmlab.disk.create{path=folder .. "/c.vhd", size="2M", type="fixed"}
         return before, first.size, first.type
-        """), [8_388_608, 2_097_152, "fixed"])
+        """), [8_390_656, 2_123_776, "fixed"])
   }
 
   func testRequireGivesTheSameModule() throws {

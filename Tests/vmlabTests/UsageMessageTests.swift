@@ -164,11 +164,11 @@ final class UsageMessageTests: XCTestCase {
     // vmlab's options go before the script; what follows it is the script's.
     var result = try vmlab(["run"] + library + ["teardown-lab.lua", "--lab", "one", "--what-if"], in: folder.path)
     XCTAssertEqual(result.status, 0, result.error)
-    XCTAssertTrue(result.output.contains("kept: also in lab two"), result.output)
+    XCTAssertTrue(result.output.contains("keep (also in lab two)"), result.output)
     result = try vmlab(["run"] + library + ["teardown-lab.lua", "--lab", "one"], in: folder.path)
     XCTAssertEqual(result.status, 0, result.error)
     XCTAssertTrue(
-      result.output.contains("removed lab 'one' and 1 of its 2 VMs; 1 VM(s) kept because another lab holds them"),
+      result.output.contains("removed lab 'one' and 1 of its 2 VMs; 1 VM kept: other labs hold them"),
       result.output)
     let vms = try XCTUnwrap(
       try JSONSerialization.jsonObject(with: Data(try run(["vm", "list", "--json"]).output.utf8)) as? [[String: Any]])
