@@ -10,6 +10,7 @@ let package = Package(
     .executable(name: "vmlab", targets: ["vmlab"]),
     .library(name: "VHD", targets: ["VHD"]),
     .library(name: "LabKit", targets: ["LabKit"]),
+    .library(name: "NBD", targets: ["NBD"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -22,6 +23,10 @@ let package = Package(
       name: "VHD",
       dependencies: [.product(name: "SystemPackage", package: "swift-system")]
     ),
+    // An NBD server for any block device; knows nothing of VHD or VMs.
+    .target(name: "NBD"),
+    // A VHD chain as an NBD block device, and a served chain's switch to a new leaf.
+    .target(name: "DiskServing", dependencies: ["NBD", "VHD"]),
     // The engine: library, catalog, VMs, checkpoints, labs, jobs, the simulated host.
     .target(
       name: "LabKit",
@@ -47,13 +52,15 @@ let package = Package(
     .executableTarget(
       name: "vmlab",
       dependencies: [
-        "VHD", "LabKit", "LuaHost", "CEditLine",
+        "VHD", "NBD", "DiskServing", "LabKit", "LuaHost", "CEditLine",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
     // What the test targets share: temporary folders, seeded random bytes.
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "VHDTests", dependencies: ["VHD", "TestSupport"]),
+    .testTarget(name: "NBDTests", dependencies: ["NBD", "TestSupport"]),
+    .testTarget(name: "DiskServingTests", dependencies: ["DiskServing", "NBD", "VHD", "TestSupport"]),
     .testTarget(name: "LabKitTests", dependencies: ["LabKit", "TestSupport"]),
     .testTarget(name: "LuaHostTests", dependencies: ["LuaHost", "LabKit", "VHD", "TestSupport"]),
     // End to end: runs the built vmlab binary.

@@ -277,8 +277,12 @@ public final class DiskChain {
     }
   }
 
-  private func checkRange(offset: UInt64, count: Int) throws {
-    guard offset <= size, UInt64(count) <= size - offset else {
+  func checkRange(offset: UInt64, count: Int) throws {
+    try checkRange(offset: offset, count: UInt64(count))
+  }
+
+  func checkRange(offset: UInt64, count: UInt64) throws {
+    guard offset <= size, count <= size - offset else {
       throw VHDError(
         path: leaf.path, field: "offset", .invalidArgument,
         "\(count) bytes at offset \(offset) lie outside the disk (\(size) bytes)")

@@ -54,6 +54,21 @@ final class BlockFile {
     }
   }
 
+  /// Reads like `read(at:into:)` but without consulting `size`, which a writer on another thread may be
+  /// changing: positioned reads until the end of the file, zeros after it. Safe from several threads.
+  func readConcurrently(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+    var done = 0
+    while done < buffer.count {
+      let count = try file.read(
+        at: offset + UInt64(done), into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+      if count == 0 { break }
+      done += count
+    }
+    if done < buffer.count {
+      UnsafeMutableRawBufferPointer(rebasing: buffer[done...]).initializeMemory(as: UInt8.self, repeating: 0)
+    }
+  }
+
   /// Reads `count` bytes at `offset`, failing when the range is not wholly inside the file.
   func read(at offset: UInt64, count: Int, field: String) throws -> [UInt8] {
     guard offset <= size, UInt64(count) <= size - offset else {
@@ -117,6 +132,13 @@ final class BlockFile {
   /// Asks the kernel to start reading a range now, so that a later read finds it cached.
   func prefetch(at offset: UInt64, count: Int) {
     file.prefetch(at: offset, count: count)
+  }
+
+  /// Frees the file space of a range, which then reads as zeros, keeping the file's length
+  /// (fallocate PUNCH_HOLE | KEEP_SIZE). False where the file system or platform cannot.
+  func punchHole(at offset: UInt64, count: UInt64) -> Bool {
+    precondition(isWritable, "punching a hole in a read-only BlockFile")
+    return count > 0 && file.punchHole(at: offset, count: count)
   }
 
   /// Forces written data to stable storage: merges rely on it before anything is deleted.

@@ -160,6 +160,13 @@ struct SystemFile {
     _ = posix_fadvise(descriptor.rawValue, off_t(offset), off_t(count), 3)
   }
 
+  /// fallocate(PUNCH_HOLE | KEEP_SIZE): frees a range's space, which then reads as zeros, and keeps
+  /// the length. False where the call is missing or the file system cannot.
+  func punchHole(at offset: UInt64, count: UInt64) -> Bool {
+    guard let fallocate = KernelCalls.fallocate else { return false }
+    return fallocate(descriptor.rawValue, 0x02 | 0x01, Int64(offset), Int64(count)) == 0
+  }
+
   /// lseek(SEEK_DATA): the first offset at or after `offset` that holds data, or nil when only a hole
   /// follows. A file system without SEEK_DATA answers `offset` (everything counts as data).
   func nextData(from offset: UInt64) -> UInt64? {
@@ -209,10 +216,11 @@ extension SystemFile.Status.Kind {
   }
 }
 
-/// copy_file_range(2) and sync_file_range(2), looked up at run time: Glibc declares them only under
-/// _GNU_SOURCE, which Swift's Glibc module does not define.
+/// copy_file_range(2), sync_file_range(2) and fallocate(2), looked up at run time: Glibc declares
+/// them only under _GNU_SOURCE, which Swift's Glibc module does not define.
 private enum KernelCalls {
   typealias SyncFileRange = @convention(c) (Int32, Int64, Int64, UInt32) -> Int32
+  typealias Fallocate = @convention(c) (Int32, Int32, Int64, Int64) -> Int32
   typealias CopyFileRange =
     @convention(c) (
       Int32, UnsafeMutablePointer<Int64>?, Int32, UnsafeMutablePointer<Int64>?, Int, UInt32
@@ -224,6 +232,7 @@ private enum KernelCalls {
   static let copyFileRange: CopyFileRange? = symbol("copy_file_range").map {
     unsafeBitCast($0, to: CopyFileRange.self)
   }
+  static let fallocate: Fallocate? = symbol("fallocate").map { unsafeBitCast($0, to: Fallocate.self) }
 
   private static func symbol(_ name: String) -> UnsafeMutableRawPointer? {
     #if os(Linux)

@@ -8,7 +8,7 @@ struct DiskCommand: ParsableCommand {
     abstract: "Create, inspect, check, merge, import and export VHD disks.",
     subcommands: [
       DiskCreate.self, DiskInfoCommand.self, DiskCheckCommand.self, DiskImport.self, DiskExport.self,
-      DiskMerge.self, DiskWrite.self,
+      DiskMerge.self, DiskWrite.self, DiskServe.self,
     ]
   )
 }
