@@ -6,10 +6,12 @@ extension Library {
   /// Takes a checkpoint of every disk of a VM, all or nothing: for each disk, a new differencing disk
   /// over its current leaf becomes the leaf the VM writes to.
   ///
-  /// A running VM on a `virtual-server` host is shut down first (or turned off without guest
-  /// additions) and started again afterwards; on a `hypervisor` host it is checkpointed online and
-  /// its running state is saved with the checkpoint. A saved VM is turned off, its saved state
-  /// discarded (reported as `.savedStateDiscarded`).
+  /// A running VM of kind `virtual-server` is shut down first (or turned off without guest
+  /// additions, or on a host that cannot shut guests down) and started again afterwards; one of
+  /// kind `hypervisor` is checkpointed online, its running state saved with the checkpoint, when
+  /// its host can (file systems frozen around it where the host can freeze them). A saved VM is
+  /// turned off, its saved state discarded (reported as `.savedStateDiscarded`). A host failure
+  /// after the commit throws `.hostFailedAfterCommit`: the checkpoint is taken.
   @discardableResult
   public func checkpoint(vm name: String, name checkpointName: String, description: String = "") throws
     -> CheckpointResult
@@ -17,11 +19,15 @@ extension Library {
     try NameRules.validateCheckpoint(checkpointName)
     return try withVMLock(name) {
       var record = try catalog.read { db in try vmRecord(db, named: name) }
+      let driver = try driver(record)
       let wasRunning = record.state == .running
+      // Online only where the VM's kind asks for it and its host can do it; otherwise the VM stops.
+      let online =
+        wasRunning && record.hostKind == .hypervisor
+        && driver.capabilities.isSuperset(of: [.onlineCheckpoint, .savedState])
+      let freezes = online && record.additions && driver.capabilities.contains(.fileSystemFreeze)
       var action = PowerAction.none
-      var runningState: [UInt8]? = nil
-      if wasRunning && record.hostKind == .hypervisor {
-        runningState = try host.saveState(vm: record.name)
+      if online {
         action = .online
       } else if record.state != .stopped {
         action = try stopForOperation(&record)
@@ -29,23 +35,38 @@ extension Library {
       }
       let slots = try catalog.read { db in try self.slots(db, vmID: record.id!) }
       let (stamp, newPaths) = try newLeafPaths(vm: record, slots: slots)
-      let statePath = runningState == nil ? nil : "\(vmFolder(record.name))/\(stamp).vsv"
+      let statePath = online ? "\(vmFolder(record.name))/\(stamp).vsv" : nil
       let leaves = try catalog.read { db in try slots.map { try DiskRecord.fetchExisting(db, key: $0.leafID) } }
       var uniqueIDs: [String] = []
       let vmRecordNow = record
+      var stateSaved = false
       let checkpoint: Checkpoint
       do {
         checkpoint = try journaled(
           "checkpoint", vm: record.name, creates: newPaths + (statePath.map { [$0] } ?? []), deletes: [],
           files: {
-            if let statePath, let runningState {
-              try Data(runningState).write(to: URL(fileURLWithPath: absolute(statePath)))
+            // The host streams the running state into the checkpoint's file, named in the journal
+            // like the disks; the VM is off from here until it resumes on its new leaves.
+            if let statePath {
+              if freezes { try driver.freezeFileSystems(vm: record.name) }
+              try driver.saveState(vm: record.name, to: absolute(statePath))
+              stateSaved = true
             }
-            for (index, path) in newPaths.enumerated() {
-              try fault("checkpoint:disk\(index + 1)")
-              let disk = try VirtualDisk.createDifferencing(at: absolute(path), parent: absolute(leaves[index].path))
-              uniqueIDs.append(disk.uniqueID.description)
-              disk.close()
+            do {
+              for (index, path) in newPaths.enumerated() {
+                try fault("checkpoint:disk\(index + 1)")
+                let disk = try VirtualDisk.createDifferencing(at: absolute(path), parent: absolute(leaves[index].path))
+                uniqueIDs.append(disk.uniqueID.description)
+                disk.close()
+              }
+            } catch let error where !(error is SimulatedCrash) {
+              // Resumed from the state file while it still exists (the rollback removes it).
+              if let statePath, stateSaved {
+                try? driver.resume(hosted(record, disks: leaves.map { absolute($0.path) }), from: absolute(statePath))
+                if freezes { try? driver.thawFileSystems(vm: record.name) }
+                stateSaved = false
+              }
+              throw error
             }
           },
           commit: { db -> Checkpoint in
@@ -72,22 +93,46 @@ extension Library {
       } catch let crash as SimulatedCrash {
         throw crash
       } catch {
-        // Nothing was checkpointed: the VM runs again as it did.
-        if let runningState {
-          try? host.resume(vm: record.name, disks: leaves.map { absolute($0.path) }, state: runningState)
+        // Nothing was checkpointed: the VM runs again as it did. An online VM whose state was saved
+        // and not resumed (the commit itself failed, the file is gone) is off.
+        if online && !stateSaved {
+          if freezes { try? driver.thawFileSystems(vm: record.name) }
+        } else if online {
+          try? markStopped(record)
         } else if wasRunning {
           _ = try? start(vm: record.name)
         }
         throw error
       }
-      // Back to how it was: running VMs run again (online ones never stopped).
-      if let runningState {
-        let vm = try self.vm(named: record.name)
-        try host.resume(vm: record.name, disks: vm.disks.map(\.path), state: runningState)
+      // Back to how it was: running VMs run again, online ones on their new leaves. The checkpoint
+      // is taken whatever the host does now, and a failure here says so.
+      let done = "checkpoint '\(checkpointName)' of VM '\(record.name)' taken"
+      if let statePath {
+        do {
+          try driver.resume(try hosted(record), from: absolute(statePath))
+          if freezes { try driver.thawFileSystems(vm: record.name) }
+        } catch {
+          try? markStopped(record)
+          throw notRestarted(done, vm: record.name, error)
+        }
       } else if wasRunning {
-        _ = try start(vm: record.name)
+        do {
+          _ = try start(vm: record.name)
+        } catch {
+          throw notRestarted(done, vm: record.name, error)
+        }
       }
       return CheckpointResult(checkpoint: checkpoint, action: action, vmState: try self.vm(named: record.name).state)
     }
+  }
+
+  /// Records that a VM is off after the host failed to run it again.
+  func markStopped(_ record: VMRecord) throws {
+    try catalog.write { db in
+      var current = try VMRecord.fetchExisting(db, key: record.id!)
+      current.state = .stopped
+      try current.update(db)
+    }
+    try? writeManifest(vm: record.name)
   }
 }

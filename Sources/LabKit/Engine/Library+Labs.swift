@@ -18,6 +18,8 @@ public struct LabMemberResult: Codable, Equatable, Sendable {
   public var action: PowerAction
   public var state: PowerState
   public var seconds: Double
+  /// The operation was done for this VM, but its host failed to start it again: why.
+  public var hostFailure: String? = nil
 }
 
 extension Library {
@@ -98,10 +100,19 @@ extension Library {
     let lab = try labToCheckpoint(name, checkpoint: checkpointName)
     let outcomes = parallel(lab.vms) { vm -> LabMemberResult in
       let start = Date()
-      let result = try self.checkpoint(vm: vm, name: checkpointName, description: description)
-      return LabMemberResult(
-        vm: vm, checkpoint: result.checkpoint.name, checkpointID: result.checkpoint.id, action: result.action,
-        state: result.vmState, seconds: Date().timeIntervalSince(start))
+      do {
+        let result = try self.checkpoint(vm: vm, name: checkpointName, description: description)
+        return LabMemberResult(
+          vm: vm, checkpoint: result.checkpoint.name, checkpointID: result.checkpoint.id, action: result.action,
+          state: result.vmState, seconds: Date().timeIntervalSince(start))
+      } catch let error as LabKitError where error.kind == .hostFailedAfterCommit {
+        // Taken, but the VM did not start again: a checkpoint like the others, reported below.
+        let taken = try self.vm(named: vm)
+        guard let id = taken.currentCheckpointID else { throw error }
+        return LabMemberResult(
+          vm: vm, checkpoint: checkpointName, checkpointID: id, action: .none, state: taken.state,
+          seconds: Date().timeIntervalSince(start), hostFailure: error.message)
+      }
     }
     let failures = outcomes.compactMap { $0.failure }
     if let first = failures.first {
@@ -112,6 +123,13 @@ extension Library {
         .failed,
         "lab '\(lab.name)' was not checkpointed (\(failures.count) of \(lab.vms.count) VMs failed; the others were undone): \(first)"
       )
+    }
+    let notStarted = outcomes.compactMap { $0.success }.filter { $0.hostFailure != nil }
+    if !notStarted.isEmpty {
+      throw LabKitError(
+        .hostFailedAfterCommit,
+        "lab '\(lab.name)' checkpointed as '\(checkpointName)', but \(notStarted.count) of \(lab.vms.count) VMs did not start again: "
+          + notStarted.compactMap(\.hostFailure).joined(separator: "; "))
     }
     return outcomes.compactMap { $0.success }
   }

@@ -80,12 +80,22 @@ extension EngineBinding {
       return [try self.wrapCheckpoint(latest)]
     }
 
-    // The guest, simulated: writes go to the disk's current leaf while the VM runs.
+    // The guest, simulated: writes go to the disk's current leaf while the VM runs. Only the
+    // simulated host offers this; a real host's guest does its own writes.
+    func guest(_ handle: VMHandle, _ method: String) throws -> SimulatedGuest {
+      do {
+        return try SimulatedGuest(library: self.library, vm: try self.current(handle).name)
+      } catch let error as LabKitError where error.kind == .invalidState {
+        throw LabKitError(
+          .invalidState,
+          "vm:\(method) works only on the simulated host: \(error.message) (a real host will offer vm:exec)")
+      }
+    }
     vm.method("write") { handle, arguments in
       let slot = try arguments.int(1)
       let start = try offset(arguments, 2)
       let bytes = try arguments.bytes(3)
-      try self.library.guestWrite(vm: try self.current(handle).name, disk: slot, offset: start, bytes: bytes)
+      try guest(handle, "write").write(disk: slot, offset: start, bytes: bytes)
       return [.integer(Int64(bytes.count))]
     }
     vm.method("read") { handle, arguments in
@@ -93,9 +103,7 @@ extension EngineBinding {
       let start = try offset(arguments, 2)
       let length = try arguments.int(3)
       guard length >= 0 else { throw arguments.error(3, "length cannot be negative") }
-      return [
-        .string(try self.library.diskRead(vm: try self.current(handle).name, disk: slot, offset: start, count: length))
-      ]
+      return [.string(try guest(handle, "read").read(disk: slot, offset: start, count: length))]
     }
 
     defineVMList(state: state)

@@ -53,10 +53,12 @@ public enum VMLabModule {
     return module
   }
 
-  /// Installs the module over the library at `path` (opened on first use; `wait` waits for another
-  /// process holding it instead of failing).
+  /// Installs the module over the library at `path` (opened on first use, its VMs run by `hosts`;
+  /// `wait` waits for another process holding it instead of failing).
   @discardableResult
-  public static func install(in state: LuaState, libraryAt path: String, wait: Bool = false) -> LuaTable {
-    install(in: state) { try Library(at: path, wait: wait) }
+  public static func install(
+    in state: LuaState, libraryAt path: String, hosts: HostRegistry, wait: Bool = false
+  ) -> LuaTable {
+    install(in: state) { try Library(at: path, hosts: hosts, wait: wait) }
   }
 }
