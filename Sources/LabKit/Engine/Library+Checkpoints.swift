@@ -30,7 +30,12 @@ extension Library {
       if online {
         action = .online
       } else if record.state != .stopped {
-        action = try stopForOperation(&record)
+        do {
+          action = try stopForOperation(&record)
+        } catch let error as LabKitError {
+          throw LabKitError(
+            error.kind, "checkpoint '\(checkpointName)' of VM '\(record.name)' not taken: \(error.message)")
+        }
         try catalog.write { db in try record.update(db) }
       }
       let slots = try catalog.read { db in try self.slots(db, vmID: record.id!) }
@@ -48,8 +53,8 @@ extension Library {
             // The host streams the running state into the checkpoint's file, named in the journal
             // like the disks; the VM is off from here until it resumes on its new leaves.
             if let statePath {
-              if freezes { try driver.freezeFileSystems(vm: record.name) }
-              try driver.saveState(vm: record.name, to: absolute(statePath))
+              if freezes { try driver.freezeFileSystems() }
+              try driver.saveState(to: absolute(statePath))
               stateSaved = true
             }
             do {
@@ -63,7 +68,7 @@ extension Library {
               // Resumed from the state file while it still exists (the rollback removes it).
               if let statePath, stateSaved {
                 try? driver.resume(hosted(record, disks: leaves.map { absolute($0.path) }), from: absolute(statePath))
-                if freezes { try? driver.thawFileSystems(vm: record.name) }
+                if freezes { try? driver.thawFileSystems() }
                 stateSaved = false
               }
               throw error
@@ -96,7 +101,7 @@ extension Library {
         // Nothing was checkpointed: the VM runs again as it did. An online VM whose state was saved
         // and not resumed (the commit itself failed, the file is gone) is off.
         if online && !stateSaved {
-          if freezes { try? driver.thawFileSystems(vm: record.name) }
+          if freezes { try? driver.thawFileSystems() }
         } else if online {
           try? markStopped(record)
         } else if wasRunning {
@@ -110,7 +115,7 @@ extension Library {
       if let statePath {
         do {
           try driver.resume(try hosted(record), from: absolute(statePath))
-          if freezes { try driver.thawFileSystems(vm: record.name) }
+          if freezes { try driver.thawFileSystems() }
         } catch {
           try? markStopped(record)
           throw notRestarted(done, vm: record.name, error)

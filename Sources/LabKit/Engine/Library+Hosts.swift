@@ -1,9 +1,9 @@
 import Foundation
 
 extension Library {
-  /// The driver of the host a VM names.
-  func driver(_ record: VMRecord) throws -> HostDriver {
-    try hosts.driver(for: record.name, host: record.host)
+  /// The host a VM names, reporting its failures as engine errors.
+  func driver(_ record: VMRecord) throws -> ReportingHost {
+    ReportingHost(driver: try hosts.driver(for: record.name, host: record.host), hostName: record.host, vm: record.name)
   }
 
   /// What the VM's host needs to run it on these leaves (absolute paths, slot order).

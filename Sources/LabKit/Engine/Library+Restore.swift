@@ -34,7 +34,12 @@ extension Library {
         powerAction: target.runningStatePath != nil ? .online : powerAction, applied: !whatIf)
       if whatIf { return (plan, nil) }
 
-      var action = try stopForOperation(&record)
+      var action: PowerAction
+      do {
+        action = try stopForOperation(&record)
+      } catch let error as LabKitError {
+        throw LabKitError(error.kind, "VM '\(record.name)' not restored: \(error.message)")
+      }
       try catalog.write { db in try record.update(db) }
       var uniqueIDs: [String] = []
       let checkpoint = try journaled(

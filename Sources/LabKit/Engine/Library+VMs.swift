@@ -256,7 +256,7 @@ extension Library {
           "VM '\(record.name)' runs on the host '\(record.host)', which cannot shut a guest down gracefully; turn it off instead"
         )
       }
-      try driver.shutDown(vm: record.name)
+      try driver.shutDown()
       record.state = .stopped
       try catalog.write { db in try record.update(db) }
       try? writeManifest(vm: record.name)
@@ -270,7 +270,7 @@ extension Library {
     try withVMLock(name) {
       var record = try catalog.read { db in try vmRecord(db, named: name) }
       guard record.state != .stopped else { return try vm(named: record.name) }
-      try driver(record).turnOff(vm: record.name)
+      try driver(record).turnOff()
       try recordPower(&record, .stopped, step: "turn-off:recorded")
       try? writeManifest(vm: record.name)
       return try vm(named: record.name)
@@ -298,7 +298,7 @@ extension Library {
       try journaled(
         "save", vm: record.name, creates: [path], deletes: [],
         files: {
-          try driver.saveState(vm: record.name, to: absolute(path))
+          try driver.saveState(to: absolute(path))
           try fault("save:written")
         },
         commit: { db in
@@ -328,16 +328,16 @@ extension Library {
     guard record.state != .stopped else { return .none }
     let driver = try driver(record)
     if record.state == .saved {
-      try driver.turnOff(vm: record.name)
+      try driver.turnOff()
       try recordPower(&record, .stopped, step: "stop:recorded")
       return .savedStateDiscarded
     }
     let action: PowerAction
     if record.additions && driver.capabilities.contains(.guestShutdown) {
-      try driver.shutDown(vm: record.name)
+      try driver.shutDown()
       action = .shutDown
     } else {
-      try driver.turnOff(vm: record.name)
+      try driver.turnOff()
       action = .turnedOff
     }
     record.state = .stopped

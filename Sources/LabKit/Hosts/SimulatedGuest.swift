@@ -10,7 +10,7 @@ public struct SimulatedGuest {
   /// The guest of VM `vm`, which must run on a simulating host.
   public init(library: Library, vm: String) throws {
     let record = try library.catalog.read { db in try library.vmRecord(db, named: vm) }
-    guard try library.driver(record) is SimulatingHost else {
+    guard try library.driver(record).driver is SimulatingHost else {
       throw LabKitError(
         .invalidState,
         "VM '\(record.name)' runs on the host '\(record.host)', which does not write or read a guest's disks at byte offsets (only the simulated host does); work inside the guest instead"
