@@ -1,4 +1,5 @@
 import Foundation
+import LabKit
 import TestSupport
 import XCTest
 
@@ -96,5 +97,45 @@ final class VMHardwareCommandTests: XCTestCase {
     }
     XCTAssertTrue(try run(["vm", "list"]).output.hasPrefix("no VMs in"))
     XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("library") + "/vms/bad"))
+  }
+}
+
+/// A host whose VMs' processes died: it reports every VM off.
+private final class DeadVMHost: HostDriver, @unchecked Sendable {
+  let inner = SimulatedHost()
+  var capabilities: HostCapabilities { inner.capabilities }
+  func start(_ vm: HostedVM) throws { try inner.start(vm) }
+  func shutDown(vm: String) throws { try inner.shutDown(vm: vm) }
+  func turnOff(vm: String) throws { try inner.turnOff(vm: vm) }
+  func saveState(vm: String, to file: String) throws { try inner.saveState(vm: vm, to: file) }
+  func resume(_ vm: HostedVM, from file: String) throws { try inner.resume(vm, from: file) }
+  func powerState(of vm: String) throws -> HostPowerState { .off }
+  func freezeFileSystems(vm: String) throws {}
+  func thawFileSystems(vm: String) throws {}
+}
+
+final class StoppedOutsideCommandTests: XCTestCase {
+  func testVMListSaysAVMWasStoppedOutsideVMLab() throws {
+    let folder = TemporaryFolder()
+    let path = folder.file("library")
+    var result = try vmlab(["vm", "create", "web", "--disk", "8M", "--library", path])
+    try vmlab(["vm", "create", "db", "--disk", "8M", "--library", path])
+    try vmlab(["vm", "start", "web", "--library", path])
+    try vmlab(["vm", "start", "db", "--library", path])
+    // Another process (a host whose VM processes died) opens the library: the catalog follows it.
+    let dead = HostRegistry(["simulated": DeadVMHost()])
+    try Library(at: path, hosts: dead).close()
+    result = try vmlab(["vm", "list", "--library", path])
+    XCTAssertEqual(result.status, 0, result.error)
+    let web = try XCTUnwrap(result.output.split(separator: "\n").first { $0.hasPrefix("web") })
+    XCTAssertTrue(web.contains("stopped outside vmlab at "), String(web))
+    result = try vmlab(["vm", "show", "web", "--library", path])
+    XCTAssertTrue(result.output.contains("VM web: stopped outside vmlab at "), result.output)
+    // Started again, it is vmlab's to say.
+    try vmlab(["vm", "start", "web", "--library", path])
+    result = try vmlab(["vm", "list", "--library", path])
+    let again = try XCTUnwrap(result.output.split(separator: "\n").first { $0.hasPrefix("web") })
+    XCTAssertFalse(again.contains("outside"), String(again))
+    XCTAssertTrue(again.contains("running"), String(again))
   }
 }
