@@ -180,6 +180,18 @@ final class HostContractTests: LabKitTestCase {
     XCTAssertEqual(try library.vm(named: "plain").hardware, Hardware())
   }
 
+  func testExportAndImportKeepTheHardware() throws {
+    let hardware = Hardware(memory: 2 << 30, cpus: 4, accelerator: .kvm)
+    try library.createVM(name: "web", diskSizes: [diskSize], hardware: hardware)
+    for flatten in [false, true] {
+      let exported = folder.path + "/export-\(flatten)"
+      try library.exportVM("web", to: exported, flatten: flatten)
+      let copy = try library.importVM(name: "web-\(flatten)", from: exported)
+      XCTAssertEqual(copy.hardware, hardware, flatten ? "flattened" : "whole")
+      XCTAssertEqual(copy.host, "simulated")
+    }
+  }
+
   func testAManifestOfAnOlderVersionRepairsWithTheDefaults() throws {
     try library.createVM(name: "old", diskSizes: [diskSize])
     try library.close()
