@@ -3,7 +3,7 @@ import Foundation
 @testable import LabKit
 
 /// A host that fails where a test says: each call named in `failing` (`start`, `resume`,
-/// `saveState`, `shutDown`, `turnOff`, `freeze`) throws for the VMs listed (all VMs when the list is
+/// `saveState`, `shutDown`, `turnOff`, `freeze`, `thaw`) throws for the VMs listed (all VMs when the list is
 /// empty), and `powerState(of:)` reports the VMs in `stoppedOutside` off, as a real host does when
 /// a VM's process died. Everything else is a `TestHost`'s behaviour.
 final class FailingHost: SimulatingHost, @unchecked Sendable {
@@ -73,7 +73,10 @@ final class FailingHost: SimulatingHost, @unchecked Sendable {
     try inner.freezeFileSystems(vm: vm)
   }
 
-  func thawFileSystems(vm: String) throws { try inner.thawFileSystems(vm: vm) }
+  func thawFileSystems(vm: String) throws {
+    try check("thaw", vm)
+    try inner.thawFileSystems(vm: vm)
+  }
 }
 
 /// A host that does not simulate its guests (as a real one): no writes at byte offsets.

@@ -100,6 +100,17 @@ final class FailingHostTests: LabKitTestCase {
     XCTAssertEqual(try library.vm(named: "hv").state, .running)
   }
 
+  func testOnlineCheckpointWhoseFileSystemsDoNotThawIsTakenAndTheVMRuns() throws {
+    try runningVM("hv", kind: .hypervisor)
+    failing.fail("thaw", for: ["hv"])
+    let message = expectAfterCommit { try self.library.checkpoint(vm: "hv", name: "c") }
+    XCTAssertTrue(
+      message.hasPrefix("checkpoint 'c' of VM 'hv' taken; it runs, but its file systems could not be thawed"), message)
+    XCTAssertEqual(try library.checkpoints(vm: "hv").map(\.name), ["c"])
+    XCTAssertEqual(try library.vm(named: "hv").state, .running, "it was resumed")
+    try assertConsistent()
+  }
+
   // MARK: Restore
 
   func testRestoreWhoseHostFailsToStopTheVMChangesNothing() throws {

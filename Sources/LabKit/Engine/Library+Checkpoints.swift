@@ -115,10 +115,17 @@ extension Library {
       if let statePath {
         do {
           try driver.resume(try hosted(record), from: absolute(statePath))
-          if freezes { try driver.thawFileSystems() }
         } catch {
           try? markStopped(record)
           throw notRestarted(done, vm: record.name, error)
+        }
+        do {
+          if freezes { try driver.thawFileSystems() }
+        } catch {
+          throw LabKitError(
+            .hostFailedAfterCommit,
+            "\(done); it runs, but its file systems could not be thawed: \(error). Restart it with `vmlab vm turn-off \(record.name)` and `vmlab vm start \(record.name)`"
+          )
         }
       } else if wasRunning {
         do {
