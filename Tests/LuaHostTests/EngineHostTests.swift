@@ -47,4 +47,24 @@ final class EngineHostTests: EngineTestCase {
     assertError(#"return real:read(1, 0, 4)"#, contains: "vm:read works only on the simulated host")
     assertError(#"return real:read(1, 0, 4)"#, contains: "(a real host will offer vm:exec)")
   }
+
+  func testHardwareFromLua() throws {
+    XCTAssertEqual(
+      try lua(
+        #"""
+        local vm = vmlab.vm.create{name="small", disks={"4M"}, memory="256M", cpus=2, accelerator="tcg"}
+        local hw = vm.hardware
+        return hw.memory, hw.cpus, hw.accelerator, hw.boot, hw.network, vm.hostName, vm.host
+        """#),
+      [.integer(256 << 20), .integer(2), "tcg", "firmware", "none", "simulated", "virtual-server"])
+    XCTAssertEqual(try lua(#"return vmlab.vm.create{name="plain", disks={"4M"}}.hardware.memory"#), [.integer(1 << 30)])
+    assertError(
+      #"vmlab.vm.create{name="bad", disks={"4M"}, cpus=0}"#, contains: "VM 'bad' cannot have 0 CPUs: give 1 to 256")
+    assertError(
+      #"vmlab.vm.create{name="bad", disks={"4M"}, memory="1M"}"#, contains: "VM 'bad' cannot have 1048576 bytes")
+    assertError(
+      #"vmlab.vm.create{name="bad", disks={"4M"}, accelerator="hvf"}"#,
+      contains: #"field 'accelerator': "auto", "kvm", "tcg" expected, got "hvf""#)
+    XCTAssertEqual(try lua(#"return vmlab.vm.exists("bad")"#), [.boolean(false)])
+  }
 }

@@ -7,7 +7,8 @@ import LabKit
 ///
 ///     vmlab.version, vmlab.library()
 ///     vmlab.disk.create{path=, size=, type=} / {path=, parent=}, vmlab.disk.open(path)
-///     vmlab.vm.create{name=, disks={"8G"}, additions=} / {name=, from=, linked=}, vmlab.vm.get(name),
+///     vmlab.vm.create{name=, disks={"8G"}, additions=, memory=, cpus=, accelerator=} / {name=, from=, linked=},
+///       vmlab.vm.get(name),
 ///       vmlab.vm.exists(name), vmlab.vms()
 ///     vmlab.checkpoints{vm=, mostRecent=, name=}
 ///     vmlab.lab.create{name=, vms=}, vmlab.lab.get(name), vmlab.labs()
