@@ -9,9 +9,6 @@ enum Hosts {
     return registry
   }()
 
-  /// Host names `vm create --host` knows, including those not built yet.
-  static let known = ["simulated", "qemu"]
-
   /// Refuses a host that is named but not built yet, with what to use instead.
   static func check(_ name: String) throws {
     if name == "qemu" && registry.driver(named: name) == nil {
