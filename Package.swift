@@ -64,6 +64,6 @@ let package = Package(
     .testTarget(name: "LabKitTests", dependencies: ["LabKit", "TestSupport"]),
     .testTarget(name: "LuaHostTests", dependencies: ["LuaHost", "LabKit", "VHD", "TestSupport"]),
     // End to end: runs the built vmlab binary.
-    .testTarget(name: "vmlabTests", dependencies: ["VHD", "vmlab", "TestSupport"]),
+    .testTarget(name: "vmlabTests", dependencies: ["VHD", "LabKit", "vmlab", "TestSupport"]),
   ]
 )

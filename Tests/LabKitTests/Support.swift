@@ -9,18 +9,23 @@ let MiB: UInt64 = 1 << 20
 
 typealias Seeded = SeededBytes
 
-/// A host whose guest "memory" a test can set, so that saving and restoring it shows.
-final class TestHost: HostDriver, @unchecked Sendable {
+/// A host whose guest "memory" a test can set, so that saving and restoring it shows. Its guests are
+/// simulated (the engine writes for them), like the simulated host's.
+final class TestHost: SimulatingHost, @unchecked Sendable {
   private let lock = NSLock()
   private var running: [String: [UInt8]] = [:]
   private(set) var log: [String] = []
   /// Seconds each shutdown takes (to see jobs overlap).
   var shutdownDelay: Double = 0
+  var capabilities: HostCapabilities = .all
+  /// The disks each VM was last started or resumed on.
+  private(set) var disks: [String: [String]] = [:]
 
-  func start(vm: String, disks: [String]) throws {
+  func start(_ vm: HostedVM) throws {
     lock.withLock {
-      running[vm] = Array("booted \(vm)".utf8)
-      log.append("start \(vm)")
+      running[vm.name] = Array("booted \(vm.name)".utf8)
+      disks[vm.name] = vm.disks
+      log.append("start \(vm.name)")
     }
   }
 
@@ -39,22 +44,43 @@ final class TestHost: HostDriver, @unchecked Sendable {
     }
   }
 
-  func saveState(vm: String) throws -> [UInt8] {
-    lock.withLock {
+  func saveState(vm: String, to file: String) throws {
+    let memory = lock.withLock {
       log.append("save \(vm)")
       return running.removeValue(forKey: vm) ?? Array("idle \(vm)".utf8)
     }
+    try Data(memory).write(to: URL(fileURLWithPath: file))
   }
 
-  func resume(vm: String, disks: [String], state: [UInt8]) throws {
+  func resume(_ vm: HostedVM, from file: String) throws {
+    let memory = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
     lock.withLock {
-      running[vm] = state
-      log.append("resume \(vm)")
+      running[vm.name] = memory
+      disks[vm.name] = vm.disks
+      log.append("resume \(vm.name)")
     }
   }
 
+  func powerState(of vm: String) throws -> HostPowerState {
+    lock.withLock { running[vm] == nil ? .unknown : .running }
+  }
+
+  func freezeFileSystems(vm: String) throws { lock.withLock { log.append("freeze \(vm)") } }
+  func thawFileSystems(vm: String) throws { lock.withLock { log.append("thaw \(vm)") } }
+
   func setMemory(_ vm: String, _ text: String) { lock.withLock { running[vm] = Array(text.utf8) } }
   func memory(_ vm: String) -> String? { lock.withLock { running[vm].map { String(decoding: $0, as: UTF8.self) } } }
+}
+
+extension Library {
+  /// A library whose VMs of the default host run on `host` (most tests need one host).
+  convenience init(at path: String, host: HostDriver, wait: Bool = false) throws {
+    try self.init(at: path, hosts: HostRegistry([HostRegistry.defaultName: host]), wait: wait)
+  }
+
+  static func repair(at path: String, host: HostDriver) throws -> RepairReport {
+    try repair(at: path, hosts: HostRegistry([HostRegistry.defaultName: host]))
+  }
 }
 
 extension FaultPlan {

@@ -35,7 +35,7 @@ final class SystemFileTests: XCTestCase {
 
   func testAManifestWriteIntoAMissingFolderNamesTheFileAndLeavesNothing() throws {
     let folder = TemporaryFolder()
-    let library = try Library(at: folder.file("library"))
+    let library = try Library(at: folder.file("library"), host: SimulatedHost())
     defer { try? library.close() }
     let target = folder.file("gone/vm.json")
     XCTAssertThrowsError(try library.replaceFile(target, with: Data("{}".utf8))) { error in

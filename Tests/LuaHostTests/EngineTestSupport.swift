@@ -19,7 +19,7 @@ class EngineTestCase: XCTestCase {
     let path = folder + "/library"
     VMLabModule.install(in: state) { [unowned self] in
       self.libraryOpens += 1
-      let library = try Library(at: path)
+      let library = try Library(at: path, hosts: HostRegistry(["simulated": SimulatedHost()]))
       self.library = library
       return library
     }

@@ -185,6 +185,21 @@ final class Catalog {
     migrator.registerMigration("v2") { db in
       try db.alter(table: "disk") { t in t.add(column: "sourceUniqueID", .text) }
     }
+    // Each VM names the host that runs it and carries its hardware; a VM the host found stopped
+    // when the library opened remembers when.
+    migrator.registerMigration("host-and-hardware") { db in
+      try db.alter(table: "vm") { t in
+        t.add(column: "host", .text).notNull().defaults(to: HostRegistry.defaultName)
+        t.add(column: "memory", .integer).notNull().defaults(to: Int64(Hardware.defaultMemory))
+        t.add(column: "cpus", .integer).notNull().defaults(to: 1)
+        t.add(column: "bootKernel", .text)
+        t.add(column: "bootInitrd", .text)
+        t.add(column: "bootCommandLine", .text)
+        t.add(column: "network", .text).notNull().defaults(to: Hardware.Network.none.rawValue)
+        t.add(column: "accelerator", .text).notNull().defaults(to: Hardware.Accelerator.auto.rawValue)
+        t.add(column: "stoppedOutside", .datetime)
+      }
+    }
     return migrator
   }
 }

@@ -8,15 +8,50 @@ struct VMRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable {
   var id: Int64?
   var name: String
   var hostKind: HostKind
-  var state: PowerState
+  /// vmlab changing the power state forgets that the VM was once found stopped outside it.
+  var state: PowerState {
+    didSet { if state != oldValue { stoppedOutside = nil } }
+  }
   var additions: Bool
   var created: Date
   /// The checkpoint the VM's current state descends from (the parent of its next checkpoint).
   var currentCheckpointID: Int64?
   /// For a VM in saved state: its running state, a file in the VM's folder.
   var savedStatePath: String?
+  /// The name of the host that runs it (see `HostRegistry`).
+  var host: String = HostRegistry.defaultName
+  var memory: Int64 = Int64(Hardware.defaultMemory)
+  var cpus: Int = 1
+  /// A kernel to boot directly; nil boots the firmware from disk 1.
+  var bootKernel: String? = nil
+  var bootInitrd: String? = nil
+  var bootCommandLine: String? = nil
+  var network: Hardware.Network = .none
+  var accelerator: Hardware.Accelerator = .auto
+  /// When opening the library found the VM stopped although the catalog said it ran.
+  var stoppedOutside: Date? = nil
 
   mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+  var hardware: Hardware {
+    get {
+      Hardware(
+        memory: UInt64(max(0, memory)), cpus: cpus,
+        boot: bootKernel.map { .kernel(path: $0, initrd: bootInitrd, commandLine: bootCommandLine ?? "") } ?? .firmware,
+        network: network, accelerator: accelerator)
+    }
+    set {
+      memory = Int64(newValue.memory)
+      cpus = newValue.cpus
+      switch newValue.boot {
+      case .firmware: (bootKernel, bootInitrd, bootCommandLine) = (nil, nil, nil)
+      case .kernel(let path, let initrd, let commandLine):
+        (bootKernel, bootInitrd, bootCommandLine) = (path, initrd, commandLine)
+      }
+      network = newValue.network
+      accelerator = newValue.accelerator
+    }
+  }
 }
 
 /// What a disk file is for.
@@ -137,3 +172,5 @@ struct JournalRecord: Codable, FetchableRecord, MutablePersistableRecord, Equata
 extension HostKind: DatabaseValueConvertible {}
 extension PowerState: DatabaseValueConvertible {}
 extension DiskRole: DatabaseValueConvertible {}
+extension Hardware.Network: DatabaseValueConvertible {}
+extension Hardware.Accelerator: DatabaseValueConvertible {}

@@ -82,18 +82,39 @@ extension Library {
               state: vm.state, plan: plan)
           }
         })
-      // Online checkpoints bring their VMs back running; the others that ran start again.
+      // Online checkpoints bring their VMs back running; the others that ran start again. All are
+      // restored whatever the hosts do now: a VM that does not start is recorded as stopped and
+      // named in the error, after every other VM was started.
       var finished = outcomes
+      var notStarted: [(vm: String, error: Error)] = []
       for (index, item) in work.enumerated() where item.restart {
-        try host.start(vm: item.vm.name, disks: item.newPaths.map(absolute))
-        finished[index].state = .running
+        do {
+          try driver(item.vm).start(hosted(item.vm, disks: item.newPaths.map(absolute)))
+          finished[index].state = .running
+        } catch {
+          try? markStopped(item.vm)
+          finished[index].state = .stopped
+          notStarted.append((item.vm.name, error))
+        }
       }
       for (index, item) in work.enumerated() {
         guard let statePath = item.checkpoint.runningStatePath else { continue }
-        try resumeOnline(vm: item.vm, statePath: statePath)
-        finished[index].action = .online
-        finished[index].plan.powerAction = .online
-        finished[index].state = .running
+        do {
+          try resumeOnline(vm: item.vm, statePath: statePath)
+          finished[index].action = .online
+          finished[index].plan.powerAction = .online
+          finished[index].state = .running
+        } catch {
+          notStarted.append((item.vm.name, error))
+        }
+      }
+      if !notStarted.isEmpty {
+        let names = notStarted.map { "'\($0.vm)'" }.joined(separator: ", ")
+        throw LabKitError(
+          .hostFailedAfterCommit,
+          "\(work.count) VM\(work.count == 1 ? "" : "s") restored; \(notStarted.count == 1 ? "VM" : "VMs") \(names) did not start again: "
+            + notStarted.map { "\($0.vm): \($0.error)" }.joined(separator: "; ")
+            + ". Start \(notStarted.count == 1 ? "it" : "them") with `vmlab vm start NAME`")
       }
       return finished
     }

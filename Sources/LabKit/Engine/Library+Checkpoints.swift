@@ -6,24 +6,35 @@ extension Library {
   /// Takes a checkpoint of every disk of a VM, all or nothing: for each disk, a new differencing disk
   /// over its current leaf becomes the leaf the VM writes to.
   ///
-  /// A running VM on a `virtual-server` host is shut down first (or turned off without guest
-  /// additions) and started again afterwards; on a `hypervisor` host it is checkpointed online and
-  /// its running state is saved with the checkpoint. A saved VM is turned off, its saved state
-  /// discarded (reported as `.savedStateDiscarded`).
+  /// A running VM of kind `virtual-server` is shut down first (or turned off without guest
+  /// additions, or on a host that cannot shut guests down) and started again afterwards; one of
+  /// kind `hypervisor` is checkpointed online, its running state saved with the checkpoint, when
+  /// its host can (file systems frozen around it where the host can freeze them). A saved VM is
+  /// turned off, its saved state discarded (reported as `.savedStateDiscarded`). A host failure
+  /// after the commit throws `.hostFailedAfterCommit`: the checkpoint is taken.
   @discardableResult
   public func checkpoint(vm name: String, name checkpointName: String, description: String = "") throws
     -> CheckpointResult
   {
-    try checkpoint(vms: [name], name: checkpointName, description: description)[0]
+    let taken = try checkpoint(vms: [name], name: checkpointName, description: description)[0]
+    if let failure = taken.hostFailure { throw failure }
+    return taken.result
+  }
+
+  /// One VM's part of a checkpoint of several: what it did, and the host's failure to run the VM
+  /// again afterwards, if any (the checkpoint is taken all the same).
+  struct TakenCheckpoint {
+    var result: CheckpointResult
+    var hostFailure: LabKitError?
   }
 
   /// Takes a checkpoint of several VMs at one moment, as one journaled operation (a lab's
-  /// checkpoint): every VM is frozen first (running state saved on a hypervisor host, shut down or
-  /// turned off on a virtual-server host), then the new differencing disks of all VMs are made
-  /// together and committed in one transaction under one time stamp, then the VMs run again. A
-  /// crash at any point leaves every VM checkpointed or none.
+  /// checkpoint): every VM is frozen first (running state saved into the checkpoint's file where
+  /// the VM runs online, else shut down or turned off), the new differencing disks of all VMs are
+  /// made together and committed in one transaction under one time stamp, then the VMs run again.
+  /// A crash at any point leaves every VM checkpointed or none.
   func checkpoint(vms names: [String], name checkpointName: String, description: String) throws
-    -> [CheckpointResult]
+    -> [TakenCheckpoint]
   {
     try NameRules.validateCheckpoint(checkpointName)
     var seen = Set<String>()
@@ -36,17 +47,17 @@ extension Library {
           let vm = try vmRecord(db, named: name)
           let slots = try self.slots(db, vmID: vm.id!)
           return CheckpointWork(
-            vm: vm, wasRunning: vm.state == .running, slots: slots,
+            vm: vm, driver: try driver(vm), slots: slots,
             leaves: try slots.map { try DiskRecord.fetchExisting(db, key: $0.leafID) })
         }
       }
-      try freeze(&work)
+      try stopOfflineVMs(&work, checkpoint: checkpointName)
       // One moment for every VM: one creation time, one stamp no VM's files or checkpoints use yet.
       let created = Date()
       let (stamp, paths) = try newLeafPaths(for: work.map { ($0.vm, $0.slots) }, from: created)
       for index in work.indices {
         work[index].newPaths = paths[index]
-        if work[index].runningState != nil { work[index].statePath = "\(vmFolder(work[index].vm.name))/\(stamp).vsv" }
+        if work[index].online { work[index].statePath = "\(vmFolder(work[index].vm.name))/\(stamp).vsv" }
       }
       // Each VM's disks in slot order; the fault steps name a disk by its number within its VM.
       let disks = work.flatMap { item in
@@ -59,15 +70,24 @@ extension Library {
           "checkpoint", vm: work.map(\.vm.name).joined(separator: ","),
           creates: disks.map(\.new) + work.compactMap(\.statePath), deletes: [],
           files: {
-            for item in work {
-              if let path = item.statePath, let state = item.runningState {
-                try Data(state).write(to: URL(fileURLWithPath: absolute(path)))
+            do {
+              // Each host streams its VM's running state into the checkpoint's file, named in the
+              // journal like the disks; the VM is off from here until it resumes on its new leaves.
+              for index in work.indices {
+                guard let statePath = work[index].statePath else { continue }
+                if work[index].freezes { try work[index].driver.freezeFileSystems() }
+                try work[index].driver.saveState(to: absolute(statePath))
+                work[index].stateSaved = true
               }
-            }
-            for (index, disk) in disks.enumerated() {
-              try fault("checkpoint:disk\(disk.number)")
-              madeDisks.outcomes[index] = .success(
-                try VirtualDisk.createDifferencing(at: absolute(disk.new), parent: absolute(disk.parent)).closing())
+              for (index, disk) in disks.enumerated() {
+                try fault("checkpoint:disk\(disk.number)")
+                madeDisks.outcomes[index] = .success(
+                  try VirtualDisk.createDifferencing(at: absolute(disk.new), parent: absolute(disk.parent)).closing())
+              }
+            } catch let error where !(error is SimulatedCrash) {
+              // Resumed from the state files while they still exist (the rollback removes them).
+              resumeOnOldLeaves(&work)
+              throw error
             }
           },
           commit: { db -> [Checkpoint] in
@@ -83,78 +103,135 @@ extension Library {
       } catch let crash as SimulatedCrash {
         throw crash
       } catch {
-        // Nothing was checkpointed: the VMs run again as they did.
-        thaw(work, leaves: { $0.leaves.map { absolute($0.path) } })
+        // Nothing was checkpointed: the VMs run again as they did. An online VM whose state was
+        // saved and not resumed (the commit itself failed, the file is gone) is off.
+        for item in work {
+          if item.online && !item.stateSaved {
+            if item.freezes { try? item.driver.thawFileSystems() }
+          } else if item.online {
+            try? markStopped(item.vm)
+          } else if item.wasRunning {
+            _ = try? start(vm: item.vm.name)
+          }
+        }
         throw error
       }
-      // Back to how it was: running VMs run again (online ones never stopped).
-      var results: [CheckpointResult] = []
-      for item in work {
-        if let state = item.runningState {
-          let vm = try self.vm(named: item.vm.name)
-          try host.resume(vm: item.vm.name, disks: vm.disks.map(\.path), state: state)
-        } else if item.wasRunning {
-          _ = try start(vm: item.vm.name)
-        }
+      // Back to how it was: running VMs run again, online ones on their new leaves. The checkpoint
+      // is taken whatever the host does now, and a failure says so.
+      return try zip(work, checkpoints).map { item, checkpoint in
+        let failure = runAgain(item, checkpoint: checkpointName)
+        return TakenCheckpoint(
+          result: CheckpointResult(
+            checkpoint: checkpoint, action: item.action, vmState: try self.vm(named: item.vm.name).state),
+          hostFailure: failure)
       }
-      for (item, checkpoint) in zip(work, checkpoints) {
-        results.append(
-          CheckpointResult(checkpoint: checkpoint, action: item.action, vmState: try self.vm(named: item.vm.name).state)
-        )
-      }
-      return results
     }
   }
 
-  /// What checkpointing one VM takes: its slots and their current leaves (the new disks' parents),
-  /// what was done to its power, and the files the checkpoint makes.
+  /// What checkpointing one VM takes: its host, its slots and their current leaves (the new disks'
+  /// parents), what was done to its power, and the files the checkpoint makes.
   struct CheckpointWork {
     var vm: VMRecord
-    var wasRunning: Bool
+    var driver: ReportingHost
     var slots: [SlotRecord]
     var leaves: [DiskRecord]
-    var action = PowerAction.none
-    /// An online checkpoint's running state, saved with it.
-    var runningState: [UInt8]? = nil
+    var wasRunning: Bool
+    /// Checkpointed while it runs: its kind asks for it and its host can.
+    var online: Bool
+    /// Its guest's file systems are frozen around the online checkpoint.
+    var freezes: Bool
+    var action: PowerAction
     var newPaths: [String] = []
     var statePath: String? = nil
+    var stateSaved = false
+
+    init(vm: VMRecord, driver: ReportingHost, slots: [SlotRecord], leaves: [DiskRecord]) {
+      self.vm = vm
+      self.driver = driver
+      self.slots = slots
+      self.leaves = leaves
+      wasRunning = vm.state == .running
+      online =
+        wasRunning && vm.hostKind == .hypervisor
+        && driver.capabilities.isSuperset(of: [.onlineCheckpoint, .savedState])
+      freezes = online && vm.additions && driver.capabilities.contains(.fileSystemFreeze)
+      action = online ? .online : .none
+    }
   }
 
-  /// Freezes every VM for its checkpoint, several at a time (a guest's shutdown takes a while):
-  /// a running VM on a hypervisor host gives its running state; any other VM that is not stopped
-  /// is stopped, and that is recorded before the checkpoint's own transaction.
-  private func freeze(_ work: inout [CheckpointWork]) throws {
-    let frozen = parallel(work) { [self] item -> CheckpointWork in
+  /// Stops every VM that is not checkpointed online and not stopped, several at a time (a guest's
+  /// shutdown takes a while), and records it before the checkpoint's own transaction. When one
+  /// cannot be stopped, the others run again and nothing is taken.
+  private func stopOfflineVMs(_ work: inout [CheckpointWork], checkpoint name: String) throws {
+    let stopped = parallel(work) { [self] item -> CheckpointWork in
       var item = item
-      if item.wasRunning && item.vm.hostKind == .hypervisor {
-        item.runningState = try host.saveState(vm: item.vm.name)
-        item.action = .online
-      } else if item.vm.state != .stopped {
+      guard !item.online && item.vm.state != .stopped else { return item }
+      do {
         item.action = try stopForOperation(&item.vm)
+      } catch let error as LabKitError {
+        throw LabKitError(error.kind, "checkpoint '\(name)' of VM '\(item.vm.name)' not taken: \(error.message)")
       }
       return item
     }
-    let failures = frozen.compactMap(\.failure)
-    let succeeded = frozen.compactMap(\.success)
-    try catalog.write { db in
-      for item in succeeded where item.action != .none && item.action != .online { try item.vm.update(db) }
-    }
-    if let failure = failures.first {
-      thaw(succeeded, leaves: { $0.leaves.map { absolute($0.path) } })
+    let done = stopped.compactMap(\.success)
+    let changed = done.filter { $0.action != .none && $0.action != .online }
+    if !changed.isEmpty { try catalog.write { db in for item in changed { try item.vm.update(db) } } }
+    if let failure = stopped.compactMap(\.failure).first {
+      for item in changed where item.wasRunning { _ = try? start(vm: item.vm.name) }
       throw failure
     }
-    work = succeeded
+    work = done
   }
 
-  /// Brings VMs back to how they ran before a checkpoint that did not happen.
-  private func thaw(_ work: [CheckpointWork], leaves: (CheckpointWork) -> [String]) {
-    for item in work {
-      if let state = item.runningState {
-        try? host.resume(vm: item.vm.name, disks: leaves(item), state: state)
-      } else if item.wasRunning {
-        _ = try? start(vm: item.vm.name)
+  /// Before a failed checkpoint's files go: online VMs whose state was saved resume from it on
+  /// the leaves they had.
+  private func resumeOnOldLeaves(_ work: inout [CheckpointWork]) {
+    for index in work.indices where work[index].stateSaved {
+      let item = work[index]
+      try? item.driver.resume(
+        hosted(item.vm, disks: item.leaves.map { absolute($0.path) }), from: absolute(item.statePath!))
+      if item.freezes { try? item.driver.thawFileSystems() }
+      work[index].stateSaved = false
+    }
+  }
+
+  /// Runs a VM again after its checkpoint was committed; returns the host's failure (the VM is then
+  /// recorded as stopped), nil when it runs as it did.
+  private func runAgain(_ item: CheckpointWork, checkpoint name: String) -> LabKitError? {
+    let done = "checkpoint '\(name)' of VM '\(item.vm.name)' taken"
+    if let statePath = item.statePath {
+      do {
+        try item.driver.resume(try hosted(item.vm), from: absolute(statePath))
+      } catch {
+        try? markStopped(item.vm)
+        return notRestarted(done, vm: item.vm.name, error)
+      }
+      do {
+        if item.freezes { try item.driver.thawFileSystems() }
+      } catch {
+        return LabKitError(
+          .hostFailedAfterCommit,
+          "\(done); it runs, but its file systems could not be thawed: \(error). Restart it with `vmlab vm turn-off \(item.vm.name)` and `vmlab vm start \(item.vm.name)`"
+        )
+      }
+    } else if item.wasRunning {
+      do {
+        _ = try start(vm: item.vm.name)
+      } catch {
+        return notRestarted(done, vm: item.vm.name, error)
       }
     }
+    return nil
+  }
+
+  /// Records that a VM is off after the host failed to run it again.
+  func markStopped(_ record: VMRecord) throws {
+    try catalog.write { db in
+      var current = try VMRecord.fetchExisting(db, key: record.id!)
+      current.state = .stopped
+      try current.update(db)
+    }
+    try? writeManifest(vm: record.name)
   }
 
   /// The catalog side of one VM's checkpoint: the checkpoint row, its frozen disks (the old leaves)

@@ -258,7 +258,8 @@ extension Library {
           var vm = VMRecord(
             id: nil, name: name, hostKind: manifest.hostKind, state: savedState == nil ? .stopped : .saved,
             additions: manifest.additions || additions, created: manifest.created, currentCheckpointID: nil,
-            savedStatePath: savedState.map { "\(target)/\($0)" })
+            savedStatePath: savedState.map { "\(target)/\($0)" }, host: manifest.host ?? HostRegistry.defaultName)
+          if let hardware = manifest.hardware { vm.hardware = hardware }
           try vm.insert(db)
           // Disks, parents first.
           var ids: [String: Int64] = [:]

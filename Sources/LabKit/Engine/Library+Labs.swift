@@ -18,6 +18,8 @@ public struct LabMemberResult: Codable, Equatable, Sendable {
   public var action: PowerAction
   public var state: PowerState
   public var seconds: Double
+  /// The operation was done for this VM, but its host failed to start it again: why.
+  public var hostFailure: String? = nil
 }
 
 extension Library {
@@ -97,18 +99,28 @@ extension Library {
   {
     let lab = try labToCheckpoint(name, checkpoint: checkpointName)
     let start = Date()
-    let results: [CheckpointResult]
+    let taken: [TakenCheckpoint]
     do {
-      results = try checkpoint(vms: lab.vms, name: checkpointName, description: description)
+      taken = try checkpoint(vms: lab.vms, name: checkpointName, description: description)
     } catch let error as LabKitError {
       throw LabKitError(error.kind, "lab '\(lab.name)' was not checkpointed (no VM was): \(error.message)")
     }
     let seconds = Date().timeIntervalSince(start)
-    return results.map { result in
+    let results = taken.map { taken in
       LabMemberResult(
-        vm: result.checkpoint.vm, checkpoint: result.checkpoint.name, checkpointID: result.checkpoint.id,
-        action: result.action, state: result.vmState, seconds: seconds)
+        vm: taken.result.checkpoint.vm, checkpoint: taken.result.checkpoint.name,
+        checkpointID: taken.result.checkpoint.id, action: taken.result.action, state: taken.result.vmState,
+        seconds: seconds, hostFailure: taken.hostFailure?.message)
     }
+    // Taken everywhere; a VM the host did not run again is said, all of them in one error.
+    let notStarted = results.filter { $0.hostFailure != nil }
+    if !notStarted.isEmpty {
+      throw LabKitError(
+        .hostFailedAfterCommit,
+        "lab '\(lab.name)' checkpointed as '\(checkpointName)', but \(notStarted.count) of \(lab.vms.count) VMs did not start again: "
+          + notStarted.compactMap(\.hostFailure).joined(separator: "; "))
+    }
+    return results
   }
 
   /// The lab a checkpoint is asked for, after the checks made before anything starts (a job makes

@@ -34,7 +34,12 @@ extension Library {
         powerAction: target.runningStatePath != nil ? .online : powerAction, applied: !whatIf)
       if whatIf { return (plan, nil) }
 
-      var action = try stopForOperation(&record)
+      var action: PowerAction
+      do {
+        action = try stopForOperation(&record)
+      } catch let error as LabKitError {
+        throw LabKitError(error.kind, "VM '\(record.name)' not restored: \(error.message)")
+      }
       try catalog.write { db in try record.update(db) }
       var uniqueIDs: [String] = []
       let checkpoint = try journaled(
@@ -52,7 +57,12 @@ extension Library {
           return try checkpointSnapshot(db, target, vm: vm)
         })
       if let statePath = target.runningStatePath {
-        try resumeOnline(vm: record, statePath: statePath)
+        do {
+          try resumeOnline(vm: record, statePath: statePath)
+        } catch {
+          throw notRestarted(
+            "VM '\(record.name)' restored to checkpoint '\(target.name)'", vm: record.name, error)
+        }
         action = .online
       }
       let state = try self.vm(named: record.name).state
@@ -141,12 +151,13 @@ extension Library {
 
   /// An online checkpoint's VM comes back running with the state saved with it.
   func resumeOnline(vm record: VMRecord, statePath: String) throws {
-    let vm = try self.vm(named: record.name)
-    try host.resume(vm: vm.name, disks: vm.disks.map(\.path), state: try readFile(absolute(statePath)))
+    try driver(record).resume(try hosted(record), from: absolute(statePath))
     try catalog.write { db in
-      try db.execute(sql: "UPDATE vm SET state = 'running' WHERE id = ?", arguments: [record.id])
+      var current = try VMRecord.fetchExisting(db, key: record.id!)
+      current.state = .running
+      try current.update(db)
     }
-    try? writeManifest(vm: vm.name)
+    try? writeManifest(vm: record.name)
   }
 
   /// The differencing disks from `leafID` down that exist for nothing but the current line: made by a

@@ -3,12 +3,15 @@ import GRDB
 import VHD
 
 extension Library {
-  /// Creates a VM with new dynamic disks of the given sizes, stopped.
+  /// Creates a VM with new dynamic disks of the given sizes, stopped, on the host named `host`
+  /// (default `simulated`) with the given hardware.
   @discardableResult
-  public func createVM(name: String, diskSizes: [UInt64], additions: Bool = false, hostKind: HostKind? = nil) throws
-    -> VirtualMachine
-  {
+  public func createVM(
+    name: String, diskSizes: [UInt64], additions: Bool = false, hostKind: HostKind? = nil, host: String? = nil,
+    hardware: Hardware = Hardware()
+  ) throws -> VirtualMachine {
     try NameRules.validate(name, as: "VM")
+    let (host, hardware) = try checkedHostAndHardware(host, hardware, vm: name)
     guard !diskSizes.isEmpty else {
       throw LabKitError(.invalidArgument, "VM '\(name)' needs at least one disk; give its size (for example 8G)")
     }
@@ -29,7 +32,8 @@ extension Library {
           }
         },
         commit: { db in
-          let record = try insertVM(db, name: name, additions: additions, hostKind: hostKind)
+          let record = try insertVM(
+            db, name: name, additions: additions, hostKind: hostKind, host: host, hardware: hardware)
           for (index, path) in paths.enumerated() {
             var disk = DiskRecord(
               id: nil, path: path, uniqueID: uniqueIDs[index], parentID: nil, vmID: record.id, slot: index + 1,
@@ -47,9 +51,11 @@ extension Library {
   /// protected while any clone uses it.
   @discardableResult
   public func createVM(
-    name: String, from sourcePath: String, linked: Bool = false, additions: Bool = false, hostKind: HostKind? = nil
+    name: String, from sourcePath: String, linked: Bool = false, additions: Bool = false, hostKind: HostKind? = nil,
+    host: String? = nil, hardware: Hardware = Hardware()
   ) throws -> VirtualMachine {
     try NameRules.validate(name, as: "VM")
+    let (host, hardware) = try checkedHostAndHardware(host, hardware, vm: name)
     let source = try DiskChain.open(sourcePath)
     let sourceID = source.leaf.uniqueID
     defer { source.close() }
@@ -89,7 +95,8 @@ extension Library {
           }
         },
         commit: { db in
-          let record = try insertVM(db, name: name, additions: additions, hostKind: hostKind)
+          let record = try insertVM(
+            db, name: name, additions: additions, hostKind: hostKind, host: host, hardware: hardware)
           var parentID: Int64? = nil
           if linked {
             if let existingTemplate {
@@ -144,13 +151,24 @@ extension Library {
     }
   }
 
-  private func insertVM(_ db: Database, name: String, additions: Bool, hostKind: HostKind?) throws -> VMRecord {
+  private func insertVM(
+    _ db: Database, name: String, additions: Bool, hostKind: HostKind?, host: String, hardware: Hardware
+  ) throws -> VMRecord {
     var record = VMRecord(
       id: nil, name: name, hostKind: try hostKind ?? storedHostKind(db), state: .stopped, additions: additions,
       created: Date(),
-      currentCheckpointID: nil, savedStatePath: nil)
+      currentCheckpointID: nil, savedStatePath: nil, host: host)
+    record.hardware = hardware
     try record.insert(db)
     return record
+  }
+
+  /// A new VM's host (registered in this process) and hardware (within bounds, boot files present),
+  /// checked before anything is made.
+  private func checkedHostAndHardware(_ host: String?, _ hardware: Hardware, vm: String) throws -> (String, Hardware) {
+    let host = host ?? HostRegistry.defaultName
+    try checkHost(host, vm: vm)
+    return (host, try hardware.validated(for: vm))
   }
 
   /// Removes a stopped VM with its checkpoints and files. Templates it shared stay.
@@ -192,14 +210,21 @@ extension Library {
     try withVMLock(name) {
       var record = try catalog.read { db in try vmRecord(db, named: name) }
       let vm = try self.vm(named: record.name)
+      let driver = try driver(record)
+      let hosted = hosted(record, disks: vm.disks.map(\.path))
       switch record.state {
       case .running:
         return vm
       case .stopped:
-        try host.start(vm: record.name, disks: vm.disks.map(\.path))
+        try driver.start(hosted)
       case .saved:
-        let state = try record.savedStatePath.map { try readFile(absolute($0)) } ?? []
-        try host.resume(vm: record.name, disks: vm.disks.map(\.path), state: state)
+        guard let statePath = record.savedStatePath else {
+          throw LabKitError(
+            .inconsistent,
+            "VM '\(record.name)' is saved but the catalog names no saved state; turn it off to discard it, or run `vmlab library check`"
+          )
+        }
+        try driver.resume(hosted, from: absolute(statePath))
       }
       try recordPower(&record, .running, step: "start:recorded")
       try? writeManifest(vm: record.name)
@@ -224,7 +249,14 @@ extension Library {
         throw LabKitError(
           .invalidState, "VM '\(record.name)' has no guest additions to shut it down gracefully; turn it off instead")
       }
-      try host.shutDown(vm: record.name)
+      let driver = try driver(record)
+      guard driver.capabilities.contains(.guestShutdown) else {
+        throw LabKitError(
+          .invalidState,
+          "VM '\(record.name)' runs on the host '\(record.host)', which cannot shut a guest down gracefully; turn it off instead"
+        )
+      }
+      try driver.shutDown()
       record.state = .stopped
       try catalog.write { db in try record.update(db) }
       try? writeManifest(vm: record.name)
@@ -238,7 +270,7 @@ extension Library {
     try withVMLock(name) {
       var record = try catalog.read { db in try vmRecord(db, named: name) }
       guard record.state != .stopped else { return try vm(named: record.name) }
-      try host.turnOff(vm: record.name)
+      try driver(record).turnOff()
       try recordPower(&record, .stopped, step: "turn-off:recorded")
       try? writeManifest(vm: record.name)
       return try vm(named: record.name)
@@ -253,16 +285,27 @@ extension Library {
       guard record.state == .running else {
         throw LabKitError(.invalidState, "VM '\(record.name)' is \(record.state); only a running VM can be saved")
       }
-      let state = try host.saveState(vm: record.name)
+      let driver = try driver(record)
+      guard driver.capabilities.contains(.savedState) else {
+        throw LabKitError(
+          .invalidState,
+          "VM '\(record.name)' runs on the host '\(record.host)', which cannot save a VM's running state; shut it down or turn it off instead"
+        )
+      }
       let path = "\(vmFolder(record.name))/saved.vsv"
-      // A process that dies between the write and the commit leaves a saved.vsv the catalog does
-      // not name; opening the library removes it (removeUnreferencedStates).
-      try Data(state).write(to: URL(fileURLWithPath: absolute(path)))
-      try fault("save:written")
-      record.savedStatePath = path
-      record.state = .saved
-      try catalog.write { db in try record.update(db) }
-      try? writeManifest(vm: record.name)
+      // The host streams the state into the file the journal names: a failure or a kill before the
+      // commit removes it, and the catalog names it only once it is whole.
+      try journaled(
+        "save", vm: record.name, creates: [path], deletes: [],
+        files: {
+          try driver.saveState(to: absolute(path))
+          try fault("save:written")
+        },
+        commit: { db in
+          record.savedStatePath = path
+          record.state = .saved
+          try record.update(db)
+        })
       return try vm(named: record.name)
     }
   }
@@ -283,17 +326,18 @@ extension Library {
   /// additions, otherwise by turning it off. Returns what was done.
   func stopForOperation(_ record: inout VMRecord) throws -> PowerAction {
     guard record.state != .stopped else { return .none }
+    let driver = try driver(record)
     if record.state == .saved {
-      try host.turnOff(vm: record.name)
+      try driver.turnOff()
       try recordPower(&record, .stopped, step: "stop:recorded")
       return .savedStateDiscarded
     }
     let action: PowerAction
-    if record.additions {
-      try host.shutDown(vm: record.name)
+    if record.additions && driver.capabilities.contains(.guestShutdown) {
+      try driver.shutDown()
       action = .shutDown
     } else {
-      try host.turnOff(vm: record.name)
+      try driver.turnOff()
       action = .turnedOff
     }
     record.state = .stopped
@@ -303,7 +347,8 @@ extension Library {
   // MARK: Guest I/O (the simulated host's stand-in for a guest)
 
   /// Writes bytes at an offset of a VM's disk, as its guest would: only while the VM runs.
-  public func guestWrite(vm name: String, disk slot: Int, offset: UInt64, bytes: [UInt8]) throws {
+  /// (`SimulatedGuest` is the public way in, for VMs of a host that simulates its guests.)
+  func guestWrite(vm name: String, disk slot: Int, offset: UInt64, bytes: [UInt8]) throws {
     try withVMLock(name) {
       let vm = try self.vm(named: name)
       guard vm.state == .running else {
@@ -318,11 +363,11 @@ extension Library {
 
   /// The most one `diskRead` returns: the bytes are held in memory (a Lua string, a buffer), so a
   /// length typed wrong (`1T`) must be an error, not an attempt to allocate it.
-  public static let maximumReadLength = 64 << 20
+  static let maximumReadLength = 64 << 20
 
   /// Reads bytes at an offset of a VM's disk as it is now (through its chain): at most
   /// `maximumReadLength` bytes, and none past the end of the disk.
-  public func diskRead(vm name: String, disk slot: Int, offset: UInt64, count: Int) throws -> [UInt8] {
+  func diskRead(vm name: String, disk slot: Int, offset: UInt64, count: Int) throws -> [UInt8] {
     try withVMLock(name) {
       let vm = try self.vm(named: name)
       let chain = try DiskChain.open(try diskPath(vm, slot))
@@ -340,7 +385,7 @@ extension Library {
 
   /// Copies `length` bytes at an offset of a VM's disk (through its chain) to `output`, a piece at a
   /// time, so any length within the disk works without holding it in memory.
-  public func diskRead(vm name: String, disk slot: Int, offset: UInt64, length: UInt64, to output: FileHandle) throws {
+  func diskRead(vm name: String, disk slot: Int, offset: UInt64, length: UInt64, to output: FileHandle) throws {
     try withVMLock(name) {
       let vm = try self.vm(named: name)
       let chain = try DiskChain.open(try diskPath(vm, slot))
@@ -378,9 +423,5 @@ extension Library {
       throw LabKitError(.notFound, "VM '\(vm.name)' has no disk \(slot); it has disks 1 to \(vm.disks.count)")
     }
     return disk.path
-  }
-
-  func readFile(_ path: String) throws -> [UInt8] {
-    [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
   }
 }

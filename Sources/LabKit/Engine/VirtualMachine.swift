@@ -8,6 +8,12 @@ public struct VirtualMachine: Codable, Equatable, Sendable {
   public var state: PowerState
   public var additions: Bool
   public var hostKind: HostKind
+  /// The name of the host that runs it (`simulated`, `qemu`).
+  public var host: String
+  public var hardware: Hardware
+  /// When opening the library found it stopped although the catalog said it ran (its process
+  /// died); nil once vmlab changes its power state.
+  public var stoppedOutside: Date?
   public var created: Date
   /// Its disks in slot order: the leaf it writes to and the chain below it.
   public var disks: [VirtualMachineDisk]
@@ -60,7 +66,8 @@ extension Library {
     }
     return VirtualMachine(
       id: record.id!, name: record.name, state: record.state, additions: record.additions, hostKind: record.hostKind,
-      created: record.created, disks: disks, currentCheckpointID: record.currentCheckpointID)
+      host: record.host, hardware: record.hardware, stoppedOutside: record.stoppedOutside, created: record.created,
+      disks: disks, currentCheckpointID: record.currentCheckpointID)
   }
 
   public func vm(named name: String) throws -> VirtualMachine {

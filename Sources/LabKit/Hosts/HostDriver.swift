@@ -1,15 +1,28 @@
-/// The part of a hypervisor vmlab drives: power state and guest shutdown. The engine owns disks,
-/// checkpoints and the catalog; a driver only runs VMs. The simulated host stands in until a real
-/// driver comes.
+/// The part of a hypervisor vmlab drives: running VMs, their power state and their saved running
+/// state. The engine owns disks, checkpoints, saved-state files and the catalog; a driver only runs
+/// VMs on the files the engine names. Drivers are registered by the layer above LabKit (the vmlab
+/// executable, a test) in a `HostRegistry`; each VM names its host.
 public protocol HostDriver: AnyObject, Sendable {
-  /// Starts the VM on its current disks (their leaf paths, slot order).
-  func start(vm: String, disks: [String]) throws
-  /// Asks the guest to shut down (needs guest additions); returns when it is off.
+  /// What this host can do; the engine asks instead of assuming.
+  var capabilities: HostCapabilities { get }
+  /// Starts the VM from power off on its current disks.
+  func start(_ vm: HostedVM) throws
+  /// Asks the guest to shut down (needs `guestShutdown` and guest additions); returns when it is off.
   func shutDown(vm: String) throws
   /// Cuts the power.
   func turnOff(vm: String) throws
-  /// Saves the running state (memory, devices) and returns it; the VM is then off.
-  func saveState(vm: String) throws -> [UInt8]
-  /// Starts the VM from a saved running state.
-  func resume(vm: String, disks: [String], state: [UInt8]) throws
+  /// Writes the running state (memory, devices) of a running VM to `file`, a path the engine chose
+  /// and journals; the VM is off afterwards. A real VM's memory is gigabytes: a driver streams it
+  /// to the file, never through the engine's memory. Needs `savedState`.
+  func saveState(vm: String, to file: String) throws
+  /// Starts the VM from the running state in `file` (written by `saveState`), on the disks given.
+  func resume(_ vm: HostedVM, from file: String) throws
+  /// What the host sees of the VM now, asked when a library opens so that the catalog follows what
+  /// really runs.
+  func powerState(of vm: String) throws -> HostPowerState
+  /// Flushes and freezes the guest's file systems (needs `fileSystemFreeze`), so that a checkpoint
+  /// taken while it runs holds consistent files.
+  func freezeFileSystems(vm: String) throws
+  /// Thaws what `freezeFileSystems` froze.
+  func thawFileSystems(vm: String) throws
 }

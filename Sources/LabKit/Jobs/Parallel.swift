@@ -27,9 +27,17 @@ extension Library {
     return results.outcomes.map { $0! }
   }
 
-  /// Deletes files (those that exist), several at a time.
+  /// Deletes files (those that exist), several at a time, then the folders among them. A folder is
+  /// removed only after its files: removing it while they go makes its recursive removal fail on a
+  /// file that vanished under it, and a removed VM's folder was left behind.
   func removeFiles(_ paths: [String]) {
-    _ = parallel(paths) { [self] path in removeFileIfPresent(absolute(path)) }
+    let folders = paths.filter { path in
+      var isFolder: ObjCBool = false
+      return FileManager.default.fileExists(atPath: absolute(path), isDirectory: &isFolder) && isFolder.boolValue
+    }
+    let files = paths.filter { !folders.contains($0) }
+    _ = parallel(files) { [self] path in removeFileIfPresent(absolute(path)) }
+    for folder in folders { removeFileIfPresent(absolute(folder)) }
   }
 }
 

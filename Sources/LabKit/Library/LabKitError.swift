@@ -10,6 +10,9 @@ public struct LabKitError: Error, Equatable, CustomStringConvertible, Sendable {
     case busy
     case inconsistent
     case failed
+    /// The operation was committed (a checkpoint taken, a VM restored), but the host failed
+    /// afterwards, so a VM did not start again; the message says which and how to start it.
+    case hostFailedAfterCommit
   }
 
   public var kind: Kind

@@ -10,8 +10,8 @@ import VHD
 public final class Library: @unchecked Sendable {
   /// The library folder, absolute.
   public let root: String
-  /// The host that runs the VMs.
-  public let host: HostDriver
+  /// The hosts that run the VMs, by name; each VM names its own.
+  public let hosts: HostRegistry
   let catalog: Catalog
   private let lock: LibraryLock
   /// Operations on one VM, queued or not, run in the order they were asked.
@@ -29,16 +29,16 @@ public final class Library: @unchecked Sendable {
   /// crash left behind. `wait` waits for another process that holds the library instead of failing.
   /// `waiting` is told who holds the library when `wait` has to wait for it.
   public convenience init(
-    at path: String, host: HostDriver = SimulatedHost(), wait: Bool = false, waiting: (String) -> Void = { _ in }
+    at path: String, hosts: HostRegistry, wait: Bool = false, waiting: (String) -> Void = { _ in }
   ) throws {
     let root = try Library.prepareFolder(path)
-    try self.init(root: root, lock: try LibraryLock(folder: root, wait: wait, waiting: waiting), host: host)
+    try self.init(root: root, lock: try LibraryLock(folder: root, wait: wait, waiting: waiting), hosts: hosts)
   }
 
   /// Opens the library in `root` (an absolute path), already holding its lock.
-  init(root: String, lock: LibraryLock, host: HostDriver) throws {
+  init(root: String, lock: LibraryLock, hosts: HostRegistry) throws {
     self.root = root
-    self.host = host
+    self.hosts = hosts
     self.lock = lock
     catalog = try Catalog(path: root + "/catalog.sqlite")
     try settleWhatOthersLeft()
@@ -50,6 +50,7 @@ public final class Library: @unchecked Sendable {
     removeTemporaryFiles()
     unsettledOperations = try recover()
     try removeUnreferencedStates()
+    try reconcilePowerStates()
     try catalog.write { db in
       // Jobs that were running when a process ended will not finish.
       try db.execute(

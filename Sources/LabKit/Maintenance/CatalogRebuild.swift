@@ -115,7 +115,9 @@ struct CatalogRebuild {
     return try catalog.write { db in
       var vm = VMRecord(
         id: nil, name: manifest.name, hostKind: manifest.hostKind, state: manifest.state, additions: manifest.additions,
-        created: manifest.created, currentCheckpointID: nil, savedStatePath: nil)
+        created: manifest.created, currentCheckpointID: nil, savedStatePath: nil,
+        host: manifest.host ?? HostRegistry.defaultName)
+      if let hardware = manifest.hardware { vm.hardware = hardware }
       if manifest.state == .saved {
         if let saved = manifest.savedStatePath, FileManager.default.fileExists(atPath: absolute(saved)) {
           vm.savedStatePath = saved

@@ -22,7 +22,7 @@ extension Library {
   /// is kept beside it (`catalog.sqlite.corrupt-<time stamp>` when it was damaged). No VM, disk or
   /// checkpoint file is changed or deleted.
   @discardableResult
-  public static func repair(at path: String, host: HostDriver = SimulatedHost(), wait: Bool = false) throws
+  public static func repair(at path: String, hosts: HostRegistry, wait: Bool = false) throws
     -> RepairReport
   {
     let root = try prepareFolder(path)
@@ -54,7 +54,7 @@ extension Library {
     report.previousCatalog = try Catalog.install(
       buildingPath, at: catalogPath, keepingOldAs: previous.isDamaged ? "corrupt" : "replaced")
     // Manifests again from the new catalog, so the next repair finds what this one found.
-    let library = try Library(root: root, lock: lock, host: host)
+    let library = try Library(root: root, lock: lock, hosts: hosts)
     released = true
     defer { try? library.close() }
     for vm in report.vms { try? library.writeManifest(vm: vm) }

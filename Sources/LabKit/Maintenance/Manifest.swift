@@ -35,6 +35,9 @@ struct VMManifest: Codable {
 
   var name: String
   var hostKind: HostKind
+  /// The host that runs it and its hardware (absent in manifests of older versions: the defaults).
+  var host: String?
+  var hardware: Hardware?
   var state: PowerState
   var additions: Bool
   var created: Date
@@ -151,7 +154,8 @@ extension Library {
       db.cachedStatement(sql: "SELECT * FROM checkpoint WHERE vmID = ? ORDER BY id"), arguments: [vm.id])
     let stamps = Dictionary(uniqueKeysWithValues: checkpoints.map { ($0.id!, $0.stamp) })
     return VMManifest(
-      name: vm.name, hostKind: vm.hostKind, state: vm.state, additions: vm.additions, created: vm.created,
+      name: vm.name, hostKind: vm.hostKind, host: vm.host, hardware: vm.hardware, state: vm.state,
+      additions: vm.additions, created: vm.created,
       savedStatePath: vm.savedStatePath, currentCheckpointStamp: vm.currentCheckpointID.flatMap { stamps[$0] },
       slots: try slots(db, vmID: vm.id!).map {
         VMManifest.Slot(number: $0.number, base: byID[$0.baseID]?.path ?? "", leaf: byID[$0.leafID]?.path ?? "")

@@ -27,7 +27,24 @@ extension EngineBinding {
     vm.property("name") { .text($0.name) }
     vm.property("state") { handle in .text(try self.current(handle).state.rawValue) }
     vm.property("additions") { handle in .boolean(try self.current(handle).additions) }
+    // `host` is the host kind (as in `vm.create{host=}`); `hostName` the host that runs the VM.
     vm.property("host") { handle in .text(try self.current(handle).hostKind.rawValue) }
+    vm.property("hostName") { handle in .text(try self.current(handle).host) }
+    vm.property("hardware") { handle in
+      let hardware = try self.current(handle).hardware
+      var fields: [String: LuaValue] = [
+        "memory": .integer(Int64(hardware.memory)), "cpus": .integer(Int64(hardware.cpus)),
+        "network": .text(hardware.network.rawValue), "accelerator": .text(hardware.accelerator.rawValue),
+        "boot": .text("firmware"),
+      ]
+      if case .kernel(let path, let initrd, let commandLine) = hardware.boot {
+        fields["boot"] = .text("kernel")
+        fields["kernel"] = .text(path)
+        fields["initrd"] = initrd.map { .text($0) } ?? .nil
+        fields["append"] = .text(commandLine)
+      }
+      return try self.table(fields)
+    }
     vm.property("created") { handle in .text(Self.format(try self.current(handle).created)) }
     vm.property("disks") { handle in
       try self.list(.disks, try self.current(handle).disks.map { try self.wrapDisk($0.path) })
@@ -81,12 +98,22 @@ extension EngineBinding {
       return [try self.wrapCheckpoint(latest)]
     }
 
-    // The guest, simulated: writes go to the disk's current leaf while the VM runs.
+    // The guest, simulated: writes go to the disk's current leaf while the VM runs. Only the
+    // simulated host offers this; a real host's guest does its own writes.
+    func guest(_ handle: VMHandle, _ method: String) throws -> SimulatedGuest {
+      do {
+        return try SimulatedGuest(library: self.library, vm: try self.current(handle).name)
+      } catch let error as LabKitError where error.kind == .invalidState {
+        throw LabKitError(
+          .invalidState,
+          "vm:\(method) works only on the simulated host: \(error.message) (a real host will offer vm:exec)")
+      }
+    }
     vm.method("write") { handle, arguments in
       let slot = try arguments.int(1)
       let start = try offset(arguments, 2)
       let bytes = try arguments.bytes(3)
-      try self.library.guestWrite(vm: try self.current(handle).name, disk: slot, offset: start, bytes: bytes)
+      try guest(handle, "write").write(disk: slot, offset: start, bytes: bytes)
       return [.integer(Int64(bytes.count))]
     }
     vm.method("read") { handle, arguments in
@@ -94,9 +121,7 @@ extension EngineBinding {
       let start = try offset(arguments, 2)
       let length = try arguments.int(3)
       guard length >= 0 else { throw arguments.error(3, "length cannot be negative") }
-      return [
-        .string(try self.library.diskRead(vm: try self.current(handle).name, disk: slot, offset: start, count: length))
-      ]
+      return [.string(try guest(handle, "read").read(disk: slot, offset: start, count: length))]
     }
 
     defineVMList(state: state)
@@ -117,9 +142,12 @@ extension EngineBinding {
       state.function(named: "vms") { _ in [try self.list(.vms, try self.library.vms().map { try self.wrapVM($0) })] })
   }
 
-  /// `vmlab.vm.create{name=, disks={"8G", "2G"}, additions=, host=}` or `{name=, from=path|Disk, linked=}`.
+  /// `vmlab.vm.create{name=, disks={"8G", "2G"}, additions=, host=}` or `{name=, from=path|Disk, linked=}`,
+  /// with `memory=` (a size), `cpus=` and `accelerator=` ("auto", "kvm", "tcg"). VMs made from Lua
+  /// run on the simulated host.
   private func createVM(_ arguments: LuaArguments) throws -> LuaValue {
-    try arguments.checkOptions(1, allowed: ["name", "disks", "additions", "host", "from", "linked"])
+    try arguments.checkOptions(
+      1, allowed: ["name", "disks", "additions", "host", "from", "linked", "memory", "cpus", "accelerator"])
     _ = try arguments.table(1)
     let name = try arguments.requiredString(1, "name")
     let additions = try arguments.flag(1, "additions")
@@ -130,6 +158,17 @@ extension EngineBinding {
         throw arguments.error(1, "field 'host': \(kinds) expected, got \"\(hostName)\"")
       }
       host = kind
+    }
+    var hardware = Hardware()
+    let memory = try arguments.field(1, "memory")
+    if !memory.isNil { hardware.memory = try byteCount(memory, what: "field 'memory' of VM '\(name)'") }
+    if let cpus = try arguments.option(1, "cpus", as: Int.self) { hardware.cpus = cpus }
+    if let text = try arguments.option(1, "accelerator", as: String.self) {
+      guard let accelerator = Hardware.Accelerator(rawValue: text) else {
+        let names = Hardware.Accelerator.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+        throw arguments.error(1, "field 'accelerator': \(names) expected, got \"\(text)\"")
+      }
+      hardware.accelerator = accelerator
     }
     let from = try arguments.field(1, "from")
     let disks = try arguments.field(1, "disks")
@@ -145,7 +184,8 @@ extension EngineBinding {
         throw arguments.error(1, "field 'from': path or Disk expected, got \(from.typeName)")
       }
       let created = try library.createVM(
-        name: name, from: source, linked: try arguments.flag(1, "linked"), additions: additions, hostKind: host)
+        name: name, from: source, linked: try arguments.flag(1, "linked"), additions: additions, hostKind: host,
+        hardware: hardware)
       return try wrapVM(created)
     }
     guard try !arguments.flag(1, "linked") else { throw arguments.error(1, "'linked' needs 'from' (the parent disk)") }
@@ -156,7 +196,8 @@ extension EngineBinding {
     let diskSizes = try sizes.array().enumerated().map { index, value in
       try byteCount(value, what: "disk \(index + 1) of VM '\(name)'")
     }
-    return try wrapVM(try library.createVM(name: name, diskSizes: diskSizes, additions: additions, hostKind: host))
+    return try wrapVM(
+      try library.createVM(name: name, diskSizes: diskSizes, additions: additions, hostKind: host, hardware: hardware))
   }
 
   /// Methods of the list `vmlab.vms()` and `lab.vms` return: bulk checkpoint (one job per VM, run

@@ -7,7 +7,8 @@ import LabKit
 ///
 ///     vmlab.version, vmlab.library()
 ///     vmlab.disk.create{path=, size=, type=} / {path=, parent=}, vmlab.disk.open(path)
-///     vmlab.vm.create{name=, disks={"8G"}, additions=} / {name=, from=, linked=}, vmlab.vm.get(name),
+///     vmlab.vm.create{name=, disks={"8G"}, additions=, memory=, cpus=, accelerator=} / {name=, from=, linked=},
+///       vmlab.vm.get(name),
 ///       vmlab.vm.exists(name), vmlab.vms()
 ///     vmlab.checkpoints{vm=, mostRecent=, name=}
 ///     vmlab.lab.create{name=, vms=}, vmlab.lab.get(name), vmlab.labs()
@@ -55,10 +56,12 @@ public enum VMLabModule {
     return module
   }
 
-  /// Installs the module over the library at `path` (opened on first use; `wait` waits for another
-  /// process holding it instead of failing).
+  /// Installs the module over the library at `path` (opened on first use, its VMs run by `hosts`;
+  /// `wait` waits for another process holding it instead of failing).
   @discardableResult
-  public static func install(in state: LuaState, libraryAt path: String, wait: Bool = false) -> LuaTable {
-    install(in: state) { try Library(at: path, wait: wait) }
+  public static func install(
+    in state: LuaState, libraryAt path: String, hosts: HostRegistry, wait: Bool = false
+  ) -> LuaTable {
+    install(in: state) { try Library(at: path, hosts: hosts, wait: wait) }
   }
 }

@@ -53,7 +53,7 @@ struct LibraryRepair: ParsableCommand {
   @OptionGroup var library: LibraryOptions
 
   func run() throws {
-    let report = try Library.repair(at: library.path, wait: library.waits)
+    let report = try Library.repair(at: library.path, hosts: Hosts.registry, wait: library.waits)
     if json {
       try printJSON(report)
     } else {

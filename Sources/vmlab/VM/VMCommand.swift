@@ -13,6 +13,13 @@ struct VMCommand: ParsableCommand {
 }
 
 extension HostKind: ExpressibleByArgument {}
+extension Hardware.Network: ExpressibleByArgument {}
+extension Hardware.Accelerator: ExpressibleByArgument {}
+
+/// The hosts `vm create --host` takes.
+enum HostChoice: String, ExpressibleByArgument, CaseIterable {
+  case simulated, qemu
+}
 
 struct VMCreate: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -21,6 +28,7 @@ struct VMCreate: ParsableCommand {
       Examples:
         vmlab vm create web01 --disk 8G --disk 2G --additions
         vmlab vm create student01 --from base.vhd --linked
+        vmlab vm create tiny --disk 1G --memory 256M --cpus 2 --kernel vmlinuz --initrd initrd.img --append console=ttyS0
       """)
 
   @Argument(help: "The VM's name: letters, digits, '-', '_' or '.'.")
@@ -41,24 +49,63 @@ struct VMCreate: ParsableCommand {
   @Option(help: "virtual-server or hypervisor (default: the library's).")
   var hostKind: HostKind?
 
+  @Option(help: "The host that runs it: simulated or qemu (qemu is not built yet).")
+  var host: HostChoice = .simulated
+
+  @Option(help: "Memory: a whole number of MiB from 16M to 1T.")
+  var memory: SizeArgument = SizeArgument(bytes: Hardware.defaultMemory)
+
+  @Option(help: "Virtual CPUs (1 to 256).")
+  var cpus = 1
+
+  @Option(help: "Boot this kernel directly (default: the firmware boots from disk 1).")
+  var kernel: String?
+
+  @Option(help: "With --kernel: its initial RAM disk.")
+  var initrd: String?
+
+  @Option(name: .customLong("append"), help: "With --kernel: the kernel command line.")
+  var commandLine: String?
+
+  @Option(help: "The network: none (the only one for now).")
+  var network: Hardware.Network = .none
+
+  @Option(help: "auto (KVM where it works, else TCG), kvm or tcg.")
+  var accelerator: Hardware.Accelerator = .auto
+
   @OptionGroup var library: LibraryOptions
 
   func validate() throws {
     if from == nil && disks.isEmpty { throw ValidationError("give at least one --disk SIZE, or --from VHD") }
     if from != nil && !disks.isEmpty { throw ValidationError("give --disk sizes or --from, not both") }
     if linked && from == nil { throw ValidationError("--linked needs --from VHD") }
+    if kernel == nil && initrd != nil { throw ValidationError("--initrd needs --kernel PATH") }
+    if kernel == nil && commandLine != nil { throw ValidationError("--append needs --kernel PATH") }
+  }
+
+  var hardware: Hardware {
+    Hardware(
+      memory: memory.bytes, cpus: cpus,
+      boot: kernel.map { .kernel(path: $0, initrd: initrd, commandLine: commandLine ?? "") } ?? .firmware,
+      network: network, accelerator: accelerator)
   }
 
   func run() throws {
+    try Hosts.check(host.rawValue)
     let library = try self.library.open()
     let vm: VirtualMachine
     if let from {
-      vm = try library.createVM(name: name, from: from, linked: linked, additions: additions, hostKind: hostKind)
+      vm = try library.createVM(
+        name: name, from: from, linked: linked, additions: additions, hostKind: hostKind, host: host.rawValue,
+        hardware: hardware)
     } else {
-      vm = try library.createVM(name: name, diskSizes: disks.map(\.bytes), additions: additions, hostKind: hostKind)
+      vm = try library.createVM(
+        name: name, diskSizes: disks.map(\.bytes), additions: additions, hostKind: hostKind, host: host.rawValue,
+        hardware: hardware)
     }
     print(
-      "created VM \(vm.name) with \(vm.disks.count) disk\(vm.disks.count == 1 ? "" : "s") (\(vm.hostKind.rawValue))")
+      "created VM \(vm.name) with \(vm.disks.count) disk\(vm.disks.count == 1 ? "" : "s") (\(vm.hostKind.rawValue), \(vm.host) host)"
+    )
     for (index, size) in disks.enumerated() {
       if let note = sizeRoundingNote(requested: size.bytes, actual: DiskGeometry.rounding(size: size.bytes).size) {
         print("disk \(index + 1): \(note)")
@@ -84,8 +131,8 @@ struct VMList: ParsableCommand {
     var table = TextTable("NAME", "STATE", "DISKS", "ADDITIONS", "HOST", "CHECKPOINTS")
     for vm in vms {
       table.add(
-        vm.name, vm.state.rawValue, String(vm.disks.count), vm.additions ? "yes" : "no", vm.hostKind.rawValue,
-        String(checkpoints.filter { $0.vm == vm.name }.count))
+        vm.name, stateText(vm), String(vm.disks.count), vm.additions ? "yes" : "no",
+        "\(vm.host) (\(vm.hostKind.rawValue))", String(checkpoints.filter { $0.vm == vm.name }.count))
     }
     table.print()
   }
@@ -106,7 +153,16 @@ struct VMShow: ParsableCommand {
     let library = try self.library.open()
     let vm = try library.vm(named: name)
     if json { return try printJSON(vm) }
-    print("VM \(vm.name): \(vm.state.rawValue), \(vm.hostKind.rawValue) host, additions \(vm.additions ? "yes" : "no")")
+    print(
+      "VM \(vm.name): \(stateText(vm)), \(vm.hostKind.rawValue) on the \(vm.host) host, additions \(vm.additions ? "yes" : "no")"
+    )
+    print("hardware: \(vm.hardware.summary)")
+    if let driver = library.hosts.driver(named: vm.host) {
+      let names = driver.capabilities.names
+      print(
+        "host can: \(names.isEmpty ? "none of online checkpoint, saved state, guest shutdown, freeze" : names.joined(separator: ", "))"
+      )
+    }
     print("created \(shortDate(vm.created))")
     for disk in vm.disks {
       let size =
@@ -180,4 +236,10 @@ struct VMRemove: ParsableCommand {
     try library.open().removeVM(named: name)
     print("removed VM \(name)")
   }
+}
+
+/// A VM's power state for people: a VM found stopped when the library opened says so.
+func stateText(_ vm: VirtualMachine) -> String {
+  guard vm.state == .stopped, let when = vm.stoppedOutside else { return vm.state.rawValue }
+  return "stopped outside vmlab at \(shortDate(when))"
 }

@@ -27,12 +27,12 @@ struct VMWrite: ParsableCommand {
     guard let data = FileManager.default.contents(atPath: input) else {
       throw ValidationError("cannot read --input \(input)")
     }
-    try library.open().guestWrite(vm: name, disk: disk, offset: offset.bytes, bytes: [UInt8](data))
+    try SimulatedGuest(library: library.open(), vm: name).write(disk: disk, offset: offset.bytes, bytes: [UInt8](data))
     print("wrote \(data.count) bytes to \(name) disk \(disk) at offset \(offset.bytes)")
   }
 }
 
-/// `vmlab vm read`: a VM's disk as it reads now.
+/// `vmlab vm read`: a VM's disk as it reads now (for the simulated host, like `vm write`).
 struct VMRead: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "read", abstract: "Read bytes of a VM's disk (through its chain) into a file.")
@@ -55,7 +55,7 @@ struct VMRead: ParsableCommand {
   @OptionGroup var library: LibraryOptions
 
   func run() throws {
-    let library = try self.library.open()
+    let guest = try SimulatedGuest(library: library.open(), vm: name)
     // Written beside the output and renamed over it when complete: a failed read leaves an existing
     // file as it was.
     let partial = URL(fileURLWithPath: output).deletingLastPathComponent()
@@ -67,7 +67,7 @@ struct VMRead: ParsableCommand {
     }
     do {
       defer { try? handle.close() }
-      try library.diskRead(vm: name, disk: disk, offset: offset.bytes, length: length.bytes, to: handle)
+      try guest.read(disk: disk, offset: offset.bytes, length: length.bytes, to: handle)
     } catch {
       try? FileManager.default.removeItem(atPath: partial)
       throw error

@@ -1,0 +1,27 @@
+/// A VM's host as the engine calls it: every failure of the driver becomes an engine error that
+/// names the host, the VM and what was asked (a driver's own errors know none of these).
+struct ReportingHost {
+  let driver: HostDriver
+  let hostName: String
+  let vm: String
+
+  var capabilities: HostCapabilities { driver.capabilities }
+
+  private func call<T>(_ action: String, _ body: () throws -> T) throws -> T {
+    do {
+      return try body()
+    } catch let error as LabKitError {
+      throw error
+    } catch {
+      throw LabKitError(.failed, "the \(hostName) host could not \(action) VM '\(vm)': \(error)")
+    }
+  }
+
+  func start(_ vm: HostedVM) throws { try call("start") { try driver.start(vm) } }
+  func shutDown() throws { try call("shut down") { try driver.shutDown(vm: vm) } }
+  func turnOff() throws { try call("turn off") { try driver.turnOff(vm: vm) } }
+  func saveState(to file: String) throws { try call("save the state of") { try driver.saveState(vm: vm, to: file) } }
+  func resume(_ vm: HostedVM, from file: String) throws { try call("resume") { try driver.resume(vm, from: file) } }
+  func freezeFileSystems() throws { try call("freeze the file systems of") { try driver.freezeFileSystems(vm: vm) } }
+  func thawFileSystems() throws { try call("thaw the file systems of") { try driver.thawFileSystems(vm: vm) } }
+}

@@ -1,0 +1,94 @@
+import Foundation
+
+@testable import LabKit
+
+/// A host that fails where a test says: each call named in `failing` (`start`, `resume`,
+/// `saveState`, `shutDown`, `turnOff`, `freeze`, `thaw`) throws for the VMs listed (all VMs when the list is
+/// empty), and `powerState(of:)` reports the VMs in `stoppedOutside` off, as a real host does when
+/// a VM's process died. Everything else is a `TestHost`'s behaviour.
+final class FailingHost: SimulatingHost, @unchecked Sendable {
+  let inner = TestHost()
+  private let lock = NSLock()
+  private var failures: [String: Set<String>] = [:]
+  private var stopped: Set<String> = []
+  var capabilities: HostCapabilities {
+    get { inner.capabilities }
+    set { inner.capabilities = newValue }
+  }
+
+  struct HostError: Error, CustomStringConvertible {
+    var call: String
+    var vm: String
+    var description: String { "the host failed to \(call) VM '\(vm)' (injected)" }
+  }
+
+  /// Makes `call` fail, for these VMs or for every VM.
+  func fail(_ call: String, for vms: Set<String> = []) { lock.withLock { failures[call] = vms } }
+  func heal() { lock.withLock { failures = [:] } }
+  /// The host says the VM is off (its process died).
+  func killed(_ vm: String) {
+    lock.withLock { _ = stopped.insert(vm) }
+    try? inner.turnOff(vm: vm)
+  }
+
+  private func check(_ call: String, _ vm: String) throws {
+    let fails = lock.withLock { failures[call].map { $0.isEmpty || $0.contains(vm) } ?? false }
+    if fails { throw HostError(call: call, vm: vm) }
+  }
+
+  func start(_ vm: HostedVM) throws {
+    try check("start", vm.name)
+    lock.withLock { _ = stopped.remove(vm.name) }
+    try inner.start(vm)
+  }
+
+  func shutDown(vm: String) throws {
+    try check("shutDown", vm)
+    try inner.shutDown(vm: vm)
+  }
+
+  func turnOff(vm: String) throws {
+    try check("turnOff", vm)
+    try inner.turnOff(vm: vm)
+  }
+
+  func saveState(vm: String, to file: String) throws {
+    try check("saveState", vm)
+    try inner.saveState(vm: vm, to: file)
+  }
+
+  func resume(_ vm: HostedVM, from file: String) throws {
+    try check("resume", vm.name)
+    lock.withLock { _ = stopped.remove(vm.name) }
+    try inner.resume(vm, from: file)
+  }
+
+  func powerState(of vm: String) throws -> HostPowerState {
+    if lock.withLock({ stopped.contains(vm) }) { return .off }
+    return try inner.powerState(of: vm)
+  }
+
+  func freezeFileSystems(vm: String) throws {
+    try check("freeze", vm)
+    try inner.freezeFileSystems(vm: vm)
+  }
+
+  func thawFileSystems(vm: String) throws {
+    try check("thaw", vm)
+    try inner.thawFileSystems(vm: vm)
+  }
+}
+
+/// A host that does not simulate its guests (as a real one): no writes at byte offsets.
+final class OpaqueHost: HostDriver, @unchecked Sendable {
+  let inner = TestHost()
+  var capabilities: HostCapabilities { inner.capabilities }
+  func start(_ vm: HostedVM) throws { try inner.start(vm) }
+  func shutDown(vm: String) throws { try inner.shutDown(vm: vm) }
+  func turnOff(vm: String) throws { try inner.turnOff(vm: vm) }
+  func saveState(vm: String, to file: String) throws { try inner.saveState(vm: vm, to: file) }
+  func resume(_ vm: HostedVM, from file: String) throws { try inner.resume(vm, from: file) }
+  func powerState(of vm: String) throws -> HostPowerState { try inner.powerState(of: vm) }
+  func freezeFileSystems(vm: String) throws { try inner.freezeFileSystems(vm: vm) }
+  func thawFileSystems(vm: String) throws { try inner.thawFileSystems(vm: vm) }
+}
