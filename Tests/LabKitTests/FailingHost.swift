@@ -80,15 +80,7 @@ final class FailingHost: SimulatingHost, @unchecked Sendable {
 }
 
 /// A host that does not simulate its guests (as a real one): no writes at byte offsets.
-final class OpaqueHost: HostDriver, @unchecked Sendable {
-  let inner = TestHost()
-  var capabilities: HostCapabilities { inner.capabilities }
-  func start(_ vm: HostedVM) throws { try inner.start(vm) }
-  func shutDown(vm: String) throws { try inner.shutDown(vm: vm) }
-  func turnOff(vm: String) throws { try inner.turnOff(vm: vm) }
-  func saveState(vm: String, to file: String) throws { try inner.saveState(vm: vm, to: file) }
-  func resume(_ vm: HostedVM, from file: String) throws { try inner.resume(vm, from: file) }
-  func powerState(of vm: String) throws -> HostPowerState { try inner.powerState(of: vm) }
-  func freezeFileSystems(vm: String) throws { try inner.freezeFileSystems(vm: vm) }
-  func thawFileSystems(vm: String) throws { try inner.thawFileSystems(vm: vm) }
+final class OpaqueHost: ForwardingHost, @unchecked Sendable {
+  let host = TestHost()
+  init() { super.init(host) }
 }

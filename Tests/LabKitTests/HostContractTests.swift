@@ -277,7 +277,7 @@ final class HostContractTests: LabKitTestCase {
     try library.start(vm: "sim")
     try library.start(vm: "vm")
     XCTAssertEqual(failing.inner.log, ["start sim"])
-    XCTAssertEqual(opaque.inner.log, ["start vm"])
+    XCTAssertEqual(opaque.host.log, ["start vm"])
     // Guest writes at byte offsets are the simulated host's; a real host's VM says so.
     try SimulatedGuest(library: library, vm: "sim").write(disk: 1, offset: 0, bytes: [1, 2, 3])
     XCTAssertEqual(try SimulatedGuest(library: library, vm: "sim").read(disk: 1, offset: 0, count: 3), [1, 2, 3])

@@ -5,17 +5,8 @@ import XCTest
 
 /// A host that runs VMs but does not simulate their guests, as a real hypervisor: no writes or
 /// reads at byte offsets.
-private final class RealLikeHost: HostDriver, @unchecked Sendable {
-  let inner = SimulatedHost()
-  var capabilities: HostCapabilities { inner.capabilities }
-  func start(_ vm: HostedVM) throws { try inner.start(vm) }
-  func shutDown(vm: String) throws { try inner.shutDown(vm: vm) }
-  func turnOff(vm: String) throws { try inner.turnOff(vm: vm) }
-  func saveState(vm: String, to file: String) throws { try inner.saveState(vm: vm, to: file) }
-  func resume(_ vm: HostedVM, from file: String) throws { try inner.resume(vm, from: file) }
-  func powerState(of vm: String) throws -> HostPowerState { try inner.powerState(of: vm) }
-  func freezeFileSystems(vm: String) throws { try inner.freezeFileSystems(vm: vm) }
-  func thawFileSystems(vm: String) throws { try inner.thawFileSystems(vm: vm) }
+private final class RealLikeHost: ForwardingHost, @unchecked Sendable {
+  init() { super.init(SimulatedHost()) }
 }
 
 /// `vm:write` and `vm:read` are the simulated host's: they keep working there and say clearly that

@@ -102,17 +102,11 @@ final class VMHardwareCommandTests: XCTestCase {
 }
 
 /// A host whose VMs' processes died: it reports every VM off.
-private final class DeadVMHost: HostDriver, @unchecked Sendable {
-  let inner = SimulatedHost()
-  var capabilities: HostCapabilities { inner.capabilities }
-  func start(_ vm: HostedVM) throws { try inner.start(vm) }
-  func shutDown(vm: String) throws { try inner.shutDown(vm: vm) }
-  func turnOff(vm: String) throws { try inner.turnOff(vm: vm) }
-  func saveState(vm: String, to file: String) throws { try inner.saveState(vm: vm, to: file) }
-  func resume(_ vm: HostedVM, from file: String) throws { try inner.resume(vm, from: file) }
-  func powerState(of vm: String) throws -> HostPowerState { .off }
-  func freezeFileSystems(vm: String) throws {}
-  func thawFileSystems(vm: String) throws {}
+private final class DeadVMHost: ForwardingHost, @unchecked Sendable {
+  init() { super.init(SimulatedHost()) }
+  override func powerState(of vm: String) throws -> HostPowerState { .off }
+  override func freezeFileSystems(vm: String) throws {}
+  override func thawFileSystems(vm: String) throws {}
 }
 
 final class StoppedOutsideCommandTests: XCTestCase {
