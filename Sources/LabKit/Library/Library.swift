@@ -51,8 +51,13 @@ public final class Library: @unchecked Sendable {
     unsettledOperations = try recover()
     try removeUnreferencedStates()
     try reconcilePowerStates()
+    // Jobs that were running when a process ended will not finish. Looked for first: most
+    // openings find none, and then write nothing.
+    let unfinished = try catalog.read { db in
+      try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM job WHERE status IN ('queued', 'running'))") ?? false
+    }
+    guard unfinished else { return }
     try catalog.write { db in
-      // Jobs that were running when a process ended will not finish.
       try db.execute(
         sql:
           "UPDATE job SET status = 'failed', error = 'interrupted: the vmlab process ended', finished = ? WHERE status IN ('queued', 'running')",
