@@ -77,9 +77,13 @@ extension Library {
               operation: "restore", vm: vm.name, checkpointsRemoved: [], alsoAffected: [],
               filesRemoved: item.doomed.map { absolute($0.path) }, filesCreated: item.newPaths.map(absolute),
               bytesMerged: 0, powerAction: item.action, applied: true)
-            return RestoreOutcome(
-              vm: vm.name, checkpoint: try checkpointSnapshot(db, item.checkpoint, vm: vm), action: item.action,
-              state: vm.state, plan: plan)
+            // The checkpoint as it is now, from what the plan already read (no more lookups).
+            let checkpoint = Checkpoint(
+              id: item.checkpoint.id!, vm: vm.name, name: item.checkpoint.name,
+              description: item.checkpoint.description, created: item.checkpoint.created,
+              stamp: item.checkpoint.stamp, parentID: item.checkpoint.parentID,
+              online: item.checkpoint.runningStatePath != nil, disks: item.statePaths.map(absolute), isCurrent: true)
+            return RestoreOutcome(vm: vm.name, checkpoint: checkpoint, action: item.action, state: vm.state, plan: plan)
           }
         })
       // Online checkpoints bring their VMs back running; the others that ran start again. All are

@@ -139,7 +139,22 @@ extension Library {
   public func restoreLab(_ name: String, checkpoint checkpointName: String?) throws -> [LabMemberResult] {
     let lab = try self.lab(named: name)
     guard !lab.vms.isEmpty else { throw LabKitError(.invalidState, "lab '\(lab.name)' has no VMs; add some first") }
-    let targets: [(vm: String, checkpoint: Checkpoint)] = try lab.vms.map { vm in
+    // Every VM's checkpoint of that name in one transaction (the everyday case, a class of VMs);
+    // a VM without one is looked up again for the error that says what it has.
+    let named: [CheckpointRecord?] =
+      try checkpointName.map { checkpointName in
+        try catalog.read { db in
+          try lab.vms.map { vm in
+            try CheckpointRecord.fetchOne(
+              db.cachedStatement(
+                sql:
+                  "SELECT * FROM checkpoint WHERE vmID = (SELECT id FROM vm WHERE name = ? COLLATE NOCASE) AND name = ? ORDER BY created DESC, id DESC"
+              ), arguments: [vm, checkpointName])
+          }
+        }
+      } ?? Array(repeating: nil, count: lab.vms.count)
+    let targets: [(vm: String, checkpoint: (id: Int64, name: String))] = try zip(lab.vms, named).map { vm, found in
+      if let found { return (vm, (found.id!, found.name)) }
       let checkpoint: Checkpoint
       if let checkpointName {
         checkpoint = try self.checkpoint(vm: vm, named: checkpointName)
@@ -149,7 +164,7 @@ extension Library {
         }
         checkpoint = latest
       }
-      return (vm, checkpoint)
+      return (vm, (checkpoint.id, checkpoint.name))
     }
     // One journaled operation for the whole lab: all VMs come back, or none.
     let start = Date()
