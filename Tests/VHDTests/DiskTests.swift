@@ -120,6 +120,23 @@ final class DiskTests: XCTestCase {
     XCTAssertEqual(footer.uniqueID, disk.uniqueID)
   }
 
+  func testDisksMadeBeforeRoundingKeepTheirSizeAndSoDoTheirChildren() throws {
+    // A 4 MiB disk as vmlab wrote it before rounding: its CHS covers 4,177,920 bytes only.
+    let folder = TemporaryFolder()
+    try VirtualDisk.create(at: folder.file("old.vhd"), size: 4 << 20, exactSize: true).close()
+    let old = try VirtualDisk.open(folder.file("old.vhd"))
+    XCTAssertEqual(old.size, 4 << 20, "opens at its footer's current size")
+    XCTAssertEqual(old.footer.geometry.capacity, 4_177_920)
+    old.close()
+    try VirtualDisk.createDifferencing(at: folder.file("child.vhd"), parent: folder.file("old.vhd")).close()
+    let chain = try DiskChain.open(folder.file("child.vhd"), writable: true)
+    XCTAssertEqual(chain.size, 4 << 20, "a child takes its parent's size, not a rounded one")
+    XCTAssertEqual(chain.leaf.footer.geometry, DiskGeometry(cylinders: 120, heads: 4, sectorsPerTrack: 17))
+    try chain.write([7, 7], at: (4 << 20) - 2)
+    XCTAssertEqual(try chain.read(at: (4 << 20) - 2, count: 2), [7, 7])
+    chain.close()
+  }
+
   func testSystemCallFailuresNameTheFileAndTheCall() throws {
     let folder = TemporaryFolder()
     let missing = folder.file("missing.vhd")

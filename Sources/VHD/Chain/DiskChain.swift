@@ -125,7 +125,12 @@ public final class DiskChain {
     case .layer(let index):
       if layers[index].blockSize == blockSize { layers[index].prefetchData(block: block) }
     case .mixed:
-      for layer in layers where layer.blockSize == blockSize { layer.prefetchData(block: block) }
+      // Only the runs each layer gives (its bitmap is read now, and kept for the copy).
+      guard let pieces = try? pieces(ofBlock: block) else { return }
+      for piece in pieces {
+        guard let index = piece.layer else { continue }
+        layers[index].prefetchData(block: block, range: piece.range)
+      }
     }
   }
 

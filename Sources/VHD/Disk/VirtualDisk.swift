@@ -163,10 +163,12 @@ public final class VirtualDisk {
     file.startWriteback(at: fileOffset(block: block, offsetInBlock: 0), count: Int(blockRange(block).count))
   }
 
-  /// Starts reading an allocated block's data into the page cache (see `BlockFile.prefetch`).
-  func prefetchData(block: Int) {
+  /// Starts reading an allocated block's data (or the part `range` of it) into the page cache (see
+  /// `BlockFile.prefetch`).
+  func prefetchData(block: Int, range: Range<Int>? = nil) {
     guard isAllocated(block) else { return }
-    file.prefetch(at: fileOffset(block: block, offsetInBlock: 0), count: Int(blockRange(block).count))
+    let part = range ?? 0..<Int(blockRange(block).count)
+    file.prefetch(at: fileOffset(block: block, offsetInBlock: part.lowerBound), count: part.count)
   }
 
   /// Drops the page cache of a block's data (see `BlockFile.dropCache`).
