@@ -94,6 +94,27 @@ final class EngineCommandTests: LibraryCommandTestCase {
     XCTAssertEqual(labs.first?["vms"] as? [String], ["s1", "s2", "s3"])
   }
 
+  /// `checkpoint restore --all` is one journaled operation, as a lab restore: when one VM cannot be
+  /// restored, none is.
+  func testARestoreOfSeveralVMsIsAllOrNothing() throws {
+    for name in ["a", "b"] {
+      try run(["vm", "create", name, "--disk", "1M"])
+      try run(["checkpoint", "new", name, "clean"])
+    }
+    let files = { try FileManager.default.contentsOfDirectory(atPath: self.folder.file("library/vms/a")).sorted() }
+    let before = try files()
+    let frozen = folder.file("library/vms/b/b-disk1.vhd")
+    try FileManager.default.moveItem(atPath: frozen, toPath: frozen + ".aside")
+    var result = try run(["checkpoint", "restore", "clean", "--all"], expect: 1)
+    XCTAssertTrue(result.error.contains("b-disk1.vhd"), result.error)
+    XCTAssertEqual(try files(), before, "a was not restored either")
+    try FileManager.default.moveItem(atPath: frozen + ".aside", toPath: frozen)
+    result = try run(["checkpoint", "restore", "clean", "--all"])
+    XCTAssertTrue(result.output.contains("WHAT HAPPENED"), result.output)
+    XCTAssertNotEqual(try files(), before, "a has a new leaf")
+    try run(["library", "check"])
+  }
+
   func testRepairRebuildsADeletedCatalog() throws {
     try run(["vm", "create", "web01", "--disk", "8M"])
     try run(["checkpoint", "new", "web01", "clean"])

@@ -162,7 +162,7 @@ struct CheckpointRestore: ParsableCommand {
       Examples:
         vmlab checkpoint restore clean --vm web01
         vmlab checkpoint restore --most-recent --vm web01
-        vmlab checkpoint restore --most-recent --all        (every VM; prints what it does)
+        vmlab checkpoint restore --most-recent --all        (every VM, as one operation: all or none)
         vmlab checkpoint restore clean --all --what-if
       """)
 
@@ -183,12 +183,22 @@ struct CheckpointRestore: ParsableCommand {
       let plans = try checkpoints.map { try library.restore(checkpoint: $0.id, whatIf: true).plan }
       return json ? try printJSON(plans) : plans.forEach(printPlan)
     }
-    if checkpoints.count > 1 && !json {
+    guard checkpoints.count > 1 else {
+      let jobs = try checkpoints.map { try library.restoreJob(checkpoint: $0.id) }
+      return try report(try waitWithProgress(library, jobs, label: "restoring"), json: json)
+    }
+    // Several VMs: one journaled operation, as a lab restore is — all of them come back, or none.
+    if !json {
       print(
         "restoring \(checkpoints.count) VMs: \(checkpoints.map { "\($0.vm) → '\($0.name)'" }.joined(separator: ", "))")
     }
-    let jobs = try checkpoints.map { try library.restoreJob(checkpoint: $0.id) }
-    try report(try waitWithProgress(library, jobs, label: "restoring"), json: json)
+    let outcomes = try library.restore(checkpoints: checkpoints.map(\.id))
+    if json { return try printJSON(outcomes) }
+    var table = TextTable("VM", "CHECKPOINT", "WHAT HAPPENED", "STATE")
+    for outcome in outcomes {
+      table.add(outcome.vm, outcome.checkpoint.name, outcome.action.rawValue, outcome.state.rawValue)
+    }
+    table.print()
   }
 }
 
