@@ -27,3 +27,21 @@ extension DiskRecord {
       arguments: [parentID, childID ?? -1]) ?? 0
   }
 }
+
+extension VMRecord {
+  /// The VM of this name, whatever its case.
+  static func fetchOne(_ db: Database, named name: String) throws -> VMRecord? {
+    try fetchOne(db.cachedStatement(sql: "SELECT * FROM vm WHERE name = ? COLLATE NOCASE"), arguments: [name])
+  }
+}
+
+extension CheckpointRecord {
+  /// A VM's latest checkpoint of this name.
+  static func latest(_ db: Database, vmNamed vm: String, named name: String) throws -> CheckpointRecord? {
+    try fetchOne(
+      db.cachedStatement(
+        sql:
+          "SELECT * FROM checkpoint WHERE vmID = (SELECT id FROM vm WHERE name = ? COLLATE NOCASE) AND name = ? ORDER BY created DESC, id DESC"
+      ), arguments: [vm, name])
+  }
+}

@@ -50,11 +50,16 @@ extension Library {
   func checkpointSnapshot(_ db: Database, _ record: CheckpointRecord, vm: VMRecord? = nil) throws -> Checkpoint {
     let owner = try vm ?? VMRecord.fetchExisting(db, key: record.vmID)
     let states = try CheckpointDiskRecord.all(db, checkpointID: record.id!)
-    let paths = try states.map { try DiskRecord.fetchOne(db, id: $0.stateID).map { absolute($0.path) } ?? "" }
-    return Checkpoint(
+    let paths = try states.map { try DiskRecord.fetchOne(db, id: $0.stateID)?.path ?? "" }
+    return checkpointSnapshot(record, vm: owner, statePaths: paths)
+  }
+
+  /// The same from rows already read: `statePaths` are the frozen disks' catalog paths, slot order.
+  func checkpointSnapshot(_ record: CheckpointRecord, vm owner: VMRecord, statePaths: [String]) -> Checkpoint {
+    Checkpoint(
       id: record.id!, vm: owner.name, name: record.name, description: record.description, created: record.created,
-      stamp: record.stamp, parentID: record.parentID, online: record.runningStatePath != nil, disks: paths,
-      isCurrent: owner.currentCheckpointID == record.id)
+      stamp: record.stamp, parentID: record.parentID, online: record.runningStatePath != nil,
+      disks: statePaths.map { $0.isEmpty ? "" : absolute($0) }, isCurrent: owner.currentCheckpointID == record.id)
   }
 
   func checkpointRecord(_ db: Database, id: Int64) throws -> CheckpointRecord {
@@ -92,10 +97,9 @@ extension Library {
     // The common case in one lookup: the latest checkpoint of that name.
     let found = try catalog.read { db -> Checkpoint? in
       let vm = try vmRecord(db, named: name)
-      return try CheckpointRecord.fetchOne(
-        db.cachedStatement(sql: "SELECT * FROM checkpoint WHERE vmID = ? AND name = ? ORDER BY created DESC, id DESC"),
-        arguments: [vm.id, reference]
-      ).map { try checkpointSnapshot(db, $0, vm: vm) }
+      return try CheckpointRecord.latest(db, vmNamed: vm.name, named: reference).map {
+        try checkpointSnapshot(db, $0, vm: vm)
+      }
     }
     if let found { return found }
     let candidates = try checkpoints(vm: name)
@@ -106,11 +110,6 @@ extension Library {
       .notFound,
       "VM '\(name)' has no checkpoint '\(reference)'; \(known.isEmpty ? "it has no checkpoints yet" : "it has \(known)")"
     )
-  }
-
-  /// A stamp for new files of a VM that no file or checkpoint of it uses yet.
-  func freshStamp(vm: VMRecord, bases: [String]) throws -> String {
-    try freshStamp(vms: [(vm, bases)], from: Date())
   }
 
   /// One stamp, from `date` on, that no file or checkpoint of any of these VMs uses yet (a lab's

@@ -78,11 +78,7 @@ extension Library {
               filesRemoved: item.doomed.map { absolute($0.path) }, filesCreated: item.newPaths.map(absolute),
               bytesMerged: 0, powerAction: item.action, applied: true)
             // The checkpoint as it is now, from what the plan already read (no more lookups).
-            let checkpoint = Checkpoint(
-              id: item.checkpoint.id!, vm: vm.name, name: item.checkpoint.name,
-              description: item.checkpoint.description, created: item.checkpoint.created,
-              stamp: item.checkpoint.stamp, parentID: item.checkpoint.parentID,
-              online: item.checkpoint.runningStatePath != nil, disks: item.statePaths.map(absolute), isCurrent: true)
+            let checkpoint = checkpointSnapshot(item.checkpoint, vm: vm, statePaths: item.statePaths)
             return RestoreOutcome(vm: vm.name, checkpoint: checkpoint, action: item.action, state: vm.state, plan: plan)
           }
         })

@@ -144,13 +144,7 @@ extension Library {
     let named: [CheckpointRecord?] =
       try checkpointName.map { checkpointName in
         try catalog.read { db in
-          try lab.vms.map { vm in
-            try CheckpointRecord.fetchOne(
-              db.cachedStatement(
-                sql:
-                  "SELECT * FROM checkpoint WHERE vmID = (SELECT id FROM vm WHERE name = ? COLLATE NOCASE) AND name = ? ORDER BY created DESC, id DESC"
-              ), arguments: [vm, checkpointName])
-          }
+          try lab.vms.map { vm in try CheckpointRecord.latest(db, vmNamed: vm, named: checkpointName) }
         }
       } ?? Array(repeating: nil, count: lab.vms.count)
     let targets: [(vm: String, checkpoint: (id: Int64, name: String))] = try zip(lab.vms, named).map { vm, found in

@@ -32,10 +32,7 @@ public struct VirtualMachineDisk: Codable, Equatable, Sendable {
 
 extension Library {
   func vmRecord(_ db: Database, named name: String) throws -> VMRecord {
-    guard
-      let record = try VMRecord.fetchOne(
-        db.cachedStatement(sql: "SELECT * FROM vm WHERE name = ? COLLATE NOCASE"), arguments: [name])
-    else {
+    guard let record = try VMRecord.fetchOne(db, named: name) else {
       throw LabKitError.notFound("VM", name, hint: "`vmlab vm list` shows the VMs in \(root)")
     }
     return record

@@ -231,8 +231,7 @@ struct CatalogRebuild {
         names.append(lab.name)
         for (position, member) in lab.vms.enumerated() {
           guard known[member.lowercased()] != nil,
-            let vmID = try Int64.fetchOne(
-              db, sql: "SELECT id FROM vm WHERE name = ? COLLATE NOCASE", arguments: [member])
+            let vmID = try VMRecord.fetchOne(db, named: member)?.id
           else {
             problems.append("lab '\(lab.name)' lost its member '\(member)', whose VM folder was not rebuilt")
             continue
@@ -267,10 +266,11 @@ struct CatalogRebuild {
     var found: [Found] = []
     for name in names {
       let path = "vms/\(folder)/\(name)"
-      guard case .success(let identity) = identity(path) else {
-        if case .failure(let error) = identity(path) {
-          problems.append("VM '\(folder)': \(absolute(path)) cannot be read (\(error)); it was left out")
-        }
+      let identity: (id: String, parent: String?, type: DiskType)
+      switch self.identity(path) {
+      case .success(let found): identity = found
+      case .failure(let error):
+        problems.append("VM '\(folder)': \(absolute(path)) cannot be read (\(error)); it was left out")
         continue
       }
       let modified =

@@ -139,12 +139,7 @@ extension Library {
 
   /// The same, inside a transaction that is already open.
   private func manifest(_ db: Database, vm name: String) throws -> VMManifest? {
-    guard
-      let vm = try VMRecord.fetchOne(
-        db.cachedStatement(sql: "SELECT * FROM vm WHERE name = ? COLLATE NOCASE"), arguments: [name])
-    else {
-      return nil
-    }
+    guard let vm = try VMRecord.fetchOne(db, named: name) else { return nil }
     let disks = try DiskRecord.fetchAll(
       db.cachedStatement(
         sql: "SELECT * FROM disk WHERE vmID = ? OR id IN (SELECT parentID FROM disk WHERE vmID = ? AND role = 'clone')"),
