@@ -1,6 +1,6 @@
 // swift-tools-version: 6.0
 // vmlab: virtual machines, VHD disks and VM-level checkpoints, scripted in Lua.
-// Layers (see README.md): vmlab → LuaHost → LabKit → VHD; CLua wraps Debian's liblua5.4.
+// Layers (see README.md): vmlab → LuaHost → LabKit → VHD, QEMUHost → LabKit + DiskServing → NBD; CLua wraps Debian's liblua5.4.
 import PackageDescription
 
 let package = Package(
@@ -11,6 +11,7 @@ let package = Package(
     .library(name: "VHD", targets: ["VHD"]),
     .library(name: "LabKit", targets: ["LabKit"]),
     .library(name: "NBD", targets: ["NBD"]),
+    .library(name: "QEMUHost", targets: ["QEMUHost"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -32,6 +33,9 @@ let package = Package(
       name: "LabKit",
       dependencies: ["VHD", .product(name: "GRDB", package: "GRDB.swift")]
     ),
+    // Real VMs: qemu-system-x86_64 run by a supervisor per VM, its disks served over NBD from the
+    // VHD chains, driven through QMP and the qemu guest agent; guest images from Debian packages.
+    .target(name: "QEMUHost", dependencies: ["LabKit", "DiskServing", "NBD", "VHD"]),
     // Debian's liblua5.4 (pkg-config lua5.4).
     .systemLibrary(
       name: "CLua",
@@ -52,7 +56,7 @@ let package = Package(
     .executableTarget(
       name: "vmlab",
       dependencies: [
-        "VHD", "NBD", "DiskServing", "LabKit", "LuaHost", "CEditLine",
+        "VHD", "NBD", "DiskServing", "LabKit", "QEMUHost", "LuaHost", "CEditLine",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -62,6 +66,7 @@ let package = Package(
     .testTarget(name: "NBDTests", dependencies: ["NBD", "TestSupport"]),
     .testTarget(name: "DiskServingTests", dependencies: ["DiskServing", "NBD", "VHD", "TestSupport"]),
     .testTarget(name: "LabKitTests", dependencies: ["LabKit", "TestSupport"]),
+    .testTarget(name: "QEMUHostTests", dependencies: ["QEMUHost", "LabKit", "VHD", "TestSupport"]),
     .testTarget(name: "LuaHostTests", dependencies: ["LuaHost", "LabKit", "VHD", "TestSupport"]),
     // End to end: runs the built vmlab binary.
     .testTarget(name: "vmlabTests", dependencies: ["VHD", "LabKit", "vmlab", "TestSupport"]),
