@@ -55,6 +55,12 @@ public final class JSONLineConnection: @unchecked Sendable {
     }
   }
 
+  /// Takes over an accepted connection (the server side: a supervisor's control socket).
+  public init(acceptedDescriptor: Int32, path: String) {
+    self.path = path
+    descriptor = acceptedDescriptor
+  }
+
   deinit { close() }
 
   public func close() {
