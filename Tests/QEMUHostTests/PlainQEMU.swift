@@ -15,12 +15,7 @@ final class PlainQEMU {
   init(folder: String, memory: UInt64 = 64 << 20, incomingState: String? = nil, watchdogSeconds: Double = 300)
     throws
   {
-    let emulator: String
-    do {
-      emulator = try QEMUInstallation.systemEmulator()
-    } catch {
-      throw XCTSkip("qemu-system-x86_64 is not installed (Debian qemu-system-x86; Scripts/bootstrap installs it)")
-    }
+    let emulator = try Self.emulator()
     self.folder = folder
     runtime = QEMURuntimeFolder(vmFolder: folder)
     try runtime.prepare()
@@ -35,6 +30,15 @@ final class PlainQEMU {
     let process = self.process
     watchdog = DispatchWorkItem { if process.isRunning { process.terminate() } }
     DispatchQueue.global().asyncAfter(deadline: .now() + watchdogSeconds, execute: watchdog)
+  }
+
+  /// The emulator's path, or a skip that says what to install.
+  static func emulator() throws -> String {
+    do {
+      return try QEMUInstallation.systemEmulator()
+    } catch {
+      throw XCTSkip("qemu-system-x86_64 is not installed (Debian qemu-system-x86; Scripts/bootstrap installs it)")
+    }
   }
 
   func connect() throws -> QMPClient { try QMPClient(socketPath: runtime.qmpSocket, timeout: 20) }

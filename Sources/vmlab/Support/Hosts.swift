@@ -1,20 +1,48 @@
+import Foundation
 import LabKit
+import QEMUHost
 
 /// The hosts this vmlab runs VMs on. The engine never constructs a host: they are registered
 /// here, once per process, and every library the process opens uses them.
 enum Hosts {
+  /// The QEMU host: its supervisors are this executable (`vmlab supervise VM-FOLDER`), and a VM's
+  /// folder is found in the library this process opened last.
+  static let qemu = QEMUHost(
+    supervisor: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,
+    vmFolder: { name in libraryRoot.value + "/vms/" + name })
+
   static let registry: HostRegistry = {
     let registry = HostRegistry()
     registry.register(SimulatedHost.fromEnvironment(), as: "simulated")
+    registry.register(qemu, as: "qemu")
     return registry
   }()
 
-  /// Refuses a host that is named but not built yet, with what to use instead.
+  /// The library the process works on (set by `LibraryOptions.open` and the script commands).
+  static let libraryRoot = LibraryRoot()
+
+  /// Checks a host name for a new VM: every host this vmlab names is built now.
   static func check(_ name: String) throws {
-    if name == "qemu" && registry.driver(named: name) == nil {
+    guard registry.driver(named: name) != nil else {
       throw LabKitError(
-        .invalidArgument,
-        "the QEMU host is not built yet in this vmlab; create the VM with --host simulated (the default) for now")
+        .invalidArgument, "this vmlab has no host '\(name)'; use one of \(registry.names.joined(separator: ", "))")
     }
+  }
+
+  /// Why a qemu VM is off, as its supervisor recorded it (nil for other hosts or when it runs).
+  static func stopReason(_ vm: VirtualMachine) -> String? {
+    vm.host == "qemu" ? qemu.lastStop(vm: vm.name) : nil
+  }
+}
+
+/// The folder of the library in use, shared by the threads of the process.
+final class LibraryRoot: @unchecked Sendable {
+  private let lock = NSLock()
+  private var path = LibraryLocation.resolve(explicit: nil)
+
+  var value: String { lock.withLock { path } }
+
+  func set(_ newPath: String) {
+    lock.withLock { path = URL(fileURLWithPath: newPath).standardizedFileURL.path }
   }
 }

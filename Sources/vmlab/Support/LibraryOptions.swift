@@ -19,7 +19,8 @@ struct LibraryOptions: ParsableArguments {
   var waits: Bool { wait || LeadingOptions.current.wait }
 
   func open() throws -> Library {
-    try Library(at: path, hosts: Hosts.registry, wait: waits) { holder in
+    Hosts.libraryRoot.set(path)
+    return try Library(at: path, hosts: Hosts.registry, wait: waits) { holder in
       FileHandle.standardError.write(Data("vmlab: \(holder); waiting for it to finish…\n".utf8))
     }
   }

@@ -241,5 +241,5 @@ struct VMRemove: ParsableCommand {
 /// A VM's power state for people: a VM found stopped when the library opened says so.
 func stateText(_ vm: VirtualMachine) -> String {
   guard vm.state == .stopped, let when = vm.stoppedOutside else { return vm.state.rawValue }
-  return "stopped outside vmlab at \(shortDate(when))"
+  return "stopped outside vmlab at \(shortDate(when))" + (Hosts.stopReason(vm).map { ": \($0)" } ?? "")
 }
