@@ -65,8 +65,34 @@ final class FailingHost: SimulatingHost, @unchecked Sendable {
 
   func powerState(of vm: String) throws -> HostPowerState {
     if lock.withLock({ stopped.contains(vm) }) { return .off }
+    if lock.withLock({ pausedVMs.contains(vm) }) { return .paused }
     return try inner.powerState(of: vm)
   }
+
+  func pause(vm: String) throws {
+    try check("pause", vm)
+    try inner.pause(vm: vm)
+  }
+
+  func saveRunningState(vm: String, to file: String) throws {
+    try check("saveRunningState", vm)
+    try inner.saveRunningState(vm: vm, to: file)
+  }
+
+  func switchDisks(vm: String, to leaves: [String]) throws {
+    try check("switchDisks", vm)
+    try inner.switchDisks(vm: vm, to: leaves)
+  }
+
+  func continueRunning(vm: String) throws {
+    try check("continue", vm)
+    lock.withLock { _ = pausedVMs.remove(vm) }
+    try inner.continueRunning(vm: vm)
+  }
+
+  /// VMs the host reports paused (left so by a crash during an online checkpoint).
+  private var pausedVMs: Set<String> = []
+  func leftPaused(_ vm: String) { lock.withLock { _ = pausedVMs.insert(vm) } }
 
   func freezeFileSystems(vm: String) throws {
     try check("freeze", vm)

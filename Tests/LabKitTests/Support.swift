@@ -17,7 +17,9 @@ final class TestHost: SimulatingHost, @unchecked Sendable {
   private(set) var log: [String] = []
   /// Seconds each shutdown takes (to see jobs overlap).
   var shutdownDelay: Double = 0
-  var capabilities: HostCapabilities = .all
+  /// Every capability but pausing: its online checkpoints save and resume (the restarting path);
+  /// tests of the pausing path add `.pauseAndSwitch`.
+  var capabilities: HostCapabilities = HostCapabilities.all.subtracting(.pauseAndSwitch)
   /// The disks each VM was last started or resumed on.
   private(set) var disks: [String: [String]] = [:]
 
@@ -64,6 +66,25 @@ final class TestHost: SimulatingHost, @unchecked Sendable {
   func powerState(of vm: String) throws -> HostPowerState {
     lock.withLock { running[vm] == nil ? .unknown : .running }
   }
+
+  func pause(vm: String) throws { lock.withLock { log.append("pause \(vm)") } }
+
+  func saveRunningState(vm: String, to file: String) throws {
+    let memory = lock.withLock {
+      log.append("save-running \(vm)")
+      return running[vm] ?? Array("idle \(vm)".utf8)
+    }
+    try Data(memory).write(to: URL(fileURLWithPath: file))
+  }
+
+  func switchDisks(vm: String, to leaves: [String]) throws {
+    lock.withLock {
+      disks[vm] = leaves
+      log.append("switch \(vm)")
+    }
+  }
+
+  func continueRunning(vm: String) throws { lock.withLock { log.append("continue \(vm)") } }
 
   func freezeFileSystems(vm: String) throws { lock.withLock { log.append("freeze \(vm)") } }
   func thawFileSystems(vm: String) throws { lock.withLock { log.append("thaw \(vm)") } }

@@ -25,6 +25,9 @@ public struct CheckpointResult: Codable, Equatable, Sendable {
   public var checkpoint: Checkpoint
   public var action: PowerAction
   public var vmState: PowerState
+  /// How long the guest was paused (stop to continue), for an online checkpoint taken without
+  /// restarting the VM (`HostCapabilities.pauseAndSwitch`); nil otherwise.
+  public var pauseSeconds: Double? = nil
 }
 
 /// What a destructive operation will do, returned by a dry run and by the operation itself.

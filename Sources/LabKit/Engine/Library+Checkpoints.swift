@@ -13,10 +13,10 @@ extension Library {
   /// turned off, its saved state discarded (reported as `.savedStateDiscarded`). A host failure
   /// after the commit throws `.hostFailedAfterCommit`: the checkpoint is taken.
   @discardableResult
-  public func checkpoint(vm name: String, name checkpointName: String, description: String = "") throws
-    -> CheckpointResult
-  {
-    let taken = try checkpoint(vms: [name], name: checkpointName, description: description)[0]
+  public func checkpoint(
+    vm name: String, name checkpointName: String, description: String = "", disksOnly: Bool = false
+  ) throws -> CheckpointResult {
+    let taken = try checkpoint(vms: [name], name: checkpointName, description: description, disksOnly: disksOnly)[0]
     if let failure = taken.hostFailure { throw failure }
     return taken.result
   }
@@ -33,8 +33,14 @@ extension Library {
   /// the VM runs online, else shut down or turned off), the new differencing disks of all VMs are
   /// made together and committed in one transaction under one time stamp, then the VMs run again.
   /// A crash at any point leaves every VM checkpointed or none.
-  func checkpoint(vms names: [String], name checkpointName: String, description: String) throws
-    -> [TakenCheckpoint]
+  ///
+  /// On a host that can pause and switch disks (`pauseAndSwitch`) an online VM is not restarted:
+  /// freeze, pause, journaled { running state into the checkpoint's file unless `disksOnly`, new
+  /// disks }, commit, switch to the new leaves, continue, thaw. Until the commit the paused VM's
+  /// files are untouched, so a rollback never needs the host; a crash after it leaves a paused VM
+  /// that the next opening of the library switches to the catalog's leaves and continues.
+  func checkpoint(vms names: [String], name checkpointName: String, description: String, disksOnly: Bool = false)
+    throws -> [TakenCheckpoint]
   {
     try NameRules.validateCheckpoint(checkpointName)
     var seen = Set<String>()
@@ -52,12 +58,16 @@ extension Library {
         }
       }
       try stopOfflineVMs(&work, checkpoint: checkpointName)
+      try pauseOnlineVMs(&work)
       // One moment for every VM: one creation time, one stamp no VM's files or checkpoints use yet.
       let created = Date()
       let (stamp, paths) = try newLeafPaths(for: work.map { ($0.vm, $0.slots) }, from: created)
       for index in work.indices {
         work[index].newPaths = paths[index]
-        if work[index].online { work[index].statePath = "\(vmFolder(work[index].vm.name))/\(stamp).vsv" }
+        // Only a paused VM can go on without its running state; a restarted one resumes from it.
+        if work[index].online && !(disksOnly && work[index].pauses) {
+          work[index].statePath = "\(vmFolder(work[index].vm.name))/\(stamp).vsv"
+        }
       }
       // Each VM's disks in slot order; the fault steps name a disk by its number within its VM.
       let disks = work.flatMap { item in
@@ -75,6 +85,10 @@ extension Library {
               // journal like the disks; the VM is off from here until it resumes on its new leaves.
               for index in work.indices {
                 guard let statePath = work[index].statePath else { continue }
+                if work[index].pauses {
+                  try work[index].driver.saveRunningState(to: absolute(statePath))
+                  continue
+                }
                 if work[index].freezes { try work[index].driver.freezeFileSystems() }
                 try work[index].driver.saveState(to: absolute(statePath))
                 work[index].stateSaved = true
@@ -106,7 +120,11 @@ extension Library {
         // Nothing was checkpointed: the VMs run again as they did. An online VM whose state was
         // saved and not resumed (the commit itself failed, the file is gone) is off.
         for item in work {
-          if item.online && !item.stateSaved {
+          if item.pauses {
+            // Never switched: it goes on writing the leaves it had.
+            if item.paused { try? item.driver.continueRunning() }
+            if item.freezes { try? item.driver.thawFileSystems() }
+          } else if item.online && !item.stateSaved {
             if item.freezes { try? item.driver.thawFileSystems() }
           } else if item.online {
             try? markStopped(item.vm)
@@ -118,11 +136,21 @@ extension Library {
       }
       // Back to how it was: running VMs run again, online ones on their new leaves. The checkpoint
       // is taken whatever the host does now, and a failure says so.
+      // Paused VMs first and all together: the pause is the same moment for every VM of a lab.
+      var pauses: [String: Double] = [:]
+      var failures: [String: LabKitError] = [:]
+      for item in work where item.pauses {
+        switch continueOnNewLeaves(item, checkpoint: checkpointName) {
+        case .success(let seconds): pauses[item.vm.name] = seconds
+        case .failure(let error): failures[item.vm.name] = error
+        }
+      }
       return try zip(work, checkpoints).map { item, checkpoint in
-        let failure = runAgain(item, checkpoint: checkpointName)
+        let failure = item.pauses ? failures[item.vm.name] : runAgain(item, checkpoint: checkpointName)
         return TakenCheckpoint(
           result: CheckpointResult(
-            checkpoint: checkpoint, action: item.action, vmState: try self.vm(named: item.vm.name).state),
+            checkpoint: checkpoint, action: item.action, vmState: try self.vm(named: item.vm.name).state,
+            pauseSeconds: pauses[item.vm.name]),
           hostFailure: failure)
       }
     }
@@ -141,6 +169,10 @@ extension Library {
     /// Its guest's file systems are frozen around the online checkpoint.
     var freezes: Bool
     var action: PowerAction
+    /// Checkpointed online without a restart: paused, switched to its new leaves, continued.
+    var pauses: Bool
+    var paused = false
+    var pauseStarted = Date()
     var newPaths: [String] = []
     var statePath: String? = nil
     var stateSaved = false
@@ -155,6 +187,7 @@ extension Library {
         wasRunning && vm.hostKind == .hypervisor
         && driver.capabilities.isSuperset(of: [.onlineCheckpoint, .savedState])
       freezes = online && vm.additions && driver.capabilities.contains(.fileSystemFreeze)
+      pauses = online && driver.capabilities.contains(.pauseAndSwitch)
       action = online ? .online : .none
     }
   }
@@ -181,6 +214,52 @@ extension Library {
       throw failure
     }
     work = done
+  }
+
+  /// Freezes (where it can) and pauses every VM checkpointed without a restart. When one fails,
+  /// those already paused continue, thawed, and nothing is taken.
+  private func pauseOnlineVMs(_ work: inout [CheckpointWork]) throws {
+    for index in work.indices where work[index].pauses {
+      do {
+        if work[index].freezes { try work[index].driver.freezeFileSystems() }
+        work[index].pauseStarted = Date()
+        try work[index].driver.pause()
+        work[index].paused = true
+      } catch {
+        for item in work[...index] where item.pauses {
+          if item.paused { try? item.driver.continueRunning() }
+          if item.freezes { try? item.driver.thawFileSystems() }
+        }
+        throw error
+      }
+    }
+  }
+
+  /// After the commit: points a paused VM's disks at its new leaves, lets it continue and thaws
+  /// it; returns how long it was paused. A VM that cannot be switched is turned off rather than
+  /// left writing the disks the checkpoint froze.
+  private func continueOnNewLeaves(_ item: CheckpointWork, checkpoint name: String) -> Result<Double, LabKitError> {
+    let done = "checkpoint '\(name)' of VM '\(item.vm.name)' taken"
+    let seconds: Double
+    do {
+      try item.driver.switchDisks(to: item.newPaths.map(absolute))
+      try item.driver.continueRunning()
+      seconds = Date().timeIntervalSince(item.pauseStarted)
+    } catch {
+      try? item.driver.turnOff()
+      try? markStopped(item.vm)
+      return .failure(notRestarted(done, vm: item.vm.name, error))
+    }
+    do {
+      if item.freezes { try item.driver.thawFileSystems() }
+    } catch {
+      return .failure(
+        LabKitError(
+          .hostFailedAfterCommit,
+          "\(done); it runs, but its file systems could not be thawed: \(error). Restart it with `vmlab vm turn-off \(item.vm.name)` and `vmlab vm start \(item.vm.name)`"
+        ))
+    }
+    return .success(seconds)
   }
 
   /// Before a failed checkpoint's files go: online VMs whose state was saved resume from it on

@@ -7,20 +7,42 @@ extension Library {
   /// found (`vm list` says "stopped outside vmlab at …"). A host that cannot tell (`unknown`, as
   /// the simulated host says of VMs another process started) leaves the catalog as it is, and so
   /// does a VM whose host this process does not provide. Runs each time the library is taken.
+  ///
+  /// A VM its host reports paused was left so by a crash in the middle of an online checkpoint
+  /// (no operation runs now: the library lock is held). Its disks are pointed at the leaves the
+  /// catalog names (the old ones if the checkpoint rolled back, the new ones if it committed) and
+  /// it continues, thawed; if that fails it is turned off and recorded as stopped.
   func reconcilePowerStates() throws {
     let running = try catalog.read { db in
       try VMRecord.filter(Column("state") == PowerState.running.rawValue).fetchAll(db)
     }
     var changed: [String] = []
     for var record in running {
-      guard let driver = hosts.driver(named: record.host),
-        (try? driver.powerState(of: record.name)) == .off
-      else { continue }
+      guard let driver = hosts.driver(named: record.host) else { continue }
+      let seen = try? driver.powerState(of: record.name)
+      if seen == .paused, continuePaused(record, driver) { continue }
+      guard seen == .off || seen == .paused else { continue }
       record.state = .stopped
       record.stoppedOutside = Date()
       try catalog.write { db in try record.update(db) }
       changed.append(record.name)
     }
     writeManifests(vms: changed)
+  }
+
+  /// Switches a paused VM to the catalog's leaves and lets it continue; false when the host failed
+  /// (the VM is then turned off).
+  private func continuePaused(_ record: VMRecord, _ driver: HostDriver) -> Bool {
+    do {
+      try driver.switchDisks(vm: record.name, to: try vm(named: record.name).disks.map(\.path))
+      try driver.continueRunning(vm: record.name)
+      if record.additions && driver.capabilities.contains(.fileSystemFreeze) {
+        try? driver.thawFileSystems(vm: record.name)
+      }
+      return true
+    } catch {
+      try? driver.turnOff(vm: record.name)
+      return false
+    }
   }
 }

@@ -16,4 +16,8 @@ open class ForwardingHost: HostDriver, @unchecked Sendable {
   open func powerState(of vm: String) throws -> HostPowerState { try inner.powerState(of: vm) }
   open func freezeFileSystems(vm: String) throws { try inner.freezeFileSystems(vm: vm) }
   open func thawFileSystems(vm: String) throws { try inner.thawFileSystems(vm: vm) }
+  open func pause(vm: String) throws { try inner.pause(vm: vm) }
+  open func saveRunningState(vm: String, to file: String) throws { try inner.saveRunningState(vm: vm, to: file) }
+  open func switchDisks(vm: String, to leaves: [String]) throws { try inner.switchDisks(vm: vm, to: leaves) }
+  open func continueRunning(vm: String) throws { try inner.continueRunning(vm: vm) }
 }

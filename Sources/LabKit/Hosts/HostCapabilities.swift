@@ -15,13 +15,20 @@ public struct HostCapabilities: OptionSet, Sendable, Hashable {
   /// The guest's file systems can be frozen and thawed around an online checkpoint.
   public static let fileSystemFreeze = HostCapabilities(rawValue: 1 << 3)
 
-  public static let all: HostCapabilities = [.onlineCheckpoint, .savedState, .guestShutdown, .fileSystemFreeze]
+  /// A running VM can be paused, its running state saved while paused, its disks switched to new
+  /// leaves and continued, so an online checkpoint pauses it for moments instead of restarting it.
+  public static let pauseAndSwitch = HostCapabilities(rawValue: 1 << 4)
+
+  public static let all: HostCapabilities = [
+    .onlineCheckpoint, .savedState, .guestShutdown, .fileSystemFreeze, .pauseAndSwitch,
+  ]
 
   /// The capability names, for messages and `vm show`.
   public var names: [String] {
     [
       (HostCapabilities.onlineCheckpoint, "online checkpoint"), (.savedState, "saved state"),
       (.guestShutdown, "guest shutdown"), (.fileSystemFreeze, "file-system freeze"),
+      (.pauseAndSwitch, "pause and switch disks"),
     ].filter { contains($0.0) }.map(\.1)
   }
 }

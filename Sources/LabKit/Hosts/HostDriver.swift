@@ -25,4 +25,16 @@ public protocol HostDriver: AnyObject, Sendable {
   func freezeFileSystems(vm: String) throws
   /// Thaws what `freezeFileSystems` froze.
   func thawFileSystems(vm: String) throws
+
+  // An online checkpoint without restarting the VM (needs `pauseAndSwitch`): pause, save the
+  // running state while paused, switch the disks to the new leaves, continue.
+
+  /// Stops the guest's CPUs and puts every write it made on stable storage; it stays in memory.
+  func pause(vm: String) throws
+  /// Writes the paused VM's running state to `file` (streamed, like `saveState`); it stays paused.
+  func saveRunningState(vm: String, to file: String) throws
+  /// Makes the paused VM write to these leaves (absolute, slot order) from now on, all together.
+  func switchDisks(vm: String, to leaves: [String]) throws
+  /// Lets a paused VM run again.
+  func continueRunning(vm: String) throws
 }

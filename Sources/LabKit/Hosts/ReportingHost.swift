@@ -24,4 +24,12 @@ struct ReportingHost {
   func resume(_ vm: HostedVM, from file: String) throws { try call("resume") { try driver.resume(vm, from: file) } }
   func freezeFileSystems() throws { try call("freeze the file systems of") { try driver.freezeFileSystems(vm: vm) } }
   func thawFileSystems() throws { try call("thaw the file systems of") { try driver.thawFileSystems(vm: vm) } }
+  func pause() throws { try call("pause") { try driver.pause(vm: vm) } }
+  func saveRunningState(to file: String) throws {
+    try call("save the running state of") { try driver.saveRunningState(vm: vm, to: file) }
+  }
+  func switchDisks(to leaves: [String]) throws {
+    try call("switch the disks of") { try driver.switchDisks(vm: vm, to: leaves) }
+  }
+  func continueRunning() throws { try call("continue") { try driver.continueRunning(vm: vm) } }
 }

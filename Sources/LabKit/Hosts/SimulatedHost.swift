@@ -7,6 +7,8 @@ public final class SimulatedHost: SimulatingHost, @unchecked Sendable {
   private let lock = NSLock()
   private var running: [String: [UInt8]] = [:]
   private var frozen: Set<String> = []
+  private var paused: Set<String> = []
+  private var disks: [String: [String]] = [:]
   /// How long a guest takes to shut down, as a real one does (a lab's checkpoint waits for it).
   public let shutdownTime: TimeInterval
 
@@ -33,16 +35,16 @@ public final class SimulatedHost: SimulatingHost, @unchecked Sendable {
 
   public func shutDown(vm: String) throws {
     if shutdownTime > 0 { Thread.sleep(forTimeInterval: shutdownTime) }
-    _ = lock.withLock { running.removeValue(forKey: vm) }
+    lock.withLock { stopRunning(vm) }
   }
 
   public func turnOff(vm: String) throws {
-    _ = lock.withLock { running.removeValue(forKey: vm) }
+    lock.withLock { stopRunning(vm) }
   }
 
   public func saveState(vm: String, to file: String) throws {
     // A VM another process started has no memory here; it saves as idle.
-    let memory = lock.withLock { running.removeValue(forKey: vm) } ?? Array("idle \(vm)".utf8)
+    let memory = lock.withLock { stopRunning(vm) } ?? Array("idle \(vm)".utf8)
     guard FileManager.default.createFile(atPath: file, contents: Data(memory)) else {
       throw LabKitError(.failed, "cannot write the saved state of VM '\(vm)' to \(file)")
     }
@@ -56,7 +58,7 @@ public final class SimulatedHost: SimulatingHost, @unchecked Sendable {
   }
 
   public func powerState(of vm: String) throws -> HostPowerState {
-    lock.withLock { running[vm] == nil ? .unknown : .running }
+    lock.withLock { running[vm] == nil ? .unknown : paused.contains(vm) ? .paused : .running }
   }
 
   public func freezeFileSystems(vm: String) throws {
@@ -65,6 +67,43 @@ public final class SimulatedHost: SimulatingHost, @unchecked Sendable {
 
   public func thawFileSystems(vm: String) throws {
     _ = lock.withLock { frozen.remove(vm) }
+  }
+
+  public func pause(vm: String) throws {
+    _ = lock.withLock { paused.insert(vm) }
+  }
+
+  public func saveRunningState(vm: String, to file: String) throws {
+    // A VM another process started has no memory here; it saves as idle.
+    let memory = lock.withLock { running[vm] } ?? Array("idle \(vm)".utf8)
+    guard FileManager.default.createFile(atPath: file, contents: Data(memory)) else {
+      throw LabKitError(.failed, "cannot write the running state of VM '\(vm)' to \(file)")
+    }
+  }
+
+  public func switchDisks(vm: String, to leaves: [String]) throws {
+    lock.withLock { disks[vm] = leaves }
+  }
+
+  public func continueRunning(vm: String) throws {
+    _ = lock.withLock { paused.remove(vm) }
+  }
+
+  /// Forgets a VM that stopped (called with the lock held); returns its memory.
+  @discardableResult
+  private func stopRunning(_ vm: String) -> [UInt8]? {
+    paused.remove(vm)
+    return running.removeValue(forKey: vm)
+  }
+
+  /// The leaves a VM was last switched to (nil before any switch in this process).
+  public func leaves(of vm: String) -> [String]? {
+    lock.withLock { disks[vm] }
+  }
+
+  /// Whether the VM is paused now.
+  public func isPaused(_ vm: String) -> Bool {
+    lock.withLock { paused.contains(vm) }
   }
 
   /// The simulated guest memory of a running VM.

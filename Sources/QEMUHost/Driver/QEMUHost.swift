@@ -55,7 +55,9 @@ public final class QEMUHost: HostDriver, @unchecked Sendable {
   }
 
   public func powerState(of vm: String) throws -> HostPowerState {
-    (try? status(vm: vm)) != nil ? .running : .off
+    // A VM left paused (a crash during an online checkpoint) says so; reconciliation continues it.
+    guard let status = try? status(vm: vm) else { return .off }
+    return status.state == "running" ? .running : .paused
   }
 
   /// What the supervisor reports of a running VM; throws when none runs.
@@ -96,10 +98,9 @@ public final class QEMUHost: HostDriver, @unchecked Sendable {
 
   // MARK: Online checkpoint
 
-  /// Stops the guest's CPUs and flushes every export; returns how long that took.
-  @discardableResult
-  public func pause(vm: String) throws -> Double {
-    try SupervisorControl(runtime: runtime(vm)).request(["command": "pause"], timeout: 60)["seconds"]?.number ?? 0
+  /// Stops the guest's CPUs and flushes every export.
+  public func pause(vm: String) throws {
+    try SupervisorControl(runtime: runtime(vm)).request(["command": "pause"], timeout: 60)
   }
 
   /// Writes the paused VM's memory and devices to `file`; it stays paused.
