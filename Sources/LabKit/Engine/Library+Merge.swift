@@ -46,6 +46,7 @@ extension Library {
     return try withVMLock(owner) {
       let (plan, redo, deletes) = try catalog.read { db in try mergePlan(db, checkpointID: id) }
       if whatIf { return plan }
+      try refuseWhileAGuestWrites(owner, operation: "merged")
       try journaled(
         "merge", vm: owner, creates: [], deletes: deletes, redo: try encode(redo),
         files: { try performRedoFiles(redo) },
@@ -141,6 +142,7 @@ extension Library {
     return try withVMLock(owner) {
       let (plan, redo, deletes) = try catalog.read { db in try removalPlan(db, checkpointID: id) }
       if whatIf { return plan }
+      try refuseWhileAGuestWrites(owner, operation: "removed")
       try journaled(
         "remove-checkpoint", vm: owner, creates: [], deletes: deletes, redo: try encode(redo),
         files: { try performRedoFiles(redo) },
@@ -149,6 +151,19 @@ extension Library {
       done.applied = true
       return done
     }
+  }
+
+  /// A merge or removal rewrites the chain a running guest's disks are served from (the leaf can
+  /// become another file, a child is re-pointed at its grandparent), and a real host's process has
+  /// those files open. Rather than pause the guest for as long as the copy takes, it is refused
+  /// while such a VM runs. A simulated guest writes through the engine, so it is never in the way.
+  private func refuseWhileAGuestWrites(_ name: String, operation: String) throws {
+    let vm = try self.vm(named: name)
+    guard vm.state == .running, let driver = hosts.driver(named: vm.host), !(driver is SimulatingHost) else { return }
+    throw LabKitError(
+      .invalidState,
+      "checkpoints of VM '\(vm.name)' cannot be \(operation) while it runs on the \(vm.host) host: its process has the disk files open. Turn it off (`vmlab vm turn-off \(vm.name)`) or save it (`vmlab vm save \(vm.name)`) first"
+    )
   }
 
   private func removalPlan(_ db: Database, checkpointID id: Int64) throws -> (OperationPlan, RedoPlan, [String]) {

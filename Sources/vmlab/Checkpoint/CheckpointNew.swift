@@ -47,6 +47,9 @@ struct CheckpointNew: ParsableCommand {
   @Flag(help: "Return at once with the job ids; `vmlab job wait` waits for them.")
   var async = false
 
+  @Flag(help: "A running VM checkpointed online keeps no memory with it (only a host that pauses VMs, as qemu).")
+  var disksOnly = false
+
   @Flag(help: "Print JSON.")
   var json = false
 
@@ -64,6 +67,9 @@ struct CheckpointNew: ParsableCommand {
     }
     if let lab, name == nil {
       throw ValidationError("give the lab's checkpoint a name: --lab \(lab) --name NAME")
+    }
+    if disksOnly && (lab != nil || async || (name != nil && words.count > 1)) {
+      throw ValidationError("--disks-only checkpoints one VM and waits for it (no --lab, no --async, one VM)")
     }
     let lowered = words.map { $0.lowercased() }
     if let twice = lowered.first(where: { word in lowered.filter { $0 == word }.count > 1 }), name != nil {
@@ -83,9 +89,14 @@ struct CheckpointNew: ParsableCommand {
         try library.checkpointLab(lab, checkpoint: checkpointName, description: description), json: json)
     }
     if vms.count == 1 && !async {
-      let result = try library.checkpoint(vm: vms[0], name: checkpointName, description: description)
+      let result = try library.checkpoint(
+        vm: vms[0], name: checkpointName, description: description, disksOnly: disksOnly)
       if json { return try printJSON(result) }
-      let how = result.action == .none ? "" : " (\(result.action.rawValue))"
+      var how = result.action == .none ? "" : " (\(result.action.rawValue))"
+      if let pause = result.pauseSeconds {
+        how =
+          " (online, paused \(String(format: "%.1f", pause * 1000)) ms\(result.checkpoint.online ? ", memory saved" : ", disks only"))"
+      }
       print("checkpoint \(result.checkpoint.id) '\(result.checkpoint.name)' of \(result.checkpoint.vm) taken\(how)")
       return
     }

@@ -8,7 +8,7 @@ struct VMCommand: ParsableCommand {
     commandName: "vm", abstract: "Create, list, start and stop virtual machines.",
     subcommands: [
       VMCreate.self, VMList.self, VMShow.self, VMStart.self, VMSave.self, VMShutdown.self, VMTurnOff.self,
-      VMRemove.self, VMImport.self, VMExport.self, VMWrite.self, VMRead.self,
+      VMRemove.self, VMImport.self, VMExport.self, VMWrite.self, VMRead.self, VMConsole.self,
     ])
 }
 
@@ -152,11 +152,16 @@ struct VMShow: ParsableCommand {
   func run() throws {
     let library = try self.library.open()
     let vm = try library.vm(named: name)
-    if json { return try printJSON(vm) }
+    if json { return try printJSON(VMShowJSON(vm)) }
     print(
       "VM \(vm.name): \(stateText(vm)), \(vm.hostKind.rawValue) on the \(vm.host) host, additions \(vm.additions ? "yes" : "no")"
     )
     print("hardware: \(vm.hardware.summary)")
+    if vm.host == "qemu", let status = try? Hosts.qemu.status(vm: vm.name) {
+      print(
+        "qemu: \(status.state), accelerator \(status.accelerator), qemu pid \(status.qemuPid), supervisor pid \(status.supervisorPid)"
+      )
+    }
     if let driver = library.hosts.driver(named: vm.host) {
       let names = driver.capabilities.names
       print(
