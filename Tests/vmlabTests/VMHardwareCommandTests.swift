@@ -63,14 +63,13 @@ final class VMHardwareCommandTests: XCTestCase {
     XCTAssertTrue(try run(["vm", "show", "tiny"]).output.contains("256 MiB memory, 2 CPUs, boots kernel"))
   }
 
-  func testTheQEMUHostIsRefusedForNow() throws {
-    let result = try run(["vm", "create", "q", "--disk", "8M", "--host", "qemu"], expect: 1)
-    XCTAssertEqual(
-      result.error,
-      "vmlab: error: the QEMU host is not built yet in this vmlab; create the VM with --host simulated (the default) for now\n"
-    )
-    XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("library") + "/vms/q"))
-    try run(["vm", "create", "s", "--disk", "8M", "--host", "simulated"])
+  func testAQEMUVMIsCreatedOnTheQEMUHost() throws {
+    try run(["vm", "create", "q", "--disk", "8M", "--host", "qemu", "--accelerator", "tcg"])
+    let shown = try parseJSON(try run(["vm", "show", "q", "--json"]).output)
+    XCTAssertEqual(shown["host"] as? String, "qemu")
+    XCTAssertEqual(shown["runState"] as? String, "stopped")
+    XCTAssertEqual(shown["accelerator"] as? String, "tcg")
+    XCTAssertTrue(try run(["vm", "show", "q"]).output.contains("pause and switch disks"))
   }
 
   func testWrongHardwareIsRefusedAndNothingIsMade() throws {

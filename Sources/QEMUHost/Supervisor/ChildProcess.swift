@@ -15,6 +15,7 @@ public final class ChildProcess: @unchecked Sendable {
   private var status: Int32?
 
   public init(executable: String, arguments: [String], log: String, newSession: Bool) throws {
+    Self.inheritNothingElse()
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -46,6 +47,18 @@ public final class ChildProcess: @unchecked Sendable {
         status = result
         condition.broadcast()
       }
+    }
+  }
+
+  /// Marks every descriptor above 2 close-on-exec, so the child gets only its three. A supervisor
+  /// outlives the command that started it: had it kept a copy of that command's descriptors (the
+  /// socket Foundation watches to learn that a child ended, a pipe a caller reads to its end), the
+  /// caller would wait for the VM to stop. (glibc's addclosefrom_np is not visible from Swift.)
+  private static func inheritNothingElse() {
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+      guard let descriptor = Int32(name), descriptor > 2 else { continue }
+      let flags = fcntl(descriptor, F_GETFD)
+      if flags >= 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
     }
   }
 
