@@ -1,0 +1,84 @@
+import Foundation
+import LabKit
+import QEMUHost
+import TestSupport
+import XCTest
+
+/// SIGKILL of `vmlab checkpoint new` while it checkpoints a running qemu VM online, at moments
+/// spread over the operation (before the pause, while paused, after the commit, after the switch).
+/// After each kill the library reopens clean (`library check`), and the VM runs with its exports
+/// writing exactly the leaves the catalog names, or is off and says why.
+final class QEMUCrashTests: LibraryCommandTestCase {
+  override func tearDown() {
+    QEMUCommandTests.stopEveryVM(in: folder.file("library"))
+    super.tearDown()
+  }
+
+  func testKillingAnOnlineCheckpointLeavesTheVMRunningOnTheCatalogsLeaves() throws {
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64") else {
+      throw XCTSkip("qemu-system-x86_64 is not installed (Debian qemu-system-x86; Scripts/bootstrap installs it)")
+    }
+    try run([
+      "vm", "create", "web", "--host", "qemu", "--host-kind", "hypervisor", "--disk", "16M", "--disk", "16M",
+      "--memory", "64M", "--accelerator", "tcg",
+    ])
+    try run(["vm", "start", "web"])
+    // How long a whole checkpoint takes here, so the kills spread over it whatever the load.
+    let started = Date()
+    try run(["checkpoint", "new", "web", "measured"])
+    let window = Date().timeIntervalSince(started)
+    let kills = Int(ProcessInfo.processInfo.environment["VMLAB_QEMU_CRASH_SEEDS"] ?? "") ?? 16
+    var outcomes: [String: Int] = [:]
+    for round in 0..<kills {
+      // Spread over the first 90 %: the last part of the window is the command's own exit.
+      let delay = window * 0.9 * Double(round) / Double(max(kills - 1, 1))
+      let checkpoint = try BackgroundVMLab(["checkpoint", "new", "web", "k\(round)"] + library)
+      if round % 2 == 1 {
+        // Every other kill waits until the VM is seen paused, then lets a little more happen.
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline && checkpoint.process.isRunning && !isPaused(qemuState()) {}
+        usleep(useconds_t(round * 1_500))
+      } else {
+        let deadline = Date().addingTimeInterval(delay)
+        while Date() < deadline && checkpoint.process.isRunning { usleep(1_000) }
+      }
+      var landed = checkpoint.process.isRunning ? "killed" : "finished first"
+      kill(checkpoint.process.processIdentifier, SIGKILL)
+      checkpoint.process.waitUntilExit()
+      // What qemu was doing when the command died, asked of the supervisor before vmlab reopens.
+      if landed == "killed", isPaused(qemuState()) { landed = "killed while paused" }
+      outcomes[landed, default: 0] += 1
+
+      let check = try run(["library", "check"])
+      XCTAssertEqual(check.status, 0, "round \(round): \(check.output)")
+      let vm = try parseJSON(try run(["vm", "show", "web", "--json"]).output)
+      let catalog = ((vm["disks"] as? [[String: Any]]) ?? []).compactMap { $0["path"] as? String }
+      if vm["state"] as? String == "running" {
+        XCTAssertEqual(vm["runState"] as? String, "running", "round \(round): continued, not left paused")
+        let exports = (vm["qemu"] as? [String: Any])?["leaves"] as? [String]
+        XCTAssertEqual(exports, catalog, "round \(round): the exports write the catalog's leaves")
+      } else {
+        XCTAssertNotNil(vm["stopReason"], "round \(round): off, and says why")
+        try run(["vm", "start", "web"])
+      }
+    }
+    XCTAssertGreaterThan(outcomes["killed while paused", default: 0] + outcomes["killed", default: 0], 0)
+    print("qemu crash rounds: window \(Int(window * 1000)) ms, \(outcomes)")
+    let names = try run(["checkpoint", "list", "--vm", "web"]).output
+    XCTAssertTrue(names.contains("measured"), names)
+  }
+
+  /// Stopped by the checkpoint: `paused`, or `postmigrate` once its memory was saved.
+  private func isPaused(_ state: String) -> Bool { state == "paused" || state == "postmigrate" }
+
+  /// qemu's run state as the VM's supervisor reports it, through its control socket ("" when
+  /// it does not answer).
+  private func qemuState() -> String {
+    let socket = folder.file("library") + "/vms/web/control.sock"
+    guard let connection = try? JSONLineConnection(path: socket, timeout: 0) else { return "" }
+    defer { connection.close() }
+    guard (try? connection.send(["command": "status"])) != nil, let reply = try? connection.receive(timeout: 5)
+    else { return "" }
+    return reply["state"]?.string ?? ""
+  }
+}
