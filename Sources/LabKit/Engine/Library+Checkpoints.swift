@@ -35,7 +35,7 @@ extension Library {
   /// A crash at any point leaves every VM checkpointed or none.
   ///
   /// On a host that can pause and switch disks (`pauseAndSwitch`) an online VM is not restarted:
-  /// freeze, pause, journaled { running state into the checkpoint's file unless `disksOnly`, new
+  /// freeze, journaled { pause, running state into the checkpoint's file unless `disksOnly`, new
   /// disks }, commit, switch to the new leaves, continue, thaw. Until the commit the paused VM's
   /// files are untouched, so a rollback never needs the host; a crash after it leaves a paused VM
   /// that the next opening of the library switches to the catalog's leaves and continues.
@@ -58,7 +58,7 @@ extension Library {
         }
       }
       try stopOfflineVMs(&work, checkpoint: checkpointName)
-      try pauseOnlineVMs(&work)
+      try freezePausingVMs(work)
       // One moment for every VM: one creation time, one stamp no VM's files or checkpoints use yet.
       let created = Date()
       let (stamp, paths) = try newLeafPaths(for: work.map { ($0.vm, $0.slots) }, from: created)
@@ -80,6 +80,8 @@ extension Library {
           "checkpoint", vm: work.map(\.vm.name).joined(separator: ","),
           creates: disks.map(\.new) + work.compactMap(\.statePath), deletes: [],
           files: {
+            // Paused here, once the journal names the files: its transaction is not part of the pause.
+            try pausePausingVMs(&work)
             do {
               // Each host streams its VM's running state into the checkpoint's file, named in the
               // journal like the disks; the VM is off from here until it resumes on its new leaves.
@@ -216,22 +218,27 @@ extension Library {
     work = done
   }
 
-  /// Freezes (where it can) and pauses every VM checkpointed without a restart. When one fails,
-  /// those already paused continue, thawed, and nothing is taken.
-  private func pauseOnlineVMs(_ work: inout [CheckpointWork]) throws {
-    for index in work.indices where work[index].pauses {
+  /// Freezes the file systems of every VM checkpointed without a restart, where it can, before
+  /// any is paused (a guest agent takes its time; no VM waits paused for another's). When one
+  /// fails, those already frozen are thawed and nothing is taken.
+  private func freezePausingVMs(_ work: [CheckpointWork]) throws {
+    for (index, item) in work.enumerated() where item.pauses && item.freezes {
       do {
-        if work[index].freezes { try work[index].driver.freezeFileSystems() }
-        work[index].pauseStarted = Date()
-        try work[index].driver.pause()
-        work[index].paused = true
+        try item.driver.freezeFileSystems()
       } catch {
-        for item in work[...index] where item.pauses {
-          if item.paused { try? item.driver.continueRunning() }
-          if item.freezes { try? item.driver.thawFileSystems() }
-        }
+        for earlier in work[..<index] where earlier.pauses && earlier.freezes { try? earlier.driver.thawFileSystems() }
         throw error
       }
+    }
+  }
+
+  /// Pauses every VM checkpointed without a restart, all before any of the checkpoint's files is
+  /// made. A failure propagates: the checkpoint rolls back and the caller continues those paused.
+  private func pausePausingVMs(_ work: inout [CheckpointWork]) throws {
+    for index in work.indices where work[index].pauses {
+      work[index].pauseStarted = Date()
+      try work[index].driver.pause()
+      work[index].paused = true
     }
   }
 
