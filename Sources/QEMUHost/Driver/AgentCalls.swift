@@ -49,8 +49,8 @@ struct AgentCalls {
   }
   func freeze() throws { try run("guest-fsfreeze-freeze", timeout: 30) }
   func thaw() throws { try run("guest-fsfreeze-thaw", timeout: 30) }
-  func setTime() throws {
+  func setTime(timeout: Double = 10) throws {
     let nanoseconds = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
-    try run("guest-set-time", arguments: ["time": .number(Double(nanoseconds))], timeout: 10)
+    try run("guest-set-time", arguments: ["time": .number(Double(nanoseconds))], timeout: timeout)
   }
 }

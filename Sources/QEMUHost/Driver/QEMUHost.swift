@@ -30,9 +30,8 @@ public final class QEMUHost: HostDriver, @unchecked Sendable {
   }
 
   public func resume(_ vm: HostedVM, from file: String) throws {
+    // The supervisor sets the guest's clock afterwards, where an agent answers (see Supervisor).
     try launch(vm, incomingState: file)
-    // The guest slept through the time it was saved: its clock is set where an agent answers.
-    try? AgentCalls(socketPath: runtime(vm.name).agentSocket).setTime()
   }
 
   public func shutDown(vm: String) throws {

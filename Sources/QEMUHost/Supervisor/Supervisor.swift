@@ -109,6 +109,10 @@ public final class Supervisor: @unchecked Sendable {
     if launch.incomingState != nil {
       _ = try qmp!.waitForIncoming(timeout: 600)
       try qmp!.cont()
+      // The guest slept through the time since it was saved: its clock is set where an agent
+      // answers, in the background, so a guest without one does not hold up the start.
+      let agent = AgentCalls(socketPath: runtime.agentSocket)
+      Thread.detachNewThread { try? agent.setTime(timeout: 30) }
     }
   }
 
