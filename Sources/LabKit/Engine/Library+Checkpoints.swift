@@ -82,15 +82,15 @@ extension Library {
           files: {
             // Paused here, once the journal names the files: its transaction is not part of the pause.
             try pausePausingVMs(&work)
+            // Paused VMs' hosts write their memory while the new disks are made here: the pause
+            // lasts the longer of the two, not their sum. Waited for before anything is thrown.
+            let memory = saveRunningStates(work)
+            defer { memory.wait() }
             do {
               // Each host streams its VM's running state into the checkpoint's file, named in the
               // journal like the disks; the VM is off from here until it resumes on its new leaves.
-              for index in work.indices {
+              for index in work.indices where !work[index].pauses {
                 guard let statePath = work[index].statePath else { continue }
-                if work[index].pauses {
-                  try work[index].driver.saveRunningState(to: absolute(statePath))
-                  continue
-                }
                 if work[index].freezes { try work[index].driver.freezeFileSystems() }
                 try work[index].driver.saveState(to: absolute(statePath))
                 work[index].stateSaved = true
@@ -100,6 +100,7 @@ extension Library {
                 madeDisks.outcomes[index] = .success(
                   try VirtualDisk.createDifferencing(at: absolute(disk.new), parent: absolute(disk.parent)).closing())
               }
+              try memory.result()
             } catch let error where !(error is SimulatedCrash) {
               // Resumed from the state files while they still exist (the rollback removes them).
               resumeOnOldLeaves(&work)
@@ -242,6 +243,22 @@ extension Library {
     }
   }
 
+  /// Starts writing the running state of every paused VM that keeps its memory, each on a thread
+  /// of its own (its host does the work; this waits for it).
+  private func saveRunningStates(_ work: [CheckpointWork]) -> RunningStateSaves {
+    let saves = RunningStateSaves()
+    for item in work where item.pauses {
+      guard let statePath = item.statePath else { continue }
+      let (driver, file) = (item.driver, absolute(statePath))
+      saves.group.enter()
+      Thread.detachNewThread {
+        do { try driver.saveRunningState(to: file) } catch { saves.lock.withLock { saves.failures.append(error) } }
+        saves.group.leave()
+      }
+    }
+    return saves
+  }
+
   /// After the commit: points a paused VM's disks at its new leaves, lets it continue and thaws
   /// it; returns how long it was paused. A VM that cannot be switched is turned off rather than
   /// left writing the disks the checkpoint froze.
@@ -352,5 +369,20 @@ extension VirtualDisk {
   fileprivate func closing() -> String {
     defer { close() }
     return uniqueID.description
+  }
+}
+
+/// The running states being written while a checkpoint makes its disks.
+final class RunningStateSaves: @unchecked Sendable {
+  let group = DispatchGroup()
+  let lock = NSLock()
+  var failures: [Error] = []
+
+  func wait() { group.wait() }
+
+  /// Waits for every save and throws the first failure.
+  func result() throws {
+    wait()
+    if let failure = lock.withLock({ failures.first }) { throw failure }
   }
 }

@@ -1,6 +1,6 @@
 /// A VM's host as the engine calls it: every failure of the driver becomes an engine error that
 /// names the host, the VM and what was asked (a driver's own errors know none of these).
-struct ReportingHost {
+struct ReportingHost: Sendable {
   let driver: HostDriver
   let hostName: String
   let vm: String
