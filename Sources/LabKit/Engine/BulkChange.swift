@@ -9,7 +9,7 @@ public enum BulkChange {
     let distinct = vms.filter { seen.insert($0.lowercased()).inserted }
     guard distinct.count > 1, !all, !whatIf else { return }
     throw LabKitError(
-      .invalidArgument,
+      .unconfirmedBulkChange,
       "\(verb): this would change \(distinct.count) VMs (\(distinct.joined(separator: ", "))); changing several VMs at once must be deliberate: \(confirm)"
     )
   }

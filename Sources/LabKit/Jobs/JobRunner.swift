@@ -42,6 +42,28 @@ final class JobRunner: @unchecked Sendable {
     }
   }
 
+  /// Runs work for several VMs on the job pool and waits for all of it: each item in its VM's turn
+  /// (after what was asked of that VM before), items of one VM one after the other, different VMs in
+  /// parallel. Outcomes come back in the items' order. Not for use inside a job, which would wait on
+  /// the pool it holds a thread of.
+  func runTogether<Output>(_ items: [(vm: String, work: () throws -> Output)]) -> [Outcome<Output>] {
+    let results = ParallelResults<Output>(count: items.count)
+    let group = DispatchGroup()
+    for (index, item) in items.enumerated() {
+      let key = NameRules.key(item.vm)
+      let place = library.vmOrder.reserve(key)
+      group.enter()
+      queue.submit(key: key) { [library] in
+        let outcome: Outcome<Output>
+        do { outcome = .success(try library.vmOrder.run(place, item.work)) } catch { outcome = .failure(error) }
+        results.lock.withLock { results.outcomes[index] = outcome }
+        group.leave()
+      }
+    }
+    group.wait()
+    return results.outcomes.map { $0! }
+  }
+
   /// Whether a job this process submitted is queued or running.
   var hasPending: Bool { lock.withLock { !running.isEmpty } }
 
