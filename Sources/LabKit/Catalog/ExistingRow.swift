@@ -23,7 +23,7 @@ extension FetchableRecord where Self: TableRecord {
     return row
   }
 
-  static func missingRow(_ key: String) -> LabKitError {
+  private static func missingRow(_ key: String) -> LabKitError {
     LabKitError(
       .inconsistent,
       "the catalog has no \(databaseTableName) row \(key), which another row refers to; `vmlab library check` names the damage and `vmlab library repair` rebuilds the catalog from the files"

@@ -26,7 +26,7 @@ extension Library {
       }
     }
     let names = targets.map(\.vm)
-    guard Set(names.map { $0.lowercased() }).count == names.count else {
+    guard Set(names.map(NameRules.key)).count == names.count else {
       throw LabKitError(.invalidArgument, "a bulk restore takes one checkpoint per VM; got several for one VM")
     }
     guard !targets.isEmpty else { return [] }
