@@ -189,7 +189,11 @@ final class EngineCheckpointTests: EngineTestCase {
   func testBulkRestoreRefusesSeveralCheckpointsOfOneVM() throws {
     try makeTwoRunningVMs()
     try lua("web:checkpoint('a'); web:checkpoint('b')")
-    assertError("web:checkpoints():restore()", contains: "the list holds 2 checkpoints of VM 'web01'")
+    assertError(
+      "web:checkpoints():restore()",
+      contains: "restore: 2 checkpoints of VM 'web01' were chosen; a VM is restored to one checkpoint at a time")
+    assertError("web:checkpoints():restore{whatIf=true}", contains: "2 checkpoints of VM 'web01' were chosen")
+    assertError("web:checkpoints():restore{async=true, all=true}", contains: "2 checkpoints of VM 'web01' were chosen")
     assertError("web:checkpoints():restore{al=true}", contains: "unknown option 'al'")
     assertError(
       "local list = web:checkpoints(); list[1] = web; list:restore()",

@@ -12,6 +12,47 @@ public struct RestoreOutcome: Codable, Equatable, Sendable {
 }
 
 extension Library {
+  /// Restores the checkpoints chosen by a caller (the CLI's `--all`, Lua's `:restore{all=true}`), with
+  /// the rules checked here, once: one checkpoint per VM, and a change of several VMs confirmed
+  /// (`BulkChange`: `all`, with `confirm` saying how the caller gives it). All come back in one
+  /// journaled operation, or none.
+  @discardableResult
+  public func restore(checkpoints ids: [Int64], all: Bool, confirm: String) throws -> [RestoreOutcome] {
+    let vms = try vmsOfRestore(ids)
+    try BulkChange.check(vms: vms, verb: "restore", all: all, whatIf: false, confirm: confirm)
+    return try restore(checkpoints: ids)
+  }
+
+  /// The same as jobs, one per VM (each runs in its VM's order): the rules are checked now.
+  public func restoreJobs(checkpoints ids: [Int64], all: Bool, confirm: String) throws -> [Job] {
+    let vms = try vmsOfRestore(ids)
+    try BulkChange.check(vms: vms, verb: "restore", all: all, whatIf: false, confirm: confirm)
+    return try ids.map { try restoreJob(checkpoint: $0) }
+  }
+
+  /// What restoring the chosen checkpoints would do, a plan per VM, changing nothing (a dry run
+  /// needs no confirmation, but still one checkpoint per VM).
+  public func restorePlans(checkpoints ids: [Int64]) throws -> [OperationPlan] {
+    _ = try vmsOfRestore(ids)
+    return try ids.map { try restore(checkpoint: $0, whatIf: true).plan }
+  }
+
+  /// The VM of each checkpoint, checking that no VM is restored to two checkpoints at once.
+  private func vmsOfRestore(_ ids: [Int64]) throws -> [String] {
+    let vms = try ids.map { try checkpoint(id: $0).vm }
+    var counts: [String: (name: String, count: Int)] = [:]
+    for vm in vms { counts[NameRules.key(vm), default: (vm, 0)].count += 1 }
+    if let (name, count) = counts.values.filter({ $0.count > 1 }).map({ ($0.name, $0.count) }).sorted(by: {
+      $0.0 < $1.0
+    }).first {
+      throw LabKitError(
+        .invalidArgument,
+        "restore: \(count) checkpoints of VM '\(name)' were chosen; a VM is restored to one checkpoint at a time (choose the most recent, or one by name)"
+      )
+    }
+    return vms
+  }
+
   /// Restores several VMs at once, each to its own checkpoint, as one journaled operation: every
   /// new differencing disk is made (in parallel) before a single commit switches all the VMs, so a
   /// classroom of VMs comes back in about the time of a few, and a crash leaves either all of them

@@ -107,30 +107,24 @@ extension EngineBinding {
     list.method("restore") { items, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf", "all", "async"])
       let handles = try self.checkpointHandles(in: items, function: "restore")
-      let whatIf = try arguments.flag(1, "whatIf")
-      var perVM: [String: Int] = [:]
-      for handle in handles { perVM[handle.vm.lowercased(), default: 0] += 1 }
-      if let (vm, count) = perVM.first(where: { $0.value > 1 }) {
-        throw EngineError(
-          "restore: the list holds \(count) checkpoints of VM '\(vm)'; a VM is restored to one checkpoint (use mostRecent=true or :where(...))"
-        )
-      }
-      try BulkChange.check(
-        vms: handles.map(\.vm), verb: "restore", all: try arguments.flag(1, "all"), whatIf: whatIf,
-        confirm: Self.confirmBulk)
       let ids = try handles.map { try self.current($0).id }
-      if try arguments.flag(1, "async") {
-        return [try self.list(.jobs, try ids.map { try self.queued(try self.library.restoreJob(checkpoint: $0)) })]
-      }
       let library = try self.library
-      if whatIf {
+      // The engine checks the rules (one checkpoint per VM, several VMs need all=true).
+      if try arguments.flag(1, "whatIf") {
+        return [try self.list(.plain, try library.restorePlans(checkpoints: ids).map(self.plan))]
+      }
+      let all = try arguments.flag(1, "all")
+      if try arguments.flag(1, "async") {
         return [
           try self.list(
-            .plain, try ids.map { try self.restoreTable(try library.restore(checkpoint: $0, whatIf: true)) })
+            .jobs, try library.restoreJobs(checkpoints: ids, all: all, confirm: Self.confirmBulk).map(self.queued))
         ]
       }
       // One journaled operation for every VM of the list: all come back, or none.
-      return [try self.list(.plain, try library.restore(checkpoints: ids).map(self.restoreTable))]
+      return [
+        try self.list(
+          .plain, try library.restore(checkpoints: ids, all: all, confirm: Self.confirmBulk).map(self.restoreTable))
+      ]
     }
     list.method("merge") { items, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf", "all", "async"])

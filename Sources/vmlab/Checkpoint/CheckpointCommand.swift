@@ -49,18 +49,6 @@ struct CheckpointSelection: ParsableArguments {
     return (matches, true)
   }
 
-  /// The checkpoints chosen; an operation on every VM must be asked for with `--all` (a dry run
-  /// needs no confirmation).
-  func confirmed(_ library: Library, verb: String, whatIf: Bool) throws -> [Checkpoint] {
-    let (checkpoints, bulk) = try resolve(library)
-    // Without --vm the selection spans the library: deliberate even when one VM has the checkpoint
-    // (the engine's rule, BulkChange, covers the rest).
-    if bulk && !all && !whatIf { throw try libraryWide(library, verb: verb, checkpoints) }
-    try BulkChange.check(
-      vms: checkpoints.map(\.vm), verb: verb, all: all, whatIf: whatIf, confirm: CheckpointSelection.confirmBulk)
-    return checkpoints
-  }
-
   /// The checkpoints chosen, for an engine call that checks the rule for several VMs itself
   /// (`BulkChange`): only the command line's own rule is checked here, that a choice spanning the
   /// library needs `--all` even when it finds one VM.
@@ -193,9 +181,9 @@ struct CheckpointRestore: ParsableCommand {
 
   func run() throws {
     let library = try self.library.open()
-    let checkpoints = try selection.confirmed(library, verb: "restore", whatIf: whatIf)
+    let checkpoints = try selection.chosen(library, verb: "restore", whatIf: whatIf)
     if whatIf {
-      let plans = try checkpoints.map { try library.restore(checkpoint: $0.id, whatIf: true).plan }
+      let plans = try library.restorePlans(checkpoints: checkpoints.map(\.id))
       return json ? try printJSON(plans) : plans.forEach(printPlan)
     }
     guard checkpoints.count > 1 else {
@@ -207,7 +195,8 @@ struct CheckpointRestore: ParsableCommand {
       print(
         "restoring \(checkpoints.count) VMs: \(checkpoints.map { "\($0.vm) → '\($0.name)'" }.joined(separator: ", "))")
     }
-    let outcomes = try library.restore(checkpoints: checkpoints.map(\.id))
+    let outcomes = try library.restore(
+      checkpoints: checkpoints.map(\.id), all: selection.all, confirm: CheckpointSelection.confirmBulk)
     if json { return try printJSON(outcomes) }
     var table = TextTable("VM", "CHECKPOINT", "WHAT HAPPENED", "STATE")
     for outcome in outcomes {
