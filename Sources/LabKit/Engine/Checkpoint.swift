@@ -46,17 +46,17 @@ public struct OperationPlan: Codable, Equatable, Sendable {
 }
 
 extension Library {
-  func checkpointSnapshot(_ tx: CatalogTransaction, _ record: CheckpointRecord, vm: VMRecord? = nil) throws
+  func reportedCheckpoint(_ tx: CatalogTransaction, _ record: CheckpointRecord, vm: VMRecord? = nil) throws
     -> Checkpoint
   {
     let owner = try vm ?? tx.vm(id: record.vmID)
     let states = try tx.frozenDisks(ofCheckpoint: record.id!)
     let paths = try states.map { try tx.disk(id: $0.stateID)?.path ?? "" }
-    return checkpointSnapshot(record, vm: owner, statePaths: paths)
+    return reportedCheckpoint(record, vm: owner, statePaths: paths)
   }
 
   /// The same from rows already read: `statePaths` are the frozen disks' catalog paths, slot order.
-  func checkpointSnapshot(_ record: CheckpointRecord, vm owner: VMRecord, statePaths: [String]) -> Checkpoint {
+  func reportedCheckpoint(_ record: CheckpointRecord, vm owner: VMRecord, statePaths: [String]) -> Checkpoint {
     Checkpoint(
       id: record.id!, vm: owner.name, name: record.name, description: record.description, created: record.created,
       stamp: record.stamp, parentID: record.parentID, online: record.runningStatePath != nil,
@@ -73,14 +73,14 @@ extension Library {
   }
 
   public func checkpoint(id: Int64) throws -> Checkpoint {
-    try catalog.read { tx in try checkpointSnapshot(tx, try checkpointRecord(tx, id: id)) }
+    try catalog.read { tx in try reportedCheckpoint(tx, try checkpointRecord(tx, id: id)) }
   }
 
   /// A VM's checkpoints (or every VM's), oldest first.
   public func checkpoints(vm name: String? = nil) throws -> [Checkpoint] {
     try catalog.read { tx in
       let vmID = try name.map { try vmRecord(tx, named: $0).id! }
-      return try tx.checkpointsByCreation(ofVM: vmID).map { try checkpointSnapshot(tx, $0) }
+      return try tx.checkpointsByCreation(ofVM: vmID).map { try reportedCheckpoint(tx, $0) }
     }
   }
 
@@ -98,7 +98,7 @@ extension Library {
     let found = try catalog.read { tx -> Checkpoint? in
       let vm = try vmRecord(tx, named: name)
       return try tx.latestCheckpoint(named: reference, ofVMNamed: vm.name).map {
-        try checkpointSnapshot(tx, $0, vm: vm)
+        try reportedCheckpoint(tx, $0, vm: vm)
       }
     }
     if let found { return found }

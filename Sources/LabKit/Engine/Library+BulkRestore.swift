@@ -118,7 +118,7 @@ extension Library {
               filesRemoved: item.doomed.map { absolute($0.path) }, filesCreated: item.newPaths.map(absolute),
               bytesMerged: 0, powerAction: item.action, applied: true)
             // The checkpoint as it is now, from what the plan already read (no more lookups).
-            let checkpoint = checkpointSnapshot(item.checkpoint, vm: vm, statePaths: item.statePaths)
+            let checkpoint = reportedCheckpoint(item.checkpoint, vm: vm, statePaths: item.statePaths)
             return RestoreOutcome(vm: vm.name, checkpoint: checkpoint, action: item.action, state: vm.state, plan: plan)
           }
         })

@@ -256,7 +256,7 @@ extension Library {
     var vm = try tx.vm(id: work.vm.id!)
     vm.currentCheckpointID = checkpoint.id
     try tx.update(vm)
-    return try checkpointSnapshot(tx, checkpoint, vm: vm)
+    return try reportedCheckpoint(tx, checkpoint, vm: vm)
   }
 }
 

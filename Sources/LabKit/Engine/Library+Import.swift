@@ -138,7 +138,7 @@ extension Library {
             try tx.insert(
               SlotRecord(vmID: record.id!, number: slotIndex + 1, baseID: rows[local.last!]!, leafID: rows[local[0]]!))
           }
-          return try snapshot(tx, record)
+          return try reportedVM(tx, record)
         })
     }
   }
@@ -308,7 +308,7 @@ extension Library {
           }
           vm.currentCheckpointID = manifest.currentCheckpointStamp.flatMap { checkpointIDs[$0] }
           try tx.update(vm)
-          return try snapshot(tx, vm)
+          return try reportedVM(tx, vm)
         })
     }
   }

@@ -35,19 +35,19 @@ extension Library {
       for (position, vm) in members.enumerated() {
         try tx.addMember(vm: vm.id!, toLab: record.id!, position: position)
       }
-      return try labSnapshot(tx, record)
+      return try reportedLab(tx, record)
     }
     try? writeLabsManifest()
     return lab
   }
 
   public func lab(named name: String) throws -> Lab {
-    try catalog.read { tx in try labSnapshot(tx, try labRecord(tx, named: name)) }
+    try catalog.read { tx in try reportedLab(tx, try labRecord(tx, named: name)) }
   }
 
   public func labs() throws -> [Lab] {
     try catalog.read { tx in
-      try tx.labsByName().map { try labSnapshot(tx, $0) }
+      try tx.labsByName().map { try reportedLab(tx, $0) }
     }
   }
 
@@ -60,7 +60,7 @@ extension Library {
         try tx.addMember(vm: vm.id!, toLab: lab.id!, position: position)
         position += 1
       }
-      return try labSnapshot(tx, lab)
+      return try reportedLab(tx, lab)
     }
     try? writeLabsManifest()
     return lab
@@ -82,7 +82,7 @@ extension Library {
     return record
   }
 
-  func labSnapshot(_ tx: CatalogTransaction, _ record: LabRecord) throws -> Lab {
+  func reportedLab(_ tx: CatalogTransaction, _ record: LabRecord) throws -> Lab {
     Lab(id: record.id!, name: record.name, created: record.created, vms: try tx.memberNames(ofLab: record.id!))
   }
 

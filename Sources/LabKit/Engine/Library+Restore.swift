@@ -53,7 +53,7 @@ extension Library {
         },
         commit: { tx -> Checkpoint in
           let vm = try commitRestore(tx, work, uniqueIDs: uniqueIDs)
-          return try checkpointSnapshot(tx, target, vm: vm)
+          return try reportedCheckpoint(tx, target, vm: vm)
         })
       if let statePath = target.runningStatePath {
         do {

@@ -40,7 +40,7 @@ extension Library {
             try tx.insert(&disk)
             try tx.insert(SlotRecord(vmID: record.id!, number: index + 1, baseID: disk.id!, leafID: disk.id!))
           }
-          return try snapshot(tx, record)
+          return try reportedVM(tx, record)
         })
     }
   }
@@ -111,7 +111,7 @@ extension Library {
             role: linked ? .clone : .base, checkpointID: nil)
           try tx.insert(&disk)
           try tx.insert(SlotRecord(vmID: record.id!, number: 1, baseID: disk.id!, leafID: disk.id!))
-          return try snapshot(tx, record)
+          return try reportedVM(tx, record)
         })
     }
   }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A VM as the engine reports it: a snapshot of the catalog, not a live handle.
+/// A VM as the engine reports it: what the catalog held when it was read, not a live handle.
 public struct VirtualMachine: Codable, Equatable, Sendable {
   public var id: Int64
   public var name: String
@@ -49,7 +49,8 @@ extension Library {
     return result
   }
 
-  func snapshot(_ tx: CatalogTransaction, _ record: VMRecord) throws -> VirtualMachine {
+  /// The VM as the engine reports it, read from its record and its disks in one transaction.
+  func reportedVM(_ tx: CatalogTransaction, _ record: VMRecord) throws -> VirtualMachine {
     let disks = try tx.slots(ofVM: record.id!).map { slot -> VirtualMachineDisk in
       let chain = try self.chain(tx, from: slot.leafID)
       return VirtualMachineDisk(
@@ -62,13 +63,13 @@ extension Library {
   }
 
   public func vm(named name: String) throws -> VirtualMachine {
-    try catalog.read { tx in try snapshot(tx, try vmRecord(tx, named: name)) }
+    try catalog.read { tx in try reportedVM(tx, try vmRecord(tx, named: name)) }
   }
 
   /// Every VM, by name.
   public func vms() throws -> [VirtualMachine] {
     try catalog.read { tx in
-      try tx.vmsByName().map { try snapshot(tx, $0) }
+      try tx.vmsByName().map { try reportedVM(tx, $0) }
     }
   }
 }
