@@ -53,7 +53,6 @@ public final class ScratchGuest: @unchecked Sendable {
       "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", "-machine", settings.machine,
       "-accel", settings.accelerator, "-m", "\(settings.memoryMiB)", "-serial", "file:\(runtime)/console.log",
     ]
-    if settings.accelerator == "kvm" { arguments += ["-cpu", "host"] }
     arguments += boot
     for (index, disk) in disks.enumerated() {
       arguments += [
