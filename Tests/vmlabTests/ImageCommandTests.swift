@@ -50,4 +50,48 @@ final class ImageCommandTests: LibraryCommandTestCase {
     let result = try run(["image", "build", "windows"], expect: 2)
     XCTAssertTrue(result.error.contains("vmlab cannot build an image 'windows'; it builds: tiny"), result.error)
   }
+
+  func testVMCreateWithAnImageThatIsNotBuiltListsTheBuiltOnesAndMakesNothing() throws {
+    var result = try run(["vm", "create", "web01", "--host", "qemu", "--image", "tiny"], expect: 1)
+    XCTAssertTrue(result.error.contains("image 'tiny' not found (no image is built in "), result.error)
+    XCTAssertTrue(result.error.contains("run `vmlab image build tiny`"), result.error)
+    try writeManifest("other")
+    result = try run(["vm", "create", "web01", "--host", "qemu", "--image", "tiny"], expect: 1)
+    XCTAssertTrue(result.error.contains("(built: other)"), result.error)
+    XCTAssertTrue(try run(["vm", "list"]).output.contains("no VMs in"))
+  }
+
+  func testVMCreateWithAnImageOnAHostThatCannotBootItIsRefused() throws {
+    try writeManifest("tiny")
+    let result = try run(["vm", "create", "web01", "--image", "tiny", "--disk", "1G"], expect: 1)
+    XCTAssertTrue(
+      result.error.contains(
+        "VM 'web01': image 'tiny' boots a real guest, which the simulated host cannot run; give --host qemu"),
+      result.error)
+    XCTAssertTrue(try run(["vm", "list"]).output.contains("no VMs in"))
+  }
+
+  func testVMCreateWithAnImageRefusesOptionsThatDoNotGoWithIt() throws {
+    var result = try run(["vm", "create", "web01", "--image", "tiny", "--from", "base.vhd"], expect: 2)
+    XCTAssertTrue(result.error.contains("give --image or --from, not both"), result.error)
+    result = try run(["vm", "create", "web01", "--image", "tiny", "--kernel", "vmlinuz"], expect: 2)
+    XCTAssertTrue(result.error.contains("--image boots the image's kernel"), result.error)
+    result = try run(["vm", "create", "web01"], expect: 2)
+    XCTAssertTrue(result.error.contains("or --image NAME"), result.error)
+  }
+
+  func testRebuildIsRefusedWhileAVMBootsTheImage() throws {
+    try writeManifest("tiny")
+    let kernel = folder.file("library/templates/tiny/vmlinuz")
+    FileManager.default.createFile(atPath: kernel, contents: Data("kernel".utf8))
+    // A VM booting the image's kernel (as `vm create --image` makes one on the qemu host).
+    try run(["vm", "create", "web01", "--disk", "8M", "--kernel", kernel])
+    let result = try run(["image", "build", "tiny", "--rebuild"], expect: 1)
+    XCTAssertTrue(
+      result.error.contains(
+        "image 'tiny' is used by VM(s) web01; remove them before rebuilding it (nothing was changed)"),
+      result.error)
+    XCTAssertEqual(try String(contentsOfFile: kernel, encoding: .utf8), "kernel")
+    XCTAssertTrue(try run(["image", "list"]).output.contains("web01"))
+  }
 }

@@ -33,6 +33,25 @@ public struct ImageTemplates: Sendable {
     throw LabKitError(.notFound, "image '\(name)' not found (\(have)); \(build)")
   }
 
+  /// The hosts that boot an image's guest (a simulated host runs no guest).
+  public static let bootingHosts = ["qemu"]
+
+  /// What a VM made from image `name` starts from: its root disk (disk 1 is a linked clone of
+  /// it), the name of the template that clone reads, and its boot: the image's kernel and initrd
+  /// with the image's command line and the VM's name as the guest's host name.
+  public func vmSetup(image name: String, vm: String) throws -> (
+    rootDisk: String, templateName: String, boot: Hardware.Boot
+  ) {
+    let manifest = try manifest(of: name)
+    let folder = folder(of: name)
+    return (
+      "\(folder)/\(manifest.rootDisk)", "\(name)-root",
+      .kernel(
+        path: "\(folder)/\(manifest.kernel)", initrd: "\(folder)/\(manifest.initrd)",
+        commandLine: "\(manifest.commandLine) vmlab.hostname=\(vm)")
+    )
+  }
+
   /// The VMs whose disks or kernel come from the image's folder.
   public func users(of name: String, in library: Library) throws -> [String] {
     let prefix = URL(fileURLWithPath: folder(of: name)).standardizedFileURL.path + "/"

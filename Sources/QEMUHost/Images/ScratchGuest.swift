@@ -42,11 +42,26 @@ public final class ScratchGuest: @unchecked Sendable {
         "-kernel", "\(templateFolder)/\(image.kernel)", "-initrd", "\(templateFolder)/\(image.initrd)",
         "-append", image.commandLine,
       ],
-      disks: [("\(templateFolder)/\(image.rootDisk)", "vpc")], settings: settings)
+      disks: [.throwAway("\(templateFolder)/\(image.rootDisk)", format: "vpc")], settings: settings)
   }
 
-  /// Boots from `disks` (file, qemu format) through the firmware, or with the `boot` options given.
-  public init(runtime: String, boot: [String] = [], disks: [(String, String)], settings: Settings = .init()) {
+  /// A virtio-blk disk of the guest, as qemu's `-drive` options.
+  public struct Disk: Sendable {
+    public var options: String
+
+    /// A file qemu opens itself, its writes kept in a temporary overlay (the file never changes).
+    public static func throwAway(_ path: String, format: String) -> Disk {
+      Disk(options: "file=\(path.replacingOccurrences(of: ",", with: ",,")),format=\(format),snapshot=on")
+    }
+
+    /// An export of an NBD server on a UNIX socket (a VHD chain served by vmlab), read and written.
+    public static func nbd(socket: String, export: String) -> Disk {
+      Disk(options: "driver=nbd,server.type=unix,server.path=\(socket),export=\(export)")
+    }
+  }
+
+  /// Boots from `disks` through the firmware, or with the `boot` options given.
+  public init(runtime: String, boot: [String] = [], disks: [Disk], settings: Settings = .init()) {
     self.runtime = runtime
     self.lifetime = settings.lifetime
     var arguments = [
@@ -56,7 +71,7 @@ public final class ScratchGuest: @unchecked Sendable {
     arguments += boot
     for (index, disk) in disks.enumerated() {
       arguments += [
-        "-drive", "file=\(disk.0),format=\(disk.1),if=none,id=disk\(index + 1),snapshot=on",
+        "-drive", "\(disk.options),if=none,id=disk\(index + 1)",
         "-device", "virtio-blk-pci,drive=disk\(index + 1)" + (index == 0 && boot.isEmpty ? ",bootindex=1" : ""),
       ]
     }
