@@ -144,4 +144,20 @@ final class ImageBuildTests: XCTestCase {
       XCTAssertTrue("\($0)".contains("vmlab can build tiny"), "\($0)")
     }
   }
+
+  func testAKilledBuildsWorkFolderIsSweptAndALiveOnesIsKept() throws {
+    let library = TemporaryFolder()
+    let templates = library.file("templates")
+    // pid_max is at most 2^22 here: a pid past it belongs to no process.
+    let dead = "\(templates)/.tiny-building-99999999-abcdef12"
+    let live = "\(templates)/.tiny-building-\(getpid())-abcdef12"
+    let replaced = "\(templates)/.tiny-replaced-99999999-abcdef12"
+    for folder in [dead, live, replaced, "\(templates)/tiny"] {
+      try FileManager.default.createDirectory(atPath: folder + "/work", withIntermediateDirectories: true)
+    }
+    TinyImageBuilder.sweepLeftovers(in: templates)
+    XCTAssertEqual(
+      Set(try FileManager.default.contentsOfDirectory(atPath: templates)),
+      [".tiny-building-\(getpid())-abcdef12", "tiny"])
+  }
 }

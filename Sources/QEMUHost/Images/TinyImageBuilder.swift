@@ -2,6 +2,10 @@ import Foundation
 import LabKit
 import VHD
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// Builds the `tiny` image from Debian packages only: the kernel the metapackage
 /// `linux-image-amd64` names, busybox-static, and the real qemu-guest-agent with the shared
 /// libraries it needs. Nothing is installed on the host: packages are downloaded with
@@ -58,7 +62,8 @@ public struct TinyImageBuilder {
     for tool in BuildTool.forImages { _ = try tool.path() }
     let templatesFolder = (final as NSString).deletingLastPathComponent
     try FileManager.default.createDirectory(atPath: templatesFolder, withIntermediateDirectories: true)
-    let staging = "\(templatesFolder)/.\(Self.imageName)-building-\(UUID().uuidString.prefix(8))"
+    Self.sweepLeftovers(in: templatesFolder)
+    let staging = "\(templatesFolder)/.\(Self.imageName)-building-\(getpid())-\(UUID().uuidString.prefix(8))"
     try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: staging) }
     let work = "\(staging)/work"
@@ -69,7 +74,7 @@ public struct TinyImageBuilder {
         guard replacing else {
           throw LabKitError(.alreadyExists, "image '\(Self.imageName)' was built in \(final) while this build ran")
         }
-        let old = "\(templatesFolder)/.\(Self.imageName)-replaced-\(UUID().uuidString.prefix(8))"
+        let old = "\(templatesFolder)/.\(Self.imageName)-replaced-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.moveItem(atPath: final, toPath: old)
         try FileManager.default.moveItem(atPath: staging, toPath: final)
         try? FileManager.default.removeItem(atPath: old)
@@ -79,6 +84,20 @@ public struct TinyImageBuilder {
     }
     progress("built image '\(Self.imageName)' in \(final)")
     return manifest
+  }
+
+  /// Removes the work folders of builds whose process is gone (killed mid-build): hidden
+  /// `.IMAGE-building-PID-…` and `.IMAGE-replaced-PID-…` folders in `templates/`. A build
+  /// running in another process keeps its folder.
+  static func sweepLeftovers(in templates: String) {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: templates)) ?? []
+    for name in names where name.hasPrefix(".") && (name.contains("-building-") || name.contains("-replaced-")) {
+      let fields = name.split(separator: "-")
+      guard fields.count >= 3, let pid = pid_t(fields[fields.count - 2]) else { continue }
+      if kill(pid, 0) != 0 && errno == ESRCH {
+        try? FileManager.default.removeItem(atPath: "\(templates)/\(name)")
+      }
+    }
   }
 
   private func build(into folder: String, work: String) throws -> ImageManifest {
