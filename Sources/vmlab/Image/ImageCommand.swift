@@ -45,7 +45,9 @@ struct ImageBuild: ParsableCommand {
       _ = try checkedLibrary { _ in try install() }
     }
     let disk = "\(templates.folder(of: image))/\(manifest.rootDisk)"
-    let onDisk = (try? FileManager.default.attributesOfItem(atPath: disk)[.size] as? NSNumber)?.uint64Value ?? 0
+    // The blocks the file really takes: a dynamic VHD's zero pages are holes.
+    var status = stat()
+    let onDisk = stat(disk, &status) == 0 ? UInt64(status.st_blocks) * 512 : 0
     print(
       "image '\(image)' built in \(String(format: "%.0f", Date().timeIntervalSince(started))) s: kernel \(manifest.kernelVersion), \(manifest.packages.count) packages, root disk \(ByteCount.format(onDisk)) on disk"
     )
