@@ -6,14 +6,21 @@ import XCTest
 /// The other way a VM boots: from its first disk through the firmware, like any PC. A small FAT
 /// disk made bootable by syslinux (it installs onto an unmounted FAT image) holds the tiny image's
 /// kernel and initrd; `vmlab disk import` makes it a VHD, and qemu's SeaBIOS boots it, with the
-/// image's root disk second. The image is built once with `vmlab image build tiny`, as a user would.
+/// image's root disk second. The image is built once with `vmlab image build tiny --rebuild`, as a
+/// user would (over an older image, so the replacement is tested too).
 final class BIOSBootTests: XCTestCase {
   private static let library = NSTemporaryDirectory() + "vmlab-tests-bios-library-\(getpid())"
 
-  /// `vmlab image build tiny` once per test process, with its output.
+  /// `vmlab image build tiny --rebuild` once per test process, with its output, over an older
+  /// image that no VM uses (a folder with a stale file the new image does not have).
   private static let build: Result<CommandResult, Error> = {
     atexit { try? FileManager.default.removeItem(atPath: BIOSBootTests.libraryPath) }
-    return Result { try vmlab(["image", "build", "tiny", "--library", library]) }
+    return Result {
+      let old = "\(library)/templates/tiny"
+      try FileManager.default.createDirectory(atPath: old, withIntermediateDirectories: true)
+      try "stale".write(toFile: "\(old)/stale-file", atomically: true, encoding: .utf8)
+      return try vmlab(["image", "build", "tiny", "--rebuild", "--library", library])
+    }
   }()
 
   fileprivate static var libraryPath: String { library }
@@ -41,6 +48,11 @@ final class BIOSBootTests: XCTestCase {
     XCTAssertTrue(lines.last?.hasPrefix("image 'tiny' built in ") == true, result.output)
     let listed = try vmlab(["image", "list", "--library", Self.library])
     XCTAssertTrue(listed.output.contains("tiny "), listed.output)
+    // --rebuild replaced the old image whole, and left no work folder behind.
+    XCTAssertEqual(
+      Set(try FileManager.default.contentsOfDirectory(atPath: "\(Self.library)/templates/tiny")),
+      ["vmlinuz", "initrd.img", "root.vhd", "image.json"])
+    XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(Self.library)/templates"), ["tiny"])
   }
 
   func testASyslinuxDiskImportedWithVmlabBootsThroughTheBIOSToTheAgent() throws {
