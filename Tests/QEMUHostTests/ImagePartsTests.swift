@@ -105,4 +105,23 @@ final class ImagePartsTests: XCTestCase {
     XCTAssertEqual(DebianPackages.defaultCache(environment: ["XDG_CACHE_HOME": "/c"]), "/c/vmlab/debs")
     XCTAssertTrue(DebianPackages.defaultCache(environment: [:]).hasSuffix("/.cache/vmlab/debs"))
   }
+
+  func testTheCacheKeepsOnlyWhatABuildUsed() throws {
+    let cache = TemporaryFolder()
+    let stale = cache.file("linux-image-6.1.0-1-amd64_6.1.4-1_amd64.deb")
+    FileManager.default.createFile(atPath: stale, contents: Data("old kernel".utf8))
+    FileManager.default.createFile(atPath: cache.file("notes.txt"), contents: Data("kept".utf8))
+    let packages = DebianPackages(cache: cache.path)
+    let busybox = try packages.fetch("busybox-static")
+    // A second fetch uses the cached file (its SHA-256 matches apt's index).
+    var lines: [String] = []
+    var again = DebianPackages(cache: cache.path)
+    again.progress = { lines.append($0) }
+    XCTAssertEqual(try again.fetch("busybox-static").file, busybox.file)
+    XCTAssertEqual(lines, ["using cached busybox-static \(busybox.version)"])
+    packages.pruneCache()
+    XCTAssertEqual(
+      Set(try FileManager.default.contentsOfDirectory(atPath: cache.path)),
+      [(busybox.file as NSString).lastPathComponent, "notes.txt"])
+  }
 }

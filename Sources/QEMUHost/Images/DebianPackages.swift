@@ -20,6 +20,12 @@ struct DebianPackages {
   /// Extra `-o` options for apt (tests point apt at an unreachable proxy to see the error).
   var aptOptions: [String] = []
   var progress: (String) -> Void = { _ in }
+  /// The files `fetch` returned, shared by the copies of this value.
+  private let fetched = Fetched()
+
+  private final class Fetched {
+    var files: [String] = []
+  }
 
   static func defaultCache(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
     let base =
@@ -59,6 +65,7 @@ struct DebianPackages {
         throw LabKitError(.failed, "the download of Debian package '\(name)' does not match apt's SHA-256; try again")
       }
     }
+    fetched.files.append(file)
     return DebianPackage(
       name: name, version: version, file: file,
       depends: Self.dependencyNames(record["Pre-Depends"] ?? "") + Self.dependencyNames(record["Depends"] ?? ""))
@@ -68,6 +75,16 @@ struct DebianPackages {
   func extract(_ package: DebianPackage, into folder: String) throws {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     try BuildTool.dpkgDeb.run(["-x", package.file, folder])
+  }
+
+  /// Removes the cached .debs this build did not use: other versions of its packages, and old
+  /// kernels (each Debian point release brings a 70 MB one under a new package name).
+  func pruneCache() {
+    let used = Set(fetched.files.map { ($0 as NSString).lastPathComponent })
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? []
+    for name in names where name.hasSuffix(".deb") && !used.contains(name) {
+      try? FileManager.default.removeItem(atPath: "\(cache)/\(name)")
+    }
   }
 
   private func download(_ name: String, version: String, to file: String) throws {

@@ -158,6 +158,7 @@ public struct TinyImageBuilder {
       commandLine: Self.commandLine, kernelVersion: modules.version, modules: loadOrder.map(\.name),
       packages: described, readyMarker: TinyGuestScripts.readyMarker)
     try manifest.write(to: folder)
+    packages.pruneCache()
     return manifest
   }
 
