@@ -44,6 +44,11 @@ enum Main {
     } catch let error as ValidationError {
       FileHandle.standardError.write(Data((UsageErrors.message(error, in: command) + "\n").utf8))
       Foundation.exit(ExitCode.usage.rawValue)
+    } catch let error as LabKitError where error.kind == .unconfirmedBulkChange {
+      // The engine's rule for changing several VMs, refused as the command line's own usage errors are.
+      let usage = ValidationError(error.message)
+      FileHandle.standardError.write(Data((UsageErrors.message(usage, in: command) + "\n").utf8))
+      Foundation.exit(ExitCode.usage.rawValue)
     } catch {
       exit(with: error)
     }

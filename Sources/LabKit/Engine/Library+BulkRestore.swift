@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VHD
 
 /// What a restore did to one VM.
@@ -20,22 +19,22 @@ extension Library {
   /// run again afterwards (a lab's students keep working), recorded in the same commit.
   @discardableResult
   public func restore(checkpoints ids: [Int64], restartRunning: Bool = false) throws -> [RestoreOutcome] {
-    let targets = try catalog.read { db in
+    let targets = try catalog.read { tx in
       try ids.map { id -> (checkpoint: CheckpointRecord, vm: String) in
-        let checkpoint = try checkpointRecord(db, id: id)
-        return (checkpoint, try VMRecord.fetchExisting(db, key: checkpoint.vmID).name)
+        let checkpoint = try checkpointRecord(tx, id: id)
+        return (checkpoint, try tx.vm(id: checkpoint.vmID).name)
       }
     }
     let names = targets.map(\.vm)
-    guard Set(names.map { $0.lowercased() }).count == names.count else {
+    guard Set(names.map(NameRules.key)).count == names.count else {
       throw LabKitError(.invalidArgument, "a bulk restore takes one checkpoint per VM; got several for one VM")
     }
     guard !targets.isEmpty else { return [] }
     return try withVMLocks(names.sorted()) {
-      var work: [RestoreWork] = try catalog.read { db in
+      var work: [RestoreWork] = try catalog.read { tx in
         try targets.map { target in
           try restoreWork(
-            db, vm: try vmRecord(db, named: target.vm), checkpoint: target.checkpoint, restartRunning: restartRunning)
+            tx, vm: try vmRecord(tx, named: target.vm), checkpoint: target.checkpoint, restartRunning: restartRunning)
         }
       }
       // One stamp for the new leaves of every VM (one lookup, not one per VM).
@@ -45,7 +44,7 @@ extension Library {
         work[index].action = try stopForOperation(&work[index].vm)
       }
       let stopped = work.filter { $0.action != .none }
-      if !stopped.isEmpty { try catalog.write { db in for item in stopped { try item.vm.update(db) } } }
+      if !stopped.isEmpty { try catalog.write { tx in for item in stopped { try tx.update(item.vm) } } }
 
       let jobs = work.flatMap { item in zip(item.newPaths, item.statePaths).map { (new: $0, state: $1) } }
       let created = ParallelResults<String>(count: jobs.count)
@@ -67,12 +66,12 @@ extension Library {
             if let error = outcome.failure { throw error }
           }
         },
-        commit: { db -> [RestoreOutcome] in
+        commit: { tx -> [RestoreOutcome] in
           var next = 0
           return try work.map { item in
             let ids = created.outcomes[next..<(next + item.slots.count)].map { $0!.success! }
             next += item.slots.count
-            let vm = try commitRestore(db, item, uniqueIDs: ids)
+            let vm = try commitRestore(tx, item, uniqueIDs: ids)
             let plan = OperationPlan(
               operation: "restore", vm: vm.name, checkpointsRemoved: [], alsoAffected: [],
               filesRemoved: item.doomed.map { absolute($0.path) }, filesCreated: item.newPaths.map(absolute),

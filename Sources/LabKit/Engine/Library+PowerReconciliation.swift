@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 extension Library {
   /// Makes the catalog follow what really runs: a VM the catalog calls running whose host reports it
@@ -8,8 +7,8 @@ extension Library {
   /// the simulated host says of VMs another process started) leaves the catalog as it is, and so
   /// does a VM whose host this process does not provide. Runs each time the library is taken.
   func reconcilePowerStates() throws {
-    let running = try catalog.read { db in
-      try VMRecord.filter(Column("state") == PowerState.running.rawValue).fetchAll(db)
+    let running = try catalog.read { tx in
+      try tx.vms(in: .running)
     }
     var changed: [String] = []
     for var record in running {
@@ -18,7 +17,7 @@ extension Library {
       else { continue }
       record.state = .stopped
       record.stoppedOutside = Date()
-      try catalog.write { db in try record.update(db) }
+      try catalog.write { tx in try tx.update(record) }
       changed.append(record.name)
     }
     writeManifests(vms: changed)

@@ -9,7 +9,7 @@ struct VMCommand: ParsableCommand {
     commandName: "vm", abstract: "Create, list, start and stop virtual machines.",
     subcommands: [
       VMCreate.self, VMList.self, VMShow.self, VMStart.self, VMSave.self, VMShutdown.self, VMTurnOff.self,
-      VMRemove.self, VMImport.self, VMExport.self, VMWrite.self, VMRead.self,
+      VMRemove.self, VMImport.self, VMExport.self, VMExec.self, VMWrite.self, VMRead.self,
     ])
 }
 
