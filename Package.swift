@@ -71,6 +71,6 @@ let package = Package(
     .testTarget(name: "QEMUHostTests", dependencies: ["QEMUHost", "LabKit", "VHD", "TestSupport"]),
     .testTarget(name: "LuaHostTests", dependencies: ["LuaHost", "LabKit", "VHD", "TestSupport"]),
     // End to end: runs the built vmlab binary.
-    .testTarget(name: "vmlabTests", dependencies: ["VHD", "LabKit", "vmlab", "TestSupport"]),
+    .testTarget(name: "vmlabTests", dependencies: ["VHD", "LabKit", "QEMUHost", "vmlab", "TestSupport"]),
   ]
 )

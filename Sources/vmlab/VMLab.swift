@@ -14,7 +14,7 @@ struct VMLab: ParsableCommand {
     version: "0.1.0",
     subcommands: [
       VMCommand.self, CheckpointCommand.self, LabCommand.self, JobCommand.self, LibraryCommand.self, DiskCommand.self,
-      RunCommand.self, ReplCommand.self,
+      ImageCommand.self, HostCommand.self, RunCommand.self, ReplCommand.self,
     ]
   )
 }

@@ -47,10 +47,13 @@ extension Library {
 
   /// Creates a VM from an existing VHD (or chain): copied into the VM's folder, or, with `linked`,
   /// as a linked clone — a small differencing disk over a shared read-only template, which stays
-  /// protected while any clone uses it.
+  /// protected while any clone uses it. `extraDiskSizes` adds new empty dynamic disks after it
+  /// (disk 2, 3, …); `templateName` names the template a first linked clone makes (default: the
+  /// source's file name), e.g. `tiny-root` for an image's root disk.
   @discardableResult
   public func createVM(
-    name: String, from sourcePath: String, linked: Bool = false, additions: Bool = false, hostKind: HostKind? = nil,
+    name: String, from sourcePath: String, linked: Bool = false, extraDiskSizes: [UInt64] = [],
+    templateName: String? = nil, additions: Bool = false, hostKind: HostKind? = nil,
     host: String? = nil, hardware: Hardware = Hardware()
   ) throws -> VirtualMachine {
     try NameRules.validate(name, as: "VM")
@@ -62,16 +65,21 @@ extension Library {
       try ensureNewVM(name)
       let folder = vmFolder(name)
       let diskPath = "\(folder)/\(name)-disk1.vhd"
+      let extraPaths = extraDiskSizes.indices.map { "\(folder)/\(name)-disk\($0 + 2).vhd" }
+      var extraIDs: [String] = []
       let existingTemplate: DiskRecord? =
         linked
         ? try catalog.read { tx in
           try tx.template(madeFrom: sourceID.description)
         } : nil
-      let templatePath = linked && existingTemplate == nil ? try newTemplatePath(for: source.leaf.path) : nil
+      let templatePath =
+        linked && existingTemplate == nil
+        ? try newTemplatePath(for: templateName.map { "\($0).vhd" } ?? source.leaf.path) : nil
       var templateID = sourceID.description
       var diskID = ""
       return try journaled(
-        "create-vm", vm: name, creates: [diskPath, folder] + (templatePath.map { [$0] } ?? []), deletes: [],
+        "create-vm", vm: name, creates: [diskPath, folder] + extraPaths + (templatePath.map { [$0] } ?? []),
+        deletes: [],
         files: {
           try FileManager.default.createDirectory(atPath: absolute(folder), withIntermediateDirectories: true)
           if linked {
@@ -88,6 +96,12 @@ extension Library {
             let copy = try source.flatten(to: absolute(diskPath), type: source.base.type == .fixed ? .fixed : .dynamic)
             diskID = copy.uniqueID.description
             copy.close()
+          }
+          for (index, size) in extraDiskSizes.enumerated() {
+            try fault("create-vm:disk\(index + 2)")
+            let disk = try VirtualDisk.create(at: absolute(extraPaths[index]), size: size)
+            extraIDs.append(disk.uniqueID.description)
+            disk.close()
           }
         },
         commit: { tx in
@@ -111,6 +125,13 @@ extension Library {
             role: linked ? .clone : .base, checkpointID: nil)
           try tx.insert(&disk)
           try tx.insert(SlotRecord(vmID: record.id!, number: 1, baseID: disk.id!, leafID: disk.id!))
+          for (index, path) in extraPaths.enumerated() {
+            var extra = DiskRecord(
+              id: nil, path: path, uniqueID: extraIDs[index], parentID: nil, vmID: record.id, slot: index + 2,
+              role: .base, checkpointID: nil)
+            try tx.insert(&extra)
+            try tx.insert(SlotRecord(vmID: record.id!, number: index + 2, baseID: extra.id!, leafID: extra.id!))
+          }
           return try reportedVM(tx, record)
         })
     }
