@@ -65,7 +65,9 @@ let package = Package(
     .testTarget(name: "VHDTests", dependencies: ["VHD", "TestSupport"]),
     .testTarget(name: "NBDTests", dependencies: ["NBD", "TestSupport"]),
     .testTarget(name: "DiskServingTests", dependencies: ["DiskServing", "NBD", "VHD", "TestSupport"]),
-    .testTarget(name: "LabKitTests", dependencies: ["LabKit", "TestSupport"]),
+    .testTarget(
+      name: "LabKitTests",
+      dependencies: ["LabKit", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
     .testTarget(name: "QEMUHostTests", dependencies: ["QEMUHost", "LabKit", "VHD", "TestSupport"]),
     .testTarget(name: "LuaHostTests", dependencies: ["LuaHost", "LabKit", "VHD", "TestSupport"]),
     // End to end: runs the built vmlab binary.

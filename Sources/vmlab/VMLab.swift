@@ -14,7 +14,7 @@ struct VMLab: ParsableCommand {
     version: "0.1.0",
     subcommands: [
       VMCommand.self, CheckpointCommand.self, LabCommand.self, JobCommand.self, LibraryCommand.self, DiskCommand.self,
-      RunCommand.self, ReplCommand.self, SuperviseCommand.self,
+      ImageCommand.self, HostCommand.self, RunCommand.self, ReplCommand.self, SuperviseCommand.self,
     ]
   )
 }
@@ -43,6 +43,11 @@ enum Main {
       try LeadingOptions.$current.withValue(leading) { try command.run() }
     } catch let error as ValidationError {
       FileHandle.standardError.write(Data((UsageErrors.message(error, in: command) + "\n").utf8))
+      Foundation.exit(ExitCode.usage.rawValue)
+    } catch let error as LabKitError where error.kind == .unconfirmedBulkChange {
+      // The engine's rule for changing several VMs, refused as the command line's own usage errors are.
+      let usage = ValidationError(error.message)
+      FileHandle.standardError.write(Data((UsageErrors.message(usage, in: command) + "\n").utf8))
       Foundation.exit(ExitCode.usage.rawValue)
     } catch {
       exit(with: error)

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import TestSupport
 import XCTest
 
@@ -153,7 +154,7 @@ final class CatalogDamageTests: LabKitTestCase {
     try library.close()
     library = nil
     let newer = try Catalog(path: catalogPath)
-    try newer.write { db in try db.execute(sql: "INSERT INTO grdb_migrations VALUES ('v99-from-the-future')") }
+    try newer.database.write { db in try db.execute(sql: "INSERT INTO grdb_migrations VALUES ('v99-from-the-future')") }
     try newer.close()
     openingFails(containing: "newer vmlab")
     try assertRepairRestores(before, keptAs: "corrupt")
@@ -229,7 +230,7 @@ final class CatalogDamageTests: LabKitTestCase {
   func testAMissingCatalogRowIsAnErrorNotACrash() throws {
     _ = try makeLibrary()
     let configured = try library.checkpoint(vm: "web", named: "configured")
-    try library.catalog.write { db in
+    try library.catalog.database.write { db in
       try db.execute(sql: "DELETE FROM checkpointDisk WHERE checkpointID = ?", arguments: [configured.id])
     }
     let error = expectError(.inconsistent) { try library.merge(checkpoint: configured.id, whatIf: true) }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import TestSupport
 import VHD
 import XCTest
@@ -195,7 +196,7 @@ final class JobTests: LabKitTestCase {
   func testJobsInterruptedByAProcessEndAreMarkedFailed() throws {
     try library.createVM(name: "slow", diskSizes: [4 * MiB])
     // A job row left running by a process that died.
-    try library.catalog.write { db in
+    try library.catalog.database.write { db in
       try db.execute(
         sql:
           "INSERT INTO job(kind, target, status, progress, created) VALUES ('checkpoint', 'slow', 'running', 0.5, ?)",

@@ -76,7 +76,13 @@ final class EngineCheckpointTests: EngineTestCase {
     try makeTwoRunningVMs()
     try lua("web:checkpoint('one'); db:checkpoint('one'); web:checkpoint('two'); db:checkpoint('two')")
     let message = errorMessage("vmlab.checkpoints{mostRecent=true}:merge()")
-    XCTAssertTrue(message.contains("2 VMs") && message.contains("{all=true}"), message)
+    // The engine's words, as the command line's `checkpoint merge` without --all gets them.
+    XCTAssertTrue(
+      message.contains(
+        "merge: this would change 2 VMs (db01, web01); changing several VMs at once must be deliberate: pass {all=true}"
+      ),
+      message)
+    XCTAssertTrue(errorMessage("vmlab.checkpoints{mostRecent=true}:merge{async=true}").contains("2 VMs"))
     XCTAssertEqual(try lua("return #vmlab.checkpoints()"), [4], "nothing was merged")
     XCTAssertEqual(
       try lua("return #vmlab.checkpoints{mostRecent=true}:merge{whatIf=true}, #vmlab.checkpoints()"), [2, 4])
@@ -183,7 +189,11 @@ final class EngineCheckpointTests: EngineTestCase {
   func testBulkRestoreRefusesSeveralCheckpointsOfOneVM() throws {
     try makeTwoRunningVMs()
     try lua("web:checkpoint('a'); web:checkpoint('b')")
-    assertError("web:checkpoints():restore()", contains: "the list holds 2 checkpoints of VM 'web01'")
+    assertError(
+      "web:checkpoints():restore()",
+      contains: "restore: 2 checkpoints of VM 'web01' were chosen; a VM is restored to one checkpoint at a time")
+    assertError("web:checkpoints():restore{whatIf=true}", contains: "2 checkpoints of VM 'web01' were chosen")
+    assertError("web:checkpoints():restore{async=true, all=true}", contains: "2 checkpoints of VM 'web01' were chosen")
     assertError("web:checkpoints():restore{al=true}", contains: "unknown option 'al'")
     assertError(
       "local list = web:checkpoints(); list[1] = web; list:restore()",

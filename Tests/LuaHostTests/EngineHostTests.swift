@@ -9,13 +9,46 @@ private final class RealLikeHost: ForwardingHost, @unchecked Sendable {
   init() { super.init(SimulatedHost()) }
 }
 
+/// A host whose "guest" is this machine: `run` starts the program here, in a folder of its own, so
+/// the plumbing from Lua to a guest agent host (arguments, input, output, status, time limit) is
+/// exercised with real programs. The QEMU host's own tests run them in real guests.
+private final class LocalProgramHost: ForwardingHost, GuestAgentHost, @unchecked Sendable {
+  private(set) var readyWaits: [Double] = []
+
+  init() { super.init(SimulatedHost()) }
+
+  func run(_ command: GuestCommand, in vm: HostedVM) throws -> GuestCommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: command.path)
+    process.arguments = command.arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: vm.folder)
+    let output = Pipe()
+    let errors = Pipe()
+    let input = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    process.standardInput = input
+    try process.run()
+    input.fileHandleForWriting.write(command.input ?? Data())
+    try input.fileHandleForWriting.close()
+    let stdout = output.fileHandleForReading.readDataToEndOfFile()
+    let stderr = errors.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return GuestCommandResult(standardOutput: stdout, standardError: stderr, status: process.terminationStatus)
+  }
+
+  func waitUntilReady(_ vm: HostedVM, timeout: Double) throws { readyWaits.append(timeout) }
+}
+
 /// `vm:write` and `vm:read` are the simulated host's: they keep working there and say clearly that
 /// a VM of another host does not offer them.
 final class EngineHostTests: EngineTestCase {
+  private let agentHost = LocalProgramHost()
+
   override func setUpWithError() throws {
     try super.setUpWithError()
     let path = folder + "/library"
-    let hosts = HostRegistry(["simulated": SimulatedHost(), "real": RealLikeHost()])
+    let hosts = HostRegistry(["simulated": SimulatedHost(), "real": RealLikeHost(), "agent": agentHost])
     VMLabModule.install(in: state) { [unowned self] in
       self.libraryOpens += 1
       let library = try Library(at: path, hosts: hosts)
@@ -36,7 +69,39 @@ final class EngineHostTests: EngineTestCase {
         "vm:write works only on the simulated host: VM 'real' runs on the host 'real', which does not write or read a guest's disks at byte offsets"
     )
     assertError(#"return real:read(1, 0, 4)"#, contains: "vm:read works only on the simulated host")
-    assertError(#"return real:read(1, 0, 4)"#, contains: "(a real host will offer vm:exec)")
+    assertError(#"return real:read(1, 0, 4)"#, contains: "(on a real host, run programs in the guest with vm:exec)")
+  }
+
+  func testExecRunsAProgramInTheGuestAndReturnsItsOutputAndStatus() throws {
+    try lua("vmlab.vms()")
+    let library = try XCTUnwrap(library)
+    try library.createVM(name: "web", diskSizes: [4 << 20], host: "agent")
+    try lua(#"web = vmlab.vm.get("web")"#)
+    assertError(
+      #"web:exec("true")"#,
+      contains: "VM 'web' is stopped; commands run only in a running guest (start it with `vmlab vm start web`)")
+    try lua("web:start()")
+    XCTAssertEqual(
+      try lua(#"local r = web:exec("echo out; echo err >&2; exit 3"); return r.stdout, r.stderr, r.status"#),
+      ["out\n", "err\n", .integer(3)])
+    XCTAssertEqual(try lua(#"return web:exec({"/bin/cat"}, {input="typed"}).stdout"#), ["typed"])
+    XCTAssertEqual(try lua(#"return web:exec({"/bin/echo", "a b", "c"}).stdout"#), ["a b c\n"])
+    XCTAssertEqual(try lua(#"return web:waitReady{timeout=5} == web"#), [.boolean(true)])
+    XCTAssertEqual(agentHost.readyWaits, [5])
+    assertError(#"web:exec({})"#, contains: "the command is empty")
+    assertError(#"web:exec({"/bin/echo", 3})"#, contains: "item 2 of the command: string expected, got number")
+    assertError(
+      #"web:exec(42)"#, contains: "a shell line (string) or {\"program\", \"argument\", …} expected, got number")
+    assertError(#"web:exec("true", {timeout=0})"#, contains: "field 'timeout': give more than 0 seconds")
+    assertError(#"web:exec("true", {tmeout=1})"#, contains: "unknown option 'tmeout'; known options: timeout, input")
+    assertError(#"web:waitReady{timeout=-1}"#, contains: "field 'timeout': give more than 0 seconds")
+
+    try lua(#"sim = vmlab.vm.create{name="sim", disks={"4M"}}; sim:start()"#)
+    assertError(
+      #"sim:exec("true")"#,
+      contains:
+        "VM 'sim' runs on the host 'simulated', which runs no guest to reach inside; commands run in guests of a real host (create the VM with --host qemu)"
+    )
   }
 
   func testHardwareFromLua() throws {

@@ -115,6 +115,29 @@ final class EngineCommandTests: LibraryCommandTestCase {
     try run(["library", "check"])
   }
 
+  /// `checkpoint merge --all` is one engine call that merges every chosen VM; without `--all` the
+  /// engine refuses it in the same words a Lua script gets (only the way to confirm differs).
+  func testAMergeOfSeveralVMsNeedsAllAndMergesEveryOne() throws {
+    for name in ["a", "b"] {
+      try run(["vm", "create", name, "--disk", "1M"])
+      try run(["checkpoint", "new", name, "clean"])
+      try run(["checkpoint", "new", name, "later"])
+    }
+    let names = {
+      try XCTUnwrap(try self.json(["checkpoint", "list"]) as? [[String: Any]]).compactMap { $0["name"] as? String }
+    }
+    var result = try run(["checkpoint", "merge", "--most-recent"], expect: 2)
+    XCTAssertTrue(
+      result.error.contains(
+        "merge: this would change 2 VMs (a, b); changing several VMs at once must be deliberate: pass --all to do it"),
+      result.error)
+    XCTAssertEqual(try names(), ["clean", "later", "clean", "later"], "nothing was merged")
+    result = try run(["checkpoint", "merge", "--most-recent", "--all"])
+    XCTAssertTrue(result.output.contains("merge on VM a:") && result.output.contains("merge on VM b:"), result.output)
+    XCTAssertEqual(try names(), ["clean", "clean"])
+    try run(["library", "check"])
+  }
+
   func testRepairRebuildsADeletedCatalog() throws {
     try run(["vm", "create", "web01", "--disk", "8M"])
     try run(["checkpoint", "new", "web01", "clean"])

@@ -43,21 +43,24 @@ final class Catalog {
     }
   }
 
-  func read<T>(_ body: (Database) throws -> T) throws -> T {
+  /// Runs `body` in a read-only transaction.
+  func read<T>(_ body: (CatalogTransaction) throws -> T) throws -> T {
     try ensureOpen()
-    return try translatingDamage { try database.read(body) }
+    return try translatingDamage { try database.read { db in try body(CatalogTransaction(db)) } }
   }
 
-  func write<T>(_ body: (Database) throws -> T) throws -> T {
+  /// Runs `body` in a write transaction: all of its changes are committed together, or none.
+  func write<T>(_ body: (CatalogTransaction) throws -> T) throws -> T {
     try ensureOpen()
-    return try translatingDamage { try database.write(body) }
+    return try translatingDamage { try database.write { db in try body(CatalogTransaction(db)) } }
   }
 
   /// The problems SQLite's own integrity check finds (pages overwritten, broken indexes); empty
   /// when the file is sound.
   func integrityProblems() throws -> [String] {
-    try read { db in
-      try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
+    try ensureOpen()
+    return try translatingDamage {
+      try database.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" } }
     }
   }
 
@@ -199,6 +202,38 @@ final class Catalog {
         t.add(column: "accelerator", .text).notNull().defaults(to: Hardware.Accelerator.auto.rawValue)
         t.add(column: "stoppedOutside", .datetime)
       }
+    }
+    // Names are looked up by a stored key (the name as `NameRules` compares it) instead of a
+    // SQLite-only collation; which VMs a journal entry involves is a table, not a comma-joined name
+    // list searched with `instr`; and the lookups that walk the disk tree have indexes.
+    migrator.registerMigration("catalog-keys") { db in
+      for table in ["vm", "lab"] {
+        try db.alter(table: table) { t in t.add(column: "nameKey", .text).notNull().defaults(to: "") }
+        let rows = try Row.fetchAll(db, sql: "SELECT id, name FROM \(table)")
+        for row in rows {
+          try db.execute(
+            sql: "UPDATE \(table) SET nameKey = ? WHERE id = ?",
+            arguments: [NameRules.key(row["name"] as String), row["id"] as Int64])
+        }
+        try db.create(index: "\(table)_nameKey", on: table, columns: ["nameKey"], options: .unique)
+      }
+      try db.create(table: JournalVMRecord.databaseTableName) { t in
+        t.column("journalID", .integer).notNull().references("journal", onDelete: .cascade)
+        t.column("vmKey", .text).notNull()
+        t.primaryKey(["journalID", "vmKey"])
+      }
+      try db.create(index: "journalVM_vmKey", on: "journalVM", columns: ["vmKey"])
+      for row in try Row.fetchAll(db, sql: "SELECT id, vmName FROM journal") {
+        for name in JournalRecord.names(inList: row["vmName"]) {
+          try db.execute(
+            sql: "INSERT OR IGNORE INTO journalVM(journalID, vmKey) VALUES (?, ?)",
+            arguments: [row["id"] as Int64, NameRules.key(name)])
+        }
+      }
+      try db.create(index: "disk_parentID", on: "disk", columns: ["parentID"])
+      try db.create(index: "disk_vmID", on: "disk", columns: ["vmID"])
+      try db.create(index: "checkpointDisk_stateID", on: "checkpointDisk", columns: ["stateID"])
+      try db.create(index: "checkpoint_vmID", on: "checkpoint", columns: ["vmID"])
     }
     return migrator
   }

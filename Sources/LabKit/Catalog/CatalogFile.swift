@@ -35,7 +35,7 @@ extension Catalog {
     do {
       let catalog = try Catalog(path: path)
       defer { try? catalog.close() }
-      let settings = (try? catalog.read { db in try Setting.all(db) }) ?? [:]
+      let settings = (try? catalog.read { catalog in try catalog.settings() }) ?? [:]
       let problems = try catalog.integrityProblems()
       guard problems.isEmpty else {
         return .damaged("SQLite's integrity check: \(problems.prefix(3).joined(separator: "; "))", settings: settings)

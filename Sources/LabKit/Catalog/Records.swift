@@ -6,7 +6,9 @@ import GRDB
 struct VMRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable {
   static let databaseTableName = "vm"
   var id: Int64?
-  var name: String
+  var name: String {
+    didSet { nameKey = NameRules.key(name) }
+  }
   var hostKind: HostKind
   /// vmlab changing the power state forgets that the VM was once found stopped outside it.
   var state: PowerState {
@@ -30,7 +32,16 @@ struct VMRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable {
   var accelerator: Hardware.Accelerator = .auto
   /// When opening the library found the VM stopped although the catalog said it ran.
   var stoppedOutside: Date? = nil
+  /// The name as names are compared (`NameRules.key`): lookups by name use it, and its unique
+  /// index keeps two VMs from differing only in case. Set whenever the name is.
+  var nameKey: String = ""
 
+  enum Columns {
+    static let nameKey = Column(CodingKeys.nameKey)
+    static let state = Column(CodingKeys.state)
+  }
+
+  mutating func willInsert(_ db: Database) throws { nameKey = NameRules.key(name) }
   mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 
   var hardware: Hardware {
@@ -84,6 +95,16 @@ struct DiskRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable
   /// For `template` disks: the unique id of the disk it was flattened from.
   var sourceUniqueID: String? = nil
 
+  enum Columns {
+    static let path = Column(CodingKeys.path)
+    static let uniqueID = Column(CodingKeys.uniqueID)
+    static let parentID = Column(CodingKeys.parentID)
+    static let vmID = Column(CodingKeys.vmID)
+    static let role = Column(CodingKeys.role)
+    static let checkpointID = Column(CodingKeys.checkpointID)
+    static let sourceUniqueID = Column(CodingKeys.sourceUniqueID)
+  }
+
   mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
@@ -94,6 +115,12 @@ struct SlotRecord: Codable, FetchableRecord, PersistableRecord, Equatable {
   var number: Int
   var baseID: Int64
   var leafID: Int64
+
+  enum Columns {
+    static let vmID = Column(CodingKeys.vmID)
+    static let number = Column(CodingKeys.number)
+    static let leafID = Column(CodingKeys.leafID)
+  }
 }
 
 struct CheckpointRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable {
@@ -108,6 +135,15 @@ struct CheckpointRecord: Codable, FetchableRecord, MutablePersistableRecord, Equ
   /// The running state saved with an online checkpoint (hypervisor hosts), a file in the VM's folder.
   var runningStatePath: String?
 
+  enum Columns {
+    static let id = Column(CodingKeys.id)
+    static let vmID = Column(CodingKeys.vmID)
+    static let created = Column(CodingKeys.created)
+    static let stamp = Column(CodingKeys.stamp)
+    static let parentID = Column(CodingKeys.parentID)
+    static let runningStatePath = Column(CodingKeys.runningStatePath)
+  }
+
   mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
@@ -117,14 +153,29 @@ struct CheckpointDiskRecord: Codable, FetchableRecord, PersistableRecord, Equata
   var checkpointID: Int64
   var slot: Int
   var stateID: Int64
+
+  enum Columns {
+    static let checkpointID = Column(CodingKeys.checkpointID)
+    static let slot = Column(CodingKeys.slot)
+    static let stateID = Column(CodingKeys.stateID)
+  }
 }
 
 struct LabRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable {
   static let databaseTableName = "lab"
   var id: Int64?
-  var name: String
+  var name: String {
+    didSet { nameKey = NameRules.key(name) }
+  }
   var created: Date
+  /// The name as names are compared, as for VMs.
+  var nameKey: String = ""
 
+  enum Columns {
+    static let nameKey = Column(CodingKeys.nameKey)
+  }
+
+  mutating func willInsert(_ db: Database) throws { nameKey = NameRules.key(name) }
   mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
@@ -133,6 +184,12 @@ struct LabMemberRecord: Codable, FetchableRecord, PersistableRecord, Equatable {
   var labID: Int64
   var vmID: Int64
   var position: Int
+
+  enum Columns {
+    static let labID = Column(CodingKeys.labID)
+    static let vmID = Column(CodingKeys.vmID)
+    static let position = Column(CodingKeys.position)
+  }
 }
 
 struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable {
@@ -147,6 +204,16 @@ struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable 
   var finished: Date?
   var error: String?
   var result: String?
+
+  enum Columns {
+    static let id = Column(CodingKeys.id)
+    static let status = Column(CodingKeys.status)
+    static let progress = Column(CodingKeys.progress)
+    static let started = Column(CodingKeys.started)
+    static let finished = Column(CodingKeys.finished)
+    static let error = Column(CodingKeys.error)
+    static let result = Column(CodingKeys.result)
+  }
 
   mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
@@ -166,11 +233,36 @@ struct JournalRecord: Codable, FetchableRecord, MutablePersistableRecord, Equata
   /// JSON for operations that recovery completes instead of rolling back.
   var redo: String?
 
+  enum Columns {
+    static let id = Column(CodingKeys.id)
+    static let committed = Column(CodingKeys.committed)
+  }
+
   mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+  /// The VMs of an operation, as `vmName` shows them: a bulk operation lists its VMs separated by
+  /// commas (names cannot hold one).
+  static func names(inList list: String) -> [String] { list.split(separator: ",").map(String.init) }
+
+  var vmNames: [String] { JournalRecord.names(inList: vmName) }
+}
+
+/// One VM a journal entry involves, by name key: the operations left half done on a VM are found
+/// through it. By name, not id: the VM of a `vm create` has no row until the commit.
+struct JournalVMRecord: Codable, FetchableRecord, PersistableRecord, Equatable {
+  static let databaseTableName = "journalVM"
+  var journalID: Int64
+  var vmKey: String
+
+  enum Columns {
+    static let journalID = Column(CodingKeys.journalID)
+    static let vmKey = Column(CodingKeys.vmKey)
+  }
 }
 
 extension HostKind: DatabaseValueConvertible {}
 extension PowerState: DatabaseValueConvertible {}
 extension DiskRole: DatabaseValueConvertible {}
+extension JobStatus: DatabaseValueConvertible {}
 extension Hardware.Network: DatabaseValueConvertible {}
 extension Hardware.Accelerator: DatabaseValueConvertible {}

@@ -6,10 +6,10 @@ public enum BulkChange {
   /// says how the caller confirms (`pass --all`, `pass {all=true}`).
   public static func check(vms: [String], verb: String, all: Bool, whatIf: Bool, confirm: String) throws {
     var seen = Set<String>()
-    let distinct = vms.filter { seen.insert($0.lowercased()).inserted }
+    let distinct = vms.filter { seen.insert(NameRules.key($0)).inserted }
     guard distinct.count > 1, !all, !whatIf else { return }
     throw LabKitError(
-      .invalidArgument,
+      .unconfirmedBulkChange,
       "\(verb): this would change \(distinct.count) VMs (\(distinct.joined(separator: ", "))); changing several VMs at once must be deliberate: \(confirm)"
     )
   }

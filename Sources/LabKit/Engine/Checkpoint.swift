@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// A VM-level checkpoint: the VM's data (every disk) at one moment.
 public struct Checkpoint: Codable, Equatable, Sendable {
@@ -50,23 +49,25 @@ public struct OperationPlan: Codable, Equatable, Sendable {
 }
 
 extension Library {
-  func checkpointSnapshot(_ db: Database, _ record: CheckpointRecord, vm: VMRecord? = nil) throws -> Checkpoint {
-    let owner = try vm ?? VMRecord.fetchExisting(db, key: record.vmID)
-    let states = try CheckpointDiskRecord.all(db, checkpointID: record.id!)
-    let paths = try states.map { try DiskRecord.fetchOne(db, id: $0.stateID)?.path ?? "" }
-    return checkpointSnapshot(record, vm: owner, statePaths: paths)
+  func reportedCheckpoint(_ tx: CatalogTransaction, _ record: CheckpointRecord, vm: VMRecord? = nil) throws
+    -> Checkpoint
+  {
+    let owner = try vm ?? tx.vm(id: record.vmID)
+    let states = try tx.frozenDisks(ofCheckpoint: record.id!)
+    let paths = try states.map { try tx.disk(id: $0.stateID)?.path ?? "" }
+    return reportedCheckpoint(record, vm: owner, statePaths: paths)
   }
 
   /// The same from rows already read: `statePaths` are the frozen disks' catalog paths, slot order.
-  func checkpointSnapshot(_ record: CheckpointRecord, vm owner: VMRecord, statePaths: [String]) -> Checkpoint {
+  func reportedCheckpoint(_ record: CheckpointRecord, vm owner: VMRecord, statePaths: [String]) -> Checkpoint {
     Checkpoint(
       id: record.id!, vm: owner.name, name: record.name, description: record.description, created: record.created,
       stamp: record.stamp, parentID: record.parentID, online: record.runningStatePath != nil,
       disks: statePaths.map { $0.isEmpty ? "" : absolute($0) }, isCurrent: owner.currentCheckpointID == record.id)
   }
 
-  func checkpointRecord(_ db: Database, id: Int64) throws -> CheckpointRecord {
-    guard let record = try CheckpointRecord.fetchOne(db, id: id) else {
+  func checkpointRecord(_ tx: CatalogTransaction, id: Int64) throws -> CheckpointRecord {
+    guard let record = try tx.checkpoint(id: id) else {
       throw LabKitError(
         .notFound,
         "checkpoint \(id) not found (it was merged or removed); `vmlab checkpoint list` shows the checkpoints")
@@ -75,15 +76,14 @@ extension Library {
   }
 
   public func checkpoint(id: Int64) throws -> Checkpoint {
-    try catalog.read { db in try checkpointSnapshot(db, try checkpointRecord(db, id: id)) }
+    try catalog.read { tx in try reportedCheckpoint(tx, try checkpointRecord(tx, id: id)) }
   }
 
   /// A VM's checkpoints (or every VM's), oldest first.
   public func checkpoints(vm name: String? = nil) throws -> [Checkpoint] {
-    try catalog.read { db in
-      var request = CheckpointRecord.order(Column("created"), Column("id"))
-      if let name { request = request.filter(Column("vmID") == (try vmRecord(db, named: name)).id!) }
-      return try request.fetchAll(db).map { try checkpointSnapshot(db, $0) }
+    try catalog.read { tx in
+      let vmID = try name.map { try vmRecord(tx, named: $0).id! }
+      return try tx.checkpointsByCreation(ofVM: vmID).map { try reportedCheckpoint(tx, $0) }
     }
   }
 
@@ -92,16 +92,16 @@ extension Library {
     let all = try checkpoints(vm: name)
     var latest: [String: Checkpoint] = [:]
     for checkpoint in all { latest[checkpoint.vm] = checkpoint }
-    return latest.values.sorted { $0.vm.lowercased() < $1.vm.lowercased() }
+    return latest.values.sorted { NameRules.key($0.vm) < NameRules.key($1.vm) }
   }
 
   /// A VM's checkpoint by name (the most recent of that name), or by id when `reference` is a number.
   public func checkpoint(vm name: String, named reference: String) throws -> Checkpoint {
     // The common case in one lookup: the latest checkpoint of that name.
-    let found = try catalog.read { db -> Checkpoint? in
-      let vm = try vmRecord(db, named: name)
-      return try CheckpointRecord.latest(db, vmNamed: vm.name, named: reference).map {
-        try checkpointSnapshot(db, $0, vm: vm)
+    let found = try catalog.read { tx -> Checkpoint? in
+      let vm = try vmRecord(tx, named: name)
+      return try tx.latestCheckpoint(named: reference, ofVMNamed: vm.name).map {
+        try reportedCheckpoint(tx, $0, vm: vm)
       }
     }
     if let found { return found }
@@ -121,9 +121,8 @@ extension Library {
     var date = date
     while true {
       let stamp = CheckpointFileName.stamp(for: date)
-      let taken = try catalog.read { db in
-        try CheckpointRecord.filter(vms.map { $0.vm.id! }.contains(Column("vmID")) && Column("stamp") == stamp)
-          .fetchCount(db) > 0
+      let taken = try catalog.read { tx in
+        try tx.isStampTaken(stamp, byAnyOf: vms.map { $0.vm.id! })
       }
       let fileTaken = vms.contains { vm, bases in
         bases.enumerated().contains { index, base in
@@ -138,9 +137,9 @@ extension Library {
   }
 
   /// The base file stem of each slot (`web01-disk1`), which new differencing disks are named after.
-  func baseStems(_ db: Database, vmID: Int64) throws -> [String] {
-    try slots(db, vmID: vmID).map { slot in
-      let base = try DiskRecord.fetchExisting(db, key: slot.baseID)
+  func baseStems(_ tx: CatalogTransaction, vmID: Int64) throws -> [String] {
+    try tx.slots(ofVM: vmID).map { slot in
+      let base = try tx.existingDisk(id: slot.baseID)
       return ((base.path as NSString).lastPathComponent as NSString).deletingPathExtension
     }
   }

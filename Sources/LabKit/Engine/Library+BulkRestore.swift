@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VHD
 
 /// What a restore did to one VM.
@@ -13,6 +12,47 @@ public struct RestoreOutcome: Codable, Equatable, Sendable {
 }
 
 extension Library {
+  /// Restores the checkpoints chosen by a caller (the CLI's `--all`, Lua's `:restore{all=true}`), with
+  /// the rules checked here, once: one checkpoint per VM, and a change of several VMs confirmed
+  /// (`BulkChange`: `all`, with `confirm` saying how the caller gives it). All come back in one
+  /// journaled operation, or none.
+  @discardableResult
+  public func restore(checkpoints ids: [Int64], all: Bool, confirm: String) throws -> [RestoreOutcome] {
+    let vms = try vmsOfRestore(ids)
+    try BulkChange.check(vms: vms, verb: "restore", all: all, whatIf: false, confirm: confirm)
+    return try restore(checkpoints: ids)
+  }
+
+  /// The same as jobs, one per VM (each runs in its VM's order): the rules are checked now.
+  public func restoreJobs(checkpoints ids: [Int64], all: Bool, confirm: String) throws -> [Job] {
+    let vms = try vmsOfRestore(ids)
+    try BulkChange.check(vms: vms, verb: "restore", all: all, whatIf: false, confirm: confirm)
+    return try ids.map { try restoreJob(checkpoint: $0) }
+  }
+
+  /// What restoring the chosen checkpoints would do, a plan per VM, changing nothing (a dry run
+  /// needs no confirmation, but still one checkpoint per VM).
+  public func restorePlans(checkpoints ids: [Int64]) throws -> [OperationPlan] {
+    _ = try vmsOfRestore(ids)
+    return try ids.map { try restore(checkpoint: $0, whatIf: true).plan }
+  }
+
+  /// The VM of each checkpoint, checking that no VM is restored to two checkpoints at once.
+  private func vmsOfRestore(_ ids: [Int64]) throws -> [String] {
+    let vms = try ids.map { try checkpoint(id: $0).vm }
+    var counts: [String: (name: String, count: Int)] = [:]
+    for vm in vms { counts[NameRules.key(vm), default: (vm, 0)].count += 1 }
+    if let (name, count) = counts.values.filter({ $0.count > 1 }).map({ ($0.name, $0.count) }).sorted(by: {
+      $0.0 < $1.0
+    }).first {
+      throw LabKitError(
+        .invalidArgument,
+        "restore: \(count) checkpoints of VM '\(name)' were chosen; a VM is restored to one checkpoint at a time (choose the most recent, or one by name)"
+      )
+    }
+    return vms
+  }
+
   /// Restores several VMs at once, each to its own checkpoint, as one journaled operation: every
   /// new differencing disk is made (in parallel) before a single commit switches all the VMs, so a
   /// classroom of VMs comes back in about the time of a few, and a crash leaves either all of them
@@ -20,22 +60,22 @@ extension Library {
   /// run again afterwards (a lab's students keep working), recorded in the same commit.
   @discardableResult
   public func restore(checkpoints ids: [Int64], restartRunning: Bool = false) throws -> [RestoreOutcome] {
-    let targets = try catalog.read { db in
+    let targets = try catalog.read { tx in
       try ids.map { id -> (checkpoint: CheckpointRecord, vm: String) in
-        let checkpoint = try checkpointRecord(db, id: id)
-        return (checkpoint, try VMRecord.fetchExisting(db, key: checkpoint.vmID).name)
+        let checkpoint = try checkpointRecord(tx, id: id)
+        return (checkpoint, try tx.vm(id: checkpoint.vmID).name)
       }
     }
     let names = targets.map(\.vm)
-    guard Set(names.map { $0.lowercased() }).count == names.count else {
+    guard Set(names.map(NameRules.key)).count == names.count else {
       throw LabKitError(.invalidArgument, "a bulk restore takes one checkpoint per VM; got several for one VM")
     }
     guard !targets.isEmpty else { return [] }
     return try withVMLocks(names.sorted()) {
-      var work: [RestoreWork] = try catalog.read { db in
+      var work: [RestoreWork] = try catalog.read { tx in
         try targets.map { target in
           try restoreWork(
-            db, vm: try vmRecord(db, named: target.vm), checkpoint: target.checkpoint, restartRunning: restartRunning)
+            tx, vm: try vmRecord(tx, named: target.vm), checkpoint: target.checkpoint, restartRunning: restartRunning)
         }
       }
       // One stamp for the new leaves of every VM (one lookup, not one per VM).
@@ -45,7 +85,7 @@ extension Library {
         work[index].action = try stopForOperation(&work[index].vm)
       }
       let stopped = work.filter { $0.action != .none }
-      if !stopped.isEmpty { try catalog.write { db in for item in stopped { try item.vm.update(db) } } }
+      if !stopped.isEmpty { try catalog.write { tx in for item in stopped { try tx.update(item.vm) } } }
 
       let jobs = work.flatMap { item in zip(item.newPaths, item.statePaths).map { (new: $0, state: $1) } }
       let created = ParallelResults<String>(count: jobs.count)
@@ -67,18 +107,18 @@ extension Library {
             if let error = outcome.failure { throw error }
           }
         },
-        commit: { db -> [RestoreOutcome] in
+        commit: { tx -> [RestoreOutcome] in
           var next = 0
           return try work.map { item in
             let ids = created.outcomes[next..<(next + item.slots.count)].map { $0!.success! }
             next += item.slots.count
-            let vm = try commitRestore(db, item, uniqueIDs: ids)
+            let vm = try commitRestore(tx, item, uniqueIDs: ids)
             let plan = OperationPlan(
               operation: "restore", vm: vm.name, checkpointsRemoved: [], alsoAffected: [],
               filesRemoved: item.doomed.map { absolute($0.path) }, filesCreated: item.newPaths.map(absolute),
               bytesMerged: 0, powerAction: item.action, applied: true)
             // The checkpoint as it is now, from what the plan already read (no more lookups).
-            let checkpoint = checkpointSnapshot(item.checkpoint, vm: vm, statePaths: item.statePaths)
+            let checkpoint = reportedCheckpoint(item.checkpoint, vm: vm, statePaths: item.statePaths)
             return RestoreOutcome(vm: vm.name, checkpoint: checkpoint, action: item.action, state: vm.state, plan: plan)
           }
         })

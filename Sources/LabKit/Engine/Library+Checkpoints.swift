@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VHD
 
 extension Library {
@@ -44,17 +43,17 @@ extension Library {
   {
     try NameRules.validateCheckpoint(checkpointName)
     var seen = Set<String>()
-    guard names.allSatisfy({ seen.insert($0.lowercased()).inserted }) else {
+    guard names.allSatisfy({ seen.insert(NameRules.key($0)).inserted }) else {
       throw LabKitError(.invalidArgument, "a checkpoint names each VM once; got \(names.joined(separator: ", "))")
     }
     return try withVMLocks(names.sorted()) {
-      var work = try catalog.read { db in
+      var work = try catalog.read { tx in
         try names.map { name -> CheckpointWork in
-          let vm = try vmRecord(db, named: name)
-          let slots = try self.slots(db, vmID: vm.id!)
+          let vm = try vmRecord(tx, named: name)
+          let slots = try tx.slots(ofVM: vm.id!)
           return CheckpointWork(
             vm: vm, driver: try driver(vm), slots: slots,
-            leaves: try slots.map { try DiskRecord.fetchExisting(db, key: $0.leafID) })
+            leaves: try slots.map { try tx.existingDisk(id: $0.leafID) })
         }
       }
       try stopOfflineVMs(&work, checkpoint: checkpointName)
@@ -107,13 +106,13 @@ extension Library {
               throw error
             }
           },
-          commit: { db -> [Checkpoint] in
+          commit: { tx -> [Checkpoint] in
             var next = 0
             return try work.map { item in
               let ids = madeDisks.outcomes[next..<(next + item.slots.count)].map { $0!.success! }
               next += item.slots.count
               return try commitCheckpoint(
-                db, item, name: checkpointName, description: description, created: created, stamp: stamp,
+                tx, item, name: checkpointName, description: description, created: created, stamp: stamp,
                 uniqueIDs: ids)
             }
           })
@@ -211,7 +210,7 @@ extension Library {
     }
     let done = stopped.compactMap(\.success)
     let changed = done.filter { $0.action != .none && $0.action != .online }
-    if !changed.isEmpty { try catalog.write { db in for item in changed { try item.vm.update(db) } } }
+    if !changed.isEmpty { try catalog.write { tx in for item in changed { try tx.update(item.vm) } } }
     if let failure = stopped.compactMap(\.failure).first {
       for item in changed where item.wasRunning { _ = try? start(vm: item.vm.name) }
       throw failure
@@ -329,10 +328,10 @@ extension Library {
 
   /// Records that a VM is off after the host failed to run it again.
   func markStopped(_ record: VMRecord) throws {
-    try catalog.write { db in
-      var current = try VMRecord.fetchExisting(db, key: record.id!)
+    try catalog.write { tx in
+      var current = try tx.vm(id: record.id!)
       current.state = .stopped
-      try current.update(db)
+      try tx.update(current)
     }
     try? writeManifest(vm: record.name)
   }
@@ -340,27 +339,27 @@ extension Library {
   /// The catalog side of one VM's checkpoint: the checkpoint row, its frozen disks (the old leaves)
   /// and the new leaves the VM writes to from now on.
   private func commitCheckpoint(
-    _ db: Database, _ work: CheckpointWork, name: String, description: String, created: Date, stamp: String,
+    _ tx: CatalogTransaction, _ work: CheckpointWork, name: String, description: String, created: Date, stamp: String,
     uniqueIDs: [String]
   ) throws -> Checkpoint {
     var checkpoint = CheckpointRecord(
       id: nil, vmID: work.vm.id!, name: name, description: description, created: created, stamp: stamp,
       parentID: work.vm.currentCheckpointID, runningStatePath: work.statePath)
-    try checkpoint.insert(db)
+    try tx.insert(&checkpoint)
     for (index, slot) in work.slots.enumerated() {
-      try CheckpointDiskRecord(checkpointID: checkpoint.id!, slot: slot.number, stateID: slot.leafID).insert(db)
+      try tx.insert(CheckpointDiskRecord(checkpointID: checkpoint.id!, slot: slot.number, stateID: slot.leafID))
       var disk = DiskRecord(
         id: nil, path: work.newPaths[index], uniqueID: uniqueIDs[index], parentID: slot.leafID, vmID: work.vm.id,
         slot: slot.number, role: .checkpoint, checkpointID: checkpoint.id)
-      try disk.insert(db)
+      try tx.insert(&disk)
       var updated = slot
       updated.leafID = disk.id!
-      try updated.update(db)
+      try tx.update(updated)
     }
-    var vm = try VMRecord.fetchExisting(db, key: work.vm.id!)
+    var vm = try tx.vm(id: work.vm.id!)
     vm.currentCheckpointID = checkpoint.id
-    try vm.update(db)
-    return try checkpointSnapshot(db, checkpoint, vm: vm)
+    try tx.update(vm)
+    return try reportedCheckpoint(tx, checkpoint, vm: vm)
   }
 }
 

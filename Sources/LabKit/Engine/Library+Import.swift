@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VHD
 
 /// What to do with Virtual Server undo disks (`.vud`) found beside an imported VM's disks.
@@ -118,12 +117,12 @@ extension Library {
             disk.close()
           }
         },
-        commit: { db in
+        commit: { tx in
           var record = VMRecord(
-            id: nil, name: name, hostKind: try storedHostKind(db), state: .stopped, additions: additions,
+            id: nil, name: name, hostKind: try storedHostKind(tx), state: .stopped, additions: additions,
             created: Date(),
             currentCheckpointID: nil, savedStatePath: nil)
-          try record.insert(db)
+          try tx.insert(&record)
           var rows: [String: Int64] = [:]
           for (slotIndex, chain) in chains.enumerated() {
             let local = chain.map { "\(target)/" + ($0 as NSString).lastPathComponent }
@@ -133,13 +132,13 @@ extension Library {
                 parentID: depth + 1 < local.count ? rows[local[depth + 1]] : nil,
                 vmID: record.id, slot: slotIndex + 1, role: depth == local.count - 1 ? .base : .imported,
                 checkpointID: nil)
-              try disk.insert(db)
+              try tx.insert(&disk)
               rows[path] = disk.id
             }
-            try SlotRecord(vmID: record.id!, number: slotIndex + 1, baseID: rows[local.last!]!, leafID: rows[local[0]]!)
-              .insert(db)
+            try tx.insert(
+              SlotRecord(vmID: record.id!, number: slotIndex + 1, baseID: rows[local.last!]!, leafID: rows[local[0]]!))
           }
-          return try snapshot(db, record)
+          return try reportedVM(tx, record)
         })
     }
   }
@@ -254,13 +253,13 @@ extension Library {
             try copy.setParent(absolute("\(target)/\(parent)"))
           }
         },
-        commit: { db in
+        commit: { tx in
           var vm = VMRecord(
             id: nil, name: name, hostKind: manifest.hostKind, state: savedState == nil ? .stopped : .saved,
             additions: manifest.additions || additions, created: manifest.created, currentCheckpointID: nil,
             savedStatePath: savedState.map { "\(target)/\($0)" }, host: manifest.host ?? HostRegistry.defaultName)
           if let hardware = manifest.hardware { vm.hardware = hardware }
-          try vm.insert(db)
+          try tx.insert(&vm)
           // Disks, parents first.
           var ids: [String: Int64] = [:]
           var pending = manifest.disks
@@ -274,13 +273,13 @@ extension Library {
                 parentID: disk.parent.flatMap { ids[$0] }, vmID: vm.id, slot: disk.slot,
                 // A template comes as the VM's own disk: the clones of this library do not share it.
                 role: disk.role == .template ? .imported : disk.role, checkpointID: nil)
-              try record.insert(db)
+              try tx.insert(&record)
               ids[disk.path] = record.id
             }
           }
           for slot in slots {
-            try SlotRecord(vmID: vm.id!, number: slot.number, baseID: ids[slot.base]!, leafID: ids[slot.leaf]!).insert(
-              db)
+            try tx.insert(
+              SlotRecord(vmID: vm.id!, number: slot.number, baseID: ids[slot.base]!, leafID: ids[slot.leaf]!))
           }
           var checkpointIDs: [String: Int64] = [:]
           var pendingCheckpoints = manifest.checkpoints
@@ -294,23 +293,22 @@ extension Library {
                 created: checkpoint.created, stamp: checkpoint.stamp,
                 parentID: checkpoint.parentStamp.flatMap { checkpointIDs[$0] },
                 runningStatePath: checkpoint.runningStatePath.map { "\(target)/\($0)" })
-              try record.insert(db)
+              try tx.insert(&record)
               checkpointIDs[checkpoint.stamp] = record.id
               for (index, state) in checkpoint.states.enumerated() {
-                try CheckpointDiskRecord(checkpointID: record.id!, slot: slots[index].number, stateID: ids[state]!)
-                  .insert(db)
+                try tx.insert(
+                  CheckpointDiskRecord(checkpointID: record.id!, slot: slots[index].number, stateID: ids[state]!))
               }
             }
           }
           for disk in manifest.disks {
             if let stamp = disk.checkpointStamp, let checkpoint = checkpointIDs[stamp] {
-              try db.execute(
-                sql: "UPDATE disk SET checkpointID = ? WHERE id = ?", arguments: [checkpoint, ids[disk.path]!])
+              try tx.setCheckpoint(ofDisk: ids[disk.path]!, to: checkpoint)
             }
           }
           vm.currentCheckpointID = manifest.currentCheckpointStamp.flatMap { checkpointIDs[$0] }
-          try vm.update(db)
-          return try snapshot(db, vm)
+          try tx.update(vm)
+          return try reportedVM(tx, vm)
         })
     }
   }

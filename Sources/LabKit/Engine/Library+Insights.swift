@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VHD
 
 /// The byte ranges of one disk that changed since a checkpoint.
@@ -18,15 +17,15 @@ extension Library {
   /// What changed on each of a VM's disks since a checkpoint (what did a student touch?): the sector
   /// ranges its current disks hold that differ in origin from the checkpoint's state.
   public func changes(since id: Int64) throws -> [DiskChanges] {
-    let owner = try catalog.read { db in try VMRecord.fetchExisting(db, key: try checkpointRecord(db, id: id).vmID).name
+    let owner = try catalog.read { tx in try tx.vm(id: try checkpointRecord(tx, id: id).vmID).name
     }
     return try withVMLock(owner) {
-      let perSlot: [(Int, [String])] = try catalog.read { db in
-        let vm = try vmRecord(db, named: owner)
-        return try slots(db, vmID: vm.id!).map { slot in
-          let state = try CheckpointDiskRecord.fetchExisting(db, key: ["checkpointID": id, "slot": slot.number])
-          let current = try chain(db, from: slot.leafID)
-          let then = try chain(db, from: state.stateID)
+      let perSlot: [(Int, [String])] = try catalog.read { tx in
+        let vm = try vmRecord(tx, named: owner)
+        return try tx.slots(ofVM: vm.id!).map { slot in
+          let state = try tx.frozenDisk(ofCheckpoint: id, slot: slot.number)
+          let current = try chain(tx, from: slot.leafID)
+          let then = try chain(tx, from: state.stateID)
           let thenIDs = Set(then.map { $0.id! })
           let currentIDs = Set(current.map { $0.id! })
           // Disks above the common ancestor on either side hold everything that differs.
@@ -46,10 +45,10 @@ extension Library {
   /// Bytes a checkpoint holds: the data of its frozen differencing disks (the changes made between the
   /// checkpoint before it and this one) and its saved running state.
   public func space(of id: Int64) throws -> UInt64 {
-    let paths: [String] = try catalog.read { db in
-      let record = try checkpointRecord(db, id: id)
-      let states = try CheckpointDiskRecord.filter(Column("checkpointID") == id).fetchAll(db)
-      let disks = try states.compactMap { try DiskRecord.fetchOne(db, id: $0.stateID) }
+    let paths: [String] = try catalog.read { tx in
+      let record = try checkpointRecord(tx, id: id)
+      let states = try tx.frozenDisks(ofCheckpoint: id)
+      let disks = try states.compactMap { try tx.disk(id: $0.stateID) }
         .filter { $0.role == .checkpoint || $0.role == .working }
       return disks.map { absolute($0.path) } + [record.runningStatePath].compactMap { $0.map(absolute) }
     }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// A named group of VMs, checkpointed and restored as one.
 public struct Lab: Codable, Equatable, Sendable {
@@ -26,42 +25,42 @@ extension Library {
   @discardableResult
   public func createLab(name: String, vms names: [String] = []) throws -> Lab {
     try NameRules.validate(name, as: "lab")
-    let lab = try catalog.write { db -> Lab in
-      if try LabRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchCount(db) > 0 {
+    let lab = try catalog.write { tx -> Lab in
+      if try tx.hasLab(named: name) {
         throw LabKitError(.alreadyExists, "lab '\(name)' already exists; choose another name")
       }
-      let members = try names.map { try vmRecord(db, named: $0) }
+      let members = try names.map { try vmRecord(tx, named: $0) }
       var record = LabRecord(id: nil, name: name, created: Date())
-      try record.insert(db)
+      try tx.insert(&record)
       for (position, vm) in members.enumerated() {
-        try LabMemberRecord(labID: record.id!, vmID: vm.id!, position: position).insert(db, onConflict: .ignore)
+        try tx.addMember(vm: vm.id!, toLab: record.id!, position: position)
       }
-      return try labSnapshot(db, record)
+      return try reportedLab(tx, record)
     }
     try? writeLabsManifest()
     return lab
   }
 
   public func lab(named name: String) throws -> Lab {
-    try catalog.read { db in try labSnapshot(db, try labRecord(db, named: name)) }
+    try catalog.read { tx in try reportedLab(tx, try labRecord(tx, named: name)) }
   }
 
   public func labs() throws -> [Lab] {
-    try catalog.read { db in
-      try LabRecord.order(sql: "name COLLATE NOCASE").fetchAll(db).map { try labSnapshot(db, $0) }
+    try catalog.read { tx in
+      try tx.labsByName().map { try reportedLab(tx, $0) }
     }
   }
 
   @discardableResult
   public func addToLab(_ name: String, vms names: [String]) throws -> Lab {
-    let lab = try catalog.write { db -> Lab in
-      let lab = try labRecord(db, named: name)
-      var position = try LabMemberRecord.filter(Column("labID") == lab.id!).fetchCount(db)
-      for vm in try names.map({ try vmRecord(db, named: $0) }) {
-        try LabMemberRecord(labID: lab.id!, vmID: vm.id!, position: position).insert(db, onConflict: .ignore)
+    let lab = try catalog.write { tx -> Lab in
+      let lab = try labRecord(tx, named: name)
+      var position = try tx.memberCount(ofLab: lab.id!)
+      for vm in try names.map({ try vmRecord(tx, named: $0) }) {
+        try tx.addMember(vm: vm.id!, toLab: lab.id!, position: position)
         position += 1
       }
-      return try labSnapshot(db, lab)
+      return try reportedLab(tx, lab)
     }
     try? writeLabsManifest()
     return lab
@@ -69,26 +68,22 @@ extension Library {
 
   /// Removes the lab (the group), not its VMs.
   public func removeLab(named name: String) throws {
-    try catalog.write { db in
-      let lab = try labRecord(db, named: name)
-      _ = try LabRecord.deleteOne(db, key: lab.id)
+    try catalog.write { tx in
+      let lab = try labRecord(tx, named: name)
+      try tx.deleteLab(id: lab.id!)
     }
     try? writeLabsManifest()
   }
 
-  func labRecord(_ db: Database, named name: String) throws -> LabRecord {
-    guard let record = try LabRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchOne(db) else {
+  func labRecord(_ tx: CatalogTransaction, named name: String) throws -> LabRecord {
+    guard let record = try tx.lab(named: name) else {
       throw LabKitError.notFound("lab", name, hint: "`vmlab lab list` shows the labs")
     }
     return record
   }
 
-  func labSnapshot(_ db: Database, _ record: LabRecord) throws -> Lab {
-    let names = try String.fetchAll(
-      db,
-      sql: "SELECT vm.name FROM labMember JOIN vm ON vm.id = labMember.vmID WHERE labID = ? ORDER BY position, vm.name",
-      arguments: [record.id])
-    return Lab(id: record.id!, name: record.name, created: record.created, vms: names)
+  func reportedLab(_ tx: CatalogTransaction, _ record: LabRecord) throws -> Lab {
+    Lab(id: record.id!, name: record.name, created: record.created, vms: try tx.memberNames(ofLab: record.id!))
   }
 
   /// Checkpoints every VM of a lab under one name at one moment, as one journaled operation:
@@ -143,8 +138,8 @@ extension Library {
     // a VM without one is looked up again for the error that says what it has.
     let named: [CheckpointRecord?] =
       try checkpointName.map { checkpointName in
-        try catalog.read { db in
-          try lab.vms.map { vm in try CheckpointRecord.latest(db, vmNamed: vm, named: checkpointName) }
+        try catalog.read { tx in
+          try lab.vms.map { vm in try tx.latestCheckpoint(named: checkpointName, ofVMNamed: vm) }
         }
       } ?? Array(repeating: nil, count: lab.vms.count)
     let targets: [(vm: String, checkpoint: (id: Int64, name: String))] = try zip(lab.vms, named).map { vm, found in

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VHD
 
 /// What a merge or a checkpoint removal does, saved in the journal so that a crash is finished
@@ -41,32 +40,33 @@ extension Library {
   /// never modified: such a merge is refused with what stands in the way.
   @discardableResult
   public func merge(checkpoint id: Int64, whatIf: Bool = false) throws -> OperationPlan {
-    let owner = try catalog.read { db in try VMRecord.fetchExisting(db, key: try checkpointRecord(db, id: id).vmID).name
+    let owner = try catalog.read { tx in try tx.vm(id: try checkpointRecord(tx, id: id).vmID).name
     }
     return try withVMLock(owner) {
-      let (plan, redo, deletes) = try catalog.read { db in try mergePlan(db, checkpointID: id) }
+      let (plan, redo, deletes) = try catalog.read { tx in try mergePlan(tx, checkpointID: id) }
       if whatIf { return plan }
       try refuseWhileAGuestWrites(owner, operation: "merged")
       try journaled(
         "merge", vm: owner, creates: [], deletes: deletes, redo: try encode(redo),
         files: { try performRedoFiles(redo) },
-        commit: { db in try applyRedo(db, redo) })
+        commit: { tx in try applyRedo(tx, redo) })
       var done = plan
       done.applied = true
       return done
     }
   }
 
-  private func mergePlan(_ db: Database, checkpointID id: Int64) throws -> (OperationPlan, RedoPlan, [String]) {
-    let target = try checkpointRecord(db, id: id)
-    let vm = try VMRecord.fetchExisting(db, key: target.vmID)
+  private func mergePlan(_ tx: CatalogTransaction, checkpointID id: Int64) throws -> (OperationPlan, RedoPlan, [String])
+  {
+    let target = try checkpointRecord(tx, id: id)
+    let vm = try tx.vm(id: target.vmID)
     // The current line, from the VM's current checkpoint back to the one named.
     var line: [CheckpointRecord] = []
-    var cursor = try vm.currentCheckpointID.flatMap { try CheckpointRecord.fetchOne(db, id: $0) }
+    var cursor = try vm.currentCheckpointID.flatMap { try tx.checkpoint(id: $0) }
     while let checkpoint = cursor {
       line.append(checkpoint)
       if checkpoint.id == id { break }
-      cursor = try checkpoint.parentID.flatMap { try CheckpointRecord.fetchOne(db, id: $0) }
+      cursor = try checkpoint.parentID.flatMap { try tx.checkpoint(id: $0) }
     }
     guard line.last?.id == id else {
       throw LabKitError(
@@ -78,9 +78,9 @@ extension Library {
     var folds: [RedoPlan.Fold] = []
     var deleteDisks: [Int64] = []
     var bytes: UInt64 = 0
-    for slot in try slots(db, vmID: vm.id!) {
-      let state = try CheckpointDiskRecord.fetchExisting(db, key: ["checkpointID": id, "slot": slot.number])
-      let chain = try self.chain(db, from: slot.leafID)
+    for slot in try tx.slots(ofVM: vm.id!) {
+      let state = try tx.frozenDisk(ofCheckpoint: id, slot: slot.number)
+      let chain = try self.chain(tx, from: slot.leafID)
       guard let targetIndex = chain.firstIndex(where: { $0.id == state.stateID }) else {
         throw LabKitError(
           .inconsistent, "the catalog's chain of VM '\(vm.name)' disk \(slot.number) misses its checkpoint state")
@@ -91,17 +91,14 @@ extension Library {
       for (index, disk) in ([targetDisk] + folded.reversed()).enumerated() {
         let allowedChild =
           index == 0 ? folded.last?.id : (index < folded.count ? folded[folded.count - 1 - index].id : nil)
-        let others = try DiskRecord.filter(Column("parentID") == disk.id! && Column("id") != (allowedChild ?? -1))
-          .fetchAll(db)
+        let others = try tx.children(ofDisk: disk.id!).filter { $0.id != allowedChild }
         if !others.isEmpty {
           throw LabKitError(
             .conflict,
             "cannot merge checkpoint '\(target.name)': \(disk.path) is also read by \(others.map(\.path).joined(separator: ", ")) (another branch of the checkpoint tree); remove those checkpoints first"
           )
         }
-        let dependents = try CheckpointRecord.filter(
-          sql: "id IN (SELECT checkpointID FROM checkpointDisk WHERE stateID = ?)", arguments: [disk.id!]
-        ).fetchAll(db).filter { !removed.contains($0.id!) && index > 0 }
+        let dependents = try tx.checkpoints(keepingDisk: disk.id!).filter { !removed.contains($0.id!) && index > 0 }
         if !dependents.isEmpty {
           throw LabKitError(
             .conflict,
@@ -121,7 +118,7 @@ extension Library {
       deleteDisks += folded.map { $0.id! }
     }
     let stateFiles = line.compactMap(\.runningStatePath)
-    let deletes = try deleteDisks.map { try DiskRecord.fetchExisting(db, key: $0).path } + stateFiles
+    let deletes = try deleteDisks.map { try tx.existingDisk(id: $0).path } + stateFiles
     let plan = OperationPlan(
       operation: "merge", vm: vm.name, checkpointsRemoved: line.reversed().map(\.name),
       alsoAffected: line.dropLast().reversed().map(\.name), filesRemoved: deletes.map(absolute), filesCreated: [],
@@ -137,16 +134,16 @@ extension Library {
   /// one, deleted when nothing reads them, and kept while other disks share them.
   @discardableResult
   public func remove(checkpoint id: Int64, whatIf: Bool = false) throws -> OperationPlan {
-    let owner = try catalog.read { db in try VMRecord.fetchExisting(db, key: try checkpointRecord(db, id: id).vmID).name
+    let owner = try catalog.read { tx in try tx.vm(id: try checkpointRecord(tx, id: id).vmID).name
     }
     return try withVMLock(owner) {
-      let (plan, redo, deletes) = try catalog.read { db in try removalPlan(db, checkpointID: id) }
+      let (plan, redo, deletes) = try catalog.read { tx in try removalPlan(tx, checkpointID: id) }
       if whatIf { return plan }
       try refuseWhileAGuestWrites(owner, operation: "removed")
       try journaled(
         "remove-checkpoint", vm: owner, creates: [], deletes: deletes, redo: try encode(redo),
         files: { try performRedoFiles(redo) },
-        commit: { db in try applyRedo(db, redo) })
+        commit: { tx in try applyRedo(tx, redo) })
       var done = plan
       done.applied = true
       return done
@@ -166,24 +163,25 @@ extension Library {
     )
   }
 
-  private func removalPlan(_ db: Database, checkpointID id: Int64) throws -> (OperationPlan, RedoPlan, [String]) {
-    let target = try checkpointRecord(db, id: id)
-    let vm = try VMRecord.fetchExisting(db, key: target.vmID)
-    let leaves = Set(try slots(db, vmID: vm.id!).map(\.leafID))
+  private func removalPlan(_ tx: CatalogTransaction, checkpointID id: Int64) throws -> (
+    OperationPlan, RedoPlan, [String]
+  ) {
+    let target = try checkpointRecord(tx, id: id)
+    let vm = try tx.vm(id: target.vmID)
+    let leaves = Set(try tx.slots(ofVM: vm.id!).map(\.leafID))
     var absorbs: [RedoPlan.Absorb] = []
     var deleteDisks: [Int64] = []
     var bytes: UInt64 = 0
     func isStateOfAnother(_ diskID: Int64) throws -> Bool {
-      try CheckpointDiskRecord.filter(Column("stateID") == diskID && Column("checkpointID") != id).fetchCount(db) > 0
+      try tx.checkpointCount(keepingDisk: diskID, except: id) > 0
     }
-    for state in try CheckpointDiskRecord.filter(Column("checkpointID") == id).fetchAll(db) {
-      var disk = try DiskRecord.fetchExisting(db, key: state.stateID)
+    for state in try tx.frozenDisks(ofCheckpoint: id) {
+      var disk = try tx.existingDisk(id: state.stateID)
       guard disk.role == .checkpoint || disk.role == .working, !leaves.contains(disk.id!),
         try !isStateOfAnother(disk.id!)
       else { continue }
-      let children = try DiskRecord.filter(Column("parentID") == disk.id!).fetchAll(db)
-      if children.count == 1, let parentID = disk.parentID, let grandparent = try DiskRecord.fetchOne(db, id: parentID)
-      {
+      let children = try tx.children(ofDisk: disk.id!)
+      if children.count == 1, let parentID = disk.parentID, let grandparent = try tx.disk(id: parentID) {
         let file = try VirtualDisk.open(absolute(disk.path))
         bytes += try file.allocatedBytes()
         file.close()
@@ -195,10 +193,10 @@ extension Library {
       } else if children.isEmpty {
         // Nothing reads it: delete it, and the disks below that existed only for it.
         deleteDisks.append(disk.id!)
-        while let parentID = disk.parentID, let parent = try DiskRecord.fetchOne(db, id: parentID),
+        while let parentID = disk.parentID, let parent = try tx.disk(id: parentID),
           parent.role == .checkpoint || parent.role == .working, !leaves.contains(parentID),
           try !isStateOfAnother(parentID),
-          try DiskRecord.filter(Column("parentID") == parentID).fetchCount(db) == 1
+          try tx.childCount(ofDisk: parentID) == 1
         {
           deleteDisks.append(parentID)
           disk = parent
@@ -206,7 +204,7 @@ extension Library {
       }
     }
     let deletes =
-      try deleteDisks.map { try DiskRecord.fetchExisting(db, key: $0).path }
+      try deleteDisks.map { try tx.existingDisk(id: $0).path }
       + [target.runningStatePath].compactMap { $0 }
     let plan = OperationPlan(
       operation: "remove", vm: vm.name, checkpointsRemoved: [target.name], alsoAffected: [],
@@ -244,44 +242,31 @@ extension Library {
     }
   }
 
-  func applyRedo(_ db: Database, _ redo: RedoPlan) throws {
-    try db.execute(sql: "PRAGMA defer_foreign_keys = ON")
-    for fold in redo.folds {
-      try db.execute(
-        sql: "UPDATE slot SET leafID = ? WHERE vmID = ? AND number = ?",
-        arguments: [fold.targetID, redo.vmID, fold.slot])
-    }
-    for absorb in redo.absorbs {
-      try db.execute(
-        sql: "UPDATE disk SET parentID = ? WHERE id = ?", arguments: [absorb.grandparentID, absorb.childID])
-    }
+  func applyRedo(_ tx: CatalogTransaction, _ redo: RedoPlan) throws {
+    try tx.deferForeignKeyChecks()
+    for fold in redo.folds { try tx.setLeaf(ofVM: redo.vmID, slot: fold.slot, to: fold.targetID) }
+    for absorb in redo.absorbs { try tx.setParent(ofDisk: absorb.childID, to: absorb.grandparentID) }
     let removed = redo.removeCheckpoints
-    for id in removed {
-      guard let checkpoint = try CheckpointRecord.fetchOne(db, id: id) else { continue }
-      // Children of a removed checkpoint now descend from its parent.
-      try db.execute(
-        sql: "UPDATE checkpoint SET parentID = ? WHERE parentID = ?", arguments: [checkpoint.parentID, id])
-      try db.execute(sql: "UPDATE disk SET checkpointID = NULL WHERE checkpointID = ?", arguments: [id])
-      _ = try CheckpointRecord.deleteOne(db, key: id)
-    }
-    for id in redo.deleteDisks { _ = try DiskRecord.deleteOne(db, key: id) }
+    // Already gone when a redo runs a second time.
+    for id in removed { if let checkpoint = try tx.checkpoint(id: id) { try tx.removeCheckpoint(checkpoint) } }
+    for id in redo.deleteDisks { try tx.deleteDisk(id: id) }
     if redo.changesCurrent {
       var current = redo.newCurrentCheckpointID
       while let id = current, removed.contains(id) {
-        current = try CheckpointRecord.fetchOne(db, id: id)?.parentID
+        current = try tx.checkpoint(id: id)?.parentID
       }
-      try db.execute(sql: "UPDATE vm SET currentCheckpointID = ? WHERE id = ?", arguments: [current, redo.vmID])
+      try tx.setCurrentCheckpoint(ofVM: redo.vmID, to: current)
     }
   }
 
   func completeRedo(entry: JournalRecord, redo text: String) throws {
     let redo = try JSONDecoder().decode(RedoPlan.self, from: Data(text.utf8))
     try performRedoFiles(redo)
-    try catalog.write { db in
-      try applyRedo(db, redo)
-      try db.execute(sql: "UPDATE journal SET committed = 1 WHERE id = ?", arguments: [entry.id])
+    try catalog.write { tx in
+      try applyRedo(tx, redo)
+      try tx.markJournalEntryCommitted(id: entry.id!)
     }
     removeFiles(entry.deletes)
-    _ = try catalog.write { db in try JournalRecord.deleteOne(db, key: entry.id) }
+    try catalog.write { tx in try tx.deleteJournalEntry(id: entry.id!) }
   }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 extension Library {
   /// Makes the catalog follow what really runs: a VM the catalog calls running whose host reports it
@@ -13,8 +12,8 @@ extension Library {
   /// catalog names (the old ones if the checkpoint rolled back, the new ones if it committed) and
   /// it continues, thawed; if that fails it is turned off and recorded as stopped.
   func reconcilePowerStates() throws {
-    let running = try catalog.read { db in
-      try VMRecord.filter(Column("state") == PowerState.running.rawValue).fetchAll(db)
+    let running = try catalog.read { tx in
+      try tx.vms(in: .running)
     }
     var changed: [String] = []
     for var record in running {
@@ -24,7 +23,7 @@ extension Library {
       guard seen == .off || seen == .paused else { continue }
       record.state = .stopped
       record.stoppedOutside = Date()
-      try catalog.write { db in try record.update(db) }
+      try catalog.write { tx in try tx.update(record) }
       changed.append(record.name)
     }
     writeManifests(vms: changed)

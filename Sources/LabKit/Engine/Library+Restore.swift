@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VHD
 
 extension Library {
@@ -14,12 +13,12 @@ extension Library {
   public func restore(checkpoint id: Int64, whatIf: Bool = false) throws -> (
     plan: OperationPlan, result: CheckpointResult?
   ) {
-    let owner = try catalog.read { db in try VMRecord.fetchExisting(db, key: try checkpointRecord(db, id: id).vmID).name
+    let owner = try catalog.read { tx in try tx.vm(id: try checkpointRecord(tx, id: id).vmID).name
     }
     return try withVMLock(owner) {
-      var record = try catalog.read { db in try vmRecord(db, named: owner) }
-      let target = try catalog.read { db in try checkpointRecord(db, id: id) }
-      var work = try catalog.read { db in try restoreWork(db, vm: record, checkpoint: target, restartRunning: false) }
+      var record = try catalog.read { tx in try vmRecord(tx, named: owner) }
+      let target = try catalog.read { tx in try checkpointRecord(tx, id: id) }
+      var work = try catalog.read { tx in try restoreWork(tx, vm: record, checkpoint: target, restartRunning: false) }
       work.newPaths = try newLeafPaths(vm: record, slots: work.slots).paths
       let powerAction: PowerAction
       switch record.state {
@@ -40,7 +39,7 @@ extension Library {
       } catch let error as LabKitError {
         throw LabKitError(error.kind, "VM '\(record.name)' not restored: \(error.message)")
       }
-      try catalog.write { db in try record.update(db) }
+      try catalog.write { tx in try tx.update(record) }
       var uniqueIDs: [String] = []
       let checkpoint = try journaled(
         "restore", vm: record.name, creates: work.newPaths, deletes: work.doomed.map(\.path),
@@ -52,9 +51,9 @@ extension Library {
             disk.close()
           }
         },
-        commit: { db -> Checkpoint in
-          let vm = try commitRestore(db, work, uniqueIDs: uniqueIDs)
-          return try checkpointSnapshot(db, target, vm: vm)
+        commit: { tx -> Checkpoint in
+          let vm = try commitRestore(tx, work, uniqueIDs: uniqueIDs)
+          return try reportedCheckpoint(tx, target, vm: vm)
         })
       if let statePath = target.runningStatePath {
         do {
@@ -85,11 +84,11 @@ extension Library {
     var restart: Bool
   }
 
-  func restoreWork(_ db: Database, vm: VMRecord, checkpoint: CheckpointRecord, restartRunning: Bool) throws
+  func restoreWork(_ tx: CatalogTransaction, vm: VMRecord, checkpoint: CheckpointRecord, restartRunning: Bool) throws
     -> RestoreWork
   {
-    let slots = try self.slots(db, vmID: vm.id!)
-    let states = try CheckpointDiskRecord.all(db, checkpointID: checkpoint.id!)
+    let slots = try tx.slots(ofVM: vm.id!)
+    let states = try tx.frozenDisks(ofCheckpoint: checkpoint.id!)
     guard states.count == slots.count else {
       throw LabKitError(
         .inconsistent,
@@ -97,11 +96,11 @@ extension Library {
     }
     var doomed: [DiskRecord] = []
     for (slot, state) in zip(slots, states) {
-      doomed += try discardableLine(db, from: slot.leafID, stoppingAt: state.stateID)
+      doomed += try discardableLine(tx, from: slot.leafID, stoppingAt: state.stateID)
     }
     return RestoreWork(
       vm: vm, checkpoint: checkpoint, slots: slots, stateIDs: states.map(\.stateID),
-      statePaths: try states.map { try DiskRecord.fetchExisting(db, key: $0.stateID).path }, doomed: doomed,
+      statePaths: try states.map { try tx.existingDisk(id: $0.stateID).path }, doomed: doomed,
       restart: restartRunning && vm.state == .running && checkpoint.runningStatePath == nil)
   }
 
@@ -117,7 +116,7 @@ extension Library {
   func newLeafPaths(for vms: [(vm: VMRecord, slots: [SlotRecord])], from date: Date = Date()) throws
     -> (stamp: String, paths: [[String]])
   {
-    let stems = try catalog.read { db in try vms.map { try baseStems(db, vmID: $0.vm.id!) } }
+    let stems = try catalog.read { tx in try vms.map { try baseStems(tx, vmID: $0.vm.id!) } }
     let stamp = try freshStamp(vms: zip(vms, stems).map { ($0.vm, $1) }, from: date)
     let paths = zip(vms, stems).map { item, stems in
       item.slots.indices.map {
@@ -130,32 +129,32 @@ extension Library {
 
   /// The catalog side of a restore: the new leaves (with these unique ids) replace the slots' leaves,
   /// the discarded line goes, and the VM descends from the checkpoint. Returns the VM's row.
-  func commitRestore(_ db: Database, _ work: RestoreWork, uniqueIDs: [String]) throws -> VMRecord {
+  func commitRestore(_ tx: CatalogTransaction, _ work: RestoreWork, uniqueIDs: [String]) throws -> VMRecord {
     for (index, slot) in work.slots.enumerated() {
       var disk = DiskRecord(
         id: nil, path: work.newPaths[index], uniqueID: uniqueIDs[index], parentID: work.stateIDs[index],
         vmID: work.vm.id, slot: slot.number, role: .working, checkpointID: nil)
-      try disk.insert(db)
+      try tx.insert(&disk)
       var updated = slot
       updated.leafID = disk.id!
-      try updated.update(db)
+      try tx.update(updated)
     }
     // Children first: the line is deleted from its leaf down.
-    for disk in work.doomed { _ = try DiskRecord.deleteOne(db, key: disk.id) }
-    var vm = try VMRecord.fetchExisting(db, key: work.vm.id!)
+    for disk in work.doomed { try tx.deleteDisk(id: disk.id!) }
+    var vm = try tx.vm(id: work.vm.id!)
     vm.currentCheckpointID = work.checkpoint.id
     if work.restart { vm.state = .running }
-    try vm.update(db)
+    try tx.update(vm)
     return vm
   }
 
   /// An online checkpoint's VM comes back running with the state saved with it.
   func resumeOnline(vm record: VMRecord, statePath: String) throws {
     try driver(record).resume(try hosted(record), from: absolute(statePath))
-    try catalog.write { db in
-      var current = try VMRecord.fetchExisting(db, key: record.id!)
+    try catalog.write { tx in
+      var current = try tx.vm(id: record.id!)
       current.state = .running
-      try current.update(db)
+      try tx.update(current)
     }
     try? writeManifest(vm: record.name)
   }
@@ -163,18 +162,18 @@ extension Library {
   /// The differencing disks from `leafID` down that exist for nothing but the current line: made by a
   /// checkpoint or a restore, not any checkpoint's frozen state, and with no other child. Stops at
   /// `stopID` and at the first disk something else needs.
-  func discardableLine(_ db: Database, from leafID: Int64, stoppingAt stopID: Int64) throws -> [DiskRecord] {
+  func discardableLine(_ tx: CatalogTransaction, from leafID: Int64, stoppingAt stopID: Int64) throws -> [DiskRecord] {
     var result: [DiskRecord] = []
-    var current = try DiskRecord.fetchOne(db, id: leafID)
+    var current = try tx.disk(id: leafID)
     var childOnLine: Int64? = nil
     while let disk = current, disk.id != stopID {
       guard disk.role == .checkpoint || disk.role == .working else { break }
-      let isState = try CheckpointDiskRecord.count(db, stateID: disk.id!) > 0
-      let otherChildren = try DiskRecord.countChildren(db, of: disk.id!, except: childOnLine)
+      let isState = try tx.checkpointCount(keepingDisk: disk.id!) > 0
+      let otherChildren = try tx.childCount(ofDisk: disk.id!, except: childOnLine)
       if isState || otherChildren > 0 { break }
       result.append(disk)
       childOnLine = disk.id
-      current = try disk.parentID.flatMap { try DiskRecord.fetchOne(db, id: $0) }
+      current = try disk.parentID.flatMap { try tx.disk(id: $0) }
     }
     return result
   }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VHD
 
 extension Library {
@@ -31,27 +30,30 @@ extension Library {
             disk.close()
           }
         },
-        commit: { db in
+        commit: { tx in
           let record = try insertVM(
-            db, name: name, additions: additions, hostKind: hostKind, host: host, hardware: hardware)
+            tx, name: name, additions: additions, hostKind: hostKind, host: host, hardware: hardware)
           for (index, path) in paths.enumerated() {
             var disk = DiskRecord(
               id: nil, path: path, uniqueID: uniqueIDs[index], parentID: nil, vmID: record.id, slot: index + 1,
               role: .base, checkpointID: nil)
-            try disk.insert(db)
-            try SlotRecord(vmID: record.id!, number: index + 1, baseID: disk.id!, leafID: disk.id!).insert(db)
+            try tx.insert(&disk)
+            try tx.insert(SlotRecord(vmID: record.id!, number: index + 1, baseID: disk.id!, leafID: disk.id!))
           }
-          return try snapshot(db, record)
+          return try reportedVM(tx, record)
         })
     }
   }
 
   /// Creates a VM from an existing VHD (or chain): copied into the VM's folder, or, with `linked`,
   /// as a linked clone — a small differencing disk over a shared read-only template, which stays
-  /// protected while any clone uses it.
+  /// protected while any clone uses it. `extraDiskSizes` adds new empty dynamic disks after it
+  /// (disk 2, 3, …); `templateName` names the template a first linked clone makes (default: the
+  /// source's file name), e.g. `tiny-root` for an image's root disk.
   @discardableResult
   public func createVM(
-    name: String, from sourcePath: String, linked: Bool = false, additions: Bool = false, hostKind: HostKind? = nil,
+    name: String, from sourcePath: String, linked: Bool = false, extraDiskSizes: [UInt64] = [],
+    templateName: String? = nil, additions: Bool = false, hostKind: HostKind? = nil,
     host: String? = nil, hardware: Hardware = Hardware()
   ) throws -> VirtualMachine {
     try NameRules.validate(name, as: "VM")
@@ -63,19 +65,21 @@ extension Library {
       try ensureNewVM(name)
       let folder = vmFolder(name)
       let diskPath = "\(folder)/\(name)-disk1.vhd"
+      let extraPaths = extraDiskSizes.indices.map { "\(folder)/\(name)-disk\($0 + 2).vhd" }
+      var extraIDs: [String] = []
       let existingTemplate: DiskRecord? =
         linked
-        ? try catalog.read { db in
-          try DiskRecord.filter(
-            Column("role") == DiskRole.template.rawValue
-              && (Column("sourceUniqueID") == sourceID.description || Column("uniqueID") == sourceID.description)
-          ).fetchOne(db)
+        ? try catalog.read { tx in
+          try tx.template(madeFrom: sourceID.description)
         } : nil
-      let templatePath = linked && existingTemplate == nil ? try newTemplatePath(for: source.leaf.path) : nil
+      let templatePath =
+        linked && existingTemplate == nil
+        ? try newTemplatePath(for: templateName.map { "\($0).vhd" } ?? source.leaf.path) : nil
       var templateID = sourceID.description
       var diskID = ""
       return try journaled(
-        "create-vm", vm: name, creates: [diskPath, folder] + (templatePath.map { [$0] } ?? []), deletes: [],
+        "create-vm", vm: name, creates: [diskPath, folder] + extraPaths + (templatePath.map { [$0] } ?? []),
+        deletes: [],
         files: {
           try FileManager.default.createDirectory(atPath: absolute(folder), withIntermediateDirectories: true)
           if linked {
@@ -93,10 +97,16 @@ extension Library {
             diskID = copy.uniqueID.description
             copy.close()
           }
+          for (index, size) in extraDiskSizes.enumerated() {
+            try fault("create-vm:disk\(index + 2)")
+            let disk = try VirtualDisk.create(at: absolute(extraPaths[index]), size: size)
+            extraIDs.append(disk.uniqueID.description)
+            disk.close()
+          }
         },
-        commit: { db in
+        commit: { tx in
           let record = try insertVM(
-            db, name: name, additions: additions, hostKind: hostKind, host: host, hardware: hardware)
+            tx, name: name, additions: additions, hostKind: hostKind, host: host, hardware: hardware)
           var parentID: Int64? = nil
           if linked {
             if let existingTemplate {
@@ -106,16 +116,23 @@ extension Library {
                 id: nil, path: templatePath!, uniqueID: templateID, parentID: nil, vmID: nil, slot: nil,
                 role: .template,
                 checkpointID: nil, sourceUniqueID: sourceID.description)
-              try template.insert(db)
+              try tx.insert(&template)
               parentID = template.id
             }
           }
           var disk = DiskRecord(
             id: nil, path: diskPath, uniqueID: diskID, parentID: parentID, vmID: record.id, slot: 1,
             role: linked ? .clone : .base, checkpointID: nil)
-          try disk.insert(db)
-          try SlotRecord(vmID: record.id!, number: 1, baseID: disk.id!, leafID: disk.id!).insert(db)
-          return try snapshot(db, record)
+          try tx.insert(&disk)
+          try tx.insert(SlotRecord(vmID: record.id!, number: 1, baseID: disk.id!, leafID: disk.id!))
+          for (index, path) in extraPaths.enumerated() {
+            var extra = DiskRecord(
+              id: nil, path: path, uniqueID: extraIDs[index], parentID: nil, vmID: record.id, slot: index + 2,
+              role: .base, checkpointID: nil)
+            try tx.insert(&extra)
+            try tx.insert(SlotRecord(vmID: record.id!, number: index + 2, baseID: extra.id!, leafID: extra.id!))
+          }
+          return try reportedVM(tx, record)
         })
     }
   }
@@ -127,7 +144,7 @@ extension Library {
     var number = 2
     func taken(_ path: String) throws -> Bool {
       try FileManager.default.fileExists(atPath: absolute(path))
-        || catalog.read { db in try DiskRecord.filter(Column("path") == path).fetchCount(db) } > 0
+        || catalog.read { tx in try tx.disk(atPath: path) != nil }
     }
     while try taken(candidate) {
       candidate = "templates/\(safe)-\(number).vhd"
@@ -137,10 +154,7 @@ extension Library {
   }
 
   func ensureNewVM(_ name: String) throws {
-    let exists = try catalog.read { db in
-      try VMRecord.filter(sql: "name = ? COLLATE NOCASE", arguments: [name]).fetchCount(db) > 0
-    }
-    if exists {
+    if try catalog.read({ tx in try tx.hasVM(named: name) }) {
       throw LabKitError(.alreadyExists, "VM '\(name)' already exists; choose another name or remove it first")
     }
     if FileManager.default.fileExists(atPath: absolute(vmFolder(name))) {
@@ -152,14 +166,14 @@ extension Library {
   }
 
   private func insertVM(
-    _ db: Database, name: String, additions: Bool, hostKind: HostKind?, host: String, hardware: Hardware
+    _ tx: CatalogTransaction, name: String, additions: Bool, hostKind: HostKind?, host: String, hardware: Hardware
   ) throws -> VMRecord {
     var record = VMRecord(
-      id: nil, name: name, hostKind: try hostKind ?? storedHostKind(db), state: .stopped, additions: additions,
+      id: nil, name: name, hostKind: try hostKind ?? storedHostKind(tx), state: .stopped, additions: additions,
       created: Date(),
       currentCheckpointID: nil, savedStatePath: nil, host: host)
     record.hardware = hardware
-    try record.insert(db)
+    try tx.insert(&record)
     return record
   }
 
@@ -174,11 +188,10 @@ extension Library {
   /// Removes a stopped VM with its checkpoints and files. Templates it shared stay.
   public func removeVM(named name: String) throws {
     try withVMLock(name) {
-      let (record, files) = try catalog.read { db -> (VMRecord, [String]) in
-        let record = try vmRecord(db, named: name)
-        let disks = try DiskRecord.filter(Column("vmID") == record.id!).fetchAll(db)
-        let states = try CheckpointRecord.filter(Column("vmID") == record.id!).fetchAll(db).compactMap(
-          \.runningStatePath)
+      let (record, files) = try catalog.read { tx -> (VMRecord, [String]) in
+        let record = try vmRecord(tx, named: name)
+        let disks = try tx.disks(ofVM: record.id!)
+        let states = try tx.checkpoints(ofVM: record.id!).compactMap(\.runningStatePath)
         return (record, disks.map(\.path) + states + [record.savedStatePath].compactMap { $0 })
       }
       guard record.state == .stopped else {
@@ -188,17 +201,7 @@ extension Library {
       let folder = vmFolder(record.name)
       try journaled(
         "remove-vm", vm: record.name, creates: [], deletes: files + [folder + "/vm.json", folder], files: {},
-        commit: { db in
-          try db.execute(sql: "PRAGMA defer_foreign_keys = ON")
-          try db.execute(sql: "DELETE FROM slot WHERE vmID = ?", arguments: [record.id])
-          try db.execute(
-            sql: "DELETE FROM checkpointDisk WHERE checkpointID IN (SELECT id FROM checkpoint WHERE vmID = ?)",
-            arguments: [record.id])
-          try db.execute(sql: "DELETE FROM checkpoint WHERE vmID = ?", arguments: [record.id])
-          try db.execute(sql: "DELETE FROM disk WHERE vmID = ?", arguments: [record.id])
-          try db.execute(sql: "DELETE FROM labMember WHERE vmID = ?", arguments: [record.id])
-          _ = try VMRecord.deleteOne(db, key: record.id)
-        })
+        commit: { tx in try tx.removeVM(id: record.id!) })
     }
   }
 
@@ -208,7 +211,7 @@ extension Library {
   @discardableResult
   public func start(vm name: String) throws -> VirtualMachine {
     try withVMLock(name) {
-      var record = try catalog.read { db in try vmRecord(db, named: name) }
+      var record = try catalog.read { tx in try vmRecord(tx, named: name) }
       let vm = try self.vm(named: record.name)
       let driver = try driver(record)
       let hosted = hosted(record, disks: vm.disks.map(\.path))
@@ -236,7 +239,7 @@ extension Library {
   @discardableResult
   public func shutDown(vm name: String) throws -> VirtualMachine {
     try withVMLock(name) {
-      var record = try catalog.read { db in try vmRecord(db, named: name) }
+      var record = try catalog.read { tx in try vmRecord(tx, named: name) }
       if record.state == .saved {
         // Its guest is not running, so it cannot shut down; saying nothing left the user believing it had.
         throw LabKitError(
@@ -258,7 +261,7 @@ extension Library {
       }
       try driver.shutDown()
       record.state = .stopped
-      try catalog.write { db in try record.update(db) }
+      try catalog.write { tx in try tx.update(record) }
       try? writeManifest(vm: record.name)
       return try vm(named: record.name)
     }
@@ -268,7 +271,7 @@ extension Library {
   @discardableResult
   public func turnOff(vm name: String) throws -> VirtualMachine {
     try withVMLock(name) {
-      var record = try catalog.read { db in try vmRecord(db, named: name) }
+      var record = try catalog.read { tx in try vmRecord(tx, named: name) }
       guard record.state != .stopped else { return try vm(named: record.name) }
       try driver(record).turnOff()
       try recordPower(&record, .stopped, step: "turn-off:recorded")
@@ -281,7 +284,7 @@ extension Library {
   @discardableResult
   public func save(vm name: String) throws -> VirtualMachine {
     try withVMLock(name) {
-      var record = try catalog.read { db in try vmRecord(db, named: name) }
+      var record = try catalog.read { tx in try vmRecord(tx, named: name) }
       guard record.state == .running else {
         throw LabKitError(.invalidState, "VM '\(record.name)' is \(record.state); only a running VM can be saved")
       }
@@ -301,10 +304,10 @@ extension Library {
           try driver.saveState(to: absolute(path))
           try fault("save:written")
         },
-        commit: { db in
+        commit: { tx in
           record.savedStatePath = path
           record.state = .saved
-          try record.update(db)
+          try tx.update(record)
         })
       return try vm(named: record.name)
     }
@@ -317,7 +320,7 @@ extension Library {
     let discarded = record.savedStatePath
     record.savedStatePath = nil
     record.state = state
-    try catalog.write { db in try record.update(db) }
+    try catalog.write { tx in try tx.update(record) }
     try fault(step)
     if let discarded { removeFileIfPresent(absolute(discarded)) }
   }

@@ -1,7 +1,6 @@
 import Foundation
-import GRDB
 
-/// A VM as the engine reports it: a snapshot of the catalog, not a live handle.
+/// A VM as the engine reports it: what the catalog held when it was read, not a live handle.
 public struct VirtualMachine: Codable, Equatable, Sendable {
   public var id: Int64
   public var name: String
@@ -31,23 +30,18 @@ public struct VirtualMachineDisk: Codable, Equatable, Sendable {
 }
 
 extension Library {
-  func vmRecord(_ db: Database, named name: String) throws -> VMRecord {
-    guard let record = try VMRecord.fetchOne(db, named: name) else {
+  func vmRecord(_ tx: CatalogTransaction, named name: String) throws -> VMRecord {
+    guard let record = try tx.vm(named: name) else {
       throw LabKitError.notFound("VM", name, hint: "`vmlab vm list` shows the VMs in \(root)")
     }
     return record
   }
 
-  func slots(_ db: Database, vmID: Int64) throws -> [SlotRecord] {
-    try SlotRecord.fetchAll(
-      db.cachedStatement(sql: "SELECT * FROM slot WHERE vmID = ? ORDER BY number"), arguments: [vmID])
-  }
-
   /// The disk rows from `diskID` down to its base.
-  func chain(_ db: Database, from diskID: Int64) throws -> [DiskRecord] {
+  func chain(_ tx: CatalogTransaction, from diskID: Int64) throws -> [DiskRecord] {
     var result: [DiskRecord] = []
     var next: Int64? = diskID
-    while let id = next, let disk = try DiskRecord.fetchOne(db, id: id) {
+    while let id = next, let disk = try tx.disk(id: id) {
       result.append(disk)
       next = disk.parentID
       if result.count > 10_000 { throw LabKitError(.inconsistent, "the catalog has a disk loop at \(disk.path)") }
@@ -55,9 +49,10 @@ extension Library {
     return result
   }
 
-  func snapshot(_ db: Database, _ record: VMRecord) throws -> VirtualMachine {
-    let disks = try slots(db, vmID: record.id!).map { slot -> VirtualMachineDisk in
-      let chain = try self.chain(db, from: slot.leafID)
+  /// The VM as the engine reports it, read from its record and its disks in one transaction.
+  func reportedVM(_ tx: CatalogTransaction, _ record: VMRecord) throws -> VirtualMachine {
+    let disks = try tx.slots(ofVM: record.id!).map { slot -> VirtualMachineDisk in
+      let chain = try self.chain(tx, from: slot.leafID)
       return VirtualMachineDisk(
         slot: slot.number, path: absolute(chain[0].path), chain: chain.map { absolute($0.path) })
     }
@@ -68,13 +63,13 @@ extension Library {
   }
 
   public func vm(named name: String) throws -> VirtualMachine {
-    try catalog.read { db in try snapshot(db, try vmRecord(db, named: name)) }
+    try catalog.read { tx in try reportedVM(tx, try vmRecord(tx, named: name)) }
   }
 
   /// Every VM, by name.
   public func vms() throws -> [VirtualMachine] {
-    try catalog.read { db in
-      try VMRecord.order(sql: "name COLLATE NOCASE").fetchAll(db).map { try snapshot(db, $0) }
+    try catalog.read { tx in
+      try tx.vmsByName().map { try reportedVM(tx, $0) }
     }
   }
 }

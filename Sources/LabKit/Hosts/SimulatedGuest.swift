@@ -9,7 +9,7 @@ public struct SimulatedGuest {
 
   /// The guest of VM `vm`, which must run on a simulating host.
   public init(library: Library, vm: String) throws {
-    let record = try library.catalog.read { db in try library.vmRecord(db, named: vm) }
+    let record = try library.catalog.read { tx in try library.vmRecord(tx, named: vm) }
     guard try library.driver(record).driver is SimulatingHost else {
       throw LabKitError(
         .invalidState,

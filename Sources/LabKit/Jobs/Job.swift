@@ -1,7 +1,6 @@
 import Foundation
-import GRDB
 
-public enum JobStatus: String, Codable, Sendable, DatabaseValueConvertible {
+public enum JobStatus: String, Codable, Sendable {
   case queued
   case running
   case completed

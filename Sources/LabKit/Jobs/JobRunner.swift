@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// Runs jobs on a bounded pool of threads: jobs for different VMs run in parallel, and jobs for one
 /// VM run one after the other in the order they were submitted.
@@ -17,14 +16,14 @@ final class JobRunner: @unchecked Sendable {
     var record = JobRecord(
       id: nil, kind: kind, target: target, status: .queued, progress: 0, created: Date(), started: nil, finished: nil,
       error: nil, result: nil)
-    try library.catalog.write { db in try record.insert(db) }
+    try library.catalog.write { tx in try tx.insert(&record) }
     let id = record.id!
     let group = DispatchGroup()
     group.enter()
     lock.withLock { running[id] = group }
     // Its place in the VM's line is taken now: a synchronous call made after this waits for it.
-    let place = library.vmOrder.reserve(target.lowercased())
-    queue.submit(key: target.lowercased()) { [library] in
+    let place = library.vmOrder.reserve(NameRules.key(target))
+    queue.submit(key: NameRules.key(target)) { [library] in
       library.vmOrder.run(place) { self.runJob(id, library: library, work) }
       self.lock.withLock { _ = self.running.removeValue(forKey: id) }
       group.leave()
@@ -34,23 +33,35 @@ final class JobRunner: @unchecked Sendable {
 
   /// Runs a job's work, recording when it starts and how it ends.
   private func runJob(_ id: Int64, library: Library, _ work: () throws -> String?) {
-    try? library.catalog.write { db in
-      try db.execute(sql: "UPDATE job SET status = 'running', started = ? WHERE id = ?", arguments: [Date(), id])
-    }
+    try? library.catalog.write { tx in try tx.markJobRunning(id: id, at: Date()) }
     do {
       let result = try work()
-      try? library.catalog.write { db in
-        try db.execute(
-          sql: "UPDATE job SET status = 'completed', progress = 1, finished = ?, result = ? WHERE id = ?",
-          arguments: [Date(), result, id])
-      }
+      try? library.catalog.write { tx in try tx.markJobCompleted(id: id, at: Date(), result: result) }
     } catch {
-      try? library.catalog.write { db in
-        try db.execute(
-          sql: "UPDATE job SET status = 'failed', finished = ?, error = ? WHERE id = ?",
-          arguments: [Date(), String(describing: error), id])
+      try? library.catalog.write { tx in try tx.markJobFailed(id: id, at: Date(), error: String(describing: error)) }
+    }
+  }
+
+  /// Runs work for several VMs on the job pool and waits for all of it: each item in its VM's turn
+  /// (after what was asked of that VM before), items of one VM one after the other, different VMs in
+  /// parallel. Outcomes come back in the items' order. Not for use inside a job, which would wait on
+  /// the pool it holds a thread of.
+  func runTogether<Output>(_ items: [(vm: String, work: () throws -> Output)]) -> [Outcome<Output>] {
+    let results = ParallelResults<Output>(count: items.count)
+    let group = DispatchGroup()
+    for (index, item) in items.enumerated() {
+      let key = NameRules.key(item.vm)
+      let place = library.vmOrder.reserve(key)
+      group.enter()
+      queue.submit(key: key) { [library] in
+        let outcome: Outcome<Output>
+        do { outcome = .success(try library.vmOrder.run(place, item.work)) } catch { outcome = .failure(error) }
+        results.lock.withLock { results.outcomes[index] = outcome }
+        group.leave()
       }
     }
+    group.wait()
+    return results.outcomes.map { $0! }
   }
 
   /// Whether a job this process submitted is queued or running.
@@ -67,7 +78,7 @@ final class JobRunner: @unchecked Sendable {
   func wait(_ id: Int64) throws -> Job {
     let group = lock.withLock { running[id] }
     group?.wait()
-    guard let record = try library.catalog.read({ db in try JobRecord.fetchOne(db, id: id) }) else {
+    guard let record = try library.catalog.read({ tx in try tx.job(id: id) }) else {
       throw LabKitError(.notFound, "job \(id) not found; `vmlab job list` shows the jobs")
     }
     return Job(record)
@@ -76,7 +87,7 @@ final class JobRunner: @unchecked Sendable {
 
 extension Library {
   public func job(id: Int64) throws -> Job {
-    guard let record = try catalog.read({ db in try JobRecord.fetchOne(db, id: id) }) else {
+    guard let record = try catalog.read({ tx in try tx.job(id: id) }) else {
       throw LabKitError(.notFound, "job \(id) not found; `vmlab job list` shows the jobs")
     }
     return Job(record)
@@ -84,18 +95,14 @@ extension Library {
 
   /// Jobs, newest first.
   public func jobs(limit: Int = 100) throws -> [Job] {
-    try catalog.read { db in
-      try JobRecord.order(Column("id").desc).limit(limit).fetchAll(db).map(Job.init)
-    }
+    try catalog.read { tx in try tx.latestJobs(limit: limit).map(Job.init) }
   }
 
   /// The jobs that finished at `date` or later (the ones a process ran, or interrupted, while the
   /// caller waited for the library), oldest first, once every job of this process has finished.
   public func jobsFinished(since date: Date) throws -> [Job] {
     jobs.waitForAll()
-    return try catalog.read { db in
-      try JobRecord.filter(Column("finished") >= date).order(Column("id")).fetchAll(db).map(Job.init)
-    }
+    return try catalog.read { tx in try tx.jobs(finishedSince: date).map(Job.init) }
   }
 
   /// Waits for a job and returns it finished.

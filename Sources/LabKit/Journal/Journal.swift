@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VHD
 
 extension Library {
@@ -12,21 +11,21 @@ extension Library {
   /// back by `recover()` when the library is next opened.
   func journaled<T>(
     _ operation: String, vm: String, creates: [String], deletes: [String], redo: String? = nil,
-    files: () throws -> Void, commit: (Database) throws -> T
+    files: () throws -> Void, commit: (CatalogTransaction) throws -> T
   ) throws -> T {
     var entry = JournalRecord(
       id: nil, operation: operation, vmName: vm, created: Date(), creates: creates, deletes: deletes, committed: false,
       redo: redo)
-    try catalog.write { db in try entry.insert(db) }
+    try catalog.write { tx in try tx.beginJournalEntry(&entry) }
     let entryID = entry.id!
     let result: T
     do {
       try fault("\(operation):journaled")
       try files()
       try fault("\(operation):files")
-      result = try catalog.write { db -> T in
-        let result = try commit(db)
-        try db.execute(sql: "UPDATE journal SET committed = 1 WHERE id = ?", arguments: [entryID])
+      result = try catalog.write { tx -> T in
+        let result = try commit(tx)
+        try tx.markJournalEntryCommitted(id: entryID)
         return result
       }
     } catch let crash as SimulatedCrash {
@@ -47,18 +46,18 @@ extension Library {
     try fault("\(operation):committed")
     try finish(entryID: entryID, deletes: deletes)
     // A bulk operation names its VMs separated by commas (names cannot hold one).
-    writeManifests(vms: vm.split(separator: ",").map(String.init))
+    writeManifests(vms: JournalRecord.names(inList: vm))
     return result
   }
 
   private func rollBack(entryID: Int64, creates: [String]) throws {
     removeFiles(creates)
-    _ = try catalog.write { db in try JournalRecord.deleteOne(db, key: entryID) }
+    try catalog.write { tx in try tx.deleteJournalEntry(id: entryID) }
   }
 
   private func finish(entryID: Int64, deletes: [String]) throws {
     removeFiles(deletes)
-    _ = try catalog.write { db in try JournalRecord.deleteOne(db, key: entryID) }
+    try catalog.write { tx in try tx.deleteJournalEntry(id: entryID) }
   }
 
   func removeFileIfPresent(_ path: String) {
@@ -71,7 +70,7 @@ extension Library {
   /// rest, as a crash left them. One that cannot be settled now (a file of its VM is missing, say)
   /// stays in the journal and is returned: it blocks its own VMs, never the library.
   func recover() throws -> [UnsettledOperation] {
-    let entries = try catalog.read { db in try JournalRecord.order(Column("id")).fetchAll(db) }
+    let entries = try catalog.read { tx in try tx.journalEntries() }
     var unsettled: [UnsettledOperation] = []
     for entry in entries {
       do {
@@ -87,13 +86,7 @@ extension Library {
   /// VM's lock, before every operation on it: an interrupted merge must be finished before anything
   /// else changes the VM's chain, or finishing it later would undo that change.
   func settlePending(vm name: String) throws {
-    let entries = try catalog.read { db in
-      // A bulk operation lists its VMs separated by commas.
-      try JournalRecord.fetchAll(
-        db.cachedStatement(
-          sql: "SELECT * FROM journal WHERE instr(',' || lower(vmName) || ',', ',' || lower(?) || ',') > 0 ORDER BY id"),
-        arguments: [name])
-    }
+    let entries = try catalog.read { tx in try tx.journalEntries(involvingVM: name) }
     for entry in entries {
       do {
         try settle(entry)
@@ -132,9 +125,4 @@ public struct UnsettledOperation: Equatable, Sendable {
     return
       "\(who) an unfinished \(operation) that cannot be finished yet (\(reason)); nothing else is done to \(vms.count == 1 ? "it" : "them") until it is: put the missing file back, or `vmlab library repair` rebuilds the catalog from the files"
   }
-}
-
-extension JournalRecord {
-  /// A bulk operation lists its VMs separated by commas (names cannot hold one).
-  var vmNames: [String] { vmName.split(separator: ",").map(String.init) }
 }

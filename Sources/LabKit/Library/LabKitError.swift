@@ -10,6 +10,9 @@ public struct LabKitError: Error, Equatable, CustomStringConvertible, Sendable {
     case busy
     case inconsistent
     case failed
+    /// A change of several VMs the caller did not confirm (`BulkChange`): nothing was done. A
+    /// usage mistake, not a failure.
+    case unconfirmedBulkChange
     /// The operation was committed (a checkpoint taken, a VM restored), but the host failed
     /// afterwards, so a VM did not start again; the message says which and how to start it.
     case hostFailedAfterCommit

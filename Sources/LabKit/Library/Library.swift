@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VHD
 
 /// A vmlab library: a folder holding the catalog (`catalog.sqlite`), the VM folders with their VHD
@@ -53,16 +52,8 @@ public final class Library: @unchecked Sendable {
     try reconcilePowerStates()
     // Jobs that were running when a process ended will not finish. Looked for first: most
     // openings find none, and then write nothing.
-    let unfinished = try catalog.read { db in
-      try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM job WHERE status IN ('queued', 'running'))") ?? false
-    }
-    guard unfinished else { return }
-    try catalog.write { db in
-      try db.execute(
-        sql:
-          "UPDATE job SET status = 'failed', error = 'interrupted: the vmlab process ended', finished = ? WHERE status IN ('queued', 'running')",
-        arguments: [Date()])
-    }
+    guard try catalog.read({ tx in try tx.hasUnfinishedJobs() }) else { return }
+    try catalog.write { tx in try tx.failUnfinishedJobs(reason: "interrupted: the vmlab process ended", at: Date()) }
   }
 
   /// Lets other vmlab processes use the library while this one waits for a person (the REPL at its
@@ -112,16 +103,16 @@ public final class Library: @unchecked Sendable {
 
   /// The host kind new VMs get (a library setting; `virtual-server` unless changed).
   public var defaultHostKind: HostKind {
-    (try? catalog.read { db in try storedHostKind(db) }) ?? .virtualServer
+    (try? catalog.read { tx in try storedHostKind(tx) }) ?? .virtualServer
   }
 
   /// The setting, read inside a transaction that is already open.
-  func storedHostKind(_ db: Database) throws -> HostKind {
-    try Setting.value(db, "hostKind").flatMap(HostKind.init(rawValue:)) ?? .virtualServer
+  func storedHostKind(_ tx: CatalogTransaction) throws -> HostKind {
+    try tx.setting("hostKind").flatMap(HostKind.init(rawValue:)) ?? .virtualServer
   }
 
   public func setDefaultHostKind(_ kind: HostKind) throws {
-    try catalog.write { db in try Setting.set(db, "hostKind", to: kind.rawValue) }
+    try catalog.write { tx in try tx.setSetting("hostKind", to: kind.rawValue) }
   }
 
   // MARK: Paths
@@ -141,7 +132,7 @@ public final class Library: @unchecked Sendable {
   /// (a job in the order it was submitted). An operation a failure left half done on the VM is
   /// finished (or rolled back) first.
   func withVMLock<T>(_ name: String, _ body: () throws -> T) throws -> T {
-    try vmOrder.withTurn(name.lowercased()) {
+    try vmOrder.withTurn(NameRules.key(name)) {
       try settlePending(vm: name)
       return try body()
     }

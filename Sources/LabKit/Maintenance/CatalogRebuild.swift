@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VHD
 
 /// Fills an empty catalog from a library's files: one VM folder at a time, each in its own
@@ -18,8 +17,8 @@ struct CatalogRebuild {
 
   func run() throws -> RepairReport {
     var report = RepairReport(vms: [], checkpoints: 0, labs: [], notes: [], problems: [], previousCatalog: nil)
-    try catalog.write { db in
-      for (key, value) in settings { try Setting.set(db, key, to: value) }
+    try catalog.write { tx in
+      for (key, value) in settings { try tx.setSetting(key, to: value) }
     }
     let folders: [String]
     do {
@@ -112,7 +111,7 @@ struct CatalogRebuild {
       placed.formUnion(ready.map(\.path))
       pending.removeAll { placed.contains($0.path) }
     }
-    return try catalog.write { db in
+    return try catalog.write { tx in
       var vm = VMRecord(
         id: nil, name: manifest.name, hostKind: manifest.hostKind, state: manifest.state, additions: manifest.additions,
         created: manifest.created, currentCheckpointID: nil, savedStatePath: nil,
@@ -128,10 +127,10 @@ struct CatalogRebuild {
           )
         }
       }
-      try vm.insert(db)
+      try tx.insert(&vm)
       var ids: [String: Int64] = [:]
       for disk in ordered {
-        if let existing = try DiskRecord.filter(Column("path") == disk.path).fetchOne(db) {
+        if let existing = try tx.disk(atPath: disk.path) {
           ids[disk.path] = existing.id  // a template shared with another VM
           continue
         }
@@ -162,14 +161,14 @@ struct CatalogRebuild {
           outcome.problems.append(
             "VM '\(manifest.name)': the parent \(disk.parent.map(absolute) ?? "") of \(file) is not in the library")
         }
-        try record.insert(db)
+        try tx.insert(&record)
         ids[disk.path] = record.id
       }
       for slot in manifest.slots {
         guard let base = ids[slot.base], let leaf = ids[slot.leaf] else {
           throw LabKitError(.inconsistent, "its disk \(slot.number) names a base or leaf that vm.json does not list")
         }
-        try SlotRecord(vmID: vm.id!, number: slot.number, baseID: base, leafID: leaf).insert(db)
+        try tx.insert(SlotRecord(vmID: vm.id!, number: slot.number, baseID: base, leafID: leaf))
       }
       var checkpointIDs: [String: Int64] = [:]
       for checkpoint in manifest.checkpoints {
@@ -185,20 +184,20 @@ struct CatalogRebuild {
           created: checkpoint.created,
           stamp: checkpoint.stamp, parentID: checkpoint.parentStamp.flatMap { checkpointIDs[$0] },
           runningStatePath: checkpoint.runningStatePath)
-        try record.insert(db)
+        try tx.insert(&record)
         checkpointIDs[checkpoint.stamp] = record.id
         for (index, state) in states.enumerated() {
-          try CheckpointDiskRecord(checkpointID: record.id!, slot: manifest.slots[index].number, stateID: state)
-            .insert(db)
+          try tx.insert(
+            CheckpointDiskRecord(checkpointID: record.id!, slot: manifest.slots[index].number, stateID: state))
         }
       }
       for disk in manifest.disks {
         if let stamp = disk.checkpointStamp, let id = ids[disk.path], let checkpoint = checkpointIDs[stamp] {
-          try db.execute(sql: "UPDATE disk SET checkpointID = ? WHERE id = ?", arguments: [checkpoint, id])
+          try tx.setCheckpoint(ofDisk: id, to: checkpoint)
         }
       }
       vm.currentCheckpointID = manifest.currentCheckpointStamp.flatMap { checkpointIDs[$0] }
-      try vm.update(db)
+      try tx.update(vm)
       outcome.checkpoints = checkpointIDs.count
       return outcome
     }
@@ -220,23 +219,23 @@ struct CatalogRebuild {
     var names: [String] = []
     var problems: [String] = []
     let known = Dictionary(vms.map { ($0.lowercased(), $0) }, uniquingKeysWith: { first, _ in first })
-    try catalog.write { db in
+    try catalog.write { tx in
       for lab in labs.labs {
         guard (try? NameRules.validate(lab.name, as: "lab")) != nil else {
           problems.append("\(path) names a lab '\(lab.name)' that is not a valid name; it was left out")
           continue
         }
         var record = LabRecord(id: nil, name: lab.name, created: lab.created)
-        try record.insert(db)
+        try tx.insert(&record)
         names.append(lab.name)
         for (position, member) in lab.vms.enumerated() {
           guard known[member.lowercased()] != nil,
-            let vmID = try VMRecord.fetchOne(db, named: member)?.id
+            let vmID = try tx.vm(named: member)?.id
           else {
             problems.append("lab '\(lab.name)' lost its member '\(member)', whose VM folder was not rebuilt")
             continue
           }
-          try LabMemberRecord(labID: record.id!, vmID: vmID, position: position).insert(db, onConflict: .ignore)
+          try tx.addMember(vm: vmID, toLab: record.id!, position: position)
         }
       }
     }
@@ -297,11 +296,11 @@ struct CatalogRebuild {
     guard !bases.isEmpty else {
       throw LabKitError(.inconsistent, "it has no vm.json and no readable base disk named \(folder)-diskN.vhd")
     }
-    return try catalog.write { db in
+    return try catalog.write { tx in
       var vm = VMRecord(
         id: nil, name: folder, hostKind: defaultHostKind, state: .stopped, additions: false, created: Date(),
         currentCheckpointID: nil, savedStatePath: nil)
-      try vm.insert(db)
+      try tx.insert(&vm)
       var ids: [String: Int64] = [:]  // unique id → disk row
       var pathsByID: [String: Found] = Dictionary(uniqueKeysWithValues: found.map { ($0.id, $0) })
       func insert(_ disk: Found, slot: Int?, role: DiskRole) throws -> Int64 {
@@ -309,13 +308,13 @@ struct CatalogRebuild {
         var parentID: Int64? = nil
         if let parent = disk.parent {
           if let template = templateIDs[parent] {
-            if let existing = try DiskRecord.filter(Column("path") == template).fetchOne(db) {
+            if let existing = try tx.disk(atPath: template) {
               parentID = existing.id
             } else {
               var record = DiskRecord(
                 id: nil, path: template, uniqueID: parent, parentID: nil, vmID: nil, slot: nil, role: .template,
                 checkpointID: nil)
-              try record.insert(db)
+              try tx.insert(&record)
               parentID = record.id
             }
           } else if let parentDisk = pathsByID[parent] {
@@ -325,7 +324,7 @@ struct CatalogRebuild {
         var record = DiskRecord(
           id: nil, path: disk.path, uniqueID: disk.id, parentID: parentID, vmID: vm.id, slot: slot, role: role,
           checkpointID: nil)
-        try record.insert(db)
+        try tx.insert(&record)
         ids[disk.id] = record.id
         return record.id!
       }
@@ -365,26 +364,24 @@ struct CatalogRebuild {
           id: nil, vmID: vm.id!, name: "checkpoint \(stamp)", description: "recovered from file names",
           created: CheckpointFileName.date(fromStamp: stamp) ?? Date(), stamp: stamp, parentID: nil,
           runningStatePath: nil)
-        try record.insert(db)
+        try tx.insert(&record)
         count += 1
         for (index, file) in files.enumerated() {
           let state = ids[file.parent!]!
-          try CheckpointDiskRecord(checkpointID: record.id!, slot: bases[index].slot, stateID: state).insert(db)
+          try tx.insert(CheckpointDiskRecord(checkpointID: record.id!, slot: bases[index].slot, stateID: state))
           checkpointsByState[state] = record.id
-          try db.execute(
-            sql: "UPDATE disk SET role = 'checkpoint', checkpointID = ? WHERE id = ?",
-            arguments: [record.id, ids[file.id]])
+          try tx.markCheckpointDisk(ids[file.id]!, madeBy: record.id!)
         }
       }
       // Current leaves: per slot, the childless disk written most recently.
-      let parentIDs = Set(try Int64.fetchAll(db, sql: "SELECT parentID FROM disk WHERE parentID IS NOT NULL"))
+      let parentIDs = try tx.parentDiskIDs()
       var leaves: [Int: Found] = [:]
       var strandedByStamp: [String: [Found]] = [:]
       for (slot, base) in bases {
         let candidates = found.filter { slotOf[$0.id] == slot && ids[$0.id] != nil && !parentIDs.contains(ids[$0.id]!) }
         let leaf = candidates.max { $0.modified < $1.modified } ?? base
         leaves[slot] = leaf
-        try SlotRecord(vmID: vm.id!, number: slot, baseID: ids[base.id]!, leafID: ids[leaf.id]!).insert(db)
+        try tx.insert(SlotRecord(vmID: vm.id!, number: slot, baseID: ids[base.id]!, leafID: ids[leaf.id]!))
         // Any other childless disk is a checkpoint's frozen state whose own files a restore deleted
         // (a disk that only the current line needed is deleted with it): its checkpoint is found
         // from the state alone.
@@ -409,10 +406,10 @@ struct CatalogRebuild {
           id: nil, vmID: vm.id!, name: "checkpoint \(stamp)",
           description: "recovered from its frozen disks (its own files were gone)", created: created, stamp: stamp,
           parentID: nil, runningStatePath: nil)
-        try record.insert(db)
+        try tx.insert(&record)
         count += 1
         for (index, file) in files.enumerated() {
-          try CheckpointDiskRecord(checkpointID: record.id!, slot: bases[index].slot, stateID: ids[file.id]!).insert(db)
+          try tx.insert(CheckpointDiskRecord(checkpointID: record.id!, slot: bases[index].slot, stateID: ids[file.id]!))
           checkpointsByState[ids[file.id]!] = record.id
         }
       }
@@ -420,24 +417,21 @@ struct CatalogRebuild {
       var cursor: Int64? = leaves[bases[0].slot].flatMap { ids[$0.id] }
       while let id = cursor, vm.currentCheckpointID == nil {
         vm.currentCheckpointID = checkpointsByState[id]
-        cursor = try DiskRecord.fetchOne(db, id: id)?.parentID
+        cursor = try tx.disk(id: id)?.parentID
       }
       // Each checkpoint's parent: the nearest checkpoint below its state.
-      for checkpoint in try CheckpointRecord.filter(Column("vmID") == vm.id!).fetchAll(db) {
-        guard
-          let state = try CheckpointDiskRecord.filter(Column("checkpointID") == checkpoint.id!).order(Column("slot"))
-            .fetchOne(db)
-        else { continue }
-        var cursor = try DiskRecord.fetchOne(db, id: state.stateID)?.parentID
+      for checkpoint in try tx.checkpoints(ofVM: vm.id!) {
+        guard let state = try tx.frozenDisks(ofCheckpoint: checkpoint.id!).first else { continue }
+        var cursor = try tx.disk(id: state.stateID)?.parentID
         while let id = cursor {
           if let parent = checkpointsByState[id] {
-            try db.execute(sql: "UPDATE checkpoint SET parentID = ? WHERE id = ?", arguments: [parent, checkpoint.id])
+            try tx.setParent(ofCheckpoint: checkpoint.id!, to: parent)
             break
           }
-          cursor = try DiskRecord.fetchOne(db, id: id)?.parentID
+          cursor = try tx.disk(id: id)?.parentID
         }
       }
-      try vm.update(db)
+      try tx.update(vm)
       return Outcome(checkpoints: count, notes: notes, problems: problems)
     }
   }

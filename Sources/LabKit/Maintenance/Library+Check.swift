@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import VHD
 
 extension Library {
@@ -8,8 +7,8 @@ extension Library {
   /// done, and no VHD file in a VM folder is unknown to the catalog. Returns the problems found.
   public func check() throws -> [String] {
     var problems: [String] = []
-    let (disks, journal, vms) = try catalog.read { db in
-      (try DiskRecord.fetchAll(db), try JournalRecord.fetchCount(db), try VMRecord.fetchAll(db))
+    let (disks, journal, vms) = try catalog.read { tx in
+      (try tx.allDisks(), try tx.journalEntryCount(), try tx.vmsByName())
     }
     problems += unsettledOperations.map(\.description)
     if journal > unsettledOperations.count {
@@ -50,15 +49,11 @@ extension Library {
       }
     }
     let known = Set(disks.map(\.path))
-    try catalog.read { db in
+    try catalog.read { tx in
       // Saved states: a saved VM's, and each online checkpoint's running state.
       var states = Set<String>()
       for vm in vms { if let path = vm.savedStatePath { states.insert(path) } }
-      for path in try String.fetchAll(
-        db, sql: "SELECT runningStatePath FROM checkpoint WHERE runningStatePath IS NOT NULL")
-      {
-        states.insert(path)
-      }
+      for path in try tx.runningStatePaths() { states.insert(path) }
       for path in states.sorted() where !FileManager.default.fileExists(atPath: absolute(path)) {
         problems.append("missing file: \(absolute(path)) (a saved state the catalog names)")
       }
@@ -70,7 +65,7 @@ extension Library {
         }
       }
       for vm in vms {
-        for slot in try slots(db, vmID: vm.id!) where byID[slot.leafID]?.vmID != vm.id || byID[slot.baseID] == nil {
+        for slot in try tx.slots(ofVM: vm.id!) where byID[slot.leafID]?.vmID != vm.id || byID[slot.baseID] == nil {
           problems.append(
             "VM '\(vm.name)' disk \(slot.number): its leaf or base is not one of its disks in the catalog")
         }
@@ -82,11 +77,11 @@ extension Library {
         }
       }
       let folders = (try? FileManager.default.contentsOfDirectory(atPath: absolute("vms"))) ?? []
-      let names = Set(vms.map { $0.name.lowercased() })
-      for folder in folders where !names.contains(folder.lowercased()) {
+      let names = Set(vms.map(\.nameKey))
+      for folder in folders where !names.contains(NameRules.key(folder)) {
         problems.append("stray folder: \(absolute("vms/" + folder)) belongs to no VM in the catalog")
       }
-      let orphans = try CheckpointDiskRecord.filter(sql: "stateID NOT IN (SELECT id FROM disk)").fetchCount(db)
+      let orphans = try tx.danglingFrozenDiskCount()
       if orphans > 0 { problems.append("\(orphans) checkpoint disk(s) point at disks the catalog does not have") }
     }
     return problems

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// `vms/NAME/vm.json`: what the catalog knows of one VM, kept beside its files so that
 /// `library repair` can rebuild the catalog with names and descriptions intact. Written after every
@@ -111,7 +110,7 @@ extension Library {
 
   /// Rewrites a VM's manifest from the catalog (atomically), or removes it when the VM is gone.
   func writeManifest(vm name: String) throws {
-    let manifest = try catalog.read { db in try self.manifest(db, vm: name) }
+    let manifest = try catalog.read { tx in try self.manifest(tx, vm: name) }
     try writeManifestFile(vm: name, manifest)
   }
 
@@ -120,7 +119,7 @@ extension Library {
   /// for `library repair`: one that cannot be written now is rewritten after the VM's next
   /// operation.
   func writeManifests(vms names: [String]) {
-    guard let manifests = try? catalog.read({ db in try names.map { try self.manifest(db, vm: $0) } }) else { return }
+    guard let manifests = try? catalog.read({ tx in try names.map { try self.manifest(tx, vm: $0) } }) else { return }
     _ = parallel(Array(zip(names, manifests))) { [self] name, manifest in try writeManifestFile(vm: name, manifest) }
   }
 
@@ -134,25 +133,21 @@ extension Library {
 
   /// What the catalog knows of a VM, with library-relative paths; nil when there is no such VM.
   func manifest(vm name: String) throws -> VMManifest? {
-    try catalog.read { db in try manifest(db, vm: name) }
+    try catalog.read { tx in try manifest(tx, vm: name) }
   }
 
   /// The same, inside a transaction that is already open.
-  private func manifest(_ db: Database, vm name: String) throws -> VMManifest? {
-    guard let vm = try VMRecord.fetchOne(db, named: name) else { return nil }
-    let disks = try DiskRecord.fetchAll(
-      db.cachedStatement(
-        sql: "SELECT * FROM disk WHERE vmID = ? OR id IN (SELECT parentID FROM disk WHERE vmID = ? AND role = 'clone')"),
-      arguments: [vm.id, vm.id])
+  private func manifest(_ tx: CatalogTransaction, vm name: String) throws -> VMManifest? {
+    guard let vm = try tx.vm(named: name) else { return nil }
+    let disks = try tx.disksAndTemplates(ofVM: vm.id!)
     let byID = Dictionary(uniqueKeysWithValues: disks.map { ($0.id!, $0) })
-    let checkpoints = try CheckpointRecord.fetchAll(
-      db.cachedStatement(sql: "SELECT * FROM checkpoint WHERE vmID = ? ORDER BY id"), arguments: [vm.id])
+    let checkpoints = try tx.checkpoints(ofVM: vm.id!)
     let stamps = Dictionary(uniqueKeysWithValues: checkpoints.map { ($0.id!, $0.stamp) })
     return VMManifest(
       name: vm.name, hostKind: vm.hostKind, host: vm.host, hardware: vm.hardware, state: vm.state,
       additions: vm.additions, created: vm.created,
       savedStatePath: vm.savedStatePath, currentCheckpointStamp: vm.currentCheckpointID.flatMap { stamps[$0] },
-      slots: try slots(db, vmID: vm.id!).map {
+      slots: try tx.slots(ofVM: vm.id!).map {
         VMManifest.Slot(number: $0.number, base: byID[$0.baseID]?.path ?? "", leaf: byID[$0.leafID]?.path ?? "")
       },
       disks: disks.map {
@@ -161,7 +156,7 @@ extension Library {
           role: $0.role, checkpointStamp: $0.checkpointID.flatMap { stamps[$0] }, sourceUniqueID: $0.sourceUniqueID)
       },
       checkpoints: try checkpoints.map { checkpoint in
-        let states = try CheckpointDiskRecord.all(db, checkpointID: checkpoint.id!)
+        let states = try tx.frozenDisks(ofCheckpoint: checkpoint.id!)
         return VMManifest.Checkpoint(
           stamp: checkpoint.stamp, name: checkpoint.name, description: checkpoint.description,
           created: checkpoint.created,
@@ -225,13 +220,8 @@ extension Library {
   /// checkpoint (its running state) names: a process killed while it saved a VM, between writing
   /// the file and committing, left it. Runs when the library opens, after recovery.
   func removeUnreferencedStates() throws {
-    let (vms, named) = try catalog.read { db -> ([String], Set<String>) in
-      let vms = try String.fetchAll(db, sql: "SELECT name FROM vm")
-      let paths = try String.fetchAll(
-        db,
-        sql: "SELECT savedStatePath FROM vm WHERE savedStatePath IS NOT NULL "
-          + "UNION SELECT runningStatePath FROM checkpoint WHERE runningStatePath IS NOT NULL")
-      return (vms, Set(paths))
+    let (vms, named) = try catalog.read { tx -> ([String], Set<String>) in
+      (try tx.vmNames(), Set(try tx.savedStatePaths() + tx.runningStatePaths()))
     }
     for vm in vms {
       let folder = vmFolder(vm)

@@ -22,6 +22,10 @@ public enum NameRules {
     }
   }
 
+  /// The form in which two VM or lab names are compared: `Web01` and `web01` are one name. Names
+  /// are ASCII (see `validate`), so lowercasing is the whole of case folding.
+  public static func key(_ name: String) -> String { name.lowercased() }
+
   public static let maximumCheckpointLength = 128
 
   /// Checkpoint names are shown, never used in paths, so they may hold spaces, slashes and more:

@@ -107,59 +107,40 @@ extension EngineBinding {
     list.method("restore") { items, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf", "all", "async"])
       let handles = try self.checkpointHandles(in: items, function: "restore")
-      let whatIf = try arguments.flag(1, "whatIf")
-      var perVM: [String: Int] = [:]
-      for handle in handles { perVM[handle.vm.lowercased(), default: 0] += 1 }
-      if let (vm, count) = perVM.first(where: { $0.value > 1 }) {
-        throw EngineError(
-          "restore: the list holds \(count) checkpoints of VM '\(vm)'; a VM is restored to one checkpoint (use mostRecent=true or :where(...))"
-        )
-      }
-      try BulkChange.check(
-        vms: handles.map(\.vm), verb: "restore", all: try arguments.flag(1, "all"), whatIf: whatIf,
-        confirm: Self.confirmBulk)
       let ids = try handles.map { try self.current($0).id }
-      if try arguments.flag(1, "async") {
-        return [try self.list(.jobs, try ids.map { try self.queued(try self.library.restoreJob(checkpoint: $0)) })]
-      }
       let library = try self.library
-      if whatIf {
+      // The engine checks the rules (one checkpoint per VM, several VMs need all=true).
+      if try arguments.flag(1, "whatIf") {
+        return [try self.list(.plain, try library.restorePlans(checkpoints: ids).map(self.plan))]
+      }
+      let all = try arguments.flag(1, "all")
+      if try arguments.flag(1, "async") {
         return [
           try self.list(
-            .plain, try ids.map { try self.restoreTable(try library.restore(checkpoint: $0, whatIf: true)) })
+            .jobs, try library.restoreJobs(checkpoints: ids, all: all, confirm: Self.confirmBulk).map(self.queued))
         ]
       }
       // One journaled operation for every VM of the list: all come back, or none.
-      return [try self.list(.plain, try library.restore(checkpoints: ids).map(self.restoreTable))]
+      return [
+        try self.list(
+          .plain, try library.restore(checkpoints: ids, all: all, confirm: Self.confirmBulk).map(self.restoreTable))
+      ]
     }
     list.method("merge") { items, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf", "all", "async"])
       let handles = try self.checkpointHandles(in: items, function: "merge")
-      let whatIf = try arguments.flag(1, "whatIf")
-      try BulkChange.check(
-        vms: handles.map(\.vm), verb: "merge", all: try arguments.flag(1, "all"), whatIf: whatIf,
-        confirm: Self.confirmBulk)
       let library = try self.library
+      let ids = try handles.map { try self.current($0).id }
+      let all = try arguments.flag(1, "all")
+      // The engine checks the rule for several VMs and decides what runs in parallel.
       if try arguments.flag(1, "async") {
         return [
           try self.list(
-            .jobs, try handles.map { try self.queued(try library.mergeJob(checkpoint: try self.current($0).id)) })
+            .jobs, try library.mergeJobs(checkpoints: ids, all: all, confirm: Self.confirmBulk).map(self.queued))
         ]
       }
-      // One VM's checkpoints in turn (merging one folds the later ones of its line, which are then
-      // skipped); different VMs in parallel.
-      var byVM: [String: [CheckpointHandle]] = [:]
-      for handle in handles { byVM[handle.vm.lowercased(), default: []].append(handle) }
-      let groups = Array(byVM.values)
-      let outcomes = parallelMap(groups) { group -> [OperationPlan] in
-        var plans: [OperationPlan] = []
-        for handle in group {
-          guard (try? library.checkpoint(id: handle.id)) != nil else { continue }
-          plans.append(try library.merge(checkpoint: handle.id, whatIf: whatIf))
-        }
-        return plans
-      }
-      let plans = try self.collect(outcomes, handles: groups.map { $0[0] }, operation: "merge").flatMap { $0 }
+      let plans = try library.merge(
+        checkpoints: ids, all: all, whatIf: try arguments.flag(1, "whatIf"), confirm: Self.confirmBulk)
       return [try self.list(.plain, try plans.map(self.plan))]
     }
   }
@@ -233,54 +214,4 @@ extension EngineBinding {
       "powerAction": .text(plan.powerAction.rawValue), "applied": .boolean(plan.applied),
     ])
   }
-
-  /// The results of a bulk operation in order, or one error naming every VM that failed (and
-  /// saying that the others went through).
-  func collect<Output>(_ outcomes: [Result<Output, Error>], handles: [CheckpointHandle], operation: String) throws
-    -> [Output]
-  {
-    var failures: [String] = []
-    var results: [Output] = []
-    for (outcome, handle) in zip(outcomes, handles) {
-      switch outcome {
-      case .success(let output): results.append(output)
-      case .failure(let error): failures.append("\(handle.vm): \(error)")
-      }
-    }
-    if !failures.isEmpty {
-      let done = outcomes.count - failures.count
-      throw EngineError(
-        "\(operation) failed for \(failures.count) of \(outcomes.count) VMs (\(done) went through): \(failures.joined(separator: "; "))"
-      )
-    }
-    return results
-  }
-}
-
-/// `body` for every item on a few threads (the engine serialises work on one VM and runs different
-/// VMs in parallel); outcomes in the items' order. The Lua thread waits here.
-func parallelMap<Item, Output>(_ items: [Item], _ body: (Item) throws -> Output) -> [Result<Output, Error>] {
-  if items.count <= 1 { return items.map { item in Result { try body(item) } } }
-  let results = ResultSlots<Output>(count: items.count)
-  withoutActuallyEscaping(body) { body in
-    let work = UncheckedBox((items, body))
-    DispatchQueue.concurrentPerform(iterations: items.count) { index in
-      let (items, body) = work.value
-      let outcome = Result { try body(items[index]) }
-      results.set(index, outcome)
-    }
-  }
-  return results.values.map { $0! }
-}
-
-private final class ResultSlots<Output>: @unchecked Sendable {
-  private let lock = NSLock()
-  private(set) var values: [Result<Output, Error>?]
-  init(count: Int) { values = Array(repeating: nil, count: count) }
-  func set(_ index: Int, _ value: Result<Output, Error>) { lock.withLock { values[index] = value } }
-}
-
-private struct UncheckedBox<Value>: @unchecked Sendable {
-  let value: Value
-  init(_ value: Value) { self.value = value }
 }

@@ -106,7 +106,8 @@ extension EngineBinding {
       } catch let error as LabKitError where error.kind == .invalidState {
         throw LabKitError(
           .invalidState,
-          "vm:\(method) works only on the simulated host: \(error.message) (a real host will offer vm:exec)")
+          "vm:\(method) works only on the simulated host: \(error.message) (on a real host, run programs in the guest with vm:exec)"
+        )
       }
     }
     vm.method("write") { handle, arguments in
@@ -122,6 +123,26 @@ extension EngineBinding {
       let length = try arguments.int(3)
       guard length >= 0 else { throw arguments.error(3, "length cannot be negative") }
       return [.string(try guest(handle, "read").read(disk: slot, offset: start, count: length))]
+    }
+
+    // The guest, real: programs run inside it through its host's guest agent. The library is
+    // not held while they run (`RunningGuest` keeps only what the host needs).
+    vm.method("exec") { handle, arguments in
+      let command = try self.guestCommand(arguments)
+      let result = try RunningGuest(library: self.library, vm: try self.current(handle).name).run(command)
+      return [
+        try self.table([
+          "stdout": .string([UInt8](result.standardOutput)), "stderr": .string([UInt8](result.standardError)),
+          "status": .integer(Int64(result.status)),
+        ])
+      ]
+    }
+    vm.method("waitReady") { handle, arguments in
+      try arguments.checkOptions(1, allowed: ["timeout"])
+      let timeout = try arguments.option(1, "timeout", as: Double.self) ?? GuestCommand.defaultTimeout
+      guard timeout > 0 else { throw arguments.error(1, "field 'timeout': give more than 0 seconds") }
+      try RunningGuest(library: self.library, vm: try self.current(handle).name).waitUntilReady(timeout: timeout)
+      return [try self.wrapVM(handle)]
     }
 
     defineVMList(state: state)
@@ -140,6 +161,39 @@ extension EngineBinding {
     module["vm"] = .table(functions)
     module["vms"] = .function(
       state.function(named: "vms") { _ in [try self.list(.vms, try self.library.vms().map { try self.wrapVM($0) })] })
+  }
+
+  /// `vm:exec("shell line" [, {timeout=, input=}])` or `vm:exec({"program", "arg", …} [, options])`.
+  private func guestCommand(_ arguments: LuaArguments) throws -> GuestCommand {
+    try arguments.checkOptions(2, allowed: ["timeout", "input"])
+    let timeout = try arguments.option(2, "timeout", as: Double.self) ?? GuestCommand.defaultTimeout
+    guard timeout > 0 else { throw arguments.error(2, "field 'timeout': give more than 0 seconds") }
+    var input: Data? = nil
+    if !arguments.isNil(2) {
+      switch try arguments.field(2, "input") {
+      case .nil: break
+      case .string(let bytes): input = Data(bytes)
+      case let other: throw arguments.error(2, "field 'input': string expected, got \(other.typeName)")
+      }
+    }
+    switch arguments[1] {
+    case .string:
+      return .shell(try arguments.string(1), input: input, timeout: timeout)
+    case .table(let table):
+      let words = try table.array().enumerated().map { index, word -> String in
+        guard let text = word.stringValue else {
+          throw arguments.error(1, "item \(index + 1) of the command: string expected, got \(word.typeName)")
+        }
+        return text
+      }
+      guard let program = words.first else {
+        throw arguments.error(1, "the command is empty; give {\"program\", \"argument\", …} or a shell line")
+      }
+      return GuestCommand(path: program, arguments: Array(words.dropFirst()), input: input, timeout: timeout)
+    default:
+      throw arguments.error(
+        1, "a shell line (string) or {\"program\", \"argument\", …} expected, got \(arguments.typeName(1))")
+    }
   }
 
   /// `vmlab.vm.create{name=, disks={"8G", "2G"}, additions=, host=}` or `{name=, from=path|Disk, linked=}`,

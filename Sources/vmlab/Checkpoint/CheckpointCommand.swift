@@ -49,26 +49,29 @@ struct CheckpointSelection: ParsableArguments {
     return (matches, true)
   }
 
-  /// The checkpoints chosen; an operation on every VM must be asked for with `--all` (a dry run
-  /// needs no confirmation).
-  func confirmed(_ library: Library, verb: String, whatIf: Bool) throws -> [Checkpoint] {
+  /// The checkpoints chosen, for an engine call that checks the rule for several VMs itself
+  /// (`BulkChange`): only the command line's own rule is checked here, that a choice spanning the
+  /// library needs `--all` even when it finds one VM.
+  func chosen(_ library: Library, verb: String, whatIf: Bool) throws -> [Checkpoint] {
     let (checkpoints, bulk) = try resolve(library)
-    // Without --vm the selection spans the library: deliberate even when one VM has the checkpoint
-    // (the engine's rule, BulkChange, covers the rest).
-    if bulk && !all && !whatIf {
-      let count = checkpoints.count
-      let total = try library.vms().count
-      let which = mostRecent ? "the most recent checkpoint" : "'\(checkpoint ?? "")'"
-      let scope = count == total ? "every VM" : "\(count) of the \(total) VMs, every one that has it"
-      throw ValidationError(
-        "this would \(verb) \(which) on \(scope): \(checkpoints.map(\.vm).joined(separator: ", ")); pass --all to do it, --vm VM for one, or --what-if to see the plan"
-      )
+    if bulk && !all && !whatIf && Set(checkpoints.map { NameRules.key($0.vm) }).count <= 1 {
+      throw try libraryWide(library, verb: verb, checkpoints)
     }
-    try BulkChange.check(
-      vms: checkpoints.map(\.vm), verb: verb, all: all, whatIf: whatIf,
-      confirm: "pass --all to do it, --vm VM for one, or --what-if to see the plan")
     return checkpoints
   }
+
+  private func libraryWide(_ library: Library, verb: String, _ checkpoints: [Checkpoint]) throws -> ValidationError {
+    let count = checkpoints.count
+    let total = try library.vms().count
+    let which = mostRecent ? "the most recent checkpoint" : "'\(checkpoint ?? "")'"
+    let scope = count == total ? "every VM" : "\(count) of the \(total) VMs, every one that has it"
+    return ValidationError(
+      "this would \(verb) \(which) on \(scope): \(checkpoints.map(\.vm).joined(separator: ", ")); \(CheckpointSelection.confirmBulk)"
+    )
+  }
+
+  /// How the command line confirms a change of several VMs (BulkChange).
+  static let confirmBulk = "pass --all to do it, --vm VM for one, or --what-if to see the plan"
 }
 
 /// One checkpoint, by name with `--vm`, or by id.
@@ -178,9 +181,9 @@ struct CheckpointRestore: ParsableCommand {
 
   func run() throws {
     let library = try self.library.open()
-    let checkpoints = try selection.confirmed(library, verb: "restore", whatIf: whatIf)
+    let checkpoints = try selection.chosen(library, verb: "restore", whatIf: whatIf)
     if whatIf {
-      let plans = try checkpoints.map { try library.restore(checkpoint: $0.id, whatIf: true).plan }
+      let plans = try library.restorePlans(checkpoints: checkpoints.map(\.id))
       return json ? try printJSON(plans) : plans.forEach(printPlan)
     }
     guard checkpoints.count > 1 else {
@@ -192,7 +195,8 @@ struct CheckpointRestore: ParsableCommand {
       print(
         "restoring \(checkpoints.count) VMs: \(checkpoints.map { "\($0.vm) → '\($0.name)'" }.joined(separator: ", "))")
     }
-    let outcomes = try library.restore(checkpoints: checkpoints.map(\.id))
+    let outcomes = try library.restore(
+      checkpoints: checkpoints.map(\.id), all: selection.all, confirm: CheckpointSelection.confirmBulk)
     if json { return try printJSON(outcomes) }
     var table = TextTable("VM", "CHECKPOINT", "WHAT HAPPENED", "STATE")
     for outcome in outcomes {
@@ -222,19 +226,27 @@ struct CheckpointMerge: ParsableCommand {
 
   func run() throws {
     let library = try self.library.open()
-    let checkpoints = try selection.confirmed(library, verb: "merge", whatIf: whatIf)
-    let plans = try checkpoints.map { try library.merge(checkpoint: $0.id, whatIf: true) }
-    if whatIf { return json ? try printJSON(plans) : plans.forEach(printPlan) }
+    let ids = try selection.chosen(library, verb: "merge", whatIf: whatIf).map(\.id)
     // Later checkpoints on the line go too: said, and agreed to, before anything is merged.
-    let also = plans.filter { !$0.alsoAffected.isEmpty }
-    if !also.isEmpty {
+    let approve = { (plans: [OperationPlan]) throws in
+      let also = plans.filter { !$0.alsoAffected.isEmpty }
+      guard !also.isEmpty else { return }
       let list = also.map { plan in
         "\(plan.vm): \(plan.alsoAffected.map { "'\($0)'" }.joined(separator: ", "))"
       }.joined(separator: "; ")
       try confirm("merging also merges the later checkpoints on the current line (\(list))", yes: yes)
     }
-    let jobs = try checkpoints.map { try library.mergeJob(checkpoint: $0.id) }
-    try report(try waitWithProgress(library, jobs, label: "merging"), json: json)
+    guard ids.count > 1 || whatIf else {
+      try approve(try ids.map { try library.merge(checkpoint: $0, whatIf: true) })
+      let jobs = try ids.map { try library.mergeJob(checkpoint: $0) }
+      return try report(try waitWithProgress(library, jobs, label: "merging"), json: json)
+    }
+    // Several checkpoints (or a plan): one engine call, which checks the rule for several VMs and
+    // merges different VMs in parallel.
+    let plans = try library.merge(
+      checkpoints: ids, all: selection.all, whatIf: whatIf, confirm: CheckpointSelection.confirmBulk,
+      approve: approve)
+    json ? try printJSON(plans) : plans.forEach(printPlan)
   }
 }
 

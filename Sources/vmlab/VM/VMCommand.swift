@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LabKit
+import QEMUHost
 import VHD
 
 struct VMCommand: ParsableCommand {
@@ -8,7 +9,7 @@ struct VMCommand: ParsableCommand {
     commandName: "vm", abstract: "Create, list, start and stop virtual machines.",
     subcommands: [
       VMCreate.self, VMList.self, VMShow.self, VMStart.self, VMSave.self, VMShutdown.self, VMTurnOff.self,
-      VMRemove.self, VMImport.self, VMExport.self, VMWrite.self, VMRead.self, VMConsole.self,
+      VMRemove.self, VMImport.self, VMExport.self, VMExec.self, VMWrite.self, VMRead.self, VMConsole.self,
     ])
 }
 
@@ -29,6 +30,7 @@ struct VMCreate: ParsableCommand {
         vmlab vm create web01 --disk 8G --disk 2G --additions
         vmlab vm create student01 --from base.vhd --linked
         vmlab vm create tiny --disk 1G --memory 256M --cpus 2 --kernel vmlinuz --initrd initrd.img --append console=ttyS0
+        vmlab vm create web01 --host qemu --image tiny --disk 1G --memory 256M
       """)
 
   @Argument(help: "The VM's name: letters, digits, '-', '_' or '.'.")
@@ -42,6 +44,12 @@ struct VMCreate: ParsableCommand {
 
   @Flag(help: "With --from: a linked clone, a small differencing disk over a shared read-only template.")
   var linked = false
+
+  @Option(
+    help: ArgumentHelp(
+      "Boot this built image (`vmlab image list`): disk 1 is a linked clone of its root disk, each --disk adds one more; needs --host qemu.",
+      valueName: "image"))
+  var image: String?
 
   @Flag(help: "The guest has additions installed (it can be shut down gracefully).")
   var additions = false
@@ -76,7 +84,18 @@ struct VMCreate: ParsableCommand {
   @OptionGroup var library: LibraryOptions
 
   func validate() throws {
-    if from == nil && disks.isEmpty { throw ValidationError("give at least one --disk SIZE, or --from VHD") }
+    if image != nil {
+      if from != nil || linked {
+        throw ValidationError("--image makes disk 1 from the image: give --image or --from, not both")
+      }
+      if kernel != nil || initrd != nil || commandLine != nil {
+        throw ValidationError("--image boots the image's kernel: --kernel, --initrd and --append do not go with it")
+      }
+      return
+    }
+    if from == nil && disks.isEmpty {
+      throw ValidationError("give at least one --disk SIZE, or --from VHD, or --image NAME")
+    }
     if from != nil && !disks.isEmpty { throw ValidationError("give --disk sizes or --from, not both") }
     if linked && from == nil { throw ValidationError("--linked needs --from VHD") }
     if kernel == nil && initrd != nil { throw ValidationError("--initrd needs --kernel PATH") }
@@ -91,10 +110,25 @@ struct VMCreate: ParsableCommand {
   }
 
   func run() throws {
-    try Hosts.check(host.rawValue)
+    if image == nil { try Hosts.check(host.rawValue) }
     let library = try self.library.open()
     let vm: VirtualMachine
-    if let from {
+    if let image {
+      // The image first: an unknown one lists the built ones, whatever the host.
+      let setup = try ImageTemplates(library: library.root).vmSetup(image: image, vm: name)
+      guard ImageTemplates.bootingHosts.contains(host.rawValue) else {
+        throw LabKitError(
+          .invalidArgument,
+          "VM '\(name)': image '\(image)' boots a real guest, which the \(host.rawValue) host cannot run; give --host \(ImageTemplates.bootingHosts.joined(separator: " or --host "))"
+        )
+      }
+      try Hosts.check(host.rawValue)
+      var hardware = self.hardware
+      hardware.boot = setup.boot
+      vm = try library.createVM(
+        name: name, from: setup.rootDisk, linked: true, extraDiskSizes: disks.map(\.bytes),
+        templateName: setup.templateName, additions: true, hostKind: hostKind, host: host.rawValue, hardware: hardware)
+    } else if let from {
       vm = try library.createVM(
         name: name, from: from, linked: linked, additions: additions, hostKind: hostKind, host: host.rawValue,
         hardware: hardware)
@@ -108,7 +142,7 @@ struct VMCreate: ParsableCommand {
     )
     for (index, size) in disks.enumerated() {
       if let note = sizeRoundingNote(requested: size.bytes, actual: DiskGeometry.rounding(size: size.bytes).size) {
-        print("disk \(index + 1): \(note)")
+        print("disk \(index + (image == nil ? 1 : 2)): \(note)")
       }
     }
   }

@@ -1,0 +1,38 @@
+import GRDB
+
+// The journal of multi-file operations (DESIGN.md rule 1) and which VMs each one involves.
+
+extension CatalogTransaction {
+  /// Records an operation about to start, and which VMs it involves.
+  func beginJournalEntry(_ entry: inout JournalRecord) throws {
+    try entry.insert(db)
+    guard let id = entry.id else { return }
+    for key in Set(entry.vmNames.map(NameRules.key)) {
+      try JournalVMRecord(journalID: id, vmKey: key).insert(db)
+    }
+  }
+
+  func markJournalEntryCommitted(id: Int64) throws {
+    try JournalRecord.filter(key: id).updateAll(db, JournalRecord.Columns.committed.set(to: true))
+  }
+
+  /// Removes a settled entry (its VM list goes with it).
+  func deleteJournalEntry(id: Int64) throws { _ = try JournalRecord.deleteOne(db, key: id) }
+
+  /// Every entry, oldest first.
+  func journalEntries() throws -> [JournalRecord] {
+    try JournalRecord.order(JournalRecord.Columns.id).fetchAll(db)
+  }
+
+  /// The entries that involve this VM, oldest first. Runs before every operation on a VM, so the
+  /// statement is prepared once.
+  func journalEntries(involvingVM name: String) throws -> [JournalRecord] {
+    try JournalRecord.fetchAll(
+      db.cachedStatement(
+        sql:
+          "SELECT journal.* FROM journal JOIN journalVM ON journalVM.journalID = journal.id WHERE journalVM.vmKey = ? ORDER BY journal.id"
+      ), arguments: [NameRules.key(name)])
+  }
+
+  func journalEntryCount() throws -> Int { try JournalRecord.fetchCount(db) }
+}

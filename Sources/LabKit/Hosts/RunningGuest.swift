@@ -1,0 +1,55 @@
+import Foundation
+
+/// The guest of a VM whose host has a guest agent (`GuestAgentHost`): commands run inside it.
+///
+/// It holds what the host needs (the driver and the VM's folder and disks) and nothing of the
+/// library, so a long command keeps no lock: other vmlab commands go on while a guest works.
+public struct RunningGuest: Sendable {
+  public let vm: String
+  private let host: GuestAgentHost
+  private let hostName: String
+  private let hosted: HostedVM
+
+  /// The guest of VM `vm`, whose host must offer a guest agent.
+  public init(library: Library, vm: String) throws {
+    let record = try library.catalog.read { db in try library.vmRecord(db, named: vm) }
+    let reporting = try library.driver(record)
+    guard let host = reporting.driver as? GuestAgentHost else {
+      throw LabKitError(
+        .invalidState,
+        "VM '\(record.name)' runs on the host '\(record.host)', which runs no guest to reach inside; commands run in guests of a real host (create the VM with --host qemu)"
+      )
+    }
+    guard record.state == .running else {
+      throw LabKitError(
+        .invalidState,
+        "VM '\(record.name)' is \(record.state); commands run only in a running guest (start it with `vmlab vm start \(record.name)`)"
+      )
+    }
+    self.vm = record.name
+    self.host = host
+    self.hostName = record.host
+    self.hosted = try library.hosted(record)
+  }
+
+  /// Runs `command` inside the guest and returns what it left; its exit status is the program's,
+  /// not an error. Fails when the VM does not run or its agent does not answer.
+  public func run(_ command: GuestCommand) throws -> GuestCommandResult {
+    try reported("run `\(command.displayText)` in") { try host.run(command, in: hosted) }
+  }
+
+  /// Waits until the guest's agent answers, at most `timeout` seconds.
+  public func waitUntilReady(timeout: Double) throws {
+    try reported("wait for the guest agent of") { try host.waitUntilReady(hosted, timeout: timeout) }
+  }
+
+  private func reported<T>(_ action: String, _ body: () throws -> T) throws -> T {
+    do {
+      return try body()
+    } catch let error as LabKitError {
+      throw error
+    } catch {
+      throw LabKitError(.failed, "the \(hostName) host could not \(action) VM '\(vm)': \(error)")
+    }
+  }
+}
