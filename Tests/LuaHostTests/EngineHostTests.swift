@@ -38,6 +38,8 @@ private final class LocalProgramHost: ForwardingHost, GuestAgentHost, @unchecked
   }
 
   func waitUntilReady(_ vm: HostedVM, timeout: Double) throws { readyWaits.append(timeout) }
+
+  func recentConsole(of vm: HostedVM, lines: Int) -> String { "" }
 }
 
 /// `vm:write` and `vm:read` are the simulated host's: they keep working there and say clearly that

@@ -150,7 +150,11 @@ extension Library {
 
   /// An online checkpoint's VM comes back running with the state saved with it.
   func resumeOnline(vm record: VMRecord, statePath: String) throws {
-    try driver(record).resume(try hosted(record), from: absolute(statePath))
+    let driver = try driver(record)
+    try driver.resume(try hosted(record), from: absolute(statePath))
+    // The memory was saved between a freeze and a thaw of the guest's file systems: the guest
+    // wakes up frozen (its agent refusing most commands) until it is thawed.
+    if record.additions && driver.capabilities.contains(.fileSystemFreeze) { try? driver.thawFileSystems() }
     try catalog.write { tx in
       var current = try tx.vm(id: record.id!)
       current.state = .running

@@ -9,6 +9,9 @@ public protocol GuestAgentHost: HostDriver {
   func run(_ command: GuestCommand, in vm: HostedVM) throws -> GuestCommandResult
   /// Waits until the guest's agent answers, at most `timeout` seconds.
   func waitUntilReady(_ vm: HostedVM, timeout: Double) throws
+  /// The last `lines` lines the guest wrote to its console (empty when it has none), to show why
+  /// a guest is not ready.
+  func recentConsole(of vm: HostedVM, lines: Int) -> String
 }
 
 /// A program to run inside a guest: its path, arguments and standard input, with a time limit.

@@ -39,9 +39,19 @@ public struct RunningGuest: Sendable {
   }
 
   /// Waits until the guest's agent answers, at most `timeout` seconds.
+  /// A guest that is not ready in time fails with the last lines of its console.
   public func waitUntilReady(timeout: Double) throws {
-    try reported("wait for the guest agent of") { try host.waitUntilReady(hosted, timeout: timeout) }
+    do {
+      try reported("wait for the guest agent of") { try host.waitUntilReady(hosted, timeout: timeout) }
+    } catch let error as LabKitError {
+      let console = recentConsole(lines: 15).trimmingCharacters(in: .whitespacesAndNewlines)
+      guard !console.isEmpty else { throw error }
+      throw LabKitError(error.kind, "\(error.message)\nthe last lines of VM '\(vm)''s console:\n\(console)")
+    }
   }
+
+  /// The last lines the guest wrote to its console.
+  public func recentConsole(lines: Int) -> String { host.recentConsole(of: hosted, lines: lines) }
 
   private func reported<T>(_ action: String, _ body: () throws -> T) throws -> T {
     do {

@@ -4,7 +4,7 @@ import LabKit
 /// LabKit's host on qemu: each running VM is a supervisor process (`vmlab supervise VM-FOLDER`)
 /// that owns qemu and the VM's NBD exports; this driver talks to it over its control socket.
 /// Nothing here holds state between calls, so any vmlab process drives any VM another one started.
-public final class QEMUHost: HostDriver, @unchecked Sendable {
+public final class QEMUHost: GuestAgentHost, @unchecked Sendable {
   /// The executable that runs supervisors (vmlab itself) and the arguments before the VM folder.
   let supervisorCommand: [String]
   /// Where a VM's folder is, by name (the library the process opened decides).
@@ -14,9 +14,18 @@ public final class QEMUHost: HostDriver, @unchecked Sendable {
   /// How long a start may take until the supervisor answers (a saved state of gigabytes loads first).
   public var startTimeLimit: Double = 600
 
-  public init(supervisor executable: String, vmFolder: @escaping @Sendable (String) -> String) {
+  /// Which accelerator a VM gets (`kvm` or `tcg`) for its `auto`, `kvm` or `tcg` setting.
+  let accelerator: @Sendable (Hardware.Accelerator) throws -> String
+
+  /// `accelerator` answers `auto` (by default with TCG; the vmlab executable asks the probe, which
+  /// remembers per host whether KVM really works).
+  public init(
+    supervisor executable: String, vmFolder: @escaping @Sendable (String) -> String,
+    accelerator: @escaping @Sendable (Hardware.Accelerator) throws -> String = { $0 == .kvm ? "kvm" : "tcg" }
+  ) {
     supervisorCommand = [executable, "supervise"]
     self.vmFolder = vmFolder
+    self.accelerator = accelerator
   }
 
   public var capabilities: HostCapabilities { .all }
@@ -121,12 +130,36 @@ public final class QEMUHost: HostDriver, @unchecked Sendable {
 
   // MARK: Guest agent
 
+  /// A client of the VM's guest agent, for one call (the agent's port takes one client at a time,
+  /// and any vmlab process may be the next).
+  private func agent(_ vm: String) -> GuestAgent { GuestAgent(socketPath: runtime(vm).agentSocket) }
+
+  public func run(_ command: GuestCommand, in vm: HostedVM) throws -> GuestCommandResult {
+    guard (try? status(vm: vm.name)) != nil else {
+      throw LabKitError(
+        .invalidState, "VM '\(vm.name)' does not run (its qemu is gone); start it with `vmlab vm start \(vm.name)`")
+    }
+    let agent = agent(vm.name)
+    defer { agent.close() }
+    let result = try agent.exec(
+      path: command.path, arguments: command.arguments, input: command.input, timeout: command.timeout)
+    return GuestCommandResult(standardOutput: result.stdout, standardError: result.stderr, status: result.status)
+  }
+
+  public func recentConsole(of vm: HostedVM, lines: Int) -> String { console(vm: vm.name, lines: lines) }
+
+  public func waitUntilReady(_ vm: HostedVM, timeout: Double) throws {
+    let agent = agent(vm.name)
+    defer { agent.close() }
+    try agent.waitReady(timeout: timeout)
+  }
+
   public func freezeFileSystems(vm: String) throws {
-    try AgentCalls(socketPath: runtime(vm).agentSocket).freeze()
+    _ = try agent(vm).freeze()
   }
 
   public func thawFileSystems(vm: String) throws {
-    try AgentCalls(socketPath: runtime(vm).agentSocket).thaw()
+    _ = try agent(vm).thaw()
   }
 
   /// The last lines of the VM's serial console (from its log, which outlives the VM).
@@ -145,7 +178,7 @@ public final class QEMUHost: HostDriver, @unchecked Sendable {
         .invalidState, "VM '\(vm.name)' already runs (its supervisor answers on \(runtime.controlSocket))")
     }
     _ = try QEMUInstallation.systemEmulator()
-    let accelerator = vm.hardware.accelerator == .kvm ? "kvm" : "tcg"
+    let accelerator = try accelerator(vm.hardware.accelerator)
     try SupervisorLaunch(
       vm: vm.name, disks: vm.disks, hardware: vm.hardware, incomingState: incomingState, accelerator: accelerator
     ).write(to: runtime.launchFile)

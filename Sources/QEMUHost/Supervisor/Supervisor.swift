@@ -111,8 +111,11 @@ public final class Supervisor: @unchecked Sendable {
       try qmp!.cont()
       // The guest slept through the time since it was saved: its clock is set where an agent
       // answers, in the background, so a guest without one does not hold up the start.
-      let agent = AgentCalls(socketPath: runtime.agentSocket)
-      Thread.detachNewThread { try? agent.setTime(timeout: 30) }
+      let agent = GuestAgent(socketPath: runtime.agentSocket)
+      Thread.detachNewThread {
+        try? agent.setTime(timeout: 30)
+        agent.close()
+      }
     }
   }
 
@@ -183,7 +186,7 @@ public final class Supervisor: @unchecked Sendable {
       return ["ok": true]
     case "shutdown":
       let timeout = request["timeout"].flatMap { $0.int.map(Double.init) } ?? 60
-      try AgentCalls(socketPath: runtime.agentSocket).shutdown()
+      try GuestAgent(socketPath: runtime.agentSocket).shutdown()
       endingReason = "shut down by its guest"
       guard qemu?.wait(timeout: timeout) != nil else {
         endingReason = nil

@@ -5,11 +5,16 @@ import QEMUHost
 /// The hosts this vmlab runs VMs on. The engine never constructs a host: they are registered
 /// here, once per process, and every library the process opens uses them.
 enum Hosts {
-  /// The QEMU host: its supervisors are this executable (`vmlab supervise VM-FOLDER`), and a VM's
-  /// folder is found in the library this process opened last.
+  /// The QEMU host: its supervisors are this executable (`vmlab supervise VM-FOLDER`), a VM's
+  /// folder is found in the library this process opened last, and `auto` asks the accelerator
+  /// probe.
   static let qemu = QEMUHost(
     supervisor: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,
-    vmFolder: { name in libraryRoot.value + "/vms/" + name })
+    vmFolder: { name in libraryRoot.value + "/vms/" + name },
+    accelerator: { setting in
+      // `auto`: the probe's answer for this host, remembered in the library (probed on first use).
+      try AcceleratorProbe(library: libraryRoot.value).choose(override: setting).accelerator.rawValue
+    })
 
   static let registry: HostRegistry = {
     let registry = HostRegistry()

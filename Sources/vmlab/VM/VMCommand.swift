@@ -232,11 +232,40 @@ extension PowerCommand {
   }
 }
 
-struct VMStart: PowerCommand {
-  static let configuration = CommandConfiguration(commandName: "start", abstract: "Start a VM (or resume a saved one).")
+struct VMStart: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "start", abstract: "Start a VM (or resume a saved one).",
+    discussion: """
+      A VM with guest additions (an agent, as in every VM made from an image) on a real host is
+      ready when its guest agent answers: vmlab waits for that, at most --ready-timeout seconds.
+      """)
   @Argument(help: "The VM.") var name: String
+
+  @Option(help: "Seconds to wait for the guest agent of a VM with additions (0: do not wait).")
+  var readyTimeout: Double = 180
+
   @OptionGroup var library: LibraryOptions
-  func change(_ library: Library) throws -> VirtualMachine { try library.start(vm: name) }
+
+  func validate() throws {
+    guard readyTimeout >= 0 else { throw ValidationError("--ready-timeout cannot be negative; got \(readyTimeout)") }
+  }
+
+  func run() throws {
+    let opened = try library.open()
+    let vm = try opened.start(vm: name)
+    // Only a host with a guest agent has a guest to wait for; the library is let go meanwhile.
+    guard readyTimeout > 0, vm.additions, vm.state == .running, let guest = try? RunningGuest(library: opened, vm: name)
+    else {
+      print("\(vm.name) is \(vm.state.rawValue)")
+      return
+    }
+    try opened.close()
+    let started = Date()
+    try guest.waitUntilReady(timeout: readyTimeout)
+    print(
+      "\(vm.name) is running; its guest agent answered after \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
+    )
+  }
 }
 
 struct VMSave: PowerCommand {
