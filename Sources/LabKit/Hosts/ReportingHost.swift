@@ -7,7 +7,8 @@ struct ReportingHost: Sendable {
 
   var capabilities: HostCapabilities { driver.capabilities }
 
-  private func call<T>(_ action: String, _ body: () throws -> T) throws -> T {
+  /// Runs `body`, turning a driver's error into one that says which host failed to do what to which VM.
+  func call<T>(_ action: String, _ body: () throws -> T) throws -> T {
     do {
       return try body()
     } catch let error as LabKitError {

@@ -7,7 +7,8 @@ import Foundation
 public struct RunningGuest: Sendable {
   public let vm: String
   private let host: GuestAgentHost
-  private let hostName: String
+  /// The same host, for errors that name it.
+  private let reporting: ReportingHost
   private let hosted: HostedVM
 
   /// The guest of VM `vm`, whose host must offer a guest agent.
@@ -28,21 +29,21 @@ public struct RunningGuest: Sendable {
     }
     self.vm = record.name
     self.host = host
-    self.hostName = record.host
+    self.reporting = reporting
     self.hosted = try library.hosted(record)
   }
 
   /// Runs `command` inside the guest and returns what it left; its exit status is the program's,
   /// not an error. Fails when the VM does not run or its agent does not answer.
   public func run(_ command: GuestCommand) throws -> GuestCommandResult {
-    try reported("run `\(command.displayText)` in") { try host.run(command, in: hosted) }
+    try reporting.call("run `\(command.displayText)` in") { try host.run(command, in: hosted) }
   }
 
   /// Waits until the guest's agent answers, at most `timeout` seconds.
   /// A guest that is not ready in time fails with the last lines of its console.
   public func waitUntilReady(timeout: Double) throws {
     do {
-      try reported("wait for the guest agent of") { try host.waitUntilReady(hosted, timeout: timeout) }
+      try reporting.call("wait for the guest agent of") { try host.waitUntilReady(hosted, timeout: timeout) }
     } catch let error as LabKitError {
       let console = recentConsole(lines: 15).trimmingCharacters(in: .whitespacesAndNewlines)
       guard !console.isEmpty else { throw error }
@@ -53,13 +54,4 @@ public struct RunningGuest: Sendable {
   /// The last lines the guest wrote to its console.
   public func recentConsole(lines: Int) -> String { host.recentConsole(of: hosted, lines: lines) }
 
-  private func reported<T>(_ action: String, _ body: () throws -> T) throws -> T {
-    do {
-      return try body()
-    } catch let error as LabKitError {
-      throw error
-    } catch {
-      throw LabKitError(.failed, "the \(hostName) host could not \(action) VM '\(vm)': \(error)")
-    }
-  }
 }
