@@ -157,4 +157,36 @@ final class CatalogRecordTests: XCTestCase {
       XCTAssertThrowsError(try VMRecord.fetchOne(db, id: 1))
     }
   }
+
+  /// Updating a VM or a slot that has no row is an error naming the row and the way out, as GRDB's
+  /// update refused it, never a silent no-op; a disk whose path is taken is refused as before.
+  func testWritesOfMissingOrDuplicateRowsAreErrors() throws {
+    try queue.write { db in
+      let tx = CatalogTransaction(db)
+      let ghost = VMRecord(
+        id: 41, name: "ghost", hostKind: .virtualServer, state: .stopped, additions: false, created: created,
+        currentCheckpointID: nil, savedStatePath: nil, nameKey: "ghost")
+      XCTAssertThrowsError(try tx.update(ghost)) { error in
+        let message = (error as? LabKitError)?.message ?? "\(error)"
+        XCTAssertTrue(message.contains("no vm row id 41"), message)
+        XCTAssertTrue(message.contains("vmlab library repair"), message)
+      }
+      XCTAssertThrowsError(try tx.update(SlotRecord(vmID: 41, number: 2, baseID: 1, leafID: 1))) { error in
+        let message = (error as? LabKitError)?.message ?? "\(error)"
+        XCTAssertTrue(message.contains("no slot row vmID 41, number 2"), message)
+      }
+      var first = DiskRecord(
+        id: nil, path: "vms/a/a-disk1.vhd", uniqueID: "u1", parentID: nil, vmID: nil, slot: nil, role: .base,
+        checkpointID: nil)
+      try tx.insert(&first)
+      XCTAssertEqual(first.id, 1)
+      var second = first
+      second.id = nil
+      XCTAssertThrowsError(try tx.insert(&second)) { error in
+        XCTAssertEqual((error as? DatabaseError)?.resultCode, .SQLITE_CONSTRAINT, "\(error)")
+      }
+      XCTAssertNil(second.id)
+      XCTAssertEqual(try DiskRecord.fetchCount(db), 1)
+    }
+  }
 }
