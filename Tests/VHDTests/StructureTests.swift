@@ -173,12 +173,15 @@ final class StructureTests: XCTestCase {
   func testBlockAllocationTableRoundTripsAndPads() {
     var table = BlockAllocationTable(count: 3)
     table[1] = 42
+    table[2] = 0x0102_0304
     let bytes = table.encoded()
     XCTAssertEqual(bytes.count, 512)
+    XCTAssertEqual(Array(bytes[0..<4]), [0xFF, 0xFF, 0xFF, 0xFF])
     XCTAssertEqual(Array(bytes[4..<8]), [0, 0, 0, 42])
+    XCTAssertEqual(Array(bytes[8..<12]), [1, 2, 3, 4], "entries are big-endian")
     XCTAssertTrue(bytes[12...].allSatisfy { $0 == 0xFF }, "padding reads as unallocated")
     XCTAssertEqual(try BlockAllocationTable(decoding: bytes, count: 3), table)
-    XCTAssertEqual(table.allocatedCount, 1)
+    XCTAssertEqual(table.allocatedCount, 2)
     XCTAssertEqual(BlockAllocationTable.byteSize(entries: 129), 1024)
   }
 

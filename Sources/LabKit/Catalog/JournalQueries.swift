@@ -13,11 +13,13 @@ extension CatalogTransaction {
   }
 
   func markJournalEntryCommitted(id: Int64) throws {
-    try JournalRecord.filter(key: id).updateAll(db, JournalRecord.Columns.committed.set(to: true))
+    try db.cachedStatement(sql: "UPDATE journal SET committed = 1 WHERE id = ?").execute(arguments: [id])
   }
 
   /// Removes a settled entry (its VM list goes with it).
-  func deleteJournalEntry(id: Int64) throws { _ = try JournalRecord.deleteOne(db, key: id) }
+  func deleteJournalEntry(id: Int64) throws {
+    try db.cachedStatement(sql: "DELETE FROM journal WHERE id = ?").execute(arguments: [id])
+  }
 
   /// Every entry, oldest first.
   func journalEntries() throws -> [JournalRecord] {

@@ -2,6 +2,11 @@ import Foundation
 import GRDB
 
 // The catalog's rows. Paths are relative to the library folder, so a library can be moved.
+//
+// Each record reads its row and writes its columns by hand (`init(row:)`, `encode(to:)`): GRDB's
+// Codable path asks the Swift runtime, for every property, whether its type conforms to GRDB's
+// protocols, and on Linux each first such question scans every conformance in the binary. A lab
+// restore spent a fifth of its processor time there. The columns are named as the properties are.
 
 struct VMRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable {
   static let databaseTableName = "vm"
@@ -65,6 +70,50 @@ struct VMRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable {
   }
 }
 
+extension VMRecord {
+  init(row: Row) throws {
+    id = try row.decode(forColumn: "id")
+    name = try row.decode(forColumn: "name")
+    hostKind = try row.decode(forColumn: "hostKind")
+    state = try row.decode(forColumn: "state")
+    additions = try row.decode(forColumn: "additions")
+    created = try row.decode(forColumn: "created")
+    currentCheckpointID = try row.decode(forColumn: "currentCheckpointID")
+    savedStatePath = try row.decode(forColumn: "savedStatePath")
+    host = try row.decode(forColumn: "host")
+    memory = try row.decode(forColumn: "memory")
+    cpus = try row.decode(forColumn: "cpus")
+    bootKernel = try row.decode(forColumn: "bootKernel")
+    bootInitrd = try row.decode(forColumn: "bootInitrd")
+    bootCommandLine = try row.decode(forColumn: "bootCommandLine")
+    network = try row.decode(forColumn: "network")
+    accelerator = try row.decode(forColumn: "accelerator")
+    stoppedOutside = try row.decode(forColumn: "stoppedOutside")
+    nameKey = try row.decode(forColumn: "nameKey")
+  }
+
+  func encode(to container: inout PersistenceContainer) throws {
+    container["id"] = id
+    container["name"] = name
+    container["hostKind"] = hostKind
+    container["state"] = state
+    container["additions"] = additions
+    container["created"] = created
+    container["currentCheckpointID"] = currentCheckpointID
+    container["savedStatePath"] = savedStatePath
+    container["host"] = host
+    container["memory"] = memory
+    container["cpus"] = cpus
+    container["bootKernel"] = bootKernel
+    container["bootInitrd"] = bootInitrd
+    container["bootCommandLine"] = bootCommandLine
+    container["network"] = network
+    container["accelerator"] = accelerator
+    container["stoppedOutside"] = stoppedOutside
+    container["nameKey"] = nameKey
+  }
+}
+
 /// What a disk file is for.
 enum DiskRole: String, Codable {
   /// A VM's own base disk.
@@ -108,6 +157,32 @@ struct DiskRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable
   mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
+extension DiskRecord {
+  init(row: Row) throws {
+    id = try row.decode(forColumn: "id")
+    path = try row.decode(forColumn: "path")
+    uniqueID = try row.decode(forColumn: "uniqueID")
+    parentID = try row.decode(forColumn: "parentID")
+    vmID = try row.decode(forColumn: "vmID")
+    slot = try row.decode(forColumn: "slot")
+    role = try row.decode(forColumn: "role")
+    checkpointID = try row.decode(forColumn: "checkpointID")
+    sourceUniqueID = try row.decode(forColumn: "sourceUniqueID")
+  }
+
+  func encode(to container: inout PersistenceContainer) throws {
+    container["id"] = id
+    container["path"] = path
+    container["uniqueID"] = uniqueID
+    container["parentID"] = parentID
+    container["vmID"] = vmID
+    container["slot"] = slot
+    container["role"] = role
+    container["checkpointID"] = checkpointID
+    container["sourceUniqueID"] = sourceUniqueID
+  }
+}
+
 /// A VM's disk slot and the leaf the VM writes to now.
 struct SlotRecord: Codable, FetchableRecord, PersistableRecord, Equatable {
   static let databaseTableName = "slot"
@@ -120,6 +195,22 @@ struct SlotRecord: Codable, FetchableRecord, PersistableRecord, Equatable {
     static let vmID = Column(CodingKeys.vmID)
     static let number = Column(CodingKeys.number)
     static let leafID = Column(CodingKeys.leafID)
+  }
+}
+
+extension SlotRecord {
+  init(row: Row) throws {
+    vmID = try row.decode(forColumn: "vmID")
+    number = try row.decode(forColumn: "number")
+    baseID = try row.decode(forColumn: "baseID")
+    leafID = try row.decode(forColumn: "leafID")
+  }
+
+  func encode(to container: inout PersistenceContainer) throws {
+    container["vmID"] = vmID
+    container["number"] = number
+    container["baseID"] = baseID
+    container["leafID"] = leafID
   }
 }
 
@@ -147,6 +238,30 @@ struct CheckpointRecord: Codable, FetchableRecord, MutablePersistableRecord, Equ
   mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
+extension CheckpointRecord {
+  init(row: Row) throws {
+    id = try row.decode(forColumn: "id")
+    vmID = try row.decode(forColumn: "vmID")
+    name = try row.decode(forColumn: "name")
+    description = try row.decode(forColumn: "description")
+    created = try row.decode(forColumn: "created")
+    stamp = try row.decode(forColumn: "stamp")
+    parentID = try row.decode(forColumn: "parentID")
+    runningStatePath = try row.decode(forColumn: "runningStatePath")
+  }
+
+  func encode(to container: inout PersistenceContainer) throws {
+    container["id"] = id
+    container["vmID"] = vmID
+    container["name"] = name
+    container["description"] = description
+    container["created"] = created
+    container["stamp"] = stamp
+    container["parentID"] = parentID
+    container["runningStatePath"] = runningStatePath
+  }
+}
+
 /// For each slot of a checkpoint: the frozen disk that holds the VM's data at that moment.
 struct CheckpointDiskRecord: Codable, FetchableRecord, PersistableRecord, Equatable {
   static let databaseTableName = "checkpointDisk"
@@ -158,6 +273,20 @@ struct CheckpointDiskRecord: Codable, FetchableRecord, PersistableRecord, Equata
     static let checkpointID = Column(CodingKeys.checkpointID)
     static let slot = Column(CodingKeys.slot)
     static let stateID = Column(CodingKeys.stateID)
+  }
+}
+
+extension CheckpointDiskRecord {
+  init(row: Row) throws {
+    checkpointID = try row.decode(forColumn: "checkpointID")
+    slot = try row.decode(forColumn: "slot")
+    stateID = try row.decode(forColumn: "stateID")
+  }
+
+  func encode(to container: inout PersistenceContainer) throws {
+    container["checkpointID"] = checkpointID
+    container["slot"] = slot
+    container["stateID"] = stateID
   }
 }
 
@@ -179,6 +308,22 @@ struct LabRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable 
   mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
+extension LabRecord {
+  init(row: Row) throws {
+    id = try row.decode(forColumn: "id")
+    name = try row.decode(forColumn: "name")
+    created = try row.decode(forColumn: "created")
+    nameKey = try row.decode(forColumn: "nameKey")
+  }
+
+  func encode(to container: inout PersistenceContainer) throws {
+    container["id"] = id
+    container["name"] = name
+    container["created"] = created
+    container["nameKey"] = nameKey
+  }
+}
+
 struct LabMemberRecord: Codable, FetchableRecord, PersistableRecord, Equatable {
   static let databaseTableName = "labMember"
   var labID: Int64
@@ -189,6 +334,20 @@ struct LabMemberRecord: Codable, FetchableRecord, PersistableRecord, Equatable {
     static let labID = Column(CodingKeys.labID)
     static let vmID = Column(CodingKeys.vmID)
     static let position = Column(CodingKeys.position)
+  }
+}
+
+extension LabMemberRecord {
+  init(row: Row) throws {
+    labID = try row.decode(forColumn: "labID")
+    vmID = try row.decode(forColumn: "vmID")
+    position = try row.decode(forColumn: "position")
+  }
+
+  func encode(to container: inout PersistenceContainer) throws {
+    container["labID"] = labID
+    container["vmID"] = vmID
+    container["position"] = position
   }
 }
 
@@ -216,6 +375,34 @@ struct JobRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable 
   }
 
   mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+extension JobRecord {
+  init(row: Row) throws {
+    id = try row.decode(forColumn: "id")
+    kind = try row.decode(forColumn: "kind")
+    target = try row.decode(forColumn: "target")
+    status = try row.decode(forColumn: "status")
+    progress = try row.decode(forColumn: "progress")
+    created = try row.decode(forColumn: "created")
+    started = try row.decode(forColumn: "started")
+    finished = try row.decode(forColumn: "finished")
+    error = try row.decode(forColumn: "error")
+    result = try row.decode(forColumn: "result")
+  }
+
+  func encode(to container: inout PersistenceContainer) throws {
+    container["id"] = id
+    container["kind"] = kind
+    container["target"] = target
+    container["status"] = status
+    container["progress"] = progress
+    container["created"] = created
+    container["started"] = started
+    container["finished"] = finished
+    container["error"] = error
+    container["result"] = result
+  }
 }
 
 /// A multi-file operation in flight (DESIGN.md rule 1): the files it creates (removed if it is rolled
@@ -247,6 +434,50 @@ struct JournalRecord: Codable, FetchableRecord, MutablePersistableRecord, Equata
   var vmNames: [String] { JournalRecord.names(inList: vmName) }
 }
 
+extension JournalRecord {
+  init(row: Row) throws {
+    id = try row.decode(forColumn: "id")
+    operation = try row.decode(forColumn: "operation")
+    vmName = try row.decode(forColumn: "vmName")
+    created = try row.decode(forColumn: "created")
+    creates = try JournalRecord.paths(in: row, column: "creates")
+    deletes = try JournalRecord.paths(in: row, column: "deletes")
+    committed = try row.decode(forColumn: "committed")
+    redo = try row.decode(forColumn: "redo")
+  }
+
+  func encode(to container: inout PersistenceContainer) throws {
+    container["id"] = id
+    container["operation"] = operation
+    container["vmName"] = vmName
+    container["created"] = created
+    container["creates"] = try JournalRecord.text(of: creates)
+    container["deletes"] = try JournalRecord.text(of: deletes)
+    container["committed"] = committed
+    container["redo"] = redo
+  }
+
+  /// The file lists are JSON arrays of library-relative paths, as GRDB's Codable support wrote
+  /// them (the same encoder settings, so old and new rows read alike).
+  private static func text(of paths: [String]) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    return String(decoding: try encoder.encode(paths), as: UTF8.self)
+  }
+
+  private static func paths(in row: Row, column: String) throws -> [String] {
+    let text: String = try row.decode(forColumn: column)
+    do {
+      return try JSONDecoder().decode([String].self, from: Data(text.utf8))
+    } catch {
+      throw LabKitError(
+        .inconsistent,
+        "the catalog's journal entry \((try? row.decode(Int64.self, forColumn: "id")).map(String.init) ?? "?") has an unreadable \(column) list (\(error)); `vmlab library repair` rebuilds the catalog from the files"
+      )
+    }
+  }
+}
+
 /// One VM a journal entry involves, by name key: the operations left half done on a VM are found
 /// through it. By name, not id: the VM of a `vm create` has no row until the commit.
 struct JournalVMRecord: Codable, FetchableRecord, PersistableRecord, Equatable {
@@ -257,6 +488,18 @@ struct JournalVMRecord: Codable, FetchableRecord, PersistableRecord, Equatable {
   enum Columns {
     static let journalID = Column(CodingKeys.journalID)
     static let vmKey = Column(CodingKeys.vmKey)
+  }
+}
+
+extension JournalVMRecord {
+  init(row: Row) throws {
+    journalID = try row.decode(forColumn: "journalID")
+    vmKey = try row.decode(forColumn: "vmKey")
+  }
+
+  func encode(to container: inout PersistenceContainer) throws {
+    container["journalID"] = journalID
+    container["vmKey"] = vmKey
   }
 }
 

@@ -94,8 +94,11 @@ extension Library {
         deletes: work.flatMap { $0.doomed.map(\.path) },
         files: {
           try fault("restore:disks")
+          // Making a differencing disk is processor work (its parent's tables read and checked,
+          // its own written; no sync), so a few threads per core: sixteen on two cores only added
+          // thread start-up and switches.
           for (index, outcome) in parallel(
-            jobs,
+            jobs, width: WorkQueue.defaultWidth,
             { job -> String in
               let disk = try VirtualDisk.createDifferencing(
                 at: self.absolute(job.new), parent: self.absolute(job.state))

@@ -14,15 +14,13 @@ public struct BlockAllocationTable: Equatable, Sendable {
       throw VHDError(
         field: "BAT", .truncated, "a table of \(count) entries needs \(max(count, 0) * 4) bytes, found \(bytes.count)")
     }
-    entries = (0..<count).map { bytes.bigEndian(UInt32.self, at: $0 * 4) }
+    entries = bytes.bigEndianWords(count: count)
   }
 
   /// The table padded with unallocated entries to a whole number of sectors.
   public func encoded() -> [UInt8] {
     var bytes = [UInt8](repeating: 0xFF, count: BlockAllocationTable.byteSize(entries: entries.count))
-    for (index, entry) in entries.enumerated() {
-      bytes.setBigEndian(entry, at: index * 4)
-    }
+    bytes.setBigEndianWords(entries)
     return bytes
   }
 
