@@ -22,6 +22,7 @@ extension Library {
     do {
       try fault("\(operation):journaled")
       try files()
+      try syncToDisk(creates)
       try fault("\(operation):files")
       result = try catalog.write { tx -> T in
         let result = try commit(tx)
@@ -48,6 +49,25 @@ extension Library {
     // A bulk operation names its VMs separated by commas (names cannot hold one).
     writeManifests(vms: JournalRecord.names(inList: vm))
     return result
+  }
+
+  /// Syncs the files an operation made, and the folders that name them, before the commit that
+  /// makes the catalog name them: after a power cut the catalog never names a file whose contents
+  /// did not reach the disk. Several at a time (the file system groups the syncs), each folder once.
+  func syncToDisk(_ created: [String]) throws {
+    let paths = created.map(absolute)
+    let folders = Set(paths.map { ($0 as NSString).deletingLastPathComponent })
+    for outcome in parallel(
+      paths + folders.sorted(),
+      { path in
+        // A path the operation did not make after all (it is journaled before the files exist).
+        guard let file = SystemFile.openExisting(path) else { return }
+        defer { file.close() }
+        try file.sync(what: "the new file")
+      })
+    {
+      if let failure = outcome.failure { throw failure }
+    }
   }
 
   private func rollBack(entryID: Int64, creates: [String]) throws {

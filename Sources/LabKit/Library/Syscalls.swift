@@ -70,6 +70,20 @@ struct SystemFile {
     }
   }
 
+  /// Opens a file or folder that exists, read-only, to sync it; nil when it is not there.
+  static func openExisting(_ path: String) -> SystemFile? {
+    let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+    return descriptor >= 0 ? SystemFile(path: path, descriptor: descriptor) : nil
+  }
+
+  /// fsync: the file's data and metadata (a folder's entries) reach the disk.
+  func sync(what: String) throws {
+    while fsync(descriptor) != 0 {
+      if errno == EINTR { continue }
+      throw LabKitError(.failed, "cannot sync \(what) \(path) to the disk: \(lastError())")
+    }
+  }
+
   /// rename(2): replaces `destination` by `source` in one step (same file system).
   static func rename(_ source: String, over destination: String) throws {
     guard Glibc.rename(source, destination) == 0 else {
