@@ -50,7 +50,7 @@ final class CheckpointTests: LabKitTestCase {
     let (plan, result) = try library.restore(checkpoint: checkpoint.id)
     XCTAssertTrue(plan.applied)
     XCTAssertEqual(result?.action, .turnedOff)  // it ran (for the writes) and has no additions
-    XCTAssertEqual(result?.vmState, .stopped)
+    XCTAssertEqual(result?.vmState, .running, "it ran, so it boots again on the restored disks")
     let after = try snapshot("db", disks: 3)
     for disk in 0..<3 { assertEqualBytes(after[disk], before[disk], "disk \(disk + 1) after restore") }
     try assertConsistent()

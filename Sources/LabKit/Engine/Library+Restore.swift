@@ -8,7 +8,8 @@ extension Library {
   /// so it can be restored again and again.
   ///
   /// A running VM is stopped first (shut down, or turned off without guest additions). An online
-  /// checkpoint brings the VM back running with its saved state.
+  /// checkpoint brings the VM back running with its saved state; after one without, a VM that ran
+  /// boots again on the restored disks.
   @discardableResult
   public func restore(checkpoint id: Int64, whatIf: Bool = false) throws -> (
     plan: OperationPlan, result: CheckpointResult?
@@ -33,6 +34,7 @@ extension Library {
         powerAction: target.runningStatePath != nil ? .online : powerAction, applied: !whatIf)
       if whatIf { return (plan, nil) }
 
+      let wasRunning = record.state == .running
       var action: PowerAction
       do {
         action = try stopForOperation(&record)
@@ -63,6 +65,13 @@ extension Library {
             "VM '\(record.name)' restored to checkpoint '\(target.name)'", vm: record.name, error)
         }
         action = .online
+      } else if wasRunning {
+        // A checkpoint without memory: the VM that ran boots again on the restored disks.
+        do {
+          _ = try start(vm: record.name)
+        } catch {
+          throw notRestarted("VM '\(record.name)' restored to checkpoint '\(target.name)'", vm: record.name, error)
+        }
       }
       let state = try self.vm(named: record.name).state
       return (plan, CheckpointResult(checkpoint: checkpoint, action: action, vmState: state))
