@@ -58,12 +58,7 @@ let package = Package(
       dependencies: [
         "VHD", "NBD", "DiskServing", "LabKit", "QEMUHost", "LuaHost", "CEditLine",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
-      ],
-      // A release vmlab is linked at a fixed address (not position-independent): with the Swift
-      // runtime and Foundation linked in, a PIE binary carries 92,000 relocations that the loader
-      // applies to 250 pages of data at every start, a millisecond of each command's 4 (`vmlab
-      // --version`: 4.9 -> 3.8 ms, 687 -> 433 page faults).
-      linkerSettings: [.unsafeFlags(["-Xclang-linker", "-no-pie"], .when(platforms: [.linux], configuration: .release))]
+      ]
     ),
     // What the test targets share: temporary folders, seeded random bytes.
     .target(name: "TestSupport", path: "Tests/TestSupport"),
