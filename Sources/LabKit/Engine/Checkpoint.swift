@@ -114,33 +114,4 @@ extension Library {
       "VM '\(name)' has no checkpoint '\(reference)'; \(known.isEmpty ? "it has no checkpoints yet" : "it has \(known)")"
     )
   }
-
-  /// One stamp, from `date` on, that no file or checkpoint of any of these VMs uses yet (a lab's
-  /// checkpoint gives all its VMs the same one).
-  func freshStamp(vms: [(vm: VMRecord, bases: [String])], from date: Date) throws -> String {
-    var date = date
-    while true {
-      let stamp = CheckpointFileName.stamp(for: date)
-      let taken = try catalog.read { tx in
-        try tx.isStampTaken(stamp, byAnyOf: vms.map { $0.vm.id! })
-      }
-      let fileTaken = vms.contains { vm, bases in
-        bases.enumerated().contains { index, base in
-          FileManager.default.fileExists(
-            atPath: absolute(
-              vmFolder(vm.name) + "/" + CheckpointFileName(base: base, stamp: stamp, slot: index + 1).fileName))
-        }
-      }
-      if !taken && !fileTaken { return stamp }
-      date = date.addingTimeInterval(0.001)
-    }
-  }
-
-  /// The base file stem of each slot (`web01-disk1`), which new differencing disks are named after.
-  func baseStems(_ tx: CatalogTransaction, vmID: Int64) throws -> [String] {
-    try tx.slots(ofVM: vmID).map { slot in
-      let base = try tx.existingDisk(id: slot.baseID)
-      return ((base.path as NSString).lastPathComponent as NSString).deletingPathExtension
-    }
-  }
 }

@@ -116,6 +116,7 @@ extension Library {
                 uniqueIDs: ids)
             }
           })
+        writeManifests(vms: work.map(\.vm.name))
       } catch let crash as SimulatedCrash {
         throw crash
       } catch {

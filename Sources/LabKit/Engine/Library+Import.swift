@@ -84,7 +84,7 @@ extension Library {
       let copies = Array(Set(chains.joined())).sorted().map { "\(target)/" + ($0 as NSString).lastPathComponent }
       let undoCopies = undoFor.values.map { "\(target)/\($0)" }
       var identities: [String: String] = [:]
-      return try journaled(
+      let imported = try journaled(
         "import-vm", vm: name, creates: copies + undoCopies + [target], deletes: [],
         files: {
           try FileManager.default.createDirectory(atPath: absolute(target), withIntermediateDirectories: true)
@@ -140,6 +140,8 @@ extension Library {
           }
           return try reportedVM(tx, record)
         })
+      writeManifests(vms: [name])
+      return imported
     }
   }
 
@@ -235,7 +237,7 @@ extension Library {
         manifest.disks.map(\.path) + manifest.checkpoints.compactMap(\.runningStatePath)
         + (savedState.map { [$0] } ?? [])
       let copies = files.map { "\(target)/\($0)" }
-      return try journaled(
+      let imported = try journaled(
         "import-vm", vm: name, creates: copies + [target], deletes: [],
         files: {
           try FileManager.default.createDirectory(atPath: absolute(target), withIntermediateDirectories: true)
@@ -310,6 +312,8 @@ extension Library {
           try tx.update(vm)
           return try reportedVM(tx, vm)
         })
+      writeManifests(vms: [name])
+      return imported
     }
   }
 }

@@ -50,6 +50,7 @@ extension Library {
         "merge", vm: owner, creates: [], deletes: deletes, redo: try encode(redo),
         files: { try performRedoFiles(redo) },
         commit: { tx in try applyRedo(tx, redo) })
+      writeManifests(vms: [owner])
       var done = plan
       done.applied = true
       return done
@@ -144,6 +145,7 @@ extension Library {
         "remove-checkpoint", vm: owner, creates: [], deletes: deletes, redo: try encode(redo),
         files: { try performRedoFiles(redo) },
         commit: { tx in try applyRedo(tx, redo) })
+      writeManifests(vms: [owner])
       var done = plan
       done.applied = true
       return done

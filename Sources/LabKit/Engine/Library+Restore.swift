@@ -57,6 +57,7 @@ extension Library {
           let vm = try commitRestore(tx, work, uniqueIDs: uniqueIDs)
           return try reportedCheckpoint(tx, target, vm: vm)
         })
+      writeManifests(vms: [record.name])
       if let statePath = target.runningStatePath {
         do {
           try resumeOnline(vm: record, statePath: statePath)
@@ -111,29 +112,6 @@ extension Library {
       vm: vm, checkpoint: checkpoint, slots: slots, stateIDs: states.map(\.stateID),
       statePaths: try states.map { try tx.existingDisk(id: $0.stateID).path }, doomed: doomed,
       restart: restartRunning && vm.state == .running && checkpoint.runningStatePath == nil)
-  }
-
-  /// Paths for a VM's new leaves, one per slot, under a stamp no file or checkpoint of the VM uses
-  /// yet (see `CheckpointFileName`).
-  func newLeafPaths(vm: VMRecord, slots: [SlotRecord]) throws -> (stamp: String, paths: [String]) {
-    let made = try newLeafPaths(for: [(vm, slots)])
-    return (made.stamp, made.paths[0])
-  }
-
-  /// The same for several VMs under one stamp (an operation on several VMs is one moment), from
-  /// `date` on.
-  func newLeafPaths(for vms: [(vm: VMRecord, slots: [SlotRecord])], from date: Date = Date()) throws
-    -> (stamp: String, paths: [[String]])
-  {
-    let stems = try catalog.read { tx in try vms.map { try baseStems(tx, vmID: $0.vm.id!) } }
-    let stamp = try freshStamp(vms: zip(vms, stems).map { ($0.vm, $1) }, from: date)
-    let paths = zip(vms, stems).map { item, stems in
-      item.slots.indices.map {
-        "\(vmFolder(item.vm.name))/"
-          + CheckpointFileName(base: stems[$0], stamp: stamp, slot: item.slots[$0].number).fileName
-      }
-    }
-    return (stamp, paths)
   }
 
   /// The catalog side of a restore: the new leaves (with these unique ids) replace the slots' leaves,

@@ -19,7 +19,7 @@ extension Library {
       let folder = vmFolder(name)
       let paths = diskSizes.indices.map { "\(folder)/\(name)-disk\($0 + 1).vhd" }
       var uniqueIDs: [String] = []
-      return try journaled(
+      let created = try journaled(
         "create-vm", vm: name, creates: paths + [folder], deletes: [],
         files: {
           try FileManager.default.createDirectory(atPath: absolute(folder), withIntermediateDirectories: true)
@@ -42,6 +42,8 @@ extension Library {
           }
           return try reportedVM(tx, record)
         })
+      writeManifests(vms: [name])
+      return created
     }
   }
 
@@ -77,7 +79,7 @@ extension Library {
         ? try newTemplatePath(for: templateName.map { "\($0).vhd" } ?? source.leaf.path) : nil
       var templateID = sourceID.description
       var diskID = ""
-      return try journaled(
+      let created = try journaled(
         "create-vm", vm: name, creates: [diskPath, folder] + extraPaths + (templatePath.map { [$0] } ?? []),
         deletes: [],
         files: {
@@ -134,6 +136,8 @@ extension Library {
           }
           return try reportedVM(tx, record)
         })
+      writeManifests(vms: [name])
+      return created
     }
   }
 
@@ -202,6 +206,7 @@ extension Library {
       try journaled(
         "remove-vm", vm: record.name, creates: [], deletes: files + [folder + "/vm.json", folder], files: {},
         commit: { tx in try tx.removeVM(id: record.id!) })
+      writeManifests(vms: [record.name])
     }
   }
 
@@ -309,6 +314,7 @@ extension Library {
           record.state = .saved
           try tx.update(record)
         })
+      writeManifests(vms: [record.name])
       return try vm(named: record.name)
     }
   }

@@ -7,6 +7,7 @@ extension Library {
   /// 2. `files` creates the new files (nothing the catalog references is changed);
   /// 3. one transaction applies `commit` and marks the journal entry committed;
   /// 4. the old files are deleted and the entry removed.
+  /// The VMs' manifests are the caller's next step (`writeManifests`), not a side effect of this.
   /// A failure before the commit removes the new files; a crash at any step is finished or rolled
   /// back by `recover()` when the library is next opened.
   func journaled<T>(
@@ -46,8 +47,6 @@ extension Library {
     }
     try fault("\(operation):committed")
     try finish(entryID: entryID, deletes: deletes)
-    // A bulk operation names its VMs separated by commas (names cannot hold one).
-    writeManifests(vms: JournalRecord.names(inList: vm))
     return result
   }
 
