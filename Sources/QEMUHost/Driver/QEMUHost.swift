@@ -148,6 +148,10 @@ public final class QEMUHost: GuestAgentHost, @unchecked Sendable {
 
   public func recentConsole(of vm: HostedVM, lines: Int) -> String { console(vm: vm.name, lines: lines) }
 
+  public func runningAccelerator(of vm: HostedVM) -> String? {
+    (try? status(vm: vm.name)).map(\.accelerator).flatMap { $0.isEmpty ? nil : $0 }
+  }
+
   public func waitUntilReady(_ vm: HostedVM, timeout: Double) throws {
     let agent = agent(vm.name)
     defer { agent.close() }

@@ -115,19 +115,11 @@ struct VMCreate: ParsableCommand {
     let vm: VirtualMachine
     if let image {
       // The image first: an unknown one lists the built ones, whatever the host.
-      let setup = try ImageTemplates(library: library.root).vmSetup(image: image, vm: name)
-      guard ImageTemplates.bootingHosts.contains(host.rawValue) else {
-        throw LabKitError(
-          .invalidArgument,
-          "VM '\(name)': image '\(image)' boots a real guest, which the \(host.rawValue) host cannot run; give --host \(ImageTemplates.bootingHosts.joined(separator: " or --host "))"
-        )
-      }
-      try Hosts.check(host.rawValue)
-      var hardware = self.hardware
-      hardware.boot = setup.boot
+      _ = try ImageTemplates(library: library.root).manifest(of: image)
+      if ImageTemplates.bootingHosts.contains(host.rawValue) { try Hosts.check(host.rawValue) }
       vm = try library.createVM(
-        name: name, from: setup.rootDisk, linked: true, extraDiskSizes: disks.map(\.bytes),
-        templateName: setup.templateName, additions: true, hostKind: hostKind, host: host.rawValue, hardware: hardware)
+        name: name, image: image, extraDiskSizes: disks.map(\.bytes), hostKind: hostKind, host: host.rawValue,
+        hardware: hardware)
     } else if let from {
       vm = try library.createVM(
         name: name, from: from, linked: linked, additions: additions, hostKind: hostKind, host: host.rawValue,
