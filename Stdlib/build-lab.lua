@@ -12,6 +12,7 @@
 --   --image NAME      boot this built image (`vmlab image build tiny`): disk 1 is a linked clone of
 --                     its root disk and --disks adds more (default none); implies --host qemu
 --   --memory SIZE     each VM's memory (default 1G; 256M is plenty for the tiny image)
+--   --accelerator A  auto (default: KVM where it works, else TCG), kvm or tcg
 --   --host-kind KIND  virtual-server or hypervisor (default: hypervisor with an image, whose online
 --                     checkpoints keep the guests' memory; else the library's)
 --   --definition FILE a lab definition: a Lua file returning { name=, vms=, prefix=, disks={…},
@@ -26,10 +27,11 @@ local lab = require "vmlab.lab"
 local usage = [==[
 usage: vmlab run build-lab.lua [NAME | --lab NAME] [--vms N] [--prefix TEXT] [--disks 8G,2G]
                                [--linked] [--template PATH] [--additions] [--definition FILE]
-                               [--host simulated|qemu] [--image NAME] [--memory SIZE] [--host-kind KIND]]==]
+                               [--host simulated|qemu] [--image NAME] [--memory SIZE] [--host-kind KIND]
+                               [--accelerator auto|kvm|tcg]]==]
 local options = lab.options(arg, {
   lab = "", vms = 0, prefix = "", disks = "", linked = false, template = "", additions = false, definition = "",
-  host = "", image = "", memory = "", hostKind = "",
+  host = "", image = "", memory = "", hostKind = "", accelerator = "",
 }, usage)
 if options.image ~= "" and (options.linked or options.template ~= "") then
   lab.usageError("--image makes each VM a linked clone of the image's root disk: --linked and --template do not go "
@@ -49,6 +51,7 @@ spec.prefix = options.prefix ~= "" and options.prefix or spec.prefix or "student
 spec.image = options.image ~= "" and options.image or spec.image
 spec.host = options.host ~= "" and options.host or spec.host or (spec.image and "qemu" or nil)
 spec.memory = options.memory ~= "" and options.memory or spec.memory
+spec.accelerator = options.accelerator ~= "" and options.accelerator or spec.accelerator
 spec.hostKind = options.hostKind ~= "" and options.hostKind or spec.hostKind or (spec.image and "hypervisor" or nil)
 spec.disks = options.disks ~= "" and lab.list(options.disks) or spec.disks or (spec.image and {} or { "8G" })
 spec.linked = options.linked or spec.linked

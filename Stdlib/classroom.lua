@@ -26,6 +26,7 @@
 --   --host HOST     simulated (default) or qemu (real guests)
 --   --image NAME    with --host qemu: the image the guests boot (default: tiny)
 --   --memory SIZE   with --host qemu: each guest's memory (default: 256M)
+--   --accelerator A with --host qemu: auto (default), kvm or tcg
 --
 -- Example:
 --   vmlab run classroom.lua --vms 20 --rounds 5
@@ -36,14 +37,14 @@ local lab = require "vmlab.lab"
 local usage = [==[
 usage: vmlab run classroom.lua [NAME | --lab NAME] [--replace] [--vms N] [--rounds K] [--disks 8G,8G]
                                [--writes M] [--seed S] [--keep] [--host simulated|qemu] [--image NAME]
-                               [--memory SIZE]]==]
+                               [--memory SIZE] [--accelerator auto|kvm|tcg]]==]
 local options = lab.options(arg, {
   vms = 4, rounds = 3, disks = "8G,8G", writes = 4, lab = "classroom-loop", seed = 1, keep = false, replace = false,
-  host = "simulated", image = "", memory = "",
+  host = "simulated", image = "", memory = "", accelerator = "",
 }, usage)
 local realGuests = options.host ~= "simulated"
-if not realGuests and (options.image ~= "" or options.memory ~= "") then
-  lab.usageError("--image and --memory are for real guests: give --host qemu", usage)
+if not realGuests and (options.image ~= "" or options.memory ~= "" or options.accelerator ~= "") then
+  lab.usageError("--image, --memory and --accelerator are for real guests: give --host qemu", usage)
 end
 for _, name in ipairs({ "vms", "rounds", "writes" }) do
   local least = name == "vms" and 1 or 0
@@ -166,7 +167,7 @@ local function realLoop()
   local group = lab.build {
     name = options.lab, vms = options.vms, prefix = options.lab .. "-", host = options.host,
     image = options.image ~= "" and options.image or "tiny", memory = options.memory ~= "" and options.memory or "256M",
-    hostKind = "hypervisor", disks = options.given.disks and lab.list(options.disks) or {},
+    hostKind = "hypervisor", accelerator = options.accelerator ~= "" and options.accelerator or nil, disks = options.given.disks and lab.list(options.disks) or {},
     -- The "installed system": files of random bytes in every guest, synced before the checkpoint.
     prepare = function(vm)
       guestRun(vm, "mkdir -p /root/clean && head -c 3000 /dev/urandom > " .. cleanFiles[1] .. " && head -c 70000 "

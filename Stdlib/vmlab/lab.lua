@@ -186,13 +186,13 @@ function lab.build(spec)
       if spec.image then
         -- A real guest booting the image: disk 1 a linked clone of its root disk, `disks` extra.
         vm = vmlab.vm.create { name = vmName, host = spec.host or "qemu", image = spec.image, disks = disks,
-          memory = spec.memory, hostKind = spec.hostKind }
+          memory = spec.memory, hostKind = spec.hostKind, accelerator = spec.accelerator }
       elseif template then
         vm = vmlab.vm.create { name = vmName, from = template, linked = spec.linked, additions = spec.additions,
-          host = spec.host, hostKind = spec.hostKind, memory = spec.memory }
+          host = spec.host, hostKind = spec.hostKind, memory = spec.memory, accelerator = spec.accelerator }
       else
         vm = vmlab.vm.create { name = vmName, disks = disks, additions = spec.additions, host = spec.host,
-          hostKind = spec.hostKind, memory = spec.memory }
+          hostKind = spec.hostKind, memory = spec.memory, accelerator = spec.accelerator }
       end
       created[#created + 1] = vm
       vm:start()
