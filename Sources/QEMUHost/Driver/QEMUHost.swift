@@ -182,6 +182,7 @@ public final class QEMUHost: GuestAgentHost, @unchecked Sendable {
         .invalidState, "VM '\(vm.name)' already runs (its supervisor answers on \(runtime.controlSocket))")
     }
     _ = try QEMUInstallation.systemEmulator()
+    try HostMemory.check(vm: vm.name, memory: vm.hardware.memory, available: HostMemory.available())
     let accelerator = try accelerator(vm.hardware.accelerator)
     try SupervisorLaunch(
       vm: vm.name, disks: vm.disks, hardware: vm.hardware, incomingState: incomingState, accelerator: accelerator

@@ -253,10 +253,25 @@ struct VMStart: ParsableCommand {
     }
     try opened.close()
     let started = Date()
-    try guest.waitUntilReady(timeout: readyTimeout)
+    do {
+      try guest.waitUntilReady(timeout: readyTimeout)
+    } catch let error as LabKitError {
+      // The VM is left as it is (a slow guest may still come up): say whether it runs and how to go on.
+      throw LabKitError(error.kind, "\(error.message)\n\(try afterNoAnswer())")
+    }
     print(
       "\(vm.name) is running; its guest agent answered after \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
     )
+  }
+
+  /// What became of a VM whose agent did not answer, as the library sees it now.
+  private func afterNoAnswer() throws -> String {
+    let opened = try library.open()
+    defer { try? opened.close() }
+    let vm = try opened.vm(named: name)
+    guard vm.state == .running else { return "VM '\(vm.name)' is \(stateText(vm))" }
+    return
+      "VM '\(vm.name)' was left running (its guest may still be starting): `vmlab vm console \(vm.name)` shows its console, `vmlab vm turn-off \(vm.name)` stops it"
   }
 }
 
