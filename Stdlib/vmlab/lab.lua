@@ -181,16 +181,26 @@ function lab.build(spec)
       madeTemplate = candidate
       template = madeTemplate
     end
-    for index, vmName in ipairs(names) do
+    for _, vmName in ipairs(names) do
       local vm
-      if template then
-        vm = vmlab.vm.create { name = vmName, from = template, linked = spec.linked, additions = spec.additions }
+      if spec.image then
+        -- A real guest booting the image: disk 1 a linked clone of its root disk, `disks` extra.
+        vm = vmlab.vm.create { name = vmName, host = spec.host or "qemu", image = spec.image, disks = disks,
+          memory = spec.memory, hostKind = spec.hostKind, accelerator = spec.accelerator }
+      elseif template then
+        vm = vmlab.vm.create { name = vmName, from = template, linked = spec.linked, additions = spec.additions,
+          host = spec.host, hostKind = spec.hostKind, memory = spec.memory, accelerator = spec.accelerator }
       else
-        vm = vmlab.vm.create { name = vmName, disks = disks, additions = spec.additions }
+        vm = vmlab.vm.create { name = vmName, disks = disks, additions = spec.additions, host = spec.host,
+          hostKind = spec.hostKind, memory = spec.memory, accelerator = spec.accelerator }
       end
       created[#created + 1] = vm
-      if spec.prepare then spec.prepare(vm, index) end
       vm:start()
+    end
+    -- Real guests boot side by side; each is ready once its agent answers.
+    lab.waitForGuests(created, spec.readyTimeout)
+    if spec.prepare then
+      for index, vm in ipairs(created) do spec.prepare(vm, index) end
     end
     group = vmlab.lab.create { name = name, vms = created }
     -- One job for the lab (listed by `vmlab job list`): the VMs are checkpointed in parallel, all
@@ -205,6 +215,25 @@ function lab.build(spec)
     error(problem, 0)
   end
   return group
+end
+
+-- Whether vmlab can reach inside the VM's guest: a real host's VM with additions (an agent).
+function lab.hasGuest(vm)
+  return vm.additions and vm.hostName ~= "simulated"
+end
+
+-- Waits until the agent of every running VM with a real guest answers (at most `timeout` seconds
+-- each, default 180: a boot under TCG takes 10-20 s, longer while others boot beside it). Returns
+-- the VMs it waited for.
+function lab.waitForGuests(vms, timeout)
+  local waited = {}
+  for _, vm in ipairs(vms) do
+    if lab.hasGuest(vm) and vm.state == "running" then
+      vm:waitReady { timeout = timeout or 180 }
+      waited[#waited + 1] = vm
+    end
+  end
+  return waited
 end
 
 -- Prints rows (arrays of values) under a header, in aligned columns.

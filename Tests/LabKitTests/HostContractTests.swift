@@ -49,6 +49,39 @@ final class HostContractTests: LabKitTestCase {
     XCTAssertNil(try library.vm(named: "died").stoppedOutside)
   }
 
+  /// A restore that brings back saved memory throws the running guest away whole: its power is
+  /// cut (no graceful shutdown, which took seconds per real guest); a restore of disks alone still
+  /// shuts a guest with additions down gracefully.
+  func testARestoreWithMemoryTurnsTheRunningGuestOffInsteadOfShuttingItDown() throws {
+    for vm in ["web", "db"] {
+      try library.createVM(name: vm, diskSizes: [diskSize], additions: true, hostKind: .hypervisor)
+      try library.start(vm: vm)
+    }
+    try library.createLab(name: "class", vms: ["web", "db"])
+    try library.checkpointLab("class", checkpoint: "clean")
+    XCTAssertTrue(try library.checkpoint(vm: "web", named: "clean").online)
+    failing.fail("shutDown")
+    let restored = try library.restoreLab("class", checkpoint: "clean")
+    XCTAssertEqual(restored.map(\.action), [.online, .online])
+    XCTAssertEqual(try library.vm(named: "web").state, .running)
+    XCTAssertEqual(try library.vm(named: "db").state, .running)
+    let single = try library.restore(checkpoint: try library.checkpoint(vm: "web", named: "clean").id)
+    XCTAssertEqual(single.result?.action, .online)
+    XCTAssertEqual(try library.vm(named: "web").state, .running)
+    try assertConsistent()
+
+    // Disks alone: the guest is asked to shut down, and a failure to do so stops the restore.
+    try library.turnOff(vm: "web")
+    try library.checkpoint(vm: "web", name: "cold")
+    try library.start(vm: "web")
+    let cold = try library.checkpoint(vm: "web", named: "cold")
+    XCTAssertFalse(cold.online)
+    XCTAssertThrowsError(try library.restore(checkpoint: cold.id)) { error in
+      XCTAssertTrue("\(error)".contains("VM 'web' not restored"), "\(error)")
+    }
+    try assertConsistent()
+  }
+
   func testTheSimulatedHostTrustsTheCatalogForVMsAnotherProcessStarted() throws {
     let host = SimulatedHost()
     XCTAssertEqual(try host.powerState(of: "x"), .unknown)

@@ -39,7 +39,12 @@ private final class LocalProgramHost: ForwardingHost, GuestAgentHost, @unchecked
 
   func waitUntilReady(_ vm: HostedVM, timeout: Double) throws { readyWaits.append(timeout) }
 
-  func recentConsole(of vm: HostedVM, lines: Int) -> String { "" }
+  /// A console of numbered lines, so the count asked for shows.
+  func recentConsole(of vm: HostedVM, lines: Int) -> String {
+    (1...lines).map { "\(vm.name) line \($0)" }.joined(separator: "\n")
+  }
+
+  func runningAccelerator(of vm: HostedVM) -> String? { "tcg" }
 }
 
 /// `vm:write` and `vm:read` are the simulated host's: they keep working there and say clearly that
@@ -124,5 +129,68 @@ final class EngineHostTests: EngineTestCase {
       #"vmlab.vm.create{name="bad", disks={"4M"}, accelerator="hvf"}"#,
       contains: #"field 'accelerator': "auto", "kvm", "tcg" expected, got "hvf""#)
     XCTAssertEqual(try lua(#"return vmlab.vm.exists("bad")"#), [.boolean(false)])
+  }
+
+  func testHostByNameAcceleratorAndConsoleFromLua() throws {
+    // `host=` takes a host's name (the VM runs there) or, as before, a host kind.
+    XCTAssertEqual(
+      try lua(
+        #"""
+        local vm = vmlab.vm.create{name="web", host="agent", hostKind="hypervisor", disks={"4M"}, accelerator="tcg"}
+        local before = vm.accelerator
+        vm:start()
+        return vm.hostName, vm.host, before, vm.accelerator
+        """#),
+      ["agent", "hypervisor", "tcg", "tcg"])
+    XCTAssertEqual(
+      try lua(#"return vmlab.vm.create{name="kind", host="hypervisor", disks={"4M"}}.hostName"#), ["simulated"])
+    XCTAssertEqual(try lua(#"return vmlab.vm.get("web"):console(3)"#), ["web line 1\nweb line 2\nweb line 3"])
+    // Twenty lines unless asked: nineteen line breaks.
+    XCTAssertEqual(try lua(#"return select(2, vmlab.vm.get("web"):console():gsub("\n", ""))"#), [.integer(19)])
+    // A VM of the simulated host has no console, and its accelerator is its setting.
+    XCTAssertEqual(try lua(#"return vmlab.vm.get("kind"):console(), vmlab.vm.get("kind").accelerator"#), ["", "auto"])
+    assertError(#"vmlab.vm.get("web"):console(0)"#, contains: "give a number of lines from 1 up, not 0")
+    assertError(
+      #"vmlab.vm.create{name="bad", host="vmware", disks={"4M"}}"#,
+      contains:
+        #"field 'host': a host ("agent", "real", "simulated") or a host kind ("virtual-server", "hypervisor") expected, got "vmware""#
+    )
+    assertError(
+      #"vmlab.vm.create{name="bad", host="hypervisor", hostKind="hypervisor", disks={"4M"}}"#,
+      contains: "field 'host' gives the host kind already; give one of them")
+    assertError(
+      #"vmlab.vm.create{name="bad", hostKind="agent", disks={"4M"}}"#,
+      contains: #"field 'hostKind': "virtual-server" or "hypervisor" expected, got "agent""#)
+    XCTAssertEqual(try lua(#"return vmlab.vm.exists("bad")"#), [.boolean(false)])
+  }
+
+  func testAnImageVMFromLuaNeedsABuiltImageAndAHostThatBootsIt() throws {
+    assertError(
+      #"vmlab.vm.create{name="t1", image="tiny", disks={"1G"}}"#,
+      contains: "image 'tiny' not found (no image is built in ")
+    assertError(#"vmlab.vm.create{name="t1", image="tiny", disks={"1G"}}"#, contains: "run `vmlab image build tiny`")
+    assertError(
+      #"vmlab.vm.create{name="t1", image="tiny", from="x.vhd"}"#,
+      contains: "'image' makes disk 1 from the image: give 'image' or 'from', not both")
+    assertError(
+      #"vmlab.vm.create{name="t1", image="tiny", linked=true}"#,
+      contains: "'linked' goes with 'from', not 'image'")
+    assertError(
+      #"vmlab.vm.create{name="t1", image="tiny", disks={"lots"}}"#, contains: "'lots' is not a size")
+    // A built image (a manifest naming a root disk) on a host that runs no real guest is refused.
+    let library = try XCTUnwrap(self.library)
+    let folder = ImageTemplates(library: library.root).folder(of: "tiny")
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    try library.createVM(name: "donor", diskSizes: [4 << 20])
+    try FileManager.default.copyItem(
+      atPath: try library.vm(named: "donor").disks[0].path, toPath: folder + "/root.vhd")
+    try ImageManifest(
+      name: "tiny", built: Date(), kernel: "vmlinuz", initrd: "initrd.img", rootDisk: "root.vhd",
+      commandLine: "console=ttyS0", kernelVersion: "6.1", modules: [], packages: [], readyMarker: "ready"
+    ).write(to: folder)
+    assertError(
+      #"vmlab.vm.create{name="t1", host="simulated", image="tiny"}"#,
+      contains: "VM 't1': image 'tiny' boots a real guest, which the simulated host cannot run; give --host qemu")
+    XCTAssertEqual(try lua(#"return vmlab.vm.exists("t1")"#), [.boolean(false)])
   }
 }

@@ -69,7 +69,8 @@ final class EngineVMTests: EngineTestCase {
     assertError(#"vmlab.vm.create{name="../escape", disks={"1M"}}"#, contains: "escape")
     assertError(
       #"vmlab.vm.create{name="x", disks={"1M"}, host="cloud"}"#,
-      contains: #"field 'host': "virtual-server" or "hypervisor""#)
+      contains:
+        #"field 'host': a host ("simulated") or a host kind ("virtual-server", "hypervisor") expected, got "cloud""#)
     assertError(#"vmlab.vm.create{name="x", disks={"1M"}, from="a.vhd"}"#, contains: "either 'disks' or 'from'")
     assertError(#"vmlab.vm.create{name="x", disks={"1M"}, linked=true}"#, contains: "'linked' needs 'from'")
     assertError(#"vmlab.vm.create{name="x", disks={"1M"}, addtions=true}"#, contains: "unknown option 'addtions'")

@@ -124,7 +124,7 @@ final class CheckpointJobCommandTests: XCTestCase {
   func testTheOldFormStaysAndMistakesQueueNothing() throws {
     try runningVMs(["a", "b"])
     var result = try run(["checkpoint", "new", "a", "clean"])
-    XCTAssertTrue(result.output.contains("'clean' of a taken (shut down)"), result.output)
+    XCTAssertTrue(result.output.contains("'clean' of a taken (shut down, started again)"), result.output)
 
     // Two words that are both VMs: which was meant is not guessed.
     result = try run(["checkpoint", "new", "a", "b"], expect: 2)

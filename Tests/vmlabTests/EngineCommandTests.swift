@@ -20,7 +20,7 @@ final class EngineCommandTests: LibraryCommandTestCase {
 
     try run(["vm", "start", "web01"])
     result = try run(["checkpoint", "new", "web01", "clean", "--description", "before"])
-    XCTAssertTrue(result.output.contains("'clean' of web01 taken (shut down)"), result.output)
+    XCTAssertTrue(result.output.contains("'clean' of web01 taken (shut down, started again)"), result.output)
     try run(["checkpoint", "new", "web02", "clean"])
 
     let shown = try XCTUnwrap(try json(["vm", "show", "web01"]) as? [String: Any])

@@ -166,6 +166,12 @@ final class StdlibTests: XCTestCase {
       ("classroom.lua", ["--vms", "0"], "--vms cannot be less than 1"),
       ("classroom.lua", ["--disks", ","], "--disks needs at least one size"),
       ("build-lab.lua", ["web", "--vms", "-3"], "--vms takes a number of VMs from 1 up"),
+      ("build-lab.lua", ["web", "--image", "tiny", "--linked"], "--linked and --template do not go with it"),
+      ("build-lab.lua", ["web", "--image", "tiny", "--host", "simulated"], "which the simulated host cannot run"),
+      (
+        "classroom.lua", ["--memory", "256M"],
+        "--image, --memory and --accelerator are for real guests: give --host qemu"
+      ),
     ]
     for (name, arguments, message) in usageErrors {
       result = try script(name, arguments, expect: 2)
@@ -215,6 +221,14 @@ final class StdlibTests: XCTestCase {
   }
 
   /// Building creates only: names in use stop it first, and a failure half way removes what it made.
+  func testBuildLabOfAnImageThatIsNotBuiltSaysHowAndLeavesNothing() throws {
+    let result = try script("build-lab.lua", ["web", "--vms", "2", "--image", "tiny"], expect: 1)
+    XCTAssertTrue(result.error.contains("image 'tiny' not found (no image is built in "), result.error)
+    XCTAssertTrue(result.error.contains("run `vmlab image build tiny`"), result.error)
+    XCTAssertEqual(try parseJSONArray(try command(["vm", "list", "--json"]).output).count, 0)
+    XCTAssertEqual(try parseJSONArray(try command(["lab", "list", "--json"]).output).count, 0)
+  }
+
   func testBuildLabChangesNothingWhenItCannotFinish() throws {
     XCTAssertEqual(try command(["vm", "create", "student02", "--disk", "8M"]).status, 0)
     var result = try script("build-lab.lua", ["--vms", "3", "--disks", "8M"], expect: 1)

@@ -82,7 +82,8 @@ extension Library {
       let paths = try newLeafPaths(for: work.map { ($0.vm, $0.slots) }).paths
       for index in work.indices {
         work[index].newPaths = paths[index]
-        work[index].action = try stopForOperation(&work[index].vm)
+        work[index].action = try stopForOperation(
+          &work[index].vm, discardingRun: work[index].checkpoint.runningStatePath != nil)
       }
       let stopped = work.filter { $0.action != .none }
       if !stopped.isEmpty { try catalog.write { tx in for item in stopped { try tx.update(item.vm) } } }
@@ -141,16 +142,24 @@ extension Library {
           notStarted.append((item.vm.name, error))
         }
       }
-      for (index, item) in work.enumerated() {
-        guard let statePath = item.checkpoint.runningStatePath else { continue }
-        do {
-          try resumeOnline(vm: item.vm, statePath: statePath)
-          finished[index].action = .online
-          finished[index].plan.powerAction = .online
-          finished[index].state = .running
-        } catch {
-          notStarted.append((item.vm.name, error))
+      // Side by side: each VM's host loads its saved memory on its own (a lab comes back in about
+      // the time of one VM where the host has the cores).
+      let online = work.indices.compactMap { index in
+        work[index].checkpoint.runningStatePath.map { (index: index, vm: work[index].vm, statePath: $0) }
+      }
+      for (resumed, outcome) in zip(
+        online,
+        parallel(online, width: max(1, online.count)) { item in
+          try self.resumeOnline(vm: item.vm, statePath: item.statePath)
+        })
+      {
+        if let error = outcome.failure {
+          notStarted.append((work[resumed.index].vm.name, error))
+          continue
         }
+        finished[resumed.index].action = .online
+        finished[resumed.index].plan.powerAction = .online
+        finished[resumed.index].state = .running
       }
       if !notStarted.isEmpty {
         let names = notStarted.map { "'\($0.vm)'" }.joined(separator: ", ")

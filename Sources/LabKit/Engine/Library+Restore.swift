@@ -37,7 +37,7 @@ extension Library {
       let wasRunning = record.state == .running
       var action: PowerAction
       do {
-        action = try stopForOperation(&record)
+        action = try stopForOperation(&record, discardingRun: target.runningStatePath != nil)
       } catch let error as LabKitError {
         throw LabKitError(error.kind, "VM '\(record.name)' not restored: \(error.message)")
       }

@@ -332,8 +332,10 @@ extension Library {
   }
 
   /// Stops a running VM so that an operation can change its disks: gracefully when it has guest
-  /// additions, otherwise by turning it off. Returns what was done.
-  func stopForOperation(_ record: inout VMRecord) throws -> PowerAction {
+  /// additions, otherwise by turning it off. Returns what was done. With `discardingRun` (a restore
+  /// that brings back a checkpoint's saved memory) the running guest is thrown away whole, so its
+  /// power is cut at once: a graceful shutdown would only make the user wait seconds per VM.
+  func stopForOperation(_ record: inout VMRecord, discardingRun: Bool = false) throws -> PowerAction {
     guard record.state != .stopped else { return .none }
     let driver = try driver(record)
     if record.state == .saved {
@@ -342,7 +344,7 @@ extension Library {
       return .savedStateDiscarded
     }
     let action: PowerAction
-    if record.additions && driver.capabilities.contains(.guestShutdown) {
+    if record.additions && driver.capabilities.contains(.guestShutdown) && !discardingRun {
       try driver.shutDown()
       action = .shutDown
     } else {

@@ -12,6 +12,8 @@ public protocol GuestAgentHost: HostDriver {
   /// The last `lines` lines the guest wrote to its console (empty when it has none), to show why
   /// a guest is not ready.
   func recentConsole(of vm: HostedVM, lines: Int) -> String
+  /// The accelerator the VM's guest runs on now (`kvm`, `tcg`), or nil when it does not run.
+  func runningAccelerator(of vm: HostedVM) -> String?
 }
 
 /// A program to run inside a guest: its path, arguments and standard input, with a time limit.

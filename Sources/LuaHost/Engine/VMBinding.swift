@@ -45,6 +45,8 @@ extension EngineBinding {
       }
       return try self.table(fields)
     }
+    // The accelerator the guest runs on now (kvm, tcg) on a host with real guests; else the setting.
+    vm.property("accelerator") { handle in .text(try self.library.accelerator(of: try self.current(handle).name)) }
     vm.property("created") { handle in .text(Self.format(try self.current(handle).created)) }
     vm.property("disks") { handle in
       try self.list(.disks, try self.current(handle).disks.map { try self.wrapDisk($0.path) })
@@ -145,6 +147,13 @@ extension EngineBinding {
       return [try self.wrapVM(handle)]
     }
 
+    // The guest's recent console lines (`vm:console()` or `vm:console(50)`), as one string.
+    vm.method("console") { handle, arguments in
+      let lines = arguments.isNil(1) ? 20 : try arguments.int(1)
+      guard lines > 0 else { throw arguments.error(1, "give a number of lines from 1 up, not \(lines)") }
+      return [.text(try self.library.recentConsole(of: try self.current(handle).name, lines: lines))]
+    }
+
     defineVMList(state: state)
 
     let functions = state.newTable()
@@ -196,21 +205,44 @@ extension EngineBinding {
     }
   }
 
-  /// `vmlab.vm.create{name=, disks={"8G", "2G"}, additions=, host=}` or `{name=, from=path|Disk, linked=}`,
-  /// with `memory=` (a size), `cpus=` and `accelerator=` ("auto", "kvm", "tcg"). VMs made from Lua
-  /// run on the simulated host.
+  /// `vmlab.vm.create{name=, disks={"8G", "2G"}, additions=, host=}` or `{name=, from=path|Disk, linked=}`
+  /// or `{name=, host="qemu", image="tiny", disks={"1G"}}` (disk 1 a linked clone of the image's root
+  /// disk, `disks` the extra ones), with `memory=` (a size), `cpus=` and `accelerator=` ("auto",
+  /// "kvm", "tcg"). `host=` takes a host kind ("virtual-server", "hypervisor") or the host that
+  /// runs the VM ("simulated", "qemu", the default simulated); `hostKind=` gives the kind beside a host.
   private func createVM(_ arguments: LuaArguments) throws -> LuaValue {
     try arguments.checkOptions(
-      1, allowed: ["name", "disks", "additions", "host", "from", "linked", "memory", "cpus", "accelerator"])
+      1,
+      allowed: [
+        "name", "disks", "additions", "host", "hostKind", "image", "from", "linked", "memory", "cpus", "accelerator",
+      ])
     _ = try arguments.table(1)
     let name = try arguments.requiredString(1, "name")
     let additions = try arguments.flag(1, "additions")
+    // `host` was the host kind before VMs ran anywhere but the simulated host: a kind still means
+    // that, a host's name chooses the host.
     var host: HostKind?
-    if let hostName = try arguments.option(1, "host", as: String.self) {
-      guard let kind = HostKind(rawValue: hostName) else {
-        let kinds = HostKind.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " or ")
-        throw arguments.error(1, "field 'host': \(kinds) expected, got \"\(hostName)\"")
+    var hostName: String?
+    if let text = try arguments.option(1, "host", as: String.self) {
+      if let kind = HostKind(rawValue: text) {
+        host = kind
+      } else if try library.hosts.driver(named: text) != nil {
+        hostName = text
+      } else {
+        let kinds = HostKind.allCases.map { "\"\($0.rawValue)\"" }
+        let hosts = try library.hosts.names.map { "\"\($0)\"" }
+        throw arguments.error(
+          1,
+          "field 'host': a host (\(hosts.joined(separator: ", "))) or a host kind (\(kinds.joined(separator: ", "))) expected, got \"\(text)\""
+        )
       }
+    }
+    if let text = try arguments.option(1, "hostKind", as: String.self) {
+      guard let kind = HostKind(rawValue: text) else {
+        let kinds = HostKind.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " or ")
+        throw arguments.error(1, "field 'hostKind': \(kinds) expected, got \"\(text)\"")
+      }
+      guard host == nil else { throw arguments.error(1, "field 'host' gives the host kind already; give one of them") }
       host = kind
     }
     var hardware = Hardware()
@@ -226,6 +258,19 @@ extension EngineBinding {
     }
     let from = try arguments.field(1, "from")
     let disks = try arguments.field(1, "disks")
+    if let image = try arguments.option(1, "image", as: String.self) {
+      guard from.isNil else {
+        throw arguments.error(1, "'image' makes disk 1 from the image: give 'image' or 'from', not both")
+      }
+      guard !(try arguments.flag(1, "linked")) else {
+        throw arguments.error(1, "'linked' goes with 'from', not 'image' (an image's VM is always a linked clone)")
+      }
+      let extra = try diskSizes(disks, vm: name, firstSlot: 2, arguments)
+      return try wrapVM(
+        try library.createVM(
+          name: name, image: image, extraDiskSizes: extra, hostKind: host,
+          host: hostName ?? ImageTemplates.bootingHosts[0], hardware: hardware))
+    }
     if !from.isNil {
       try requireFileAccess("vmlab.vm.create{from=}")
       guard disks.isNil else { throw arguments.error(1, "give either 'disks' or 'from', not both") }
@@ -239,19 +284,28 @@ extension EngineBinding {
       }
       let created = try library.createVM(
         name: name, from: source, linked: try arguments.flag(1, "linked"), additions: additions, hostKind: host,
-        hardware: hardware)
+        host: hostName, hardware: hardware)
       return try wrapVM(created)
     }
     guard try !arguments.flag(1, "linked") else { throw arguments.error(1, "'linked' needs 'from' (the parent disk)") }
+    let sizes = try diskSizes(disks, vm: name, firstSlot: 1, arguments)
+    return try wrapVM(
+      try library.createVM(
+        name: name, diskSizes: sizes, additions: additions, hostKind: host, host: hostName, hardware: hardware))
+  }
+
+  /// `disks={"8G", "2G"}` as byte counts; with an image they are disks 2, 3, … (may be absent).
+  private func diskSizes(_ disks: LuaValue, vm name: String, firstSlot: Int, _ arguments: LuaArguments) throws
+    -> [UInt64]
+  {
+    if disks.isNil && firstSlot > 1 { return [] }
     guard let sizes = disks.tableValue else {
       throw arguments.error(
         1, "field 'disks': a list of sizes (such as {\"8G\", \"2G\"}) expected, got \(disks.typeName)")
     }
-    let diskSizes = try sizes.array().enumerated().map { index, value in
-      try byteCount(value, what: "disk \(index + 1) of VM '\(name)'")
+    return try sizes.array().enumerated().map { index, value in
+      try byteCount(value, what: "disk \(index + firstSlot) of VM '\(name)'")
     }
-    return try wrapVM(
-      try library.createVM(name: name, diskSizes: diskSizes, additions: additions, hostKind: host, hardware: hardware))
   }
 
   /// Methods of the list `vmlab.vms()` and `lab.vms` return: bulk checkpoint (one job per VM, run

@@ -148,6 +148,10 @@ public final class QEMUHost: GuestAgentHost, @unchecked Sendable {
 
   public func recentConsole(of vm: HostedVM, lines: Int) -> String { console(vm: vm.name, lines: lines) }
 
+  public func runningAccelerator(of vm: HostedVM) -> String? {
+    (try? status(vm: vm.name)).map(\.accelerator).flatMap { $0.isEmpty ? nil : $0 }
+  }
+
   public func waitUntilReady(_ vm: HostedVM, timeout: Double) throws {
     let agent = agent(vm.name)
     defer { agent.close() }
@@ -178,6 +182,7 @@ public final class QEMUHost: GuestAgentHost, @unchecked Sendable {
         .invalidState, "VM '\(vm.name)' already runs (its supervisor answers on \(runtime.controlSocket))")
     }
     _ = try QEMUInstallation.systemEmulator()
+    try HostMemory.check(vm: vm.name, memory: vm.hardware.memory, available: HostMemory.available())
     let accelerator = try accelerator(vm.hardware.accelerator)
     try SupervisorLaunch(
       vm: vm.name, disks: vm.disks, hardware: vm.hardware, incomingState: incomingState, accelerator: accelerator

@@ -93,6 +93,10 @@ struct CheckpointNew: ParsableCommand {
         vm: vms[0], name: checkpointName, description: description, disksOnly: disksOnly)
       if json { return try printJSON(result) }
       var how = result.action == .none ? "" : " (\(result.action.rawValue))"
+      if (result.action == .shutDown || result.action == .turnedOff) && result.vmState == .running {
+        // A VM stopped for the checkpoint runs again: say so beside how it was stopped.
+        how = " (\(result.action.rawValue), started again)"
+      }
       if let pause = result.pauseSeconds {
         how =
           " (online, paused \(String(format: "%.1f", pause * 1000)) ms\(result.checkpoint.online ? ", memory saved" : ", disks only"))"

@@ -115,19 +115,11 @@ struct VMCreate: ParsableCommand {
     let vm: VirtualMachine
     if let image {
       // The image first: an unknown one lists the built ones, whatever the host.
-      let setup = try ImageTemplates(library: library.root).vmSetup(image: image, vm: name)
-      guard ImageTemplates.bootingHosts.contains(host.rawValue) else {
-        throw LabKitError(
-          .invalidArgument,
-          "VM '\(name)': image '\(image)' boots a real guest, which the \(host.rawValue) host cannot run; give --host \(ImageTemplates.bootingHosts.joined(separator: " or --host "))"
-        )
-      }
-      try Hosts.check(host.rawValue)
-      var hardware = self.hardware
-      hardware.boot = setup.boot
+      _ = try ImageTemplates(library: library.root).manifest(of: image)
+      if ImageTemplates.bootingHosts.contains(host.rawValue) { try Hosts.check(host.rawValue) }
       vm = try library.createVM(
-        name: name, from: setup.rootDisk, linked: true, extraDiskSizes: disks.map(\.bytes),
-        templateName: setup.templateName, additions: true, hostKind: hostKind, host: host.rawValue, hardware: hardware)
+        name: name, image: image, extraDiskSizes: disks.map(\.bytes), hostKind: hostKind, host: host.rawValue,
+        hardware: hardware)
     } else if let from {
       vm = try library.createVM(
         name: name, from: from, linked: linked, additions: additions, hostKind: hostKind, host: host.rawValue,
@@ -261,10 +253,25 @@ struct VMStart: ParsableCommand {
     }
     try opened.close()
     let started = Date()
-    try guest.waitUntilReady(timeout: readyTimeout)
+    do {
+      try guest.waitUntilReady(timeout: readyTimeout)
+    } catch let error as LabKitError {
+      // The VM is left as it is (a slow guest may still come up): say whether it runs and how to go on.
+      throw LabKitError(error.kind, "\(error.message)\n\(try afterNoAnswer())")
+    }
     print(
       "\(vm.name) is running; its guest agent answered after \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
     )
+  }
+
+  /// What became of a VM whose agent did not answer, as the library sees it now.
+  private func afterNoAnswer() throws -> String {
+    let opened = try library.open()
+    defer { try? opened.close() }
+    let vm = try opened.vm(named: name)
+    guard vm.state == .running else { return "VM '\(vm.name)' is \(stateText(vm))" }
+    return
+      "VM '\(vm.name)' was left running (its guest may still be starting): `vmlab vm console \(vm.name)` shows its console, `vmlab vm turn-off \(vm.name)` stops it"
   }
 }
 

@@ -1,5 +1,4 @@
 import Foundation
-import LabKit
 
 /// The guest images of a library: one folder each in `<library>/templates/<image>/` holding
 /// `vmlinuz`, `initrd.img`, `root.vhd` and `image.json`. A VM made from an image reads its

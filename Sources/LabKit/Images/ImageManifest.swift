@@ -7,6 +7,12 @@ public struct ImageManifest: Codable, Equatable, Sendable {
     public var version: String
     /// Why the image holds it: `kernel`, `busybox`, `agent`, or `library of qemu-ga`.
     public var role: String
+
+    public init(name: String, version: String, role: String) {
+      self.name = name
+      self.version = version
+      self.role = role
+    }
   }
 
   public var name: String
@@ -24,6 +30,22 @@ public struct ImageManifest: Codable, Equatable, Sendable {
   public var readyMarker: String
 
   public static let fileName = "image.json"
+
+  public init(
+    name: String, built: Date, kernel: String, initrd: String, rootDisk: String, commandLine: String,
+    kernelVersion: String, modules: [String], packages: [Package], readyMarker: String
+  ) {
+    self.name = name
+    self.built = built
+    self.kernel = kernel
+    self.initrd = initrd
+    self.rootDisk = rootDisk
+    self.commandLine = commandLine
+    self.kernelVersion = kernelVersion
+    self.modules = modules
+    self.packages = packages
+    self.readyMarker = readyMarker
+  }
 
   public func write(to folder: String) throws {
     let encoder = JSONEncoder()
