@@ -34,11 +34,7 @@ extension Library {
           let record = try insertVM(
             tx, name: name, additions: additions, hostKind: hostKind, host: host, hardware: hardware)
           for (index, path) in paths.enumerated() {
-            var disk = DiskRecord(
-              id: nil, path: path, uniqueID: uniqueIDs[index], parentID: nil, vmID: record.id, slot: index + 1,
-              role: .base, checkpointID: nil)
-            try tx.insert(&disk)
-            try tx.insert(SlotRecord(vmID: record.id!, number: index + 1, baseID: disk.id!, leafID: disk.id!))
+            try insertSlot(tx, vm: record, number: index + 1, path: path, uniqueID: uniqueIDs[index])
           }
           return try reportedVM(tx, record)
         })
@@ -122,23 +118,29 @@ extension Library {
               parentID = template.id
             }
           }
-          var disk = DiskRecord(
-            id: nil, path: diskPath, uniqueID: diskID, parentID: parentID, vmID: record.id, slot: 1,
-            role: linked ? .clone : .base, checkpointID: nil)
-          try tx.insert(&disk)
-          try tx.insert(SlotRecord(vmID: record.id!, number: 1, baseID: disk.id!, leafID: disk.id!))
+          try insertSlot(
+            tx, vm: record, number: 1, path: diskPath, uniqueID: diskID, parentID: parentID,
+            role: linked ? .clone : .base)
           for (index, path) in extraPaths.enumerated() {
-            var extra = DiskRecord(
-              id: nil, path: path, uniqueID: extraIDs[index], parentID: nil, vmID: record.id, slot: index + 2,
-              role: .base, checkpointID: nil)
-            try tx.insert(&extra)
-            try tx.insert(SlotRecord(vmID: record.id!, number: index + 2, baseID: extra.id!, leafID: extra.id!))
+            try insertSlot(tx, vm: record, number: index + 2, path: path, uniqueID: extraIDs[index])
           }
           return try reportedVM(tx, record)
         })
       writeManifests(vms: [name])
       return created
     }
+  }
+
+  /// A new VM's disk in slot `number`: its base and, until a checkpoint, its leaf.
+  private func insertSlot(
+    _ tx: CatalogTransaction, vm: VMRecord, number: Int, path: String, uniqueID: String, parentID: Int64? = nil,
+    role: DiskRole = .base
+  ) throws {
+    var disk = DiskRecord(
+      id: nil, path: path, uniqueID: uniqueID, parentID: parentID, vmID: vm.id, slot: number, role: role,
+      checkpointID: nil)
+    try tx.insert(&disk)
+    try tx.insert(SlotRecord(vmID: vm.id!, number: number, baseID: disk.id!, leafID: disk.id!))
   }
 
   private func newTemplatePath(for source: String) throws -> String {
