@@ -4,7 +4,7 @@ import QEMUHost
 import TestSupport
 import XCTest
 
-/// SIGKILL of `vmlab checkpoint new` while it checkpoints a running qemu VM online, at moments
+/// SIGKILL of `vmlab checkpoint new` (and `checkpoint restore`) while it works on a running qemu VM, at moments
 /// spread over the operation (before the pause, while paused, after the commit, after the switch).
 /// After each kill the library reopens clean (`library check`), and the VM runs with its exports
 /// writing exactly the leaves the catalog names, or is off and says why.
@@ -66,6 +66,52 @@ final class QEMUCrashTests: LibraryCommandTestCase {
     print("qemu crash rounds: window \(Int(window * 1000)) ms, \(outcomes)")
     let names = try run(["checkpoint", "list", "--vm", "web"]).output
     XCTAssertTrue(names.contains("measured"), names)
+  }
+
+  /// SIGKILL of `vmlab checkpoint restore` of a running VM to a checkpoint with memory, at moments
+  /// spread over the restore (the old qemu turned off, the new disks, the commit, the new qemu
+  /// loading the memory): the library reopens clean, and the VM either runs with its exports
+  /// writing exactly the catalog's leaves, or is off and says why.
+  func testKillingARestoreOfARunningVMLeavesItRunningOnTheCatalogsLeavesOrOffSayingWhy() throws {
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64") else {
+      throw XCTSkip("qemu-system-x86_64 is not installed (Debian qemu-system-x86; Scripts/bootstrap installs it)")
+    }
+    try run([
+      "vm", "create", "web", "--host", "qemu", "--host-kind", "hypervisor", "--disk", "16M", "--disk", "16M",
+      "--memory", "64M", "--accelerator", "tcg",
+    ])
+    try run(["vm", "start", "web"])
+    try run(["checkpoint", "new", "web", "clean"])
+    let started = Date()
+    try run(["checkpoint", "restore", "clean", "--vm", "web"])
+    let window = Date().timeIntervalSince(started)
+    let kills = Int(ProcessInfo.processInfo.environment["VMLAB_QEMU_CRASH_SEEDS"] ?? "") ?? 8
+    var outcomes: [String: Int] = [:]
+    for round in 0..<kills {
+      let delay = window * 0.9 * Double(round) / Double(max(kills - 1, 1))
+      let restore = try BackgroundVMLab(["checkpoint", "restore", "clean", "--vm", "web"] + library)
+      let deadline = Date().addingTimeInterval(delay)
+      while Date() < deadline && restore.process.isRunning { usleep(1_000) }
+      outcomes[restore.process.isRunning ? "killed" : "finished first", default: 0] += 1
+      kill(restore.process.processIdentifier, SIGKILL)
+      restore.process.waitUntilExit()
+
+      let check = try run(["library", "check"])
+      XCTAssertEqual(check.status, 0, "round \(round): \(check.output)")
+      let vm = try parseJSON(try run(["vm", "show", "web", "--json"]).output)
+      let catalog = ((vm["disks"] as? [[String: Any]]) ?? []).compactMap { $0["path"] as? String }
+      if vm["state"] as? String == "running" {
+        XCTAssertEqual(vm["runState"] as? String, "running", "round \(round): running, not left paused")
+        let exports = (vm["qemu"] as? [String: Any])?["leaves"] as? [String]
+        XCTAssertEqual(exports, catalog, "round \(round): the exports write the catalog's leaves")
+      } else {
+        XCTAssertEqual(vm["state"] as? String, "stopped", "round \(round)")
+        XCTAssertNotNil(vm["stopReason"], "round \(round): off, and says why: \(vm)")
+        try run(["vm", "start", "web"])
+      }
+    }
+    XCTAssertGreaterThan(outcomes["killed", default: 0], 0)
+    print("qemu restore crash rounds: window \(Int(window * 1000)) ms, \(outcomes)")
   }
 
   /// Stopped by the checkpoint: `paused`, or `postmigrate` once its memory was saved.

@@ -11,6 +11,9 @@ extension Library {
   /// (no operation runs now: the library lock is held). Its disks are pointed at the leaves the
   /// catalog names (the old ones if the checkpoint rolled back, the new ones if it committed) and
   /// it continues, thawed; if that fails it is turned off and recorded as stopped.
+  ///
+  /// A VM the catalog calls stopped or saved whose host runs it is turned off (see
+  /// `turnOffUnrecorded`).
   func reconcilePowerStates() throws {
     let running = try catalog.read { tx in
       try tx.vms(in: .running)
@@ -26,7 +29,27 @@ extension Library {
       try catalog.write { tx in try tx.update(record) }
       changed.append(record.name)
     }
+    changed += try turnOffUnrecorded()
     writeManifests(vms: changed)
+  }
+
+  /// A VM the catalog records as stopped or saved whose host runs it: a command was killed between
+  /// starting it and recording that it runs (a restore resuming it, a start). Nothing says which
+  /// files its disks write, so it is turned off, and `vm list` says it stopped outside vmlab; its
+  /// catalog state (and a saved VM's saved state) stays as recorded.
+  private func turnOffUnrecorded() throws -> [String] {
+    let recorded = try catalog.read { tx in try tx.vms(in: .stopped) + tx.vms(in: .saved) }
+    var changed: [String] = []
+    for var record in recorded {
+      guard let driver = hosts.driver(named: record.host) else { continue }
+      let seen = try? driver.powerState(of: record.name)
+      guard seen == .running || seen == .paused else { continue }
+      try? driver.turnOff(vm: record.name)
+      record.stoppedOutside = Date()
+      try catalog.write { tx in try tx.update(record) }
+      changed.append(record.name)
+    }
+    return changed
   }
 
   /// Switches a paused VM to the catalog's leaves and lets it continue; false when the host failed

@@ -64,7 +64,10 @@ public final class QEMUHost: GuestAgentHost, @unchecked Sendable {
 
   public func powerState(of vm: String) throws -> HostPowerState {
     // A VM left paused (a crash during an online checkpoint) says so; reconciliation continues it.
-    guard let status = try? status(vm: vm) else { return .off }
+    // No control socket: nothing runs (asked of every VM when a library opens, so no waiting).
+    guard FileManager.default.fileExists(atPath: runtime(vm).controlSocket), let status = try? status(vm: vm) else {
+      return .off
+    }
     return status.state == "running" ? .running : .paused
   }
 
