@@ -51,6 +51,13 @@ final class QEMULabTests: LibraryCommandTestCase {
     }
     try run(["lab", "create", "class"] + vms)
 
+    // The serial console takes typing (here from a pipe, not a terminal) and answers; its log keeps it.
+    let typed = try vmlab(
+      library + ["vm", "console", "web1", "--attach"], in: folder.path, input: "echo console-$((6*7))\n")
+    XCTAssertEqual(typed.status, 0, typed.error)
+    XCTAssertTrue(typed.output.contains("console-42"), typed.output)
+    XCTAssertTrue(try run(["vm", "console", "web1", "--lines", "5"]).output.contains("console-42"))
+
     // The "installed system": a file on the root disk and bytes on disk 2, written by each guest.
     for vm in vms {
       try guest(

@@ -20,6 +20,12 @@ public final class JSONLineConnection: @unchecked Sendable {
   /// socket does not exist yet or nobody listens (a process that is starting up).
   public init(path: String, timeout: Double) throws {
     self.path = path
+    descriptor = try Self.connectedDescriptor(path: path, timeout: timeout)
+  }
+
+  /// A descriptor connected to the UNIX stream socket at `path` (the caller closes it), trying
+  /// again until `timeout` seconds passed while the socket does not exist yet or nobody listens.
+  public static func connectedDescriptor(path: String, timeout: Double) throws -> Int32 {
     let deadline = Date().addingTimeInterval(timeout)
     var address = sockaddr_un()
     address.sun_family = sa_family_t(AF_UNIX)
@@ -41,10 +47,7 @@ public final class JSONLineConnection: @unchecked Sendable {
           connect(candidate, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
         }
       }
-      if connected == 0 {
-        descriptor = candidate
-        return
-      }
+      if connected == 0 { return candidate }
       let reason = errno
       Glibc.close(candidate)
       guard (reason == ENOENT || reason == ECONNREFUSED || reason == EAGAIN) && Date() < deadline else {

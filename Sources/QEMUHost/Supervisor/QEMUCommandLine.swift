@@ -33,7 +33,9 @@ public struct QEMUCommandLine: Sendable {
       "-display", "none", "-m", "\(hardware.memory >> 20)M", "-smp", "\(hardware.cpus)",
       "-chardev", "socket,id=qmp,path=\(Self.option(runtime.qmpSocket)),server=on,wait=off",
       "-mon", "chardev=qmp,mode=control",
-      "-chardev", "file,id=serial0,path=\(Self.option(runtime.consoleLog)),append=on",
+      // The serial console on a socket one user can attach to; everything it prints is logged.
+      "-chardev",
+      "socket,id=serial0,path=\(Self.option(runtime.consoleSocket)),server=on,wait=off,logfile=\(Self.option(runtime.consoleLog)),logappend=on",
       "-serial", "chardev:serial0",
       "-chardev", "socket,id=agent,path=\(Self.option(runtime.agentSocket)),server=on,wait=off",
       "-device", "virtio-serial-pci",

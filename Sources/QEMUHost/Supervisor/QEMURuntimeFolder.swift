@@ -46,6 +46,8 @@ public struct QEMURuntimeFolder: Equatable, Sendable {
   public var qmpSocket: String { path + "/qmp.sock" }
   public var agentSocket: String { path + "/agent.sock" }
   public var controlSocket: String { path + "/control.sock" }
+  /// The serial console, for `vm console --attach` (what it prints also goes to `consoleLog`).
+  public var consoleSocket: String { path + "/console.sock" }
   public func diskSocket(_ number: Int) -> String { path + "/disk\(number).sock" }
 
   /// The serial console's log, in the VM folder (it outlives the VM).
@@ -71,7 +73,7 @@ public struct QEMURuntimeFolder: Equatable, Sendable {
 
   /// Removes the sockets (and the folder when it is not the VM folder) after the VM stopped.
   public func removeSockets(disks: Int) {
-    var sockets = [qmpSocket, agentSocket, controlSocket]
+    var sockets = [qmpSocket, agentSocket, controlSocket, consoleSocket]
     sockets += (0...max(disks, 0)).map { diskSocket($0) }
     for socket in sockets { unlink(socket) }
     if !usesVMFolder {

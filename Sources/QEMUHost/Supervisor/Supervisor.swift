@@ -241,6 +241,8 @@ func lastLines(_ file: String, _ count: Int) -> String {
   let start = size > 256 << 10 ? size - (256 << 10) : 0
   try? handle.seek(toOffset: start)
   let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
-  return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(count + 1).joined(separator: "\n")
+  // A serial console ends its lines with "\r\n", which Swift reads as one character.
+  return text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).suffix(count + 1)
+    .joined(separator: "\n")
     .trimmingCharacters(in: .whitespacesAndNewlines)
 }

@@ -1,12 +1,18 @@
 import ArgumentParser
 import Foundation
 import LabKit
+import QEMUHost
 
 /// `vm console NAME`: the serial console of a qemu VM, from its log in the VM folder (it outlives
 /// the VM, so a guest that did not boot can be read afterwards); `--follow` prints what comes next.
 struct VMConsole: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "console", abstract: "Print a qemu VM's serial console (--follow to keep printing).")
+    commandName: "console",
+    abstract: "Print a qemu VM's serial console (--follow to keep printing, --attach to type into it).",
+    discussion: """
+      --attach joins your terminal to the console: keys go to the guest, Ctrl-] detaches and the
+      VM keeps running. Without a terminal, standard input is sent and the answer printed.
+      """)
 
   @Argument(help: "The VM.") var name: String
 
@@ -16,10 +22,14 @@ struct VMConsole: ParsableCommand {
   @Flag(help: "Keep printing what the guest writes until the VM stops or Ctrl-C.")
   var follow = false
 
+  @Flag(help: "Type into the console (Ctrl-] detaches).")
+  var attach = false
+
   @OptionGroup var library: LibraryOptions
 
   func validate() throws {
     guard lines >= 0 else { throw ValidationError("--lines takes 0 or more") }
+    if attach && follow { throw ValidationError("give --attach or --follow, not both") }
   }
 
   func run() throws {
@@ -28,6 +38,15 @@ struct VMConsole: ParsableCommand {
     guard vm.host == "qemu" else {
       throw LabKitError(
         .invalidArgument, "VM '\(vm.name)' runs on the \(vm.host) host, which has no serial console; only qemu VMs do")
+    }
+    if attach {
+      guard vm.state == .running else {
+        throw LabKitError(.invalidState, "VM '\(vm.name)' is \(vm.state); start it to attach to its console")
+      }
+      // Other commands must work while the user types: the library is let go first.
+      let folder = library.root + "/vms/" + vm.name
+      try library.close()
+      return try ConsoleAttachment.attach(vmFolder: folder)
     }
     let log = library.root + "/vms/" + vm.name + "/console.log"
     guard let handle = FileHandle(forReadingAtPath: log) else {
