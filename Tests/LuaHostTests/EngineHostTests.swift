@@ -117,9 +117,9 @@ final class EngineHostTests: EngineTestCase {
         #"""
         local vm = vmlab.vm.create{name="small", disks={"4M"}, memory="256M", cpus=2, accelerator="tcg"}
         local hw = vm.hardware
-        return hw.memory, hw.cpus, hw.accelerator, hw.boot, hw.network, vm.hostName, vm.host
+        return hw.memory, hw.cpus, hw.accelerator, hw.boot, hw.network, vm.hostName, vm.hostKind, vm.host
         """#),
-      [.integer(256 << 20), .integer(2), "tcg", "firmware", "none", "simulated", "virtual-server"])
+      [.integer(256 << 20), .integer(2), "tcg", "firmware", "none", "simulated", "virtual-server", "simulated"])
     XCTAssertEqual(try lua(#"return vmlab.vm.create{name="plain", disks={"4M"}}.hardware.memory"#), [.integer(1 << 30)])
     assertError(
       #"vmlab.vm.create{name="bad", disks={"4M"}, cpus=0}"#, contains: "VM 'bad' cannot have 0 CPUs: give 1 to 256")
@@ -139,7 +139,7 @@ final class EngineHostTests: EngineTestCase {
         local vm = vmlab.vm.create{name="web", host="agent", hostKind="hypervisor", disks={"4M"}, accelerator="tcg"}
         local before = vm.accelerator
         vm:start()
-        return vm.hostName, vm.host, before, vm.accelerator
+        return vm.host, vm.hostKind, before, vm.accelerator
         """#),
       ["agent", "hypervisor", "tcg", "tcg"])
     XCTAssertEqual(

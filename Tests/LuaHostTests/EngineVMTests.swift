@@ -10,7 +10,7 @@ final class EngineVMTests: EngineTestCase {
       local web = vmlab.vm.create{name="web01", disks={"16M", 4194304}, additions=true, host="hypervisor"}
       local db = vmlab.vm.create{name="db01", disks={"8M"}}
       local all = vmlab.vms()
-      return tostring(web), tostring(db), web.name, web.state, web.additions, web.host, #web.disks,
+      return tostring(web), tostring(db), web.name, web.state, web.additions, web.hostKind, #web.disks,
         web.disks[1].size, web.disks[2].size, #all, all[1].name, all[2].name, vmlab.vm.get("WEB01") == web,
         vmlab.vm.exists("db01"), vmlab.vm.exists("nope"), type(web.id), web.created:match("^%d+%-%d+%-%d+ %d+:%d+:%d+$") ~= nil,
         web.currentCheckpoint, getmetatable(all).__name, #all:where(function(vm) return vm.additions end)

@@ -14,10 +14,10 @@ final class LuaDisplayTests: EngineTestCase {
     XCTAssertEqual(
       try shown("vmlab.vms()"),
       """
-      name   state    disks  additions  host            currentCheckpoint
-      ----   -----    -----  ---------  ----            -----------------
-      db01   running  1      false      virtual-server
-      web01  running  2      true       virtual-server
+      name   state    disks  additions  host       hostKind        currentCheckpoint
+      ----   -----    -----  ---------  ----       --------        -----------------
+      db01   running  1      false      simulated  virtual-server
+      web01  running  2      true       simulated  virtual-server
       """)
     try lua("web:checkpoint{name='clean'}")
     let checkpoints = try shown("vmlab.checkpoints{mostRecent=true}")

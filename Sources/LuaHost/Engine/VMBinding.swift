@@ -22,14 +22,17 @@ extension EngineBinding {
       return "VM \(current.name) (\(current.state.rawValue), \(disks))"
     }
 
-    vm.columns(["name", "state", "disks", "additions", "host", "currentCheckpoint"])
+    vm.columns(["name", "state", "disks", "additions", "host", "hostKind", "currentCheckpoint"])
     vm.property("id") { .integer($0.id) }
     vm.property("name") { .text($0.name) }
     vm.property("state") { handle in .text(try self.current(handle).state.rawValue) }
     vm.property("additions") { handle in .boolean(try self.current(handle).additions) }
     // `host` is the host kind (as in `vm.create{host=}`); `hostName` the host that runs the VM.
-    vm.property("host") { handle in .text(try self.current(handle).hostKind.rawValue) }
+    // `host` is the host that runs the VM (`simulated`, `qemu`), as `vm.create{host=}` takes it;
+    // `hostName` is its older spelling. The kind (`virtual-server`, `hypervisor`) is `hostKind`.
+    vm.property("host") { handle in .text(try self.current(handle).host) }
     vm.property("hostName") { handle in .text(try self.current(handle).host) }
+    vm.property("hostKind") { handle in .text(try self.current(handle).hostKind.rawValue) }
     vm.property("hardware") { handle in
       let hardware = try self.current(handle).hardware
       var fields: [String: LuaValue] = [
