@@ -57,7 +57,9 @@ final class QEMUGuestFailureTests: LibraryCommandTestCase {
     ])
     try run(["vm", "start", "self"])
     try runFirst(["vm", "exec", "self", "--", "/bin/sh", "-c", "echo before > /root/kept.txt"])
-    try runFirst(["vm", "exec", "self", "--", "poweroff"])
+    // Powered off a moment after the command returns: a `poweroff` run directly can take the
+    // agent down before it reports the command's end.
+    try runFirst(["vm", "exec", "self", "--", "/bin/sh", "-c", "(sleep 1; poweroff) >/dev/null 2>&1 &"])
     let deadline = Date().addingTimeInterval(60)
     var list = ""
     while Date() < deadline {
