@@ -15,14 +15,7 @@ final class QEMUCrashTests: LibraryCommandTestCase {
   }
 
   func testKillingAnOnlineCheckpointLeavesTheVMRunningOnTheCatalogsLeaves() throws {
-    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64") else {
-      throw XCTSkip("qemu-system-x86_64 is not installed (Debian qemu-system-x86; Scripts/bootstrap installs it)")
-    }
-    try run([
-      "vm", "create", "web", "--host", "qemu", "--host-kind", "hypervisor", "--disk", "16M", "--disk", "16M",
-      "--memory", "64M", "--accelerator", "tcg",
-    ])
-    try run(["vm", "start", "web"])
+    try startRunningVM()
     // How long a whole checkpoint takes here, so the kills spread over it whatever the load.
     let started = Date()
     try run(["checkpoint", "new", "web", "measured"])
@@ -49,18 +42,7 @@ final class QEMUCrashTests: LibraryCommandTestCase {
       if landed == "killed", isPaused(qemuState()) { landed = "killed while paused" }
       outcomes[landed, default: 0] += 1
 
-      let check = try run(["library", "check"])
-      XCTAssertEqual(check.status, 0, "round \(round): \(check.output)")
-      let vm = try parseJSON(try run(["vm", "show", "web", "--json"]).output)
-      let catalog = ((vm["disks"] as? [[String: Any]]) ?? []).compactMap { $0["path"] as? String }
-      if vm["state"] as? String == "running" {
-        XCTAssertEqual(vm["runState"] as? String, "running", "round \(round): continued, not left paused")
-        let exports = (vm["qemu"] as? [String: Any])?["leaves"] as? [String]
-        XCTAssertEqual(exports, catalog, "round \(round): the exports write the catalog's leaves")
-      } else {
-        XCTAssertNotNil(vm["stopReason"], "round \(round): off, and says why")
-        try run(["vm", "start", "web"])
-      }
+      try assertRunsOnTheCatalogsLeavesOrSaysWhyItIsOff(round: round)
     }
     XCTAssertGreaterThan(outcomes["killed while paused", default: 0] + outcomes["killed", default: 0], 0)
     print("qemu crash rounds: window \(Int(window * 1000)) ms, \(outcomes)")
@@ -73,14 +55,7 @@ final class QEMUCrashTests: LibraryCommandTestCase {
   /// loading the memory): the library reopens clean, and the VM either runs with its exports
   /// writing exactly the catalog's leaves, or is off and says why.
   func testKillingARestoreOfARunningVMLeavesItRunningOnTheCatalogsLeavesOrOffSayingWhy() throws {
-    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64") else {
-      throw XCTSkip("qemu-system-x86_64 is not installed (Debian qemu-system-x86; Scripts/bootstrap installs it)")
-    }
-    try run([
-      "vm", "create", "web", "--host", "qemu", "--host-kind", "hypervisor", "--disk", "16M", "--disk", "16M",
-      "--memory", "64M", "--accelerator", "tcg",
-    ])
-    try run(["vm", "start", "web"])
+    try startRunningVM()
     try run(["checkpoint", "new", "web", "clean"])
     let started = Date()
     try run(["checkpoint", "restore", "clean", "--vm", "web"])
@@ -96,22 +71,41 @@ final class QEMUCrashTests: LibraryCommandTestCase {
       kill(restore.process.processIdentifier, SIGKILL)
       restore.process.waitUntilExit()
 
-      let check = try run(["library", "check"])
-      XCTAssertEqual(check.status, 0, "round \(round): \(check.output)")
-      let vm = try parseJSON(try run(["vm", "show", "web", "--json"]).output)
-      let catalog = ((vm["disks"] as? [[String: Any]]) ?? []).compactMap { $0["path"] as? String }
-      if vm["state"] as? String == "running" {
-        XCTAssertEqual(vm["runState"] as? String, "running", "round \(round): running, not left paused")
-        let exports = (vm["qemu"] as? [String: Any])?["leaves"] as? [String]
-        XCTAssertEqual(exports, catalog, "round \(round): the exports write the catalog's leaves")
-      } else {
-        XCTAssertEqual(vm["state"] as? String, "stopped", "round \(round)")
-        XCTAssertNotNil(vm["stopReason"], "round \(round): off, and says why: \(vm)")
-        try run(["vm", "start", "web"])
-      }
+      try assertRunsOnTheCatalogsLeavesOrSaysWhyItIsOff(round: round)
     }
     XCTAssertGreaterThan(outcomes["killed", default: 0], 0)
     print("qemu restore crash rounds: window \(Int(window * 1000)) ms, \(outcomes)")
+  }
+
+  /// A running qemu VM `web` with two small disks (the guest sits in its firmware).
+  private func startRunningVM() throws {
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64") else {
+      throw XCTSkip("qemu-system-x86_64 is not installed (Debian qemu-system-x86; Scripts/bootstrap installs it)")
+    }
+    try run([
+      "vm", "create", "web", "--host", "qemu", "--host-kind", "hypervisor", "--disk", "16M", "--disk", "16M",
+      "--memory", "64M", "--accelerator", "tcg",
+    ])
+    try run(["vm", "start", "web"])
+  }
+
+  /// After a kill: the library checks clean, and the VM runs (not left paused) with its exports
+  /// writing exactly the catalog's leaves, or it is stopped and says why (then it is started again
+  /// for the next round).
+  private func assertRunsOnTheCatalogsLeavesOrSaysWhyItIsOff(round: Int) throws {
+    let check = try run(["library", "check"])
+    XCTAssertEqual(check.status, 0, "round \(round): \(check.output)")
+    let vm = try parseJSON(try run(["vm", "show", "web", "--json"]).output)
+    let catalog = ((vm["disks"] as? [[String: Any]]) ?? []).compactMap { $0["path"] as? String }
+    if vm["state"] as? String == "running" {
+      XCTAssertEqual(vm["runState"] as? String, "running", "round \(round): running, not left paused")
+      let exports = (vm["qemu"] as? [String: Any])?["leaves"] as? [String]
+      XCTAssertEqual(exports, catalog, "round \(round): the exports write the catalog's leaves")
+    } else {
+      XCTAssertEqual(vm["state"] as? String, "stopped", "round \(round)")
+      XCTAssertNotNil(vm["stopReason"], "round \(round): off, and says why: \(vm)")
+      try run(["vm", "start", "web"])
+    }
   }
 
   /// Stopped by the checkpoint: `paused`, or `postmigrate` once its memory was saved.

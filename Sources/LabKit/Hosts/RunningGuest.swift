@@ -39,8 +39,8 @@ public struct RunningGuest: Sendable {
     try reporting.call("run `\(command.displayText)` in") { try host.run(command, in: hosted) }
   }
 
-  /// Waits until the guest's agent answers, at most `timeout` seconds.
-  /// A guest that is not ready in time fails with the last lines of its console.
+  /// Waits until the guest's agent answers, at most `timeout` seconds; a guest that is not ready
+  /// in time fails with the last lines of its console.
   public func waitUntilReady(timeout: Double) throws {
     do {
       try reporting.call("wait for the guest agent of") { try host.waitUntilReady(hosted, timeout: timeout) }
@@ -53,5 +53,4 @@ public struct RunningGuest: Sendable {
 
   /// The last lines the guest wrote to its console.
   public func recentConsole(lines: Int) -> String { host.recentConsole(of: hosted, lines: lines) }
-
 }
