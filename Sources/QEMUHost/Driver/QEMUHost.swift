@@ -65,7 +65,10 @@ public final class QEMUHost: GuestAgentHost, @unchecked Sendable {
   public func powerState(of vm: String) throws -> HostPowerState {
     // A VM left paused (a crash during an online checkpoint) says so; reconciliation continues it.
     // No control socket: nothing runs (asked of every VM when a library opens, so no waiting).
-    guard FileManager.default.fileExists(atPath: runtime(vm).controlSocket), let status = try? status(vm: vm) else {
+    guard FileManager.default.fileExists(atPath: runtime(vm).controlSocket) else { return .off }
+    guard let status = try? status(vm: vm) else {
+      // A supervisor whose qemu ended may still be flushing its exports: off once it has.
+      waitUntilGone(vm)
       return .off
     }
     return status.state == "running" ? .running : .paused
@@ -94,6 +97,9 @@ public final class QEMUHost: GuestAgentHost, @unchecked Sendable {
     guard let recorded = SupervisorStatus.read(from: runtime.statusFile) else { return nil }
     if recorded.state == .off { return recorded.reason }
     guard (try? SupervisorControl(runtime: runtime, timeout: 0.5)) == nil else { return nil }
+    // Its control socket closes before it has flushed its exports and recorded why.
+    waitUntilGone(vm)
+    if let final = SupervisorStatus.read(from: runtime.statusFile), final.state == .off { return final.reason }
     return "its supervisor (pid \(recorded.supervisorPid)) ended without recording why (it was killed)"
   }
 
@@ -224,12 +230,16 @@ public final class QEMUHost: GuestAgentHost, @unchecked Sendable {
   }
 
   /// Waits (up to 30 s) until the VM's supervisor no longer answers.
+  /// Waits until the VM's supervisor has recorded the VM off or is gone. Its process decides, not
+  /// its control socket: the socket closes as soon as qemu ends, before the exports are flushed,
+  /// and a command that went on then could change files the supervisor still writes.
   private func waitUntilGone(_ vm: String) {
     let runtime = runtime(vm)
-    let deadline = Date().addingTimeInterval(30)
+    let deadline = Date().addingTimeInterval(60)
     while Date() < deadline {
-      if SupervisorStatus.read(from: runtime.statusFile)?.state == .off { return }
-      guard (try? SupervisorControl(runtime: runtime, timeout: 0.1)) != nil else { return }
+      guard let recorded = SupervisorStatus.read(from: runtime.statusFile), recorded.state != .off,
+        ProcessLiveness.isAlive(recorded.supervisorPid, runningCommandWith: "supervise")
+      else { return }
       usleep(20_000)
     }
   }
