@@ -32,6 +32,7 @@ final class CatalogMigrationTests: LabKitTestCase {
   /// Turns the catalog the current code wrote back into the previous schema, as the old code left
   /// it, and proves that it is exactly that schema.
   func downgradeCatalog(_ queue: DatabaseQueue) throws {
+    try undoPlainWords(queue)
     try queue.writeWithoutTransaction { db in
       try db.execute(sql: "DROP TABLE journalVM")
       for index in [
@@ -46,6 +47,66 @@ final class CatalogMigrationTests: LabKitTestCase {
     let previous = try DatabaseQueue()
     try Catalog.migrator.migrate(previous, upTo: previousSchema)
     XCTAssertEqual(try queue.read(schema), try previous.read(schema), "the downgraded catalog is the previous schema")
+  }
+
+  /// Undoes the "plain-words" migration as the old code would have left the catalog: memory files
+  /// as "states", frozen disks as "stateID", layers named for the operation that made them.
+  func undoPlainWords(_ queue: DatabaseQueue) throws {
+    try queue.writeWithoutTransaction { db in
+      try db.execute(sql: "ALTER TABLE vm RENAME COLUMN savedMemoryPath TO savedStatePath")
+      try db.execute(sql: "ALTER TABLE checkpoint RENAME COLUMN memoryPath TO runningStatePath")
+      try db.execute(sql: "DROP INDEX checkpointDisk_frozenDiskID")
+      try db.execute(sql: "ALTER TABLE checkpointDisk RENAME COLUMN frozenDiskID TO stateID")
+      try db.execute(sql: "CREATE INDEX checkpointDisk_stateID ON checkpointDisk(stateID)")
+      try db.execute(sql: "UPDATE disk SET role = 'checkpoint' WHERE role = 'layer' AND checkpointID IS NOT NULL")
+      try db.execute(sql: "UPDATE disk SET role = 'working' WHERE role = 'layer'")
+      try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'plain-words'")
+    }
+    let previous = try DatabaseQueue()
+    try Catalog.migrator.migrate(previous, upTo: "catalog-keys")
+    XCTAssertEqual(try queue.read(schema), try previous.read(schema), "the downgraded catalog is that schema")
+  }
+
+  func testACatalogInTheEarlierWordsOpensWithMemoryFilesFrozenDisksAndLayers() throws {
+    try library.createVM(name: "web", diskSizes: [4 * MiB])
+    try library.write("web", disk: 1, at: 0, pattern(1, 3000))
+    let first = try library.contents("web", disk: 1, size: 4 * MiB)
+    let a = try library.checkpoint(vm: "web", name: "a").checkpoint
+    try library.write("web", disk: 1, at: MiB, pattern(2, 3000))
+    try library.restore(checkpoint: a.id)
+    try library.createVM(name: "hv", diskSizes: [4 * MiB], hostKind: .hypervisor)
+    try library.start(vm: "hv")
+    host.setMemory("hv", "hv memory")
+    try library.checkpoint(vm: "hv", name: "live")
+    try library.save(vm: "hv")
+    try library.close()
+    library = nil
+    let queue = try DatabaseQueue(path: catalogPath)
+    try undoPlainWords(queue)
+    XCTAssertEqual(
+      try queue.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT role FROM disk ORDER BY role") },
+      ["base", "checkpoint", "working"])
+    try queue.close()
+
+    library = try Library(at: root, host: host)
+    let catalog = try DatabaseQueue(path: catalogPath)
+    defer { try? catalog.close() }
+    try catalog.read { db in
+      XCTAssertEqual(try String.fetchAll(db, sql: "SELECT DISTINCT role FROM disk ORDER BY role"), ["base", "layer"])
+      XCTAssertEqual(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM vm WHERE savedMemoryPath IS NOT NULL"), 1)
+      XCTAssertEqual(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM checkpoint WHERE memoryPath IS NOT NULL"), 1)
+      XCTAssertEqual(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM checkpointDisk WHERE frozenDiskID > 0"), 2)
+    }
+    XCTAssertEqual(try library.check(), [])
+    XCTAssertEqual(try library.vm(named: "hv").state, .saved)
+    try library.restore(checkpoint: try library.checkpoint(vm: "web", named: "a").id)
+    XCTAssertEqual(try library.contents("web", disk: 1, size: 4 * MiB), first)
+    host.setMemory("hv", "other")
+    try library.restore(checkpoint: try library.checkpoint(vm: "hv", named: "live").id)
+    XCTAssertEqual(host.memory("hv"), "hv memory")
+    try library.merge(checkpoint: try library.checkpoint(vm: "web", named: "a").id)
+    XCTAssertEqual(try library.contents("web", disk: 1, size: 4 * MiB), first)
+    XCTAssertEqual(try library.check(), [])
   }
 
   func testALibraryOfThePreviousSchemaOpensAndFindsNamesAndJournalEntries() throws {
@@ -85,7 +146,7 @@ final class CatalogMigrationTests: LabKitTestCase {
       XCTAssertEqual(try String.fetchAll(db, sql: "SELECT nameKey FROM lab"), ["class"])
       XCTAssertEqual(try String.fetchAll(db, sql: "SELECT vmKey FROM journalVM ORDER BY vmKey"), ["db02", "gone03"])
       let indexes = Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index'"))
-      for index in ["vm_nameKey", "lab_nameKey", "journalVM_vmKey", "disk_parentID", "checkpointDisk_stateID"] {
+      for index in ["vm_nameKey", "lab_nameKey", "journalVM_vmKey", "disk_parentID", "checkpointDisk_frozenDiskID"] {
         XCTAssertTrue(indexes.contains(index), "index \(index) missing")
       }
     }

@@ -34,7 +34,7 @@ final class CatalogRecordTests: XCTestCase {
       let tx = CatalogTransaction(db)
       var vm = VMRecord(
         id: nil, name: "Web01", hostKind: .hypervisor, state: .saved, additions: true, created: created,
-        currentCheckpointID: nil, savedStatePath: "vms/Web01/state.vsv", host: "qemu", memory: 2_147_483_648, cpus: 4,
+        currentCheckpointID: nil, savedMemoryPath: "vms/Web01/state.vsv", host: "qemu", memory: 2_147_483_648, cpus: 4,
         bootKernel: "/boot/vmlinuz", bootInitrd: "/boot/initrd", bootCommandLine: "console=ttyS0", network: .none,
         accelerator: .tcg, stoppedOutside: created.addingTimeInterval(60), nameKey: "")
       try tx.insert(&vm)
@@ -46,21 +46,21 @@ final class CatalogRecordTests: XCTestCase {
       var checkpoint = CheckpointRecord(
         id: nil, vmID: vm.id!, name: "clean", description: "before the lab", created: created,
         stamp: "20261130-101500-123",
-        parentID: nil, runningStatePath: "vms/Web01/clean.vsv")
+        parentID: nil, memoryPath: "vms/Web01/clean.vsv")
       try tx.insert(&checkpoint)
       var child = CheckpointRecord(
         id: nil, vmID: vm.id!, name: "later", description: "", created: created, stamp: "20261130-101501-000",
-        parentID: checkpoint.id, runningStatePath: nil)
+        parentID: checkpoint.id, memoryPath: nil)
       try tx.insert(&child)
       var leaf = DiskRecord(
         id: nil, path: "vms/Web01/Web01-disk1_20261130-101500-123_01.vhd", uniqueID: "u2", parentID: base.id,
-        vmID: vm.id, slot: 1, role: .checkpoint, checkpointID: checkpoint.id, sourceUniqueID: nil)
+        vmID: vm.id, slot: 1, role: .layer, checkpointID: checkpoint.id, sourceUniqueID: nil)
       try tx.insert(&leaf)
       vm.currentCheckpointID = checkpoint.id
       try tx.update(vm)
       let slot = SlotRecord(vmID: vm.id!, number: 1, baseID: base.id!, leafID: leaf.id!)
       try tx.insert(slot)
-      let frozen = CheckpointDiskRecord(checkpointID: checkpoint.id!, slot: 1, stateID: base.id!)
+      let frozen = CheckpointDiskRecord(checkpointID: checkpoint.id!, slot: 1, frozenDiskID: base.id!)
       try tx.insert(frozen)
       var lab = LabRecord(id: nil, name: "Class-A", created: created)
       try tx.insert(&lab)
@@ -165,7 +165,7 @@ final class CatalogRecordTests: XCTestCase {
       let tx = CatalogTransaction(db)
       let ghost = VMRecord(
         id: 41, name: "ghost", hostKind: .virtualServer, state: .stopped, additions: false, created: created,
-        currentCheckpointID: nil, savedStatePath: nil, nameKey: "ghost")
+        currentCheckpointID: nil, savedMemoryPath: nil, nameKey: "ghost")
       XCTAssertThrowsError(try tx.update(ghost)) { error in
         let message = (error as? LabKitError)?.message ?? "\(error)"
         XCTAssertTrue(message.contains("no vm row id 41"), message)

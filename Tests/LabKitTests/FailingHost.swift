@@ -3,7 +3,7 @@ import Foundation
 @testable import LabKit
 
 /// A host that fails where a test says: each call named in `failing` (`start`, `resume`,
-/// `saveState`, `shutDown`, `turnOff`, `freeze`, `thaw`) throws for the VMs listed (all VMs when the list is
+/// `saveMemoryAndStop`, `shutDown`, `turnOff`, `freeze`, `thaw`) throws for the VMs listed (all VMs when the list is
 /// empty), and `powerState(of:)` reports the VMs in `stoppedOutside` off, as a real host does when
 /// a VM's process died. Everything else is a `TestHost`'s behaviour.
 final class FailingHost: SimulatingHost, @unchecked Sendable {
@@ -52,9 +52,9 @@ final class FailingHost: SimulatingHost, @unchecked Sendable {
     try inner.turnOff(vm: vm)
   }
 
-  func saveState(vm: String, to file: String) throws {
-    try check("saveState", vm)
-    try inner.saveState(vm: vm, to: file)
+  func saveMemoryAndStop(vm: String, to file: String) throws {
+    try check("saveMemoryAndStop", vm)
+    try inner.saveMemoryAndStop(vm: vm, to: file)
   }
 
   func resume(_ vm: HostedVM, from file: String) throws {
@@ -74,9 +74,9 @@ final class FailingHost: SimulatingHost, @unchecked Sendable {
     try inner.pause(vm: vm)
   }
 
-  func saveRunningState(vm: String, to file: String) throws {
-    try check("saveRunningState", vm)
-    try inner.saveRunningState(vm: vm, to: file)
+  func saveMemory(vm: String, to file: String) throws {
+    try check("saveMemory", vm)
+    try inner.saveMemory(vm: vm, to: file)
   }
 
   func switchDisks(vm: String, to leaves: [String]) throws {

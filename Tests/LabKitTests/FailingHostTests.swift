@@ -34,7 +34,7 @@ final class FailingHostTests: LabKitTestCase {
     try runningVM("hv", kind: .hypervisor)
     let files = filesUnder(root)
     failing.fail("shutDown", for: ["vs"])
-    failing.fail("saveState", for: ["hv"])
+    failing.fail("saveMemoryAndStop", for: ["hv"])
     for vm in ["vs", "hv"] {
       let error = expectError(.failed) { try self.library.checkpoint(vm: vm, name: "c") }
       XCTAssertTrue(
@@ -90,7 +90,7 @@ final class FailingHostTests: LabKitTestCase {
     let message = expectAfterCommit { try self.library.checkpoint(vm: "hv", name: "online") }
     XCTAssertTrue(message.hasPrefix("checkpoint 'online' of VM 'hv' taken; the VM did not start again"), message)
     let checkpoint = try XCTUnwrap(try library.checkpoints(vm: "hv").first)
-    XCTAssertTrue(checkpoint.online, "its running state was saved with it")
+    XCTAssertTrue(checkpoint.online, "its memory was saved with it")
     XCTAssertEqual(try library.vm(named: "hv").state, .stopped)
     try assertConsistent()
     // The state is in the checkpoint: restoring it brings the VM back where it was.

@@ -115,7 +115,7 @@ final class HostContractTests: LabKitTestCase {
     let result = try library.checkpoint(vm: "hv", name: "c")
     XCTAssertEqual(result.action, .shutDown)
     XCTAssertFalse(result.checkpoint.online)
-    XCTAssertEqual(filesUnder(root + "/vms/hv").filter { $0.hasSuffix(".vsv") }, [], "no running state saved")
+    XCTAssertEqual(filesUnder(root + "/vms/hv").filter { $0.hasSuffix(".vsv") }, [], "no memory saved")
   }
 
   func testAHostWithoutSavedStateRefusesToSaveAVM() throws {
@@ -173,7 +173,7 @@ final class HostContractTests: LabKitTestCase {
   func testASaveTheHostFailsLeavesNoFileAndTheVMRunning() throws {
     try library.createVM(name: "v", diskSizes: [diskSize])
     try library.start(vm: "v")
-    failing.fail("saveState")
+    failing.fail("saveMemoryAndStop")
     let error = expectError(.failed) { try self.library.save(vm: "v") }
     XCTAssertTrue(error?.message.contains("could not save the state of VM 'v'") ?? false, error?.message ?? "")
     XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/vms/v/saved.vsv"))

@@ -5,7 +5,7 @@ import XCTest
 @testable import LabKit
 
 /// Online checkpoints on a host that pauses VMs instead of restarting them (`pauseAndSwitch`):
-/// freeze, pause, journaled { running state, new disks }, commit, switch, continue, thaw. Failures
+/// freeze, pause, journaled { memory, new disks }, commit, switch, continue, thaw. Failures
 /// before the commit continue the VM on its old leaves; after it, a VM that cannot be switched is
 /// turned off; a VM left paused by a crash is switched to the catalog's leaves when the library opens.
 final class PausedCheckpointTests: LabKitTestCase {
@@ -56,7 +56,7 @@ final class PausedCheckpointTests: LabKitTestCase {
     try runningVM("hv", additions: false)
     let result = try library.checkpoint(vm: "hv", name: "disks", disksOnly: true)
     XCTAssertEqual(Array(failing.inner.log.suffix(3)), ["pause hv", "switch hv", "continue hv"])
-    XCTAssertFalse(result.checkpoint.online, "no running state with it")
+    XCTAssertFalse(result.checkpoint.online, "no memory with it")
     XCTAssertFalse(
       try FileManager.default.contentsOfDirectory(atPath: root + "/vms/hv").contains { $0.hasSuffix(".vsv") })
     XCTAssertEqual(try library.vm(named: "hv").state, .running)
@@ -67,9 +67,9 @@ final class PausedCheckpointTests: LabKitTestCase {
     try runningVM("hv")
     let files = filesUnder(root)
     let before = try leaves("hv")
-    failing.fail("saveRunningState", for: ["hv"])
+    failing.fail("saveMemory", for: ["hv"])
     let error = expectError(.failed) { try self.library.checkpoint(vm: "hv", name: "c") }
-    XCTAssertTrue(error?.message.contains("could not save the running state of VM 'hv'") ?? false, "\(error!)")
+    XCTAssertTrue(error?.message.contains("could not save the memory of VM 'hv'") ?? false, "\(error!)")
     XCTAssertEqual(Array(failing.inner.log.suffix(3)), ["pause hv", "continue hv", "thaw hv"])
     XCTAssertEqual(filesUnder(root), files, "no file made or left")
     XCTAssertEqual(try leaves("hv"), before)

@@ -172,4 +172,65 @@ extension RepairTests {
     XCTAssertEqual(rebuilt.last?.parentID, rebuilt.first?.id)
     try assertConsistent()
   }
+
+  /// Rewrites a VM's manifest in the words vmlab used before the "plain-words" migration: memory
+  /// files as "states", frozen disks as "states", a layer's role named for the operation that made it.
+  func writeEarlierManifest(vm: String) throws {
+    let file = root + "/vms/\(vm)/vm.json"
+    var manifest = try XCTUnwrap(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any])
+    manifest["savedStatePath"] = manifest.removeValue(forKey: "savedMemoryPath")
+    manifest["checkpoints"] = (manifest["checkpoints"] as? [[String: Any]] ?? []).map { checkpoint in
+      var checkpoint = checkpoint
+      checkpoint["states"] = checkpoint.removeValue(forKey: "frozenDisks")
+      checkpoint["runningStatePath"] = checkpoint.removeValue(forKey: "memoryPath")
+      return checkpoint
+    }
+    manifest["disks"] = (manifest["disks"] as? [[String: Any]] ?? []).map { disk in
+      var disk = disk
+      if disk["role"] as? String == "layer" { disk["role"] = disk["checkpointStamp"] == nil ? "working" : "checkpoint" }
+      return disk
+    }
+    try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: file))
+  }
+
+  func testManifestsInTheEarlierWordsStillRebuildTheCatalog() throws {
+    try library.createVM(name: "web", diskSizes: [small])
+    try library.write("web", disk: 1, at: 0, pattern(1, 3000))
+    let first = try contents("web", disks: 1)
+    let a = try library.checkpoint(vm: "web", name: "a").checkpoint
+    try library.write("web", disk: 1, at: MiB, pattern(2, 3000))
+    try library.restore(checkpoint: a.id)
+    try library.write("web", disk: 1, at: 2 * MiB, pattern(3, 3000))
+    try library.turnOff(vm: "web")
+    let now = try contents("web", disks: 1)
+    try library.createVM(name: "hv", diskSizes: [small], hostKind: .hypervisor)
+    try library.start(vm: "hv")
+    host.setMemory("hv", "hv memory")
+    try library.checkpoint(vm: "hv", name: "live")
+    try library.save(vm: "hv")
+    let roles = try String(contentsOfFile: root + "/vms/web/vm.json", encoding: .utf8)
+    XCTAssertTrue(roles.contains("\"frozenDisks\"") && roles.contains("\"layer\""), roles)
+
+    try loseCatalog()
+    for vm in ["web", "hv"] { try writeEarlierManifest(vm: vm) }
+    let earlier = try String(contentsOfFile: root + "/vms/web/vm.json", encoding: .utf8)
+    XCTAssertTrue(earlier.contains("\"working\"") && earlier.contains("\"states\""), earlier)
+    let report = try repair()
+    XCTAssertEqual(report.vms, ["hv", "web"])
+    XCTAssertEqual(report.checkpoints, 2)
+    try assertConsistent()
+    XCTAssertTrue(same(try contents("web", disks: 1), now))
+    XCTAssertEqual(try library.vm(named: "hv").state, .saved, "its memory file is still named")
+    XCTAssertTrue(try library.checkpoint(vm: "hv", named: "live").online)
+    try library.restore(checkpoint: try library.checkpoint(vm: "web", named: "a").id)
+    XCTAssertTrue(same(try contents("web", disks: 1), first))
+    host.setMemory("hv", "other")
+    try library.restore(checkpoint: try library.checkpoint(vm: "hv", named: "live").id)
+    XCTAssertEqual(host.memory("hv"), "hv memory")
+    // Written again in the new words.
+    let rewritten = try String(contentsOfFile: root + "/vms/web/vm.json", encoding: .utf8)
+    XCTAssertFalse(rewritten.contains("\"working\"") || rewritten.contains("\"states\""), rewritten)
+    try assertConsistent()
+  }
 }

@@ -46,7 +46,7 @@ final class TestHost: SimulatingHost, @unchecked Sendable {
     }
   }
 
-  func saveState(vm: String, to file: String) throws {
+  func saveMemoryAndStop(vm: String, to file: String) throws {
     let memory = lock.withLock {
       log.append("save \(vm)")
       return running.removeValue(forKey: vm) ?? Array("idle \(vm)".utf8)
@@ -69,7 +69,7 @@ final class TestHost: SimulatingHost, @unchecked Sendable {
 
   func pause(vm: String) throws { lock.withLock { log.append("pause \(vm)") } }
 
-  func saveRunningState(vm: String, to file: String) throws {
+  func saveMemory(vm: String, to file: String) throws {
     let memory = lock.withLock {
       log.append("save-running \(vm)")
       return running[vm] ?? Array("idle \(vm)".utf8)

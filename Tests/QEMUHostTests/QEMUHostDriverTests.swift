@@ -134,7 +134,7 @@ final class QEMUHostDriverTests: XCTestCase {
     }
     try host.switchDisks(vm: "web01", to: newLeaves)
     let state = vm.folder + "/cp.vsv"
-    try host.saveRunningState(vm: "web01", to: state)
+    try host.saveMemory(vm: "web01", to: state)
     XCTAssertFalse(try host.status(vm: "web01").state == "running", "it stays paused while its memory is saved")
     try host.continueRunning(vm: "web01")
     let status = try host.status(vm: "web01")
@@ -172,7 +172,7 @@ final class QEMUHostDriverTests: XCTestCase {
   func testSaveStateStopsTheVMAndResumeBringsItBack() throws {
     try host.start(vm)
     let state = vm.folder + "/saved.vsv"
-    try host.saveState(vm: "web01", to: state)
+    try host.saveMemoryAndStop(vm: "web01", to: state)
     XCTAssertEqual(try host.powerState(of: "web01"), .off)
     XCTAssertEqual(host.lastStop(vm: "web01"), "saved by vmlab")
     XCTAssertGreaterThan((try FileManager.default.attributesOfItem(atPath: state)[.size] as! UInt64), 100_000)
@@ -182,7 +182,7 @@ final class QEMUHostDriverTests: XCTestCase {
 
   func testSaveMemoryOfARunningVMIsRefused() throws {
     try host.start(vm)
-    XCTAssertThrowsError(try host.saveRunningState(vm: "web01", to: vm.folder + "/x.vsv")) {
+    XCTAssertThrowsError(try host.saveMemory(vm: "web01", to: vm.folder + "/x.vsv")) {
       XCTAssertTrue("\($0)".contains("must be paused"), "\($0)")
     }
     XCTAssertEqual(try host.status(vm: "web01").state, "running")

@@ -255,6 +255,19 @@ final class Catalog {
       try db.create(index: "checkpointDisk_stateID", on: "checkpointDisk", columns: ["stateID"])
       try db.create(index: "checkpoint_vmID", on: "checkpoint", columns: ["vmID"])
     }
+    // Words that mean one thing: a VM's or checkpoint's saved memory is not "state" (that is its
+    // power), a checkpoint keeps frozen disks, and a disk's role says what it is (a layer of the
+    // VM's chain), not which operation made it.
+    migrator.registerMigration("plain-words") { db in
+      try db.execute(sql: "ALTER TABLE vm RENAME COLUMN savedStatePath TO savedMemoryPath")
+      try db.execute(sql: "ALTER TABLE checkpoint RENAME COLUMN runningStatePath TO memoryPath")
+      try db.execute(sql: "DROP INDEX checkpointDisk_stateID")
+      try db.execute(sql: "ALTER TABLE checkpointDisk RENAME COLUMN stateID TO frozenDiskID")
+      try db.create(index: "checkpointDisk_frozenDiskID", on: "checkpointDisk", columns: ["frozenDiskID"])
+      try db.execute(
+        sql: "UPDATE disk SET role = ? WHERE role IN (?, ?)",
+        arguments: [DiskRole.layer, DiskRole.madeByCheckpoint, DiskRole.madeByRestore])
+    }
     return migrator
   }
 }

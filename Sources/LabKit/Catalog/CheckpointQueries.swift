@@ -38,14 +38,14 @@ extension CatalogTransaction {
   /// The checkpoints that keep this disk as one of their frozen disks.
   func checkpoints(keepingDisk diskID: Int64) throws -> [CheckpointRecord] {
     try CheckpointRecord.filter(
-      sql: "id IN (SELECT checkpointID FROM checkpointDisk WHERE stateID = ?)", arguments: [diskID]
+      sql: "id IN (SELECT checkpointID FROM checkpointDisk WHERE frozenDiskID = ?)", arguments: [diskID]
     ).fetchAll(db)
   }
 
-  /// The running states saved with online checkpoints (library-relative paths).
-  func runningStatePaths() throws -> [String] {
+  /// The memory files saved with online checkpoints (library-relative paths).
+  func checkpointMemoryPaths() throws -> [String] {
     try String.fetchAll(
-      db, sql: "SELECT runningStatePath FROM checkpoint WHERE runningStatePath IS NOT NULL")
+      db, sql: "SELECT memoryPath FROM checkpoint WHERE memoryPath IS NOT NULL")
   }
 
   func setParent(ofCheckpoint checkpointID: Int64, to parentID: Int64?) throws {
@@ -77,12 +77,12 @@ extension CatalogTransaction {
   /// How many checkpoints keep this disk as a frozen disk, leaving one checkpoint out (nil: none).
   func checkpointCount(keepingDisk diskID: Int64, except checkpointID: Int64? = nil) throws -> Int {
     try Int.fetchOne(
-      db.cachedStatement(sql: "SELECT COUNT(*) FROM checkpointDisk WHERE stateID = ? AND checkpointID != ?"),
+      db.cachedStatement(sql: "SELECT COUNT(*) FROM checkpointDisk WHERE frozenDiskID = ? AND checkpointID != ?"),
       arguments: [diskID, checkpointID ?? -1]) ?? 0
   }
 
   /// Frozen disks that name a disk the catalog does not have (damage `library check` reports).
   func danglingFrozenDiskCount() throws -> Int {
-    try CheckpointDiskRecord.filter(sql: "stateID NOT IN (SELECT id FROM disk)").fetchCount(db)
+    try CheckpointDiskRecord.filter(sql: "frozenDiskID NOT IN (SELECT id FROM disk)").fetchCount(db)
   }
 }

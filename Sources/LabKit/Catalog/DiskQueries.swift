@@ -65,7 +65,7 @@ extension CatalogTransaction {
   func markCheckpointDisk(_ diskID: Int64, madeBy checkpointID: Int64) throws {
     try db.execute(
       sql: "UPDATE disk SET role = ?, checkpointID = ? WHERE id = ?",
-      arguments: [DiskRole.checkpoint, checkpointID, diskID])
+      arguments: [DiskRole.layer, checkpointID, diskID])
   }
 
   /// On a statement prepared once: a restore removes every VM's discarded line in one commit, and

@@ -23,8 +23,8 @@ struct VMRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable {
   var created: Date
   /// The checkpoint the VM's current state descends from (the parent of its next checkpoint).
   var currentCheckpointID: Int64?
-  /// For a VM in saved state: its running state, a file in the VM's folder.
-  var savedStatePath: String?
+  /// For a saved VM: its memory and devices, a file in the VM's folder.
+  var savedMemoryPath: String?
   /// The name of the host that runs it (see `HostRegistry`).
   var host: String = HostRegistry.defaultName
   var memory: Int64 = Int64(Hardware.defaultMemory)
@@ -79,7 +79,7 @@ extension VMRecord {
     additions = try row.decode(forColumn: "additions")
     created = try row.decode(forColumn: "created")
     currentCheckpointID = try row.decode(forColumn: "currentCheckpointID")
-    savedStatePath = try row.decode(forColumn: "savedStatePath")
+    savedMemoryPath = try row.decode(forColumn: "savedMemoryPath")
     host = try row.decode(forColumn: "host")
     memory = try row.decode(forColumn: "memory")
     cpus = try row.decode(forColumn: "cpus")
@@ -100,7 +100,7 @@ extension VMRecord {
     container["additions"] = additions
     container["created"] = created
     container["currentCheckpointID"] = currentCheckpointID
-    container["savedStatePath"] = savedStatePath
+    container["savedMemoryPath"] = savedMemoryPath
     container["host"] = host
     container["memory"] = memory
     container["cpus"] = cpus
@@ -114,7 +114,7 @@ extension VMRecord {
   }
 }
 
-/// What a disk file is for.
+/// What a disk file is.
 enum DiskRole: String, Codable {
   /// A VM's own base disk.
   case base
@@ -122,12 +122,28 @@ enum DiskRole: String, Codable {
   case template
   /// A linked clone's base: a differencing disk over a template.
   case clone
-  /// Made by a checkpoint: a differencing disk over the state the checkpoint keeps.
-  case checkpoint
-  /// Made by a restore: the VM's new leaf over a checkpoint's state.
-  case working
+  /// A layer of a VM's chain above a checkpoint's frozen disk: the disk the VM writes to, until a
+  /// later checkpoint freezes it in turn.
+  case layer
   /// Part of a chain imported from elsewhere; not a checkpoint.
   case imported
+
+  /// The roles a layer had before the catalog's "plain-words" migration, named for the operation
+  /// that made it; manifests and exports of older versions still carry them.
+  static let madeByCheckpoint = "checkpoint"
+  static let madeByRestore = "working"
+
+  init(from decoder: Decoder) throws {
+    let word = try decoder.singleValueContainer().decode(String.self)
+    if word == Self.madeByCheckpoint || word == Self.madeByRestore {
+      self = .layer
+    } else if let role = DiskRole(rawValue: word) {
+      self = role
+    } else {
+      throw DecodingError.dataCorrupted(
+        .init(codingPath: decoder.codingPath, debugDescription: "unknown disk role '\(word)'"))
+    }
+  }
 }
 
 struct DiskRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable {
@@ -139,7 +155,7 @@ struct DiskRecord: Codable, FetchableRecord, MutablePersistableRecord, Equatable
   var vmID: Int64?
   var slot: Int?
   var role: DiskRole
-  /// For `checkpoint` disks: the checkpoint that made it.
+  /// For a layer a checkpoint made: that checkpoint.
   var checkpointID: Int64?
   /// For `template` disks: the unique id of the disk it was flattened from.
   var sourceUniqueID: String? = nil
@@ -223,8 +239,8 @@ struct CheckpointRecord: Codable, FetchableRecord, MutablePersistableRecord, Equ
   var created: Date
   var stamp: String
   var parentID: Int64?
-  /// The running state saved with an online checkpoint (hypervisor hosts), a file in the VM's folder.
-  var runningStatePath: String?
+  /// The VM's memory saved with an online checkpoint (hypervisor hosts), a file in the VM's folder.
+  var memoryPath: String?
 
   enum Columns {
     static let id = Column(CodingKeys.id)
@@ -232,7 +248,7 @@ struct CheckpointRecord: Codable, FetchableRecord, MutablePersistableRecord, Equ
     static let created = Column(CodingKeys.created)
     static let stamp = Column(CodingKeys.stamp)
     static let parentID = Column(CodingKeys.parentID)
-    static let runningStatePath = Column(CodingKeys.runningStatePath)
+    static let memoryPath = Column(CodingKeys.memoryPath)
   }
 
   mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
@@ -247,7 +263,7 @@ extension CheckpointRecord {
     created = try row.decode(forColumn: "created")
     stamp = try row.decode(forColumn: "stamp")
     parentID = try row.decode(forColumn: "parentID")
-    runningStatePath = try row.decode(forColumn: "runningStatePath")
+    memoryPath = try row.decode(forColumn: "memoryPath")
   }
 
   func encode(to container: inout PersistenceContainer) throws {
@@ -258,7 +274,7 @@ extension CheckpointRecord {
     container["created"] = created
     container["stamp"] = stamp
     container["parentID"] = parentID
-    container["runningStatePath"] = runningStatePath
+    container["memoryPath"] = memoryPath
   }
 }
 
@@ -267,12 +283,12 @@ struct CheckpointDiskRecord: Codable, FetchableRecord, PersistableRecord, Equata
   static let databaseTableName = "checkpointDisk"
   var checkpointID: Int64
   var slot: Int
-  var stateID: Int64
+  var frozenDiskID: Int64
 
   enum Columns {
     static let checkpointID = Column(CodingKeys.checkpointID)
     static let slot = Column(CodingKeys.slot)
-    static let stateID = Column(CodingKeys.stateID)
+    static let frozenDiskID = Column(CodingKeys.frozenDiskID)
   }
 }
 
@@ -280,13 +296,13 @@ extension CheckpointDiskRecord {
   init(row: Row) throws {
     checkpointID = try row.decode(forColumn: "checkpointID")
     slot = try row.decode(forColumn: "slot")
-    stateID = try row.decode(forColumn: "stateID")
+    frozenDiskID = try row.decode(forColumn: "frozenDiskID")
   }
 
   func encode(to container: inout PersistenceContainer) throws {
     container["checkpointID"] = checkpointID
     container["slot"] = slot
-    container["stateID"] = stateID
+    container["frozenDiskID"] = frozenDiskID
   }
 }
 

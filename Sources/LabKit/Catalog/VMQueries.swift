@@ -28,9 +28,9 @@ extension CatalogTransaction {
     try VMRecord.filter(VMRecord.Columns.state == state).fetchAll(db)
   }
 
-  /// The saved states of saved VMs (library-relative paths).
-  func savedStatePaths() throws -> [String] {
-    try String.fetchAll(db, sql: "SELECT savedStatePath FROM vm WHERE savedStatePath IS NOT NULL")
+  /// The memory files of saved VMs (library-relative paths).
+  func savedMemoryPaths() throws -> [String] {
+    try String.fetchAll(db, sql: "SELECT savedMemoryPath FROM vm WHERE savedMemoryPath IS NOT NULL")
   }
 
   func setCurrentCheckpoint(ofVM vmID: Int64, to checkpointID: Int64?) throws {

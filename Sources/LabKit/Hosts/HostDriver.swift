@@ -1,5 +1,5 @@
 /// The part of a hypervisor vmlab drives: running VMs, their power state and their saved running
-/// state. The engine owns disks, checkpoints, saved-state files and the catalog; a driver only runs
+/// state. The engine owns disks, checkpoints, memory files and the catalog; a driver only runs
 /// VMs on the files the engine names. Drivers are registered by the layer above LabKit (the vmlab
 /// executable, a test) in a `HostRegistry`; each VM names its host.
 public protocol HostDriver: AnyObject, Sendable {
@@ -11,11 +11,11 @@ public protocol HostDriver: AnyObject, Sendable {
   func shutDown(vm: String) throws
   /// Cuts the power.
   func turnOff(vm: String) throws
-  /// Writes the running state (memory, devices) of a running VM to `file`, a path the engine chose
+  /// Writes the memory and devices of a running VM to `file`, a path the engine chose
   /// and journals; the VM is off afterwards. A real VM's memory is gigabytes: a driver streams it
   /// to the file, never through the engine's memory. Needs `savedState`.
-  func saveState(vm: String, to file: String) throws
-  /// Starts the VM from the running state in `file` (written by `saveState`), on the disks given.
+  func saveMemoryAndStop(vm: String, to file: String) throws
+  /// Starts the VM from the memory saved in `file` (written by `saveMemoryAndStop`), on the disks given.
   func resume(_ vm: HostedVM, from file: String) throws
   /// What the host sees of the VM now, asked when a library opens so that the catalog follows what
   /// really runs.
@@ -27,12 +27,12 @@ public protocol HostDriver: AnyObject, Sendable {
   func thawFileSystems(vm: String) throws
 
   // An online checkpoint without restarting the VM (needs `pauseAndSwitch`): pause, save the
-  // running state while paused, switch the disks to the new leaves, continue.
+  // memory while paused, switch the disks to the new leaves, continue.
 
   /// Stops the guest's CPUs and puts every write it made on stable storage; it stays in memory.
   func pause(vm: String) throws
-  /// Writes the paused VM's running state to `file` (streamed, like `saveState`); it stays paused.
-  func saveRunningState(vm: String, to file: String) throws
+  /// Writes the paused VM's memory and devices to `file` (streamed, like `saveMemoryAndStop`); it stays paused.
+  func saveMemory(vm: String, to file: String) throws
   /// Makes the paused VM write to these leaves (absolute, slot order) from now on, all together.
   func switchDisks(vm: String, to leaves: [String]) throws
   /// Lets a paused VM run again.

@@ -21,13 +21,13 @@ struct ReportingHost: Sendable {
   func start(_ vm: HostedVM) throws { try call("start") { try driver.start(vm) } }
   func shutDown() throws { try call("shut down") { try driver.shutDown(vm: vm) } }
   func turnOff() throws { try call("turn off") { try driver.turnOff(vm: vm) } }
-  func saveState(to file: String) throws { try call("save the state of") { try driver.saveState(vm: vm, to: file) } }
+  func saveMemoryAndStop(to file: String) throws { try call("save the state of") { try driver.saveMemoryAndStop(vm: vm, to: file) } }
   func resume(_ vm: HostedVM, from file: String) throws { try call("resume") { try driver.resume(vm, from: file) } }
   func freezeFileSystems() throws { try call("freeze the file systems of") { try driver.freezeFileSystems(vm: vm) } }
   func thawFileSystems() throws { try call("thaw the file systems of") { try driver.thawFileSystems(vm: vm) } }
   func pause() throws { try call("pause") { try driver.pause(vm: vm) } }
-  func saveRunningState(to file: String) throws {
-    try call("save the running state of") { try driver.saveRunningState(vm: vm, to: file) }
+  func saveMemory(to file: String) throws {
+    try call("save the memory of") { try driver.saveMemory(vm: vm, to: file) }
   }
   func switchDisks(to leaves: [String]) throws {
     try call("switch the disks of") { try driver.switchDisks(vm: vm, to: leaves) }

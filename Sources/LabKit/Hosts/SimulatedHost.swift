@@ -42,7 +42,7 @@ public final class SimulatedHost: SimulatingHost, @unchecked Sendable {
     lock.withLock { stopRunning(vm) }
   }
 
-  public func saveState(vm: String, to file: String) throws {
+  public func saveMemoryAndStop(vm: String, to file: String) throws {
     // A VM another process started has no memory here; it saves as idle.
     let memory = lock.withLock { stopRunning(vm) } ?? Array("idle \(vm)".utf8)
     guard FileManager.default.createFile(atPath: file, contents: Data(memory)) else {
@@ -73,7 +73,7 @@ public final class SimulatedHost: SimulatingHost, @unchecked Sendable {
     _ = lock.withLock { paused.insert(vm) }
   }
 
-  public func saveRunningState(vm: String, to file: String) throws {
+  public func saveMemory(vm: String, to file: String) throws {
     // A VM another process started has no memory here; it saves as idle.
     let memory = lock.withLock { running[vm] } ?? Array("idle \(vm)".utf8)
     guard FileManager.default.createFile(atPath: file, contents: Data(memory)) else {

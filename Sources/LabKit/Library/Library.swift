@@ -48,7 +48,7 @@ public final class Library: @unchecked Sendable {
   private func settleWhatOthersLeft() throws {
     removeTemporaryFiles()
     unsettledOperations = try recover()
-    try removeUnreferencedStates()
+    try removeUnreferencedMemoryFiles()
     try reconcilePowerStates()
     // Jobs that were running when a process ended will not finish. Looked for first: most
     // openings find none, and then write nothing.
@@ -136,6 +136,12 @@ public final class Library: @unchecked Sendable {
       try settlePending(vm: name)
       return try body()
     }
+  }
+
+  /// Holds several VMs' locks at once, always taken in the same (sorted) order.
+  func withVMLocks<T>(_ names: [String], _ body: () throws -> T) throws -> T {
+    guard let first = names.first else { return try body() }
+    return try withVMLock(first) { try withVMLocks(Array(names.dropFirst()), body) }
   }
 
   func fault(_ step: String) throws {

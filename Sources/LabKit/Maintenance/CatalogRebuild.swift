@@ -114,16 +114,16 @@ struct CatalogRebuild {
     return try catalog.write { tx in
       var vm = VMRecord(
         id: nil, name: manifest.name, hostKind: manifest.hostKind, state: manifest.state, additions: manifest.additions,
-        created: manifest.created, currentCheckpointID: nil, savedStatePath: nil,
+        created: manifest.created, currentCheckpointID: nil, savedMemoryPath: nil,
         host: manifest.host ?? HostRegistry.defaultName)
       if let hardware = manifest.hardware { vm.hardware = hardware }
       if manifest.state == .saved {
-        if let saved = manifest.savedStatePath, FileManager.default.fileExists(atPath: absolute(saved)) {
-          vm.savedStatePath = saved
+        if let saved = manifest.savedMemoryPath, FileManager.default.fileExists(atPath: absolute(saved)) {
+          vm.savedMemoryPath = saved
         } else {
           vm.state = .stopped
           outcome.problems.append(
-            "VM '\(manifest.name)' was saved, but its saved state \(manifest.savedStatePath.map(absolute) ?? "(none)") is missing; it is off now"
+            "VM '\(manifest.name)' was saved, but its saved state \(manifest.savedMemoryPath.map(absolute) ?? "(none)") is missing; it is off now"
           )
         }
       }
@@ -172,7 +172,7 @@ struct CatalogRebuild {
       }
       var checkpointIDs: [String: Int64] = [:]
       for checkpoint in manifest.checkpoints {
-        let states = checkpoint.states.compactMap { ids[$0] }
+        let states = checkpoint.frozenDisks.compactMap { ids[$0] }
         guard states.count == manifest.slots.count else {
           outcome.problems.append(
             "checkpoint '\(checkpoint.name)' of VM '\(manifest.name)' names disks vm.json does not list; it was left out"
@@ -183,12 +183,12 @@ struct CatalogRebuild {
           id: nil, vmID: vm.id!, name: checkpoint.name, description: checkpoint.description,
           created: checkpoint.created,
           stamp: checkpoint.stamp, parentID: checkpoint.parentStamp.flatMap { checkpointIDs[$0] },
-          runningStatePath: checkpoint.runningStatePath)
+          memoryPath: checkpoint.memoryPath)
         try tx.insert(&record)
         checkpointIDs[checkpoint.stamp] = record.id
         for (index, state) in states.enumerated() {
           try tx.insert(
-            CheckpointDiskRecord(checkpointID: record.id!, slot: manifest.slots[index].number, stateID: state))
+            CheckpointDiskRecord(checkpointID: record.id!, slot: manifest.slots[index].number, frozenDiskID: state))
         }
       }
       for disk in manifest.disks {
@@ -299,7 +299,7 @@ struct CatalogRebuild {
     return try catalog.write { tx in
       var vm = VMRecord(
         id: nil, name: folder, hostKind: defaultHostKind, state: .stopped, additions: false, created: Date(),
-        currentCheckpointID: nil, savedStatePath: nil)
+        currentCheckpointID: nil, savedMemoryPath: nil)
       try tx.insert(&vm)
       var ids: [String: Int64] = [:]  // unique id → disk row
       var pathsByID: [String: Found] = Dictionary(uniqueKeysWithValues: found.map { ($0.id, $0) })
@@ -318,7 +318,7 @@ struct CatalogRebuild {
               parentID = record.id
             }
           } else if let parentDisk = pathsByID[parent] {
-            parentID = try insert(parentDisk, slot: slot, role: .working)
+            parentID = try insert(parentDisk, slot: slot, role: .layer)
           }
         }
         var record = DiskRecord(
@@ -338,7 +338,7 @@ struct CatalogRebuild {
         remaining.removeAll { $0.id == next.id }
         let slot = next.parent.flatMap { slotOf[$0] }
         slotOf[next.id] = slot
-        _ = try insert(next, slot: slot, role: .working)
+        _ = try insert(next, slot: slot, role: .layer)
       }
       for orphan in remaining {
         problems.append("\(absolute(orphan.path)) has no parent in the folder and was left out")
@@ -363,12 +363,12 @@ struct CatalogRebuild {
         var record = CheckpointRecord(
           id: nil, vmID: vm.id!, name: "checkpoint \(stamp)", description: "recovered from file names",
           created: CheckpointFileName.date(fromStamp: stamp) ?? Date(), stamp: stamp, parentID: nil,
-          runningStatePath: nil)
+          memoryPath: nil)
         try tx.insert(&record)
         count += 1
         for (index, file) in files.enumerated() {
           let state = ids[file.parent!]!
-          try tx.insert(CheckpointDiskRecord(checkpointID: record.id!, slot: bases[index].slot, stateID: state))
+          try tx.insert(CheckpointDiskRecord(checkpointID: record.id!, slot: bases[index].slot, frozenDiskID: state))
           checkpointsByState[state] = record.id
           try tx.markCheckpointDisk(ids[file.id]!, madeBy: record.id!)
         }
@@ -382,7 +382,7 @@ struct CatalogRebuild {
         let leaf = candidates.max { $0.modified < $1.modified } ?? base
         leaves[slot] = leaf
         try tx.insert(SlotRecord(vmID: vm.id!, number: slot, baseID: ids[base.id]!, leafID: ids[leaf.id]!))
-        // Any other childless disk is a checkpoint's frozen state whose own files a restore deleted
+        // Any other childless disk is a checkpoint's frozen disk whose own files a restore deleted
         // (a disk that only the current line needed is deleted with it): its checkpoint is found
         // from the state alone.
         for disk in candidates where disk.id != leaf.id && checkpointsByState[ids[disk.id]!] == nil {
@@ -405,11 +405,12 @@ struct CatalogRebuild {
         var record = CheckpointRecord(
           id: nil, vmID: vm.id!, name: "checkpoint \(stamp)",
           description: "recovered from its frozen disks (its own files were gone)", created: created, stamp: stamp,
-          parentID: nil, runningStatePath: nil)
+          parentID: nil, memoryPath: nil)
         try tx.insert(&record)
         count += 1
         for (index, file) in files.enumerated() {
-          try tx.insert(CheckpointDiskRecord(checkpointID: record.id!, slot: bases[index].slot, stateID: ids[file.id]!))
+          try tx.insert(
+            CheckpointDiskRecord(checkpointID: record.id!, slot: bases[index].slot, frozenDiskID: ids[file.id]!))
           checkpointsByState[ids[file.id]!] = record.id
         }
       }
@@ -422,7 +423,7 @@ struct CatalogRebuild {
       // Each checkpoint's parent: the nearest checkpoint below its state.
       for checkpoint in try tx.checkpoints(ofVM: vm.id!) {
         guard let state = try tx.frozenDisks(ofCheckpoint: checkpoint.id!).first else { continue }
-        var cursor = try tx.disk(id: state.stateID)?.parentID
+        var cursor = try tx.disk(id: state.frozenDiskID)?.parentID
         while let id = cursor {
           if let parent = checkpointsByState[id] {
             try tx.setParent(ofCheckpoint: checkpoint.id!, to: parent)

@@ -50,17 +50,17 @@ extension Library {
     }
     let known = Set(disks.map(\.path))
     try catalog.read { tx in
-      // Saved states: a saved VM's, and each online checkpoint's running state.
-      var states = Set<String>()
-      for vm in vms { if let path = vm.savedStatePath { states.insert(path) } }
-      for path in try tx.runningStatePaths() { states.insert(path) }
-      for path in states.sorted() where !FileManager.default.fileExists(atPath: absolute(path)) {
+      // Memory files: a saved VM's, and each online checkpoint's.
+      var memoryFiles = Set<String>()
+      for vm in vms { if let path = vm.savedMemoryPath { memoryFiles.insert(path) } }
+      for path in try tx.checkpointMemoryPaths() { memoryFiles.insert(path) }
+      for path in memoryFiles.sorted() where !FileManager.default.fileExists(atPath: absolute(path)) {
         problems.append("missing file: \(absolute(path)) (a saved state the catalog names)")
       }
       for vm in vms {
         let folder = vmFolder(vm.name)
         for name in (try? FileManager.default.contentsOfDirectory(atPath: absolute(folder))) ?? []
-        where name.hasSuffix(".vsv") && !states.contains(folder + "/" + name) {
+        where name.hasSuffix(".vsv") && !memoryFiles.contains(folder + "/" + name) {
           problems.append("stray file: \(absolute(folder))/\(name) is a saved state the catalog does not name")
         }
       }

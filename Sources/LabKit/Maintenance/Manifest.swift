@@ -27,9 +27,10 @@ struct VMManifest: Codable {
     var description: String
     var created: Date
     var parentStamp: String?
-    var runningStatePath: String?
-    /// The frozen state disk of each slot, in slot order.
-    var states: [String]
+    /// The VM's memory at that moment, for a checkpoint taken online.
+    var memoryPath: String?
+    /// The frozen disk of each slot, in slot order.
+    var frozenDisks: [String]
   }
 
   var name: String
@@ -40,11 +41,58 @@ struct VMManifest: Codable {
   var state: PowerState
   var additions: Bool
   var created: Date
-  var savedStatePath: String?
+  /// The memory of a saved VM.
+  var savedMemoryPath: String?
   var currentCheckpointStamp: String?
   var slots: [Slot]
   var disks: [Disk]
   var checkpoints: [Checkpoint]
+}
+
+/// Manifests and exports written before the catalog's "plain-words" migration name saved memory a
+/// "state" and frozen disks "states"; they are read under either word (and roles under their old
+/// names, see `DiskRole`), and always written with the new ones.
+private enum EarlierManifestKeys: String, CodingKey {
+  case savedStatePath, runningStatePath, states
+}
+
+extension VMManifest.Checkpoint {
+  init(from decoder: Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    let earlier = try decoder.container(keyedBy: EarlierManifestKeys.self)
+    stamp = try container.decode(String.self, forKey: .stamp)
+    name = try container.decode(String.self, forKey: .name)
+    description = try container.decode(String.self, forKey: .description)
+    created = try container.decode(Date.self, forKey: .created)
+    parentStamp = try container.decodeIfPresent(String.self, forKey: .parentStamp)
+    memoryPath =
+      try container.decodeIfPresent(String.self, forKey: .memoryPath)
+      ?? earlier.decodeIfPresent(String.self, forKey: .runningStatePath)
+    frozenDisks =
+      try container.decodeIfPresent([String].self, forKey: .frozenDisks)
+      ?? earlier.decode([String].self, forKey: .states)
+  }
+}
+
+extension VMManifest {
+  init(from decoder: Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    let earlier = try decoder.container(keyedBy: EarlierManifestKeys.self)
+    name = try container.decode(String.self, forKey: .name)
+    hostKind = try container.decode(HostKind.self, forKey: .hostKind)
+    host = try container.decodeIfPresent(String.self, forKey: .host)
+    hardware = try container.decodeIfPresent(Hardware.self, forKey: .hardware)
+    state = try container.decode(PowerState.self, forKey: .state)
+    additions = try container.decode(Bool.self, forKey: .additions)
+    created = try container.decode(Date.self, forKey: .created)
+    savedMemoryPath =
+      try container.decodeIfPresent(String.self, forKey: .savedMemoryPath)
+      ?? earlier.decodeIfPresent(String.self, forKey: .savedStatePath)
+    currentCheckpointStamp = try container.decodeIfPresent(String.self, forKey: .currentCheckpointStamp)
+    slots = try container.decode([Slot].self, forKey: .slots)
+    disks = try container.decode([Disk].self, forKey: .disks)
+    checkpoints = try container.decode([Checkpoint].self, forKey: .checkpoints)
+  }
 }
 
 /// `labs.json` at the library's root: the labs and their members.
@@ -146,7 +194,7 @@ extension Library {
     return VMManifest(
       name: vm.name, hostKind: vm.hostKind, host: vm.host, hardware: vm.hardware, state: vm.state,
       additions: vm.additions, created: vm.created,
-      savedStatePath: vm.savedStatePath, currentCheckpointStamp: vm.currentCheckpointID.flatMap { stamps[$0] },
+      savedMemoryPath: vm.savedMemoryPath, currentCheckpointStamp: vm.currentCheckpointID.flatMap { stamps[$0] },
       slots: try tx.slots(ofVM: vm.id!).map {
         VMManifest.Slot(number: $0.number, base: byID[$0.baseID]?.path ?? "", leaf: byID[$0.leafID]?.path ?? "")
       },
@@ -156,12 +204,12 @@ extension Library {
           role: $0.role, checkpointStamp: $0.checkpointID.flatMap { stamps[$0] }, sourceUniqueID: $0.sourceUniqueID)
       },
       checkpoints: try checkpoints.map { checkpoint in
-        let states = try tx.frozenDisks(ofCheckpoint: checkpoint.id!)
+        let frozen = try tx.frozenDisks(ofCheckpoint: checkpoint.id!)
         return VMManifest.Checkpoint(
           stamp: checkpoint.stamp, name: checkpoint.name, description: checkpoint.description,
           created: checkpoint.created,
-          parentStamp: checkpoint.parentID.flatMap { stamps[$0] }, runningStatePath: checkpoint.runningStatePath,
-          states: states.map { byID[$0.stateID]?.path ?? "" })
+          parentStamp: checkpoint.parentID.flatMap { stamps[$0] }, memoryPath: checkpoint.memoryPath,
+          frozenDisks: frozen.map { byID[$0.frozenDiskID]?.path ?? "" })
       })
   }
 
@@ -216,12 +264,12 @@ extension Library {
     }
   }
 
-  /// Removes saved-state files (`.vsv`) in the VM folders that neither a VM (its saved state) nor a
-  /// checkpoint (its running state) names: a process killed while it saved a VM, between writing
+  /// Removes memory files (`.vsv`) in the VM folders that neither a saved VM nor an online
+  /// checkpoint names: a process killed while it saved a VM, between writing
   /// the file and committing, left it. Runs when the library opens, after recovery.
-  func removeUnreferencedStates() throws {
+  func removeUnreferencedMemoryFiles() throws {
     let (vms, named) = try catalog.read { tx -> ([String], Set<String>) in
-      (try tx.vmNames(), Set(try tx.savedStatePaths() + tx.runningStatePaths()))
+      (try tx.vmNames(), Set(try tx.savedMemoryPaths() + tx.checkpointMemoryPaths()))
     }
     for vm in vms {
       let folder = vmFolder(vm)

@@ -105,7 +105,7 @@ public final class QEMUHost: GuestAgentHost, @unchecked Sendable {
 
   // MARK: Saved state
 
-  public func saveState(vm: String, to file: String) throws {
+  public func saveMemoryAndStop(vm: String, to file: String) throws {
     let control = try SupervisorControl(runtime: runtime(vm))
     try control.request(["command": "pause"], timeout: 60)
     try control.request(["command": "save-memory", "file": .string(file)], timeout: 3600)
@@ -121,7 +121,7 @@ public final class QEMUHost: GuestAgentHost, @unchecked Sendable {
   }
 
   /// Writes the paused VM's memory and devices to `file`; it stays paused.
-  public func saveRunningState(vm: String, to file: String) throws {
+  public func saveMemory(vm: String, to file: String) throws {
     try SupervisorControl(runtime: runtime(vm)).request(
       ["command": "save-memory", "file": .string(file)], timeout: 3600)
   }

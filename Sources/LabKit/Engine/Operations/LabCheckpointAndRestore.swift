@@ -1,91 +1,6 @@
 import Foundation
 
-/// A named group of VMs, checkpointed and restored as one.
-public struct Lab: Codable, Equatable, Sendable {
-  public var id: Int64
-  public var name: String
-  public var created: Date
-  /// Member VM names, in the order they were added.
-  public var vms: [String]
-}
-
-/// What a lab operation did to one VM.
-public struct LabMemberResult: Codable, Equatable, Sendable {
-  public var vm: String
-  public var checkpoint: String
-  public var checkpointID: Int64
-  public var action: PowerAction
-  public var state: PowerState
-  public var seconds: Double
-  /// The operation was done for this VM, but its host failed to start it again: why.
-  public var hostFailure: String? = nil
-}
-
 extension Library {
-  @discardableResult
-  public func createLab(name: String, vms names: [String] = []) throws -> Lab {
-    try NameRules.validate(name, as: "lab")
-    let lab = try catalog.write { tx -> Lab in
-      if try tx.hasLab(named: name) {
-        throw LabKitError(.alreadyExists, "lab '\(name)' already exists; choose another name")
-      }
-      let members = try names.map { try vmRecord(tx, named: $0) }
-      var record = LabRecord(id: nil, name: name, created: Date())
-      try tx.insert(&record)
-      for (position, vm) in members.enumerated() {
-        try tx.addMember(vm: vm.id!, toLab: record.id!, position: position)
-      }
-      return try reportedLab(tx, record)
-    }
-    try? writeLabsManifest()
-    return lab
-  }
-
-  public func lab(named name: String) throws -> Lab {
-    try catalog.read { tx in try reportedLab(tx, try labRecord(tx, named: name)) }
-  }
-
-  public func labs() throws -> [Lab] {
-    try catalog.read { tx in
-      try tx.labsByName().map { try reportedLab(tx, $0) }
-    }
-  }
-
-  @discardableResult
-  public func addToLab(_ name: String, vms names: [String]) throws -> Lab {
-    let lab = try catalog.write { tx -> Lab in
-      let lab = try labRecord(tx, named: name)
-      var position = try tx.memberCount(ofLab: lab.id!)
-      for vm in try names.map({ try vmRecord(tx, named: $0) }) {
-        try tx.addMember(vm: vm.id!, toLab: lab.id!, position: position)
-        position += 1
-      }
-      return try reportedLab(tx, lab)
-    }
-    try? writeLabsManifest()
-    return lab
-  }
-
-  /// Removes the lab (the group), not its VMs.
-  public func removeLab(named name: String) throws {
-    try catalog.write { tx in
-      let lab = try labRecord(tx, named: name)
-      try tx.deleteLab(id: lab.id!)
-    }
-    try? writeLabsManifest()
-  }
-
-  func labRecord(_ tx: CatalogTransaction, named name: String) throws -> LabRecord {
-    guard let record = try tx.lab(named: name) else {
-      throw LabKitError.notFound("lab", name, hint: "`vmlab lab list` shows the labs")
-    }
-    return record
-  }
-
-  func reportedLab(_ tx: CatalogTransaction, _ record: LabRecord) throws -> Lab {
-    Lab(id: record.id!, name: record.name, created: record.created, vms: try tx.memberNames(ofLab: record.id!))
-  }
-
   /// Checkpoints every VM of a lab under one name at one moment, as one journaled operation:
   /// every VM is checkpointed, or none is (see `checkpoint(vms:name:description:)`).
   @discardableResult
@@ -157,23 +72,12 @@ extension Library {
     }
     // One journaled operation for the whole lab: all VMs come back, or none.
     let start = Date()
-    let restored = try restore(checkpoints: targets.map(\.checkpoint.id), restartRunning: true)
+    let restored = try restore(checkpoints: targets.map(\.checkpoint.id))
     let seconds = Date().timeIntervalSince(start)
     return zip(targets, restored).map { target, outcome in
       LabMemberResult(
         vm: target.vm, checkpoint: target.checkpoint.name, checkpointID: target.checkpoint.id, action: outcome.action,
         state: outcome.state, seconds: seconds)
-    }
-  }
-
-  /// The checkpoint names every VM of the lab has.
-  public func labCheckpointNames(_ name: String) throws -> [String] {
-    let lab = try self.lab(named: name)
-    let perVM = try lab.vms.map { Set(try checkpoints(vm: $0).map(\.name)) }
-    guard let first = perVM.first else { return [] }
-    let common = perVM.dropFirst().reduce(first) { $0.intersection($1) }
-    return try checkpoints(vm: lab.vms[0]).map(\.name).filter { common.contains($0) }.reduce(into: [String]()) {
-      if !$0.contains($1) { $0.append($1) }
     }
   }
 }

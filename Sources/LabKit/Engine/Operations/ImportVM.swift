@@ -121,7 +121,7 @@ extension Library {
           var record = VMRecord(
             id: nil, name: name, hostKind: try storedHostKind(tx), state: .stopped, additions: additions,
             created: Date(),
-            currentCheckpointID: nil, savedStatePath: nil)
+            currentCheckpointID: nil, savedMemoryPath: nil)
           try tx.insert(&record)
           var rows: [String: Int64] = [:]
           for (slotIndex, chain) in chains.enumerated() {
@@ -186,22 +186,23 @@ extension Library {
         throw bad("gives \(disk.path) a parent it does not list")
       }
     }
-    for reference in slots.flatMap({ [$0.base, $0.leaf] }) + manifest.checkpoints.flatMap(\.states)
+    for reference in slots.flatMap({ [$0.base, $0.leaf] }) + manifest.checkpoints.flatMap(\.frozenDisks)
     where disksByName[reference] == nil {
       throw bad("names the disk \(reference) but does not list it")
     }
     let stamps = Set(manifest.checkpoints.map(\.stamp))
     for checkpoint in manifest.checkpoints {
       try NameRules.validateCheckpoint(checkpoint.name)
-      guard checkpoint.states.count == slots.count else {
-        throw bad("gives checkpoint '\(checkpoint.name)' \(checkpoint.states.count) disks for \(slots.count) slots")
+      guard checkpoint.frozenDisks.count == slots.count else {
+        throw bad(
+          "gives checkpoint '\(checkpoint.name)' \(checkpoint.frozenDisks.count) disks for \(slots.count) slots")
       }
       if let parent = checkpoint.parentStamp, !stamps.contains(parent) {
         throw bad("gives checkpoint '\(checkpoint.name)' a parent it does not list")
       }
-      _ = try checkpoint.runningStatePath.map(checkedFile)
+      _ = try checkpoint.memoryPath.map(checkedFile)
     }
-    let savedState = manifest.state == .saved ? try manifest.savedStatePath.map(checkedFile) : nil
+    let savedState = manifest.state == .saved ? try manifest.savedMemoryPath.map(checkedFile) : nil
     // Each leaf's chain opens inside the folder and is made of the disks the manifest says.
     var identities: [String: String] = [:]
     for disk in manifest.disks {
@@ -234,7 +235,7 @@ extension Library {
       try ensureNewVM(name)
       let target = vmFolder(name)
       let files =
-        manifest.disks.map(\.path) + manifest.checkpoints.compactMap(\.runningStatePath)
+        manifest.disks.map(\.path) + manifest.checkpoints.compactMap(\.memoryPath)
         + (savedState.map { [$0] } ?? [])
       let copies = files.map { "\(target)/\($0)" }
       let imported = try journaled(
@@ -259,7 +260,7 @@ extension Library {
           var vm = VMRecord(
             id: nil, name: name, hostKind: manifest.hostKind, state: savedState == nil ? .stopped : .saved,
             additions: manifest.additions || additions, created: manifest.created, currentCheckpointID: nil,
-            savedStatePath: savedState.map { "\(target)/\($0)" }, host: manifest.host ?? HostRegistry.defaultName)
+            savedMemoryPath: savedState.map { "\(target)/\($0)" }, host: manifest.host ?? HostRegistry.defaultName)
           if let hardware = manifest.hardware { vm.hardware = hardware }
           try tx.insert(&vm)
           // Disks, parents first.
@@ -294,12 +295,12 @@ extension Library {
                 id: nil, vmID: vm.id!, name: checkpoint.name, description: checkpoint.description,
                 created: checkpoint.created, stamp: checkpoint.stamp,
                 parentID: checkpoint.parentStamp.flatMap { checkpointIDs[$0] },
-                runningStatePath: checkpoint.runningStatePath.map { "\(target)/\($0)" })
+                memoryPath: checkpoint.memoryPath.map { "\(target)/\($0)" })
               try tx.insert(&record)
               checkpointIDs[checkpoint.stamp] = record.id
-              for (index, state) in checkpoint.states.enumerated() {
+              for (index, state) in checkpoint.frozenDisks.enumerated() {
                 try tx.insert(
-                  CheckpointDiskRecord(checkpointID: record.id!, slot: slots[index].number, stateID: ids[state]!))
+                  CheckpointDiskRecord(checkpointID: record.id!, slot: slots[index].number, frozenDiskID: ids[state]!))
               }
             }
           }

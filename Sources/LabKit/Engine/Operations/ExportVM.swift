@@ -34,7 +34,7 @@ extension Library {
         }
         manifest.checkpoints = []
         manifest.currentCheckpointStamp = nil
-        manifest.savedStatePath = nil
+        manifest.savedMemoryPath = nil
       } else {
         var names: [String: String] = [:]
         var taken: Set<String> = [Library.exportManifestName.lowercased()]
@@ -61,10 +61,10 @@ extension Library {
           manifest.slots[index].leaf = exportName(manifest.slots[index].leaf)
         }
         for index in manifest.checkpoints.indices {
-          manifest.checkpoints[index].states = manifest.checkpoints[index].states.map(exportName)
-          manifest.checkpoints[index].runningStatePath = manifest.checkpoints[index].runningStatePath.map(exportName)
+          manifest.checkpoints[index].frozenDisks = manifest.checkpoints[index].frozenDisks.map(exportName)
+          manifest.checkpoints[index].memoryPath = manifest.checkpoints[index].memoryPath.map(exportName)
         }
-        manifest.savedStatePath = manifest.savedStatePath.map(exportName)
+        manifest.savedMemoryPath = manifest.savedMemoryPath.map(exportName)
       }
       // Refused before anything is written: an export never replaces files.
       let outputs = (flatten ? manifest.disks.map(\.path) : copies.map(\.name)) + [Library.exportManifestName]
@@ -103,7 +103,7 @@ extension Library {
             try child.setParent(target + "/" + parent)
           }
         }
-        manifest.state = manifest.state == .saved && manifest.savedStatePath != nil ? .saved : .stopped
+        manifest.state = manifest.state == .saved && manifest.savedMemoryPath != nil ? .saved : .stopped
         written.append(target + "/" + Library.exportManifestName)
         try Library.manifestEncoder.encode(manifest).write(
           to: URL(fileURLWithPath: target + "/" + Library.exportManifestName))

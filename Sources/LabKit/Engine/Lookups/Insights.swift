@@ -15,7 +15,7 @@ public struct DiskChanges: Codable, Equatable, Sendable {
 
 extension Library {
   /// What changed on each of a VM's disks since a checkpoint (what did a student touch?): the sector
-  /// ranges its current disks hold that differ in origin from the checkpoint's state.
+  /// ranges its current disks hold that differ in origin from the checkpoint's frozen disks.
   public func changes(since id: Int64) throws -> [DiskChanges] {
     let owner = try catalog.read { tx in try tx.vm(id: try checkpointRecord(tx, id: id).vmID).name
     }
@@ -25,7 +25,7 @@ extension Library {
         return try tx.slots(ofVM: vm.id!).map { slot in
           let state = try tx.frozenDisk(ofCheckpoint: id, slot: slot.number)
           let current = try chain(tx, from: slot.leafID)
-          let then = try chain(tx, from: state.stateID)
+          let then = try chain(tx, from: state.frozenDiskID)
           let thenIDs = Set(then.map { $0.id! })
           let currentIDs = Set(current.map { $0.id! })
           // Disks above the common ancestor on either side hold everything that differs.
@@ -43,14 +43,14 @@ extension Library {
   }
 
   /// Bytes a checkpoint holds: the data of its frozen differencing disks (the changes made between the
-  /// checkpoint before it and this one) and its saved running state.
+  /// checkpoint before it and this one) and its saved memory.
   public func space(of id: Int64) throws -> UInt64 {
     let paths: [String] = try catalog.read { tx in
       let record = try checkpointRecord(tx, id: id)
       let states = try tx.frozenDisks(ofCheckpoint: id)
-      let disks = try states.compactMap { try tx.disk(id: $0.stateID) }
-        .filter { $0.role == .checkpoint || $0.role == .working }
-      return disks.map { absolute($0.path) } + [record.runningStatePath].compactMap { $0.map(absolute) }
+      let disks = try states.compactMap { try tx.disk(id: $0.frozenDiskID) }
+        .filter { $0.role == .layer }
+      return disks.map { absolute($0.path) } + [record.memoryPath].compactMap { $0.map(absolute) }
     }
     var total: UInt64 = 0
     for path in paths {

@@ -7,7 +7,7 @@ extension Library {
   ///
   /// A running VM of kind `virtual-server` is shut down first (or turned off without guest
   /// additions, or on a host that cannot shut guests down) and started again afterwards; one of
-  /// kind `hypervisor` is checkpointed online, its running state saved with the checkpoint, when
+  /// kind `hypervisor` is checkpointed online, its memory saved with the checkpoint, when
   /// its host can (file systems frozen around it where the host can freeze them). A saved VM is
   /// turned off, its saved state discarded (reported as `.savedStateDiscarded`). A host failure
   /// after the commit throws `.hostFailedAfterCommit`: the checkpoint is taken.
@@ -28,13 +28,13 @@ extension Library {
   }
 
   /// Takes a checkpoint of several VMs at one moment, as one journaled operation (a lab's
-  /// checkpoint): every VM is frozen first (running state saved into the checkpoint's file where
+  /// checkpoint): every VM is frozen first (memory saved into the checkpoint's file where
   /// the VM runs online, else shut down or turned off), the new differencing disks of all VMs are
   /// made together and committed in one transaction under one time stamp, then the VMs run again.
   /// A crash at any point leaves every VM checkpointed or none.
   ///
   /// On a host that can pause and switch disks (`pauseAndSwitch`) an online VM is not restarted:
-  /// freeze, journaled { pause, running state into the checkpoint's file unless `disksOnly`, new
+  /// freeze, journaled { pause, memory into the checkpoint's file unless `disksOnly`, new
   /// disks }, commit, switch to the new leaves, continue, thaw. Until the commit the paused VM's
   /// files are untouched, so a rollback never needs the host; a crash after it leaves a paused VM
   /// that the next opening of the library switches to the catalog's leaves and continues.
@@ -63,9 +63,9 @@ extension Library {
       let (stamp, paths) = try newLeafPaths(for: work.map { ($0.vm, $0.slots) }, from: created)
       for index in work.indices {
         work[index].newPaths = paths[index]
-        // Only a paused VM can go on without its running state; a restarted one resumes from it.
+        // Only a paused VM can go on without its memory; a restarted one resumes from it.
         if work[index].online && !(disksOnly && work[index].pauses) {
-          work[index].statePath = "\(vmFolder(work[index].vm.name))/\(stamp).vsv"
+          work[index].memoryPath = "\(vmFolder(work[index].vm.name))/\(stamp).vsv"
         }
       }
       // Each VM's disks in slot order; the fault steps name a disk by its number within its VM.
@@ -77,22 +77,22 @@ extension Library {
       do {
         checkpoints = try journaled(
           "checkpoint", vm: work.map(\.vm.name).joined(separator: ","),
-          creates: disks.map(\.new) + work.compactMap(\.statePath), deletes: [],
+          creates: disks.map(\.new) + work.compactMap(\.memoryPath), deletes: [],
           files: {
             // Paused here, once the journal names the files: its transaction is not part of the pause.
             try pausePausingVMs(&work)
             // Paused VMs' hosts write their memory while the new disks are made here: the pause
             // lasts the longer of the two, not their sum. Waited for before anything is thrown.
-            let memory = saveRunningStates(work)
+            let memory = saveMemoriesOfPausedVMs(work)
             defer { memory.wait() }
             do {
-              // Each host streams its VM's running state into the checkpoint's file, named in the
+              // Each host streams its VM's memory into the checkpoint's file, named in the
               // journal like the disks; the VM is off from here until it resumes on its new leaves.
               for index in work.indices where !work[index].pauses {
-                guard let statePath = work[index].statePath else { continue }
+                guard let memoryPath = work[index].memoryPath else { continue }
                 if work[index].freezes { try work[index].driver.freezeFileSystems() }
-                try work[index].driver.saveState(to: absolute(statePath))
-                work[index].stateSaved = true
+                try work[index].driver.saveMemoryAndStop(to: absolute(memoryPath))
+                work[index].memorySaved = true
               }
               for (index, disk) in disks.enumerated() {
                 try fault("checkpoint:disk\(disk.number)")
@@ -101,7 +101,7 @@ extension Library {
               }
               try memory.result()
             } catch let error where !(error is SimulatedCrash) {
-              // Resumed from the state files while they still exist (the rollback removes them).
+              // Resumed from the memory files while they still exist (the rollback removes them).
               resumeOnOldLeaves(&work)
               throw error
             }
@@ -127,7 +127,7 @@ extension Library {
             // Never switched: it goes on writing the leaves it had.
             if item.paused { try? item.driver.continueRunning() }
             if item.freezes { try? item.driver.thawFileSystems() }
-          } else if item.online && !item.stateSaved {
+          } else if item.online && !item.memorySaved {
             if item.freezes { try? item.driver.thawFileSystems() }
           } else if item.online {
             try? markStopped(item.vm)
@@ -177,8 +177,8 @@ extension Library {
     var paused = false
     var pauseStarted = Date()
     var newPaths: [String] = []
-    var statePath: String? = nil
-    var stateSaved = false
+    var memoryPath: String? = nil
+    var memorySaved = false
 
     init(vm: VMRecord, driver: ReportingHost, slots: [SlotRecord], leaves: [DiskRecord]) {
       self.vm = vm
@@ -243,16 +243,16 @@ extension Library {
     }
   }
 
-  /// Starts writing the running state of every paused VM that keeps its memory, each on a thread
+  /// Starts writing the memory of every paused VM that keeps its memory, each on a thread
   /// of its own (its host does the work; this waits for it).
-  private func saveRunningStates(_ work: [CheckpointWork]) -> RunningStateSaves {
-    let saves = RunningStateSaves()
+  private func saveMemoriesOfPausedVMs(_ work: [CheckpointWork]) -> MemorySaves {
+    let saves = MemorySaves()
     for item in work where item.pauses {
-      guard let statePath = item.statePath else { continue }
-      let (driver, file) = (item.driver, absolute(statePath))
+      guard let memoryPath = item.memoryPath else { continue }
+      let (driver, file) = (item.driver, absolute(memoryPath))
       saves.group.enter()
       Thread.detachNewThread {
-        do { try driver.saveRunningState(to: file) } catch { saves.lock.withLock { saves.failures.append(error) } }
+        do { try driver.saveMemory(to: file) } catch { saves.lock.withLock { saves.failures.append(error) } }
         saves.group.leave()
       }
     }
@@ -289,12 +289,12 @@ extension Library {
   /// Before a failed checkpoint's files go: online VMs whose state was saved resume from it on
   /// the leaves they had.
   private func resumeOnOldLeaves(_ work: inout [CheckpointWork]) {
-    for index in work.indices where work[index].stateSaved {
+    for index in work.indices where work[index].memorySaved {
       let item = work[index]
       try? item.driver.resume(
-        hosted(item.vm, disks: item.leaves.map { absolute($0.path) }), from: absolute(item.statePath!))
+        hosted(item.vm, disks: item.leaves.map { absolute($0.path) }), from: absolute(item.memoryPath!))
       if item.freezes { try? item.driver.thawFileSystems() }
-      work[index].stateSaved = false
+      work[index].memorySaved = false
     }
   }
 
@@ -302,9 +302,9 @@ extension Library {
   /// recorded as stopped), nil when it runs as it did.
   private func runAgain(_ item: CheckpointWork, checkpoint name: String) -> LabKitError? {
     let done = "checkpoint '\(name)' of VM '\(item.vm.name)' taken"
-    if let statePath = item.statePath {
+    if let memoryPath = item.memoryPath {
       do {
-        try item.driver.resume(try hosted(item.vm), from: absolute(statePath))
+        try item.driver.resume(try hosted(item.vm), from: absolute(memoryPath))
       } catch {
         try? markStopped(item.vm)
         return notRestarted(done, vm: item.vm.name, error)
@@ -345,13 +345,13 @@ extension Library {
   ) throws -> Checkpoint {
     var checkpoint = CheckpointRecord(
       id: nil, vmID: work.vm.id!, name: name, description: description, created: created, stamp: stamp,
-      parentID: work.vm.currentCheckpointID, runningStatePath: work.statePath)
+      parentID: work.vm.currentCheckpointID, memoryPath: work.memoryPath)
     try tx.insert(&checkpoint)
     for (index, slot) in work.slots.enumerated() {
-      try tx.insert(CheckpointDiskRecord(checkpointID: checkpoint.id!, slot: slot.number, stateID: slot.leafID))
+      try tx.insert(CheckpointDiskRecord(checkpointID: checkpoint.id!, slot: slot.number, frozenDiskID: slot.leafID))
       var disk = DiskRecord(
         id: nil, path: work.newPaths[index], uniqueID: uniqueIDs[index], parentID: slot.leafID, vmID: work.vm.id,
-        slot: slot.number, role: .checkpoint, checkpointID: checkpoint.id)
+        slot: slot.number, role: .layer, checkpointID: checkpoint.id)
       try tx.insert(&disk)
       var updated = slot
       updated.leafID = disk.id!
@@ -372,8 +372,8 @@ extension VirtualDisk {
   }
 }
 
-/// The running states being written while a checkpoint makes its disks.
-final class RunningStateSaves: @unchecked Sendable {
+/// The memory files being written while a checkpoint makes its disks.
+final class MemorySaves: @unchecked Sendable {
   let group = DispatchGroup()
   let lock = NSLock()
   var failures: [Error] = []

@@ -1,69 +1,21 @@
 import Foundation
 
-/// A VM-level checkpoint: the VM's data (every disk) at one moment.
-public struct Checkpoint: Codable, Equatable, Sendable {
-  public var id: Int64
-  public var vm: String
-  public var name: String
-  public var description: String
-  public var created: Date
-  /// The UTC time stamp its disk files carry (see `CheckpointFileName`).
-  public var stamp: String
-  /// The checkpoint it was taken after, in the VM's checkpoint tree.
-  public var parentID: Int64?
-  /// Taken online: the VM's running state was saved with it and comes back on restore.
-  public var online: Bool
-  /// The frozen disks (absolute paths, slot order) that hold the VM's data at that moment.
-  public var disks: [String]
-  /// The VM's current state descends from this checkpoint.
-  public var isCurrent: Bool
-}
-
-/// What a checkpoint or restore did to the VM's power.
-public struct CheckpointResult: Codable, Equatable, Sendable {
-  public var checkpoint: Checkpoint
-  public var action: PowerAction
-  public var vmState: PowerState
-  /// How long the guest was paused (stop to continue), for an online checkpoint taken without
-  /// restarting the VM (`HostCapabilities.pauseAndSwitch`); nil otherwise.
-  public var pauseSeconds: Double? = nil
-}
-
-/// What a destructive operation will do, returned by a dry run and by the operation itself.
-public struct OperationPlan: Codable, Equatable, Sendable {
-  public var operation: String
-  public var vm: String
-  /// Checkpoints that disappear.
-  public var checkpointsRemoved: [String]
-  /// Checkpoints that go along with the one named (later ones on the same line).
-  public var alsoAffected: [String]
-  /// Files deleted.
-  public var filesRemoved: [String]
-  /// Files created.
-  public var filesCreated: [String]
-  /// Bytes of disk data copied into another file.
-  public var bytesMerged: UInt64
-  /// Power: what happens to a running VM.
-  public var powerAction: PowerAction
-  public var applied: Bool
-}
-
 extension Library {
   func reportedCheckpoint(_ tx: CatalogTransaction, _ record: CheckpointRecord, vm: VMRecord? = nil) throws
     -> Checkpoint
   {
     let owner = try vm ?? tx.vm(id: record.vmID)
     let states = try tx.frozenDisks(ofCheckpoint: record.id!)
-    let paths = try states.map { try tx.disk(id: $0.stateID)?.path ?? "" }
-    return reportedCheckpoint(record, vm: owner, statePaths: paths)
+    let paths = try states.map { try tx.disk(id: $0.frozenDiskID)?.path ?? "" }
+    return reportedCheckpoint(record, vm: owner, frozenDiskPaths: paths)
   }
 
-  /// The same from rows already read: `statePaths` are the frozen disks' catalog paths, slot order.
-  func reportedCheckpoint(_ record: CheckpointRecord, vm owner: VMRecord, statePaths: [String]) -> Checkpoint {
+  /// The same from rows already read: `frozenDiskPaths` are the frozen disks' catalog paths, slot order.
+  func reportedCheckpoint(_ record: CheckpointRecord, vm owner: VMRecord, frozenDiskPaths: [String]) -> Checkpoint {
     Checkpoint(
       id: record.id!, vm: owner.name, name: record.name, description: record.description, created: record.created,
-      stamp: record.stamp, parentID: record.parentID, online: record.runningStatePath != nil,
-      disks: statePaths.map { $0.isEmpty ? "" : absolute($0) }, isCurrent: owner.currentCheckpointID == record.id)
+      stamp: record.stamp, parentID: record.parentID, online: record.memoryPath != nil,
+      disks: frozenDiskPaths.map { $0.isEmpty ? "" : absolute($0) }, isCurrent: owner.currentCheckpointID == record.id)
   }
 
   func checkpointRecord(_ tx: CatalogTransaction, id: Int64) throws -> CheckpointRecord {
