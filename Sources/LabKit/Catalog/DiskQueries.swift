@@ -61,8 +61,8 @@ extension CatalogTransaction {
     try db.execute(sql: "UPDATE disk SET checkpointID = ? WHERE id = ?", arguments: [checkpointID, diskID])
   }
 
-  /// Makes a disk one that a checkpoint made (`library repair` recognising a checkpoint's file).
-  func markCheckpointDisk(_ diskID: Int64, madeBy checkpointID: Int64) throws {
+  /// Makes a disk a layer that a checkpoint made (`library repair` recognising a checkpoint's file).
+  func markLayer(_ diskID: Int64, madeBy checkpointID: Int64) throws {
     try db.execute(
       sql: "UPDATE disk SET role = ?, checkpointID = ? WHERE id = ?",
       arguments: [DiskRole.layer, checkpointID, diskID])

@@ -370,7 +370,7 @@ struct CatalogRebuild {
           let state = ids[file.parent!]!
           try tx.insert(CheckpointDiskRecord(checkpointID: record.id!, slot: bases[index].slot, frozenDiskID: state))
           checkpointsByState[state] = record.id
-          try tx.markCheckpointDisk(ids[file.id]!, madeBy: record.id!)
+          try tx.markLayer(ids[file.id]!, madeBy: record.id!)
         }
       }
       // Current leaves: per slot, the childless disk written most recently.
