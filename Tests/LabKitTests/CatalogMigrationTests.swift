@@ -53,6 +53,9 @@ final class CatalogMigrationTests: LabKitTestCase {
   /// as "states", frozen disks as "stateID", layers named for the operation that made them.
   func undoPlainWords(_ queue: DatabaseQueue) throws {
     try queue.writeWithoutTransaction { db in
+      // The migration after it first.
+      try db.execute(sql: "ALTER TABLE journal DROP COLUMN prepared")
+      try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'prepared-operations'")
       try db.execute(sql: "ALTER TABLE vm RENAME COLUMN savedMemoryPath TO savedStatePath")
       try db.execute(sql: "ALTER TABLE checkpoint RENAME COLUMN memoryPath TO runningStatePath")
       try db.execute(sql: "DROP INDEX checkpointDisk_frozenDiskID")

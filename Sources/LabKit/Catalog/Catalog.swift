@@ -268,6 +268,11 @@ final class Catalog {
         sql: "UPDATE disk SET role = ? WHERE role IN (?, ?)",
         arguments: [DiskRole.layer, DiskRole.madeByCheckpoint, DiskRole.madeByRestore])
     }
+    // An operation prepared in two phases keeps its commit in the journal while it waits for the
+    // decision (a lab checkpoint across the hosts of a cluster).
+    migrator.registerMigration("prepared-operations") { db in
+      try db.alter(table: "journal") { t in t.add(column: "prepared", .text) }
+    }
     return migrator
   }
 }

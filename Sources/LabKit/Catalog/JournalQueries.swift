@@ -16,6 +16,23 @@ extension CatalogTransaction {
     try db.cachedStatement(sql: "UPDATE journal SET committed = 1 WHERE id = ?").execute(arguments: [id])
   }
 
+  /// Records the commit of a prepared operation: from now on only a decision settles the entry.
+  func markJournalEntryPrepared(id: Int64, commit: String) throws {
+    try db.execute(sql: "UPDATE journal SET prepared = ? WHERE id = ?", arguments: [commit, id])
+  }
+
+  func journalEntry(id: Int64) throws -> JournalRecord? { try JournalRecord.fetchOne(db, key: id) }
+
+  /// The VMs that prepared operations hold until their decision.
+  func vmKeysOfPreparedOperations() throws -> Set<String> {
+    Set(
+      try String.fetchAll(
+        db,
+        sql:
+          "SELECT journalVM.vmKey FROM journal JOIN journalVM ON journalVM.journalID = journal.id WHERE journal.prepared IS NOT NULL AND journal.committed = 0"
+      ))
+  }
+
   /// Removes a settled entry (its VM list goes with it).
   func deleteJournalEntry(id: Int64) throws {
     try db.cachedStatement(sql: "DELETE FROM journal WHERE id = ?").execute(arguments: [id])

@@ -435,6 +435,10 @@ struct JournalRecord: Codable, FetchableRecord, MutablePersistableRecord, Equata
   var committed: Bool
   /// JSON for operations that recovery completes instead of rolling back.
   var redo: String?
+  /// JSON of the commit of an operation prepared in two phases (a lab checkpoint across hosts): set
+  /// once its files are made and synced; the entry then waits for a decision, commit or roll back,
+  /// which recovery never takes on its own.
+  var prepared: String? = nil
 
   enum Columns {
     static let id = Column(CodingKeys.id)
@@ -460,6 +464,7 @@ extension JournalRecord {
     deletes = try JournalRecord.paths(in: row, column: "deletes")
     committed = try row.decode(forColumn: "committed")
     redo = try row.decode(forColumn: "redo")
+    prepared = try row.decode(forColumn: "prepared")
   }
 
   func encode(to container: inout PersistenceContainer) throws {
@@ -471,6 +476,7 @@ extension JournalRecord {
     container["deletes"] = try JournalRecord.text(of: deletes)
     container["committed"] = committed
     container["redo"] = redo
+    container["prepared"] = prepared
   }
 
   /// The file lists are JSON arrays of library-relative paths, as GRDB's Codable support wrote

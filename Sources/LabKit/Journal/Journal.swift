@@ -14,27 +14,19 @@ extension Library {
     _ operation: String, vm: String, creates: [String], deletes: [String], redo: String? = nil,
     files: () throws -> Void, commit: (CatalogTransaction) throws -> T
   ) throws -> T {
-    var entry = JournalRecord(
-      id: nil, operation: operation, vmName: vm, created: Date(), creates: creates, deletes: deletes, committed: false,
-      redo: redo)
-    try catalog.write { tx in try tx.beginJournalEntry(&entry) }
-    let entryID = entry.id!
+    let entry = try beginJournalEntry(operation, vm: vm, creates: creates, deletes: deletes, redo: redo)
     let result: T
     do {
       try fault("\(operation):journaled")
       try files()
       try syncToDisk(creates)
       try fault("\(operation):files")
-      result = try catalog.write { tx -> T in
-        let result = try commit(tx)
-        try tx.markJournalEntryCommitted(id: entryID)
-        return result
-      }
+      result = try commitJournalEntry(entry, commit)
     } catch let crash as SimulatedCrash {
       throw crash
     } catch {
       guard redo != nil else {
-        try? rollBack(entryID: entryID, creates: creates)
+        try? rollBack(entryID: entry.id!, creates: creates)
         throw error
       }
       // A redo operation may already have changed files the catalog uses: it must be finished, not
@@ -46,8 +38,49 @@ extension Library {
       )
     }
     try fault("\(operation):committed")
-    try finish(entryID: entryID, deletes: deletes)
+    try finish(entryID: entry.id!, deletes: deletes)
     return result
+  }
+
+  // MARK: The steps, for an operation in two phases
+
+  /// Step 1: records the operation, the files it will create and the files it will delete.
+  func beginJournalEntry(
+    _ operation: String, vm: String, creates: [String], deletes: [String], redo: String? = nil
+  ) throws -> JournalRecord {
+    var entry = JournalRecord(
+      id: nil, operation: operation, vmName: vm, created: Date(), creates: creates, deletes: deletes, committed: false,
+      redo: redo)
+    try catalog.write { tx in try tx.beginJournalEntry(&entry) }
+    return entry
+  }
+
+  /// Phase one's end: the new files are on stable storage and the commit is kept beside them, so
+  /// that the decision can be carried out even by a later process.
+  func prepareJournalEntry(_ entry: JournalRecord, commit: String) throws {
+    try syncToDisk(entry.creates)
+    try fault("\(entry.operation):files")
+    try catalog.write { tx in try tx.markJournalEntryPrepared(id: entry.id!, commit: commit) }
+    try fault("\(entry.operation):prepared")
+  }
+
+  /// Step 3: one transaction applies the commit and marks the entry committed.
+  func commitJournalEntry<T>(_ entry: JournalRecord, _ commit: (CatalogTransaction) throws -> T) throws -> T {
+    try catalog.write { tx -> T in
+      let result = try commit(tx)
+      try tx.markJournalEntryCommitted(id: entry.id!)
+      return result
+    }
+  }
+
+  /// Step 4 after a commit: the old files go and the entry with them.
+  func finishJournalEntry(_ entry: JournalRecord) throws {
+    try finish(entryID: entry.id!, deletes: entry.deletes)
+  }
+
+  /// Instead of a commit: the new files go and the entry with them.
+  func rollBackJournalEntry(_ entry: JournalRecord) throws {
+    try rollBack(entryID: entry.id!, creates: entry.creates)
   }
 
   /// Syncs the files an operation made, and the folders that name them, before the commit that
@@ -94,6 +127,10 @@ extension Library {
     for entry in entries {
       do {
         try settle(entry)
+      } catch let waiting as PreparedOperationWaits {
+        unsettled.append(
+          UnsettledOperation(
+            operation: entry.operation, vms: entry.vmNames, reason: waiting.reason, preparedOperationID: entry.id))
       } catch {
         unsettled.append(UnsettledOperation(operation: entry.operation, vms: entry.vmNames, reason: "\(error)"))
       }
@@ -104,11 +141,15 @@ extension Library {
   /// Finishes or rolls back the operations a failure left half done on one VM. Runs, holding the
   /// VM's lock, before every operation on it: an interrupted merge must be finished before anything
   /// else changes the VM's chain, or finishing it later would undo that change.
-  func settlePending(vm name: String) throws {
+  func settlePending(vm name: String, except decided: Int64? = nil) throws {
     let entries = try catalog.read { tx in try tx.journalEntries(involvingVM: name) }
-    for entry in entries {
+    for entry in entries where entry.id != decided {
       do {
         try settle(entry)
+      } catch let waiting as PreparedOperationWaits {
+        throw UnsettledOperation(
+          operation: entry.operation, vms: entry.vmNames, reason: waiting.reason, preparedOperationID: entry.id
+        ).error
       } catch {
         throw UnsettledOperation(operation: entry.operation, vms: entry.vmNames, reason: "\(error)").error
       }
@@ -116,6 +157,10 @@ extension Library {
   }
 
   private func settle(_ entry: JournalRecord) throws {
+    if !entry.committed && entry.prepared != nil {
+      // Only its decision settles it: the other hosts of the operation may have committed theirs.
+      throw PreparedOperationWaits(entryID: entry.id!, operation: entry.operation)
+    }
     if entry.committed {
       try finish(entryID: entry.id!, deletes: entry.deletes)
     } else if let redo = entry.redo {
@@ -134,14 +179,29 @@ public struct UnsettledOperation: Equatable, Sendable {
   public var operation: String
   public var vms: [String]
   public var reason: String
+  /// Set for an operation prepared in two phases that waits for its decision
+  /// (`Library.decidePrepared(operation:commit:)`).
+  public var preparedOperationID: Int64? = nil
 
   var error: LabKitError {
-    LabKitError(.inconsistent, description)
+    LabKitError(preparedOperationID == nil ? .inconsistent : .invalidState, description)
   }
 
   public var description: String {
     let who = vms.count == 1 ? "VM '\(vms[0])' has" : "VMs \(vms.map { "'\($0)'" }.joined(separator: ", ")) have"
+    let them = vms.count == 1 ? "it" : "them"
+    if let id = preparedOperationID {
+      return
+        "\(who) a prepared \(operation) (operation \(id)) that waits for its decision; nothing else is done to \(them) until the cluster commits or rolls it back"
+    }
     return
-      "\(who) an unfinished \(operation) that cannot be finished yet (\(reason)); nothing else is done to \(vms.count == 1 ? "it" : "them") until it is: put the missing file back, or `vmlab library repair` rebuilds the catalog from the files"
+      "\(who) an unfinished \(operation) that cannot be finished yet (\(reason)); nothing else is done to \(them) until it is: put the missing file back, or `vmlab library repair` rebuilds the catalog from the files"
   }
+}
+
+/// Settling a prepared operation's entry without its decision: refused.
+struct PreparedOperationWaits: Error {
+  var entryID: Int64
+  var operation: String
+  var reason: String { "prepared, waiting for its decision" }
 }

@@ -22,7 +22,7 @@ public final class Library: @unchecked Sendable {
 
   /// Operations a failure left half done that opening could not settle; each blocks only its own
   /// VMs (see `check()`).
-  public private(set) var unsettledOperations: [UnsettledOperation] = []
+  public internal(set) var unsettledOperations: [UnsettledOperation] = []
 
   /// Opens (creating on first use) the library at `path`; finishes or rolls back any operation a
   /// crash left behind. `wait` waits for another process that holds the library instead of failing.
@@ -131,17 +131,20 @@ public final class Library: @unchecked Sendable {
   /// Runs `body` in the VM's turn: one operation at a time per VM, in the order they were asked
   /// (a job in the order it was submitted). An operation a failure left half done on the VM is
   /// finished (or rolled back) first.
-  func withVMLock<T>(_ name: String, _ body: () throws -> T) throws -> T {
+  /// `deciding` names a prepared operation this call decides, which must not stand in its way.
+  func withVMLock<T>(_ name: String, deciding: Int64? = nil, _ body: () throws -> T) throws -> T {
     try vmOrder.withTurn(NameRules.key(name)) {
-      try settlePending(vm: name)
+      try settlePending(vm: name, except: deciding)
       return try body()
     }
   }
 
   /// Holds several VMs' locks at once, always taken in the same (sorted) order.
-  func withVMLocks<T>(_ names: [String], _ body: () throws -> T) throws -> T {
+  func withVMLocks<T>(_ names: [String], deciding: Int64? = nil, _ body: () throws -> T) throws -> T {
     guard let first = names.first else { return try body() }
-    return try withVMLock(first) { try withVMLocks(Array(names.dropFirst()), body) }
+    return try withVMLock(first, deciding: deciding) {
+      try withVMLocks(Array(names.dropFirst()), deciding: deciding, body)
+    }
   }
 
   func fault(_ step: String) throws {

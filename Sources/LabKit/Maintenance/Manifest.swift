@@ -269,7 +269,11 @@ extension Library {
   /// the file and committing, left it. Runs when the library opens, after recovery.
   func removeUnreferencedMemoryFiles() throws {
     let (vms, named) = try catalog.read { tx -> ([String], Set<String>) in
-      (try tx.vmNames(), Set(try tx.savedMemoryPaths() + tx.checkpointMemoryPaths()))
+      // A prepared operation's files too: the catalog names them only once it is decided.
+      (
+        try tx.vmNames(),
+        Set(try tx.savedMemoryPaths() + tx.checkpointMemoryPaths() + tx.journalEntries().flatMap(\.creates))
+      )
     }
     for vm in vms {
       let folder = vmFolder(vm)

@@ -41,120 +41,179 @@ extension Library {
   func checkpoint(vms names: [String], name checkpointName: String, description: String, disksOnly: Bool = false)
     throws -> [TakenCheckpoint]
   {
-    try NameRules.validateCheckpoint(checkpointName)
+    try checkCheckpointRequest(vms: names, name: checkpointName)
+    return try withVMLocks(names.sorted()) {
+      var prepared = try prepareLockedCheckpoint(
+        vms: names, name: checkpointName, description: description, disksOnly: disksOnly)
+      return try commitPrepared(&prepared)
+    }
+  }
+
+  func checkCheckpointRequest(vms names: [String], name: String) throws {
+    try NameRules.validateCheckpoint(name)
     var seen = Set<String>()
     guard names.allSatisfy({ seen.insert(NameRules.key($0)).inserted }) else {
       throw LabKitError(.invalidArgument, "a checkpoint names each VM once; got \(names.joined(separator: ", "))")
     }
-    return try withVMLocks(names.sorted()) {
-      var work = try catalog.read { tx in
-        try names.map { name -> CheckpointWork in
-          let vm = try vmRecord(tx, named: name)
-          let slots = try tx.slots(ofVM: vm.id!)
-          return CheckpointWork(
-            vm: vm, driver: try driver(vm), slots: slots,
-            leaves: try slots.map { try tx.existingDisk(id: $0.leafID) })
-        }
+  }
+
+  // MARK: Phase one: everything up to the commit
+
+  /// Stops or freezes the VMs and makes every file. When the decision is `decidedElsewhere` (a
+  /// cluster's), the commit is kept in the journal beside the files, where a crash leaves it
+  /// waiting for that decision. On a failure nothing is kept and the VMs run again as they did.
+  /// Holds the VMs' locks.
+  func prepareLockedCheckpoint(
+    vms names: [String], name: String, description: String, disksOnly: Bool, decidedElsewhere: Bool = false
+  ) throws
+    -> PreparedCheckpoint
+  {
+    var work = try catalog.read { tx in
+      try names.map { name -> CheckpointWork in
+        let vm = try vmRecord(tx, named: name)
+        let slots = try tx.slots(ofVM: vm.id!)
+        return CheckpointWork(
+          vm: vm, driver: try driver(vm), slots: slots, leaves: try slots.map { try tx.existingDisk(id: $0.leafID) })
       }
-      try stopOfflineVMs(&work, checkpoint: checkpointName)
-      try freezePausingVMs(work)
-      // One moment for every VM: one creation time, one stamp no VM's files or checkpoints use yet.
-      let created = Date()
-      let (stamp, paths) = try newLeafPaths(for: work.map { ($0.vm, $0.slots) }, from: created)
-      for index in work.indices {
-        work[index].newPaths = paths[index]
-        // Only a paused VM can go on without its memory; a restarted one resumes from it.
-        if work[index].online && !(disksOnly && work[index].pauses) {
-          work[index].memoryPath = "\(vmFolder(work[index].vm.name))/\(stamp).vsv"
-        }
+    }
+    try stopOfflineVMs(&work, checkpoint: name)
+    try freezePausingVMs(work)
+    // One moment for every VM: one creation time, one stamp no VM's files or checkpoints use yet.
+    let created = Date()
+    let (stamp, paths) = try newLeafPaths(for: work.map { ($0.vm, $0.slots) }, from: created)
+    for index in work.indices {
+      work[index].newPaths = paths[index]
+      // Only a paused VM can go on without its memory; a restarted one resumes from it.
+      if work[index].online && !(disksOnly && work[index].pauses) {
+        work[index].memoryPath = "\(vmFolder(work[index].vm.name))/\(stamp).vsv"
       }
-      // Each VM's disks in slot order; the fault steps name a disk by its number within its VM.
-      let disks = work.flatMap { item in
-        zip(item.newPaths, item.leaves.map(\.path)).enumerated().map { (new: $1.0, parent: $1.1, number: $0 + 1) }
-      }
-      let madeDisks = ParallelResults<String>(count: disks.count)
-      let checkpoints: [Checkpoint]
+    }
+    // Each VM's disks in slot order; the fault steps name a disk by its number within its VM.
+    let disks = work.flatMap { item in
+      zip(item.newPaths, item.leaves.map(\.path)).enumerated().map { (new: $1.0, parent: $1.1, number: $0 + 1) }
+    }
+    let entry = try beginJournalEntry(
+      "checkpoint", vm: work.map(\.vm.name).joined(separator: ","),
+      creates: disks.map(\.new) + work.compactMap(\.memoryPath), deletes: [])
+    do {
+      try fault("checkpoint:journaled")
+      // Paused here, once the journal names the files: its transaction is not part of the pause.
+      try pausePausingVMs(&work)
+      var uniqueIDs: [String] = []
       do {
-        checkpoints = try journaled(
-          "checkpoint", vm: work.map(\.vm.name).joined(separator: ","),
-          creates: disks.map(\.new) + work.compactMap(\.memoryPath), deletes: [],
-          files: {
-            // Paused here, once the journal names the files: its transaction is not part of the pause.
-            try pausePausingVMs(&work)
-            // Paused VMs' hosts write their memory while the new disks are made here: the pause
-            // lasts the longer of the two, not their sum. Waited for before anything is thrown.
-            let memory = saveMemoriesOfPausedVMs(work)
-            defer { memory.wait() }
-            do {
-              // Each host streams its VM's memory into the checkpoint's file, named in the
-              // journal like the disks; the VM is off from here until it resumes on its new leaves.
-              for index in work.indices where !work[index].pauses {
-                guard let memoryPath = work[index].memoryPath else { continue }
-                if work[index].freezes { try work[index].driver.freezeFileSystems() }
-                try work[index].driver.saveMemoryAndStop(to: absolute(memoryPath))
-                work[index].memorySaved = true
-              }
-              for (index, disk) in disks.enumerated() {
-                try fault("checkpoint:disk\(disk.number)")
-                madeDisks.outcomes[index] = .success(
-                  try VirtualDisk.createDifferencing(at: absolute(disk.new), parent: absolute(disk.parent)).closing())
-              }
-              try memory.result()
-            } catch let error where !(error is SimulatedCrash) {
-              // Resumed from the memory files while they still exist (the rollback removes them).
-              resumeOnOldLeaves(&work)
-              throw error
-            }
-          },
-          commit: { tx -> [Checkpoint] in
-            var next = 0
-            return try work.map { item in
-              let ids = madeDisks.outcomes[next..<(next + item.slots.count)].map { $0!.success! }
-              next += item.slots.count
-              return try commitCheckpoint(
-                tx, item, name: checkpointName, description: description, created: created, stamp: stamp,
-                uniqueIDs: ids)
-            }
-          })
-        writeManifests(vms: work.map(\.vm.name))
-      } catch let crash as SimulatedCrash {
-        throw crash
-      } catch {
-        // Nothing was checkpointed: the VMs run again as they did. An online VM whose state was
-        // saved and not resumed (the commit itself failed, the file is gone) is off.
-        for item in work {
-          if item.pauses {
-            // Never switched: it goes on writing the leaves it had.
-            if item.paused { try? item.driver.continueRunning() }
-            if item.freezes { try? item.driver.thawFileSystems() }
-          } else if item.online && !item.memorySaved {
-            if item.freezes { try? item.driver.thawFileSystems() }
-          } else if item.online {
-            try? markStopped(item.vm)
-          } else if item.wasRunning {
-            _ = try? start(vm: item.vm.name)
-          }
+        // Paused VMs' hosts write their memory while the new disks are made here: the pause lasts
+        // the longer of the two, not their sum. Waited for before anything is thrown.
+        let memory = saveMemoriesOfPausedVMs(work)
+        defer { memory.wait() }
+        // Each other host streams its VM's memory into the checkpoint's file, named in the journal
+        // like the disks; the VM is off from here until it resumes on its new leaves.
+        for index in work.indices where !work[index].pauses {
+          guard let memoryPath = work[index].memoryPath else { continue }
+          if work[index].freezes { try work[index].driver.freezeFileSystems() }
+          try work[index].driver.saveMemoryAndStop(to: absolute(memoryPath))
+          work[index].memorySaved = true
         }
+        for disk in disks {
+          try fault("checkpoint:disk\(disk.number)")
+          uniqueIDs.append(
+            try VirtualDisk.createDifferencing(at: absolute(disk.new), parent: absolute(disk.parent)).closing())
+        }
+        try memory.result()
+      } catch let error where !(error is SimulatedCrash) {
+        // Resumed from the memory files while they still exist (the rollback removes them).
+        resumeOnOldLeaves(&work)
         throw error
       }
-      // Back to how it was: running VMs run again, online ones on their new leaves. The checkpoint
-      // is taken whatever the host does now, and a failure says so.
-      // Paused VMs first and all together: the pause is the same moment for every VM of a lab.
-      var pauses: [String: Double] = [:]
-      var failures: [String: LabKitError] = [:]
-      for item in work where item.pauses {
-        switch continueOnNewLeaves(item, checkpoint: checkpointName) {
-        case .success(let seconds): pauses[item.vm.name] = seconds
-        case .failure(let error): failures[item.vm.name] = error
-        }
+      let commit = CheckpointCommit(
+        name: name, description: description, created: created, stamp: stamp,
+        vms: work.reduce(into: []) { vms, item in
+          let first = vms.reduce(0) { $0 + $1.slots.count }
+          vms.append(
+            CheckpointCommit.VM(
+              vmID: item.vm.id!, memoryPath: item.memoryPath,
+              slots: item.slots.indices.map { index in
+                CheckpointCommit.Slot(
+                  number: item.slots[index].number, frozenDiskID: item.slots[index].leafID,
+                  newPath: item.newPaths[index], uniqueID: uniqueIDs[first + index])
+              }))
+        })
+      if decidedElsewhere {
+        try prepareJournalEntry(entry, commit: try Self.journalText(commit))
+      } else {
+        // Decided here, at once: a crash before the commit rolls it back like any operation.
+        try syncToDisk(entry.creates)
+        try fault("checkpoint:files")
       }
-      return try zip(work, checkpoints).map { item, checkpoint in
-        let failure = item.pauses ? failures[item.vm.name] : runAgain(item, checkpoint: checkpointName)
-        return TakenCheckpoint(
-          result: CheckpointResult(
-            checkpoint: checkpoint, action: item.action, vmState: try self.vm(named: item.vm.name).state,
-            pauseSeconds: pauses[item.vm.name]),
-          hostFailure: failure)
+      return PreparedCheckpoint(entry: entry, commit: commit, work: work)
+    } catch let crash as SimulatedCrash {
+      throw crash
+    } catch {
+      try? rollBackJournalEntry(entry)
+      runAgainOnOldLeaves(work)
+      throw error
+    }
+  }
+
+  // MARK: Phase two: the decision
+
+  /// Commits a prepared checkpoint, then the VMs run again, online ones on their new leaves. The
+  /// checkpoint is taken whatever the hosts do then; a failure to run a VM again is in its result.
+  func commitPrepared(_ prepared: inout PreparedCheckpoint) throws -> [TakenCheckpoint] {
+    let work = prepared.work
+    let checkpoints: [Checkpoint]
+    do {
+      checkpoints = try commitJournalEntry(prepared.entry) { tx in try commitCheckpoint(tx, prepared.commit) }
+    } catch let crash as SimulatedCrash {
+      throw crash
+    } catch {
+      try? rollBackPrepared(prepared)
+      throw error
+    }
+    try fault("checkpoint:committed")
+    try finishJournalEntry(prepared.entry)
+    writeManifests(vms: work.map(\.vm.name))
+    // Paused VMs first and all together: the pause is the same moment for every VM of a lab.
+    var pauses: [String: Double] = [:]
+    var failures: [String: LabKitError] = [:]
+    for item in work where item.pauses {
+      switch continueOnNewLeaves(item, checkpoint: prepared.commit.name) {
+      case .success(let seconds): pauses[item.vm.name] = seconds
+      case .failure(let error): failures[item.vm.name] = error
+      }
+    }
+    return try zip(work, checkpoints).map { item, checkpoint in
+      let failure = item.pauses ? failures[item.vm.name] : runAgain(item, checkpoint: prepared.commit.name)
+      return TakenCheckpoint(
+        result: CheckpointResult(
+          checkpoint: checkpoint, action: item.action, vmState: try self.vm(named: item.vm.name).state,
+          pauseSeconds: pauses[item.vm.name]),
+        hostFailure: failure)
+    }
+  }
+
+  /// Takes nothing: the files go (memory files only once the VMs resumed from them) and the VMs
+  /// run again on the leaves they had.
+  func rollBackPrepared(_ prepared: PreparedCheckpoint) throws {
+    var work = prepared.work
+    resumeOnOldLeaves(&work)
+    try rollBackJournalEntry(prepared.entry)
+    runAgainOnOldLeaves(work)
+  }
+
+  /// After a checkpoint that was not taken, the VMs run again as they did. An online VM whose
+  /// memory was saved and not resumed (the file is gone) is off.
+  private func runAgainOnOldLeaves(_ work: [CheckpointWork]) {
+    for item in work {
+      if item.pauses {
+        // Never switched: it goes on writing the leaves it had.
+        if item.paused { try? item.driver.continueRunning() }
+        if item.freezes { try? item.driver.thawFileSystems() }
+      } else if item.online && !item.memorySaved {
+        if item.freezes { try? item.driver.thawFileSystems() }
+      } else if item.online {
+        try? markStopped(item.vm)
+      } else if item.wasRunning {
+        _ = try? start(vm: item.vm.name)
       }
     }
   }
@@ -337,30 +396,34 @@ extension Library {
     try? writeManifest(vm: record.name)
   }
 
-  /// The catalog side of one VM's checkpoint: the checkpoint row, its frozen disks (the old leaves)
-  /// and the new leaves the VM writes to from now on.
-  private func commitCheckpoint(
-    _ tx: CatalogTransaction, _ work: CheckpointWork, name: String, description: String, created: Date, stamp: String,
-    uniqueIDs: [String]
-  ) throws -> Checkpoint {
-    var checkpoint = CheckpointRecord(
-      id: nil, vmID: work.vm.id!, name: name, description: description, created: created, stamp: stamp,
-      parentID: work.vm.currentCheckpointID, memoryPath: work.memoryPath)
-    try tx.insert(&checkpoint)
-    for (index, slot) in work.slots.enumerated() {
-      try tx.insert(CheckpointDiskRecord(checkpointID: checkpoint.id!, slot: slot.number, frozenDiskID: slot.leafID))
-      var disk = DiskRecord(
-        id: nil, path: work.newPaths[index], uniqueID: uniqueIDs[index], parentID: slot.leafID, vmID: work.vm.id,
-        slot: slot.number, role: .layer, checkpointID: checkpoint.id)
-      try tx.insert(&disk)
-      var updated = slot
-      updated.leafID = disk.id!
-      try tx.update(updated)
+  /// The catalog side of a checkpoint, from the commit its first phase recorded: for each VM the
+  /// checkpoint row, its frozen disks (the old leaves) and the new leaves it writes to from now on.
+  func commitCheckpoint(_ tx: CatalogTransaction, _ commit: CheckpointCommit) throws -> [Checkpoint] {
+    try commit.vms.map { item in
+      var vm = try tx.vm(id: item.vmID)
+      var checkpoint = CheckpointRecord(
+        id: nil, vmID: item.vmID, name: commit.name, description: commit.description, created: commit.created,
+        stamp: commit.stamp, parentID: vm.currentCheckpointID, memoryPath: item.memoryPath)
+      try tx.insert(&checkpoint)
+      let slots = Dictionary(uniqueKeysWithValues: try tx.slots(ofVM: item.vmID).map { ($0.number, $0) })
+      for slot in item.slots {
+        try tx.insert(
+          CheckpointDiskRecord(checkpointID: checkpoint.id!, slot: slot.number, frozenDiskID: slot.frozenDiskID))
+        var disk = DiskRecord(
+          id: nil, path: slot.newPath, uniqueID: slot.uniqueID, parentID: slot.frozenDiskID, vmID: item.vmID,
+          slot: slot.number, role: .layer, checkpointID: checkpoint.id)
+        try tx.insert(&disk)
+        guard var updated = slots[slot.number] else {
+          throw LabKitError(
+            .inconsistent, "VM '\(vm.name)' has no disk \(slot.number) any more; run `vmlab library check`")
+        }
+        updated.leafID = disk.id!
+        try tx.update(updated)
+      }
+      vm.currentCheckpointID = checkpoint.id
+      try tx.update(vm)
+      return try reportedCheckpoint(tx, checkpoint, vm: vm)
     }
-    var vm = try tx.vm(id: work.vm.id!)
-    vm.currentCheckpointID = checkpoint.id
-    try tx.update(vm)
-    return try reportedCheckpoint(tx, checkpoint, vm: vm)
   }
 }
 

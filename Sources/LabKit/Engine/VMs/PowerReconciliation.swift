@@ -14,12 +14,14 @@ extension Library {
   ///
   /// A VM the catalog calls stopped or saved whose host runs it is turned off (see
   /// `turnOffUnrecorded`).
+  ///
+  /// VMs a prepared operation holds are left as they are (paused, say) until its decision.
   func reconcilePowerStates() throws {
-    let running = try catalog.read { tx in
-      try tx.vms(in: .running)
+    let (running, held) = try catalog.read { tx in
+      (try tx.vms(in: .running), try tx.vmKeysOfPreparedOperations())
     }
     var changed: [String] = []
-    for var record in running {
+    for var record in running where !held.contains(NameRules.key(record.name)) {
       guard let driver = hosts.driver(named: record.host) else { continue }
       let seen = try? driver.powerState(of: record.name)
       if seen == .paused, continuePaused(record, driver) { continue }
@@ -29,7 +31,7 @@ extension Library {
       try catalog.write { tx in try tx.update(record) }
       changed.append(record.name)
     }
-    changed += try turnOffUnrecorded()
+    changed += try turnOffUnrecorded(except: held)
     writeManifests(vms: changed)
   }
 
@@ -37,10 +39,10 @@ extension Library {
   /// starting it and recording that it runs (a restore resuming it, a start). Nothing says which
   /// files its disks write, so it is turned off, and `vm list` says it stopped outside vmlab; its
   /// catalog state (and a saved VM's saved state) stays as recorded.
-  private func turnOffUnrecorded() throws -> [String] {
+  private func turnOffUnrecorded(except held: Set<String>) throws -> [String] {
     let recorded = try catalog.read { tx in try tx.vms(in: .stopped) + tx.vms(in: .saved) }
     var changed: [String] = []
-    for var record in recorded {
+    for var record in recorded where !held.contains(NameRules.key(record.name)) {
       guard let driver = hosts.driver(named: record.host) else { continue }
       let seen = try? driver.powerState(of: record.name)
       guard seen == .running || seen == .paused else { continue }
@@ -54,7 +56,7 @@ extension Library {
 
   /// Switches a paused VM to the catalog's leaves and lets it continue; false when the host failed
   /// (the VM is then turned off).
-  private func continuePaused(_ record: VMRecord, _ driver: HostDriver) -> Bool {
+  func continuePaused(_ record: VMRecord, _ driver: HostDriver) -> Bool {
     do {
       try driver.switchDisks(vm: record.name, to: try vm(named: record.name).disks.map(\.path))
       try driver.continueRunning(vm: record.name)

@@ -1,0 +1,127 @@
+import Foundation
+
+/// A checkpoint of several VMs in two phases, for a lab spread over the hosts of a cluster: every
+/// host prepares (its VMs frozen, paused or stopped, every new file made and synced, the commit kept
+/// in its journal), and only when all have prepared does each commit; otherwise each rolls back.
+/// Between the phases the VMs refuse every other operation, and a crash leaves the entry waiting:
+/// recovery never decides on its own, since the other hosts may have committed theirs.
+public struct PreparedCheckpoint {
+  let entry: JournalRecord
+  let commit: CheckpointCommit
+  var work: [Library.CheckpointWork]
+
+  /// The journal entry that holds it; `Library.decidePrepared(operation:commit:)` takes it after a
+  /// crash.
+  public var operationID: Int64 { entry.id! }
+  public var vms: [String] { work.map(\.vm.name) }
+  public var name: String { commit.name }
+  /// The time stamp of its files, the same on every VM (see `CheckpointFileName`).
+  public var stamp: String { commit.stamp }
+}
+
+/// What a prepared checkpoint commits, kept in its journal entry: for each VM, the frozen disk and
+/// the new leaf of each slot.
+struct CheckpointCommit: Codable {
+  struct VM: Codable {
+    var vmID: Int64
+    var memoryPath: String?
+    var slots: [Slot]
+  }
+
+  struct Slot: Codable {
+    var number: Int
+    var frozenDiskID: Int64
+    var newPath: String
+    var uniqueID: String
+  }
+
+  var name: String
+  var description: String
+  var created: Date
+  var stamp: String
+  var vms: [VM]
+}
+
+extension Library {
+  /// Phase one of a checkpoint whose decision is taken elsewhere (see `PreparedCheckpoint`). The
+  /// VMs stay paused or off until `decide(_:commit:)`.
+  public func prepareCheckpoint(vms names: [String], name: String, description: String = "", disksOnly: Bool = false)
+    throws -> PreparedCheckpoint
+  {
+    try checkCheckpointRequest(vms: names, name: name)
+    return try withVMLocks(names.sorted()) {
+      try prepareLockedCheckpoint(
+        vms: names, name: name, description: description, disksOnly: disksOnly, decidedElsewhere: true)
+    }
+  }
+
+  /// Phase two: commits the checkpoint on every VM (which then run again) or rolls it back (the
+  /// files go, the VMs run again as they did). A VM that does not run again after a commit is named
+  /// in a `.hostFailedAfterCommit` error: the checkpoint is taken all the same.
+  @discardableResult
+  public func decide(_ prepared: PreparedCheckpoint, commit: Bool) throws -> [CheckpointResult] {
+    var prepared = prepared
+    return try withVMLocks(prepared.vms.sorted(), deciding: prepared.operationID) {
+      try ensurePrepared(prepared.operationID)
+      guard commit else {
+        try rollBackPrepared(prepared)
+        return []
+      }
+      let taken = try commitPrepared(&prepared)
+      let failures = taken.compactMap(\.hostFailure)
+      if !failures.isEmpty {
+        throw LabKitError(
+          .hostFailedAfterCommit,
+          "checkpoint '\(prepared.name)' taken on \(taken.count) VMs, but \(failures.count) did not run again: "
+            + failures.map(\.message).joined(separator: "; "))
+      }
+      return taken.map(\.result)
+    }
+  }
+
+  /// Phase two for an operation whose first phase a process that ended left in the journal (it
+  /// knew the VMs' power; this does not): commits or rolls back its files and catalog rows. A VM
+  /// its host holds paused continues, on the leaves the catalog now names; the others stay as they
+  /// are, and the next opening of the library records those that stopped. Returns the VMs.
+  @discardableResult
+  public func decidePrepared(operation id: Int64, commit: Bool) throws -> [String] {
+    guard let entry = try catalog.read({ tx in try tx.journalEntry(id: id) }), let text = entry.prepared,
+      !entry.committed
+    else {
+      throw LabKitError(
+        .notFound,
+        "no prepared operation \(id) waits in this library (it was decided already, or never prepared here)")
+    }
+    guard entry.operation == "checkpoint" else {
+      throw LabKitError(
+        .invalidArgument, "prepared operation \(id) is a \(entry.operation), which this vmlab cannot decide")
+    }
+    let plan = try JSONDecoder().decode(CheckpointCommit.self, from: Data(text.utf8))
+    return try withVMLocks(entry.vmNames.sorted(), deciding: id) {
+      if commit {
+        _ = try commitJournalEntry(entry) { tx in try commitCheckpoint(tx, plan) }
+        try finishJournalEntry(entry)
+      } else {
+        try rollBackJournalEntry(entry)
+      }
+      writeManifests(vms: entry.vmNames)
+      unsettledOperations.removeAll { $0.preparedOperationID == id }
+      let records = try catalog.read { tx in try entry.vmNames.map { try vmRecord(tx, named: $0) } }
+      for record in records {
+        guard let driver = hosts.driver(named: record.host), (try? driver.powerState(of: record.name)) == .paused
+        else { continue }
+        if !continuePaused(record, driver) { try? markStopped(record) }
+      }
+      return entry.vmNames
+    }
+  }
+
+  private func ensurePrepared(_ id: Int64) throws {
+    guard let entry = try catalog.read({ tx in try tx.journalEntry(id: id) }), entry.prepared != nil, !entry.committed
+    else { throw LabKitError(.invalidState, "prepared operation \(id) was decided already") }
+  }
+
+  static func journalText<T: Encodable>(_ value: T) throws -> String {
+    String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
+  }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import TestSupport
+import XCTest
+
+@testable import LabKit
+
+/// A checkpoint in two phases, as a cluster takes a lab's over several hosts: prepare (VMs paused or
+/// stopped, every file made and synced, the commit kept in the journal), then commit or roll back
+/// on the decision. Between the phases the VMs refuse other work; after a crash the entry waits for
+/// its decision instead of rolling back, and the decision is carried out from the journal alone.
+final class PreparedCheckpointTests: LabKitTestCase {
+  var failing: FailingHost!
+
+  override func setUpWithError() throws {
+    folder = TemporaryFolder()
+    failing = FailingHost()
+    failing.capabilities = .all
+    library = try Library(at: root, host: failing)
+  }
+
+  override func reopen() throws {
+    try library.close()
+    library = nil
+    library = try Library(at: root, host: failing)
+  }
+
+  /// A paused-and-switched VM (`hv`) and a virtual-server VM with additions (`vs`), both running
+  /// with data on their disks.
+  private func twoRunningVMs() throws {
+    try library.createVM(name: "hv", diskSizes: [diskSize], additions: true, hostKind: .hypervisor)
+    try library.createVM(name: "vs", diskSizes: [diskSize, diskSize], additions: true)
+    for vm in ["hv", "vs"] {
+      try library.start(vm: vm)
+      try library.write(vm, disk: 1, at: 0, pattern(vm == "hv" ? 1 : 2, 5000))
+    }
+    failing.inner.setMemory("hv", "lesson 3")
+  }
+
+  private func contents() throws -> [[UInt8]] {
+    [try library.contents("hv", disk: 1), try library.contents("vs", disk: 1), try library.contents("vs", disk: 2)]
+  }
+
+  private func assertWaits(_ vm: String, operation id: Int64, line: UInt = #line) {
+    let error = expectError(.invalidState) { _ = try self.library.checkpoint(vm: vm, name: "other") }
+    XCTAssertEqual(
+      error?.message,
+      "VMs 'hv', 'vs' have a prepared checkpoint (operation \(id)) that waits for its decision; nothing else is done to them until the cluster commits or rolls it back",
+      line: line)
+  }
+
+  func testACommitTakesTheCheckpointOnEveryVMAtTheMomentItWasPrepared() throws {
+    try twoRunningVMs()
+    let moment = try contents()
+    let prepared = try library.prepareCheckpoint(vms: ["hv", "vs"], name: "clean", description: "day 1")
+    XCTAssertEqual(prepared.vms, ["hv", "vs"])
+    // Prepared: the files are there, no checkpoint yet, hv paused, vs shut down; nothing else runs.
+    XCTAssertEqual(Array(failing.inner.log.suffix(2)), ["pause hv", "save-running hv"])
+    XCTAssertEqual(try library.checkpoints(), [])
+    XCTAssertFalse(failing.inner.log.contains("continue hv"), "hv stays paused until the decision")
+    XCTAssertEqual(try library.vm(named: "vs").state, .stopped)
+    XCTAssertEqual(filesUnder(root).filter { $0.contains(prepared.stamp) }.count, 4, "3 disks and hv's memory")
+    assertWaits("hv", operation: prepared.operationID)
+    assertWaits("vs", operation: prepared.operationID)
+    XCTAssertThrowsError(try library.write("vs", disk: 1, at: 0, pattern(9, 100)), "no guest writes either")
+
+    let results = try library.decide(prepared, commit: true)
+    XCTAssertEqual(results.map(\.checkpoint.vm), ["hv", "vs"])
+    XCTAssertEqual(Set(results.map(\.checkpoint.stamp)), [prepared.stamp], "one moment")
+    XCTAssertEqual(results.map(\.vmState), [.running, .running])
+    XCTAssertEqual(Array(failing.inner.log.suffix(4).prefix(3)), ["switch hv", "continue hv", "thaw hv"])
+    XCTAssertEqual(failing.inner.memory("hv"), "lesson 3", "hv was continued, never restarted")
+    try assertConsistent()
+    // Both come back to that moment.
+    for vm in ["hv", "vs"] { try library.write(vm, disk: 1, at: 0, pattern(7, 5000)) }
+    try library.restoreLab(try library.createLab(name: "room", vms: ["hv", "vs"]).name, checkpoint: "clean")
+    XCTAssertTrue(same(try contents(), moment))
+    let again = expectError(.invalidState) { _ = try self.library.decide(prepared, commit: false) }
+    XCTAssertEqual(again?.message, "prepared operation \(prepared.operationID) was decided already")
+  }
+
+  func testARollBackLeavesNoFileAndTheVMsRunOnAsTheyDid() throws {
+    try twoRunningVMs()
+    let files = filesUnder(root)
+    let moment = try contents()
+    let leaves = try ["hv", "vs"].map { try library.vm(named: $0).disks.map(\.path) }
+    let prepared = try library.prepareCheckpoint(vms: ["hv", "vs"], name: "clean")
+    XCTAssertEqual(try library.decide(prepared, commit: false), [])
+    XCTAssertEqual(filesUnder(root), files, "every file the first phase made is gone")
+    XCTAssertEqual(try library.checkpoints(), [])
+    XCTAssertEqual(try ["hv", "vs"].map { try library.vm(named: $0).disks.map(\.path) }, leaves)
+    XCTAssertEqual(try ["hv", "vs"].map { try library.vm(named: $0).state }, [.running, .running])
+    XCTAssertTrue(failing.inner.log.contains("continue hv"))
+    XCTAssertFalse(failing.inner.log.contains("switch hv"), "never switched")
+    XCTAssertTrue(same(try contents(), moment))
+    try assertConsistent()
+    _ = try library.checkpoint(vm: "vs", name: "later")
+  }
+
+  func testAfterACrashTheEntryWaitsAndTheDecisionIsCarriedOutFromTheJournal() throws {
+    for commit in [true, false] {
+      try twoRunningVMs()
+      let files = filesUnder(root)
+      let moment = try contents()
+      let prepared = try library.prepareCheckpoint(vms: ["hv", "vs"], name: "clean")
+      // The process ends here, before any decision, its host holding hv paused: nothing is rolled
+      // back on opening, and hv is not continued on its old leaves.
+      failing.leftPaused("hv")
+      try reopen()
+      XCTAssertEqual(library.unsettledOperations.map(\.preparedOperationID), [prepared.operationID])
+      XCTAssertEqual(try failing.powerState(of: "hv"), .paused, "held paused")
+      assertWaits("vs", operation: prepared.operationID)
+      XCTAssertEqual(try library.decidePrepared(operation: prepared.operationID, commit: commit), ["hv", "vs"])
+      XCTAssertEqual(try failing.powerState(of: "hv"), .running, "continued on the catalog's leaves")
+      XCTAssertEqual(failing.inner.disks["hv"], try library.vm(named: "hv").disks.map(\.path))
+      XCTAssertEqual(try library.checkpoints().map(\.name), commit ? ["clean", "clean"] : [])
+      if !commit { XCTAssertEqual(filesUnder(root), files) }
+      try assertConsistent()
+      if commit {
+        try library.turnOff(vm: "vs")
+        try library.restore(checkpoint: try library.checkpoint(vm: "vs", named: "clean").id)
+        XCTAssertTrue(same(try library.contents("vs", disk: 1), moment[1]))
+      }
+      let missing = expectError(.notFound) {
+        _ = try self.library.decidePrepared(operation: prepared.operationID, commit: true)
+      }
+      XCTAssertTrue(missing?.message.contains("no prepared operation \(prepared.operationID) waits") ?? false)
+      for vm in ["hv", "vs"] {
+        _ = try? library.turnOff(vm: vm)
+        try library.removeVM(named: vm)
+      }
+    }
+  }
+
+  func testACrashBeforeTheCommitIsKeptRollsBackAndOneAfterWaits() throws {
+    try twoRunningVMs()
+    let files = filesUnder(root)
+    library.faultInjection = FaultPlan(step: "checkpoint:files", error: SimulatedCrash()).hit
+    XCTAssertThrowsError(try library.prepareCheckpoint(vms: ["hv", "vs"], name: "clean"))
+    library.faultInjection = nil
+    try reopen()
+    XCTAssertEqual(library.unsettledOperations, [], "not prepared yet: rolled back like any operation")
+    XCTAssertEqual(filesUnder(root), files)
+    XCTAssertEqual(try library.checkpoints(), [])
+
+    library.faultInjection = FaultPlan(step: "checkpoint:prepared", error: SimulatedCrash()).hit
+    XCTAssertThrowsError(try library.prepareCheckpoint(vms: ["hv", "vs"], name: "clean"))
+    library.faultInjection = nil
+    try reopen()
+    let waiting = try XCTUnwrap(library.unsettledOperations.first?.preparedOperationID)
+    try library.decidePrepared(operation: waiting, commit: true)
+    XCTAssertEqual(try library.checkpoints().map(\.vm), ["hv", "vs"])
+    try assertConsistent()
+  }
+
+  func testBadRequestsPrepareNothing() throws {
+    try twoRunningVMs()
+    let files = filesUnder(root)
+    XCTAssertNotNil(
+      expectError(.invalidArgument) { _ = try self.library.prepareCheckpoint(vms: ["hv", "HV"], name: "c") })
+    XCTAssertNotNil(expectError(.notFound) { _ = try self.library.prepareCheckpoint(vms: ["hv", "ghost"], name: "c") })
+    XCTAssertNotNil(expectError(.invalidName) { _ = try self.library.prepareCheckpoint(vms: ["hv"], name: "") })
+    XCTAssertEqual(filesUnder(root), files)
+    XCTAssertEqual(library.unsettledOperations, [])
+    XCTAssertFalse(failing.inner.log.contains("pause hv"))
+  }
+}
