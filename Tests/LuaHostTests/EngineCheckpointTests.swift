@@ -63,12 +63,13 @@ final class EngineCheckpointTests: EngineTestCase {
     let message = errorMessage("vmlab.checkpoints{mostRecent=true}:restore{all=true}")
     XCTAssertTrue(message.contains("db01"), message)
     XCTAssertEqual(try lua("return web:read(1, 0, 4)"), ["BBBB"], "web01 was not restored either")
+    XCTAssertEqual(try lua("return web.state, db.state"), ["running", "running"], "both run again as they did")
     try FileManager.default.moveItem(atPath: frozen + ".aside", toPath: frozen)
     XCTAssertEqual(try lua("return db:read(1, 0, 4)"), ["bbbb"])
     let restored = try lua(
       "local r = vmlab.checkpoints{mostRecent=true}:restore{all=true}; return #r, r[1].applied, r[1].state, #r[1].filesCreated + #r[2].filesCreated, web:read(1, 0, 4), db:read(1, 0, 4)"
     )
-    XCTAssertEqual(restored, [2, true, "stopped", 3, "AAAA", "aaaa"])
+    XCTAssertEqual(restored, [2, true, "running", 3, "AAAA", "aaaa"])
   }
 
   /// A bulk merge follows the same rule as a bulk restore: several VMs need {all=true}.

@@ -80,63 +80,126 @@ extension Library {
     let names = try vmsOfRestore(ids)
     guard !names.isEmpty else { return [] }
     return try withVMLocks(names.sorted()) {
-      // What each VM needs: its checkpoint's frozen disks, the line that goes, the new leaves
-      // (under one stamp for every VM).
-      var work: [RestoreWork] = try catalog.read { tx in
-        try ids.map { id in
-          let checkpoint = try checkpointRecord(tx, id: id)
-          return try restoreWork(tx, vm: try tx.vm(id: checkpoint.vmID), checkpoint: checkpoint)
+      var prepared = try prepareLockedRestore(checkpoints: ids)
+      return try commitPreparedRestore(&prepared)
+    }
+  }
+
+  // MARK: Phase one: everything up to the commit
+
+  /// Stops the VMs and makes every new leaf. When the decision is `decidedElsewhere` (a cluster's),
+  /// the commit is kept in the journal beside the files, where a crash leaves it waiting for that
+  /// decision. On a failure nothing is kept and the VMs that ran run again. Holds the VMs' locks.
+  func prepareLockedRestore(checkpoints ids: [Int64], decidedElsewhere: Bool = false) throws -> PreparedRestore {
+    // What each VM needs: its checkpoint's frozen disks, the line that goes, the new leaves
+    // (under one stamp for every VM).
+    var work: [RestoreWork] = try catalog.read { tx in
+      try ids.map { id in
+        let checkpoint = try checkpointRecord(tx, id: id)
+        return try restoreWork(tx, vm: try tx.vm(id: checkpoint.vmID), checkpoint: checkpoint)
+      }
+    }
+    let paths = try newLeafPaths(for: work.map { ($0.vm, $0.slots) }).paths
+    for index in work.indices { work[index].newPaths = paths[index] }
+
+    try stopForRestore(&work)
+
+    // Each VM's disks in slot order; the fault steps name a disk by its number within its VM.
+    let disks = work.flatMap { item in
+      zip(item.newPaths, item.frozenDiskPaths).enumerated().map { (new: $1.0, parent: $1.1, number: $0 + 1) }
+    }
+    let entry = try beginJournalEntry(
+      "restore", vm: work.map(\.vm.name).joined(separator: ","), creates: disks.map(\.new),
+      deletes: work.flatMap { $0.doomed.map(\.path) })
+    do {
+      try fault("restore:journaled")
+      try fault("restore:disks")
+      // Making a differencing disk is processor work (its parent's tables read and checked, its
+      // own written; no sync), so a few threads per core: sixteen on two cores only added thread
+      // start-up and switches.
+      var uniqueIDs: [String] = []
+      for outcome in parallel(
+        disks, width: WorkQueue.defaultWidth,
+        { disk -> String in
+          try self.fault("restore:disk\(disk.number)")
+          let made = try VirtualDisk.createDifferencing(at: self.absolute(disk.new), parent: self.absolute(disk.parent))
+          defer { made.close() }
+          return made.uniqueID.description
+        })
+      {
+        switch outcome {
+        case .success(let id): uniqueIDs.append(id)
+        case .failure(let error): throw error
         }
       }
-      let paths = try newLeafPaths(for: work.map { ($0.vm, $0.slots) }).paths
-      for index in work.indices { work[index].newPaths = paths[index] }
-
-      try stopForRestore(&work)
-
-      // The files, then one commit. Making a differencing disk is processor work (its parent's
-      // tables read and checked, its own written; no sync), so a few threads per core: sixteen on
-      // two cores only added thread start-up and switches.
-      // Each VM's disks in slot order; the fault steps name a disk by its number within its VM.
-      let disks = work.flatMap { item in
-        zip(item.newPaths, item.frozenDiskPaths).enumerated().map { (new: $1.0, parent: $1.1, number: $0 + 1) }
-      }
-      let created = ParallelResults<String>(count: disks.count)
-      let outcomes = try journaled(
-        "restore", vm: names.joined(separator: ","), creates: disks.map(\.new),
-        deletes: work.flatMap { $0.doomed.map(\.path) },
-        files: {
-          try fault("restore:disks")
-          for (index, outcome) in parallel(
-            disks, width: WorkQueue.defaultWidth,
-            { disk -> String in
-              try self.fault("restore:disk\(disk.number)")
-              let made = try VirtualDisk.createDifferencing(
-                at: self.absolute(disk.new), parent: self.absolute(disk.parent))
-              defer { made.close() }
-              return made.uniqueID.description
-            }
-          ).enumerated() {
-            created.outcomes[index] = outcome
-            if let error = outcome.failure { throw error }
-          }
-        },
-        commit: { tx -> [RestoreOutcome] in
-          var next = 0
-          return try work.map { item in
-            let uniqueIDs = created.outcomes[next..<(next + item.slots.count)].map { $0!.success! }
-            next += item.slots.count
-            let vm = try commitRestore(tx, item, uniqueIDs: uniqueIDs)
-            // The checkpoint as it is now, from what the plan already read (no more lookups).
-            let checkpoint = reportedCheckpoint(item.checkpoint, vm: vm, frozenDiskPaths: item.frozenDiskPaths)
-            return RestoreOutcome(
-              vm: vm.name, checkpoint: checkpoint, action: item.action, state: vm.state,
-              plan: item.plan(action: item.action, applied: true, absolute: absolute))
-          }
+      var next = 0
+      let commit = RestoreCommit(
+        vms: work.map { item in
+          defer { next += item.slots.count }
+          return RestoreCommit.VM(
+            vmID: item.vm.id!, checkpointID: item.checkpoint.id!, restart: item.restart,
+            doomedDiskIDs: item.doomed.map { $0.id! },
+            slots: item.slots.indices.map { index in
+              RestoreCommit.Slot(
+                number: item.slots[index].number, frozenDiskID: item.frozenDiskIDs[index],
+                newPath: item.newPaths[index], uniqueID: uniqueIDs[next + index])
+            })
         })
-      writeManifests(vms: names)
-
-      return try runAgainAfterRestore(work, outcomes)
+      if decidedElsewhere {
+        try prepareJournalEntry(entry, commit: try Self.journalText(commit))
+      } else {
+        try syncToDisk(entry.creates)
+        try fault("restore:files")
+      }
+      return PreparedRestore(entry: entry, commit: commit, work: work)
+    } catch let crash as SimulatedCrash {
+      throw crash
+    } catch {
+      try? rollBackJournalEntry(entry)
+      startAgainAfterRestoreRollBack(work)
+      throw error
     }
+  }
+
+  // MARK: Phase two: the decision
+
+  /// Commits a prepared restore, removes the discarded line, and runs the VMs again.
+  func commitPreparedRestore(_ prepared: inout PreparedRestore) throws -> [RestoreOutcome] {
+    let work = prepared.work
+    let outcomes: [RestoreOutcome]
+    do {
+      outcomes = try commitJournalEntry(prepared.entry) { tx in
+        try zip(work, prepared.commit.vms).map { item, commit in
+          let vm = try commitRestore(tx, commit, recordRunning: item.restart)
+          // The checkpoint as it is now, from what the plan already read (no more lookups).
+          let checkpoint = reportedCheckpoint(item.checkpoint, vm: vm, frozenDiskPaths: item.frozenDiskPaths)
+          return RestoreOutcome(
+            vm: vm.name, checkpoint: checkpoint, action: item.action, state: vm.state,
+            plan: item.plan(action: item.action, applied: true, absolute: absolute))
+        }
+      }
+    } catch let crash as SimulatedCrash {
+      throw crash
+    } catch {
+      try? rollBackPreparedRestore(prepared)
+      throw error
+    }
+    try fault("restore:committed")
+    try finishJournalEntry(prepared.entry)
+    writeManifests(vms: work.map(\.vm.name))
+    return try runAgainAfterRestore(work, outcomes)
+  }
+
+  /// Restores nothing: the new leaves go and the VMs that ran run again on the disks they had.
+  func rollBackPreparedRestore(_ prepared: PreparedRestore) throws {
+    try rollBackJournalEntry(prepared.entry)
+    startAgainAfterRestoreRollBack(prepared.work)
+  }
+
+  /// The VMs a restore that was not done stopped, started again (a running guest's memory is gone:
+  /// it boots on the disks it had).
+  private func startAgainAfterRestoreRollBack(_ work: [RestoreWork]) {
+    for item in work where item.wasRunning { _ = try? start(vm: item.vm.name) }
   }
 
   // MARK: Steps
@@ -157,6 +220,8 @@ extension Library {
     var action: PowerAction = .none
     /// The VM ran and boots again afterwards (its checkpoint holds no memory).
     var restart = false
+    /// The VM ran before the restore stopped it.
+    var wasRunning = false
 
     /// What the restore does to the VM's power, as a plan made before anything runs says it.
     var predictedAction: PowerAction {
@@ -210,6 +275,7 @@ extension Library {
       } catch let error as LabKitError {
         throw LabKitError(error.kind, "VM '\(item.vm.name)' not restored: \(error.message)")
       }
+      item.wasRunning = ran
       item.restart = ran && item.checkpoint.memoryPath == nil
       return item
     }
@@ -223,25 +289,30 @@ extension Library {
     work = done
   }
 
-  /// The catalog side of a restore: the new leaves (with these unique ids) replace the slots' leaves,
-  /// the discarded line goes, and the VM descends from the checkpoint. Returns the VM's row.
-  func commitRestore(_ tx: CatalogTransaction, _ work: RestoreWork, uniqueIDs: [String]) throws -> VMRecord {
-    for (index, slot) in work.slots.enumerated() {
+  /// The catalog side of one VM's restore, from the commit its first phase recorded: the new leaves
+  /// replace the slots' leaves, the discarded line goes, and the VM descends from the checkpoint.
+  /// Returns the VM's row.
+  func commitRestore(_ tx: CatalogTransaction, _ commit: RestoreCommit.VM, recordRunning: Bool) throws -> VMRecord {
+    var vm = try tx.vm(id: commit.vmID)
+    let slots = Dictionary(uniqueKeysWithValues: try tx.slots(ofVM: commit.vmID).map { ($0.number, $0) })
+    for slot in commit.slots {
       var disk = DiskRecord(
-        id: nil, path: work.newPaths[index], uniqueID: uniqueIDs[index], parentID: work.frozenDiskIDs[index],
-        vmID: work.vm.id, slot: slot.number, role: .layer, checkpointID: nil)
+        id: nil, path: slot.newPath, uniqueID: slot.uniqueID, parentID: slot.frozenDiskID, vmID: commit.vmID,
+        slot: slot.number, role: .layer, checkpointID: nil)
       try tx.insert(&disk)
-      var updated = slot
+      guard var updated = slots[slot.number] else {
+        throw LabKitError(
+          .inconsistent, "VM '\(vm.name)' has no disk \(slot.number) any more; run `vmlab library check`")
+      }
       updated.leafID = disk.id!
       try tx.update(updated)
     }
     // Children first: the line is deleted from its leaf down.
-    for disk in work.doomed { try tx.deleteDisk(id: disk.id!) }
-    var vm = try tx.vm(id: work.vm.id!)
-    vm.currentCheckpointID = work.checkpoint.id
+    for id in commit.doomedDiskIDs { try tx.deleteDisk(id: id) }
+    vm.currentCheckpointID = commit.checkpointID
     // A VM that boots again is recorded running in the same commit (one transaction for a lab);
     // one that then fails to start is recorded stopped.
-    if work.restart { vm.state = .running }
+    if recordRunning { vm.state = .running }
     try tx.update(vm)
     return vm
   }
@@ -311,7 +382,7 @@ extension Library {
   }
 
   /// The VM of each checkpoint, checking that no VM is restored to two checkpoints at once.
-  private func vmsOfRestore(_ ids: [Int64]) throws -> [String] {
+  func vmsOfRestore(_ ids: [Int64]) throws -> [String] {
     // One read for every VM's name: a classroom's worth of checkpoints in one transaction.
     let vms = try catalog.read { tx in try ids.map { try tx.vm(id: try checkpointRecord(tx, id: $0).vmID).name } }
     var counts: [String: (name: String, count: Int)] = [:]

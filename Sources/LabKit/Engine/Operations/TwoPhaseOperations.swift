@@ -1,10 +1,12 @@
 import Foundation
 
-/// A checkpoint of several VMs in two phases, for a lab spread over the hosts of a cluster: every
-/// host prepares (its VMs frozen, paused or stopped, every new file made and synced, the commit kept
-/// in its journal), and only when all have prepared does each commit; otherwise each rolls back.
-/// Between the phases the VMs refuse every other operation, and a crash leaves the entry waiting:
-/// recovery never decides on its own, since the other hosts may have committed theirs.
+// A checkpoint or restore of several VMs in two phases, for a lab spread over the hosts of a
+// cluster: every host prepares (its VMs frozen, paused or stopped, every new file made and synced,
+// the commit kept in its journal), and only when all have prepared does each commit; otherwise each
+// rolls back. Between the phases the VMs refuse every other operation, and a crash leaves the entry
+// waiting: recovery never decides on its own, since the other hosts may have committed theirs.
+
+/// A checkpoint whose first phase is done (`Library.prepareCheckpoint`).
 public struct PreparedCheckpoint {
   let entry: JournalRecord
   let commit: CheckpointCommit
@@ -42,7 +44,62 @@ struct CheckpointCommit: Codable {
   var vms: [VM]
 }
 
+/// A restore whose first phase is done (`Library.prepareRestore`).
+public struct PreparedRestore {
+  let entry: JournalRecord
+  let commit: RestoreCommit
+  var work: [Library.RestoreWork]
+
+  public var operationID: Int64 { entry.id! }
+  public var vms: [String] { work.map(\.vm.name) }
+}
+
+/// What a prepared restore commits, kept in its journal entry: for each VM, the checkpoint, the new
+/// leaf over each frozen disk, and the layers that go.
+struct RestoreCommit: Codable {
+  struct VM: Codable {
+    var vmID: Int64
+    var checkpointID: Int64
+    /// Recorded running by the commit: it ran, and boots again.
+    var restart: Bool
+    var doomedDiskIDs: [Int64]
+    var slots: [Slot]
+  }
+
+  struct Slot: Codable {
+    var number: Int
+    var frozenDiskID: Int64
+    var newPath: String
+    var uniqueID: String
+  }
+
+  var vms: [VM]
+}
+
 extension Library {
+  /// Phase one of a restore whose decision is taken elsewhere (see `PreparedRestore`): the VMs are
+  /// stopped and the new leaves made; they stay off until `decide(_:commit:)`.
+  public func prepareRestore(checkpoints ids: [Int64]) throws -> PreparedRestore {
+    let names = try vmsOfRestore(ids)
+    guard !names.isEmpty else { throw LabKitError(.invalidArgument, "a restore needs at least one checkpoint") }
+    return try withVMLocks(names.sorted()) { try prepareLockedRestore(checkpoints: ids, decidedElsewhere: true) }
+  }
+
+  /// Phase two of a restore: commits it (the VMs then run again as a restore leaves them) or rolls
+  /// it back (the new leaves go, the VMs that ran boot again on the disks they had).
+  @discardableResult
+  public func decide(_ prepared: PreparedRestore, commit: Bool) throws -> [RestoreOutcome] {
+    var prepared = prepared
+    return try withVMLocks(prepared.vms.sorted(), deciding: prepared.operationID) {
+      try ensurePrepared(prepared.operationID)
+      guard commit else {
+        try rollBackPreparedRestore(prepared)
+        return []
+      }
+      return try commitPreparedRestore(&prepared)
+    }
+  }
+
   /// Phase one of a checkpoint whose decision is taken elsewhere (see `PreparedCheckpoint`). The
   /// VMs stay paused or off until `decide(_:commit:)`.
   public func prepareCheckpoint(vms names: [String], name: String, description: String = "", disksOnly: Bool = false)
@@ -92,14 +149,23 @@ extension Library {
         .notFound,
         "no prepared operation \(id) waits in this library (it was decided already, or never prepared here)")
     }
-    guard entry.operation == "checkpoint" else {
+    let data = Data(text.utf8)
+    let commitToCatalog: (CatalogTransaction) throws -> Void
+    switch entry.operation {
+    case "checkpoint":
+      let plan = try JSONDecoder().decode(CheckpointCommit.self, from: data)
+      commitToCatalog = { tx in _ = try self.commitCheckpoint(tx, plan) }
+    case "restore":
+      // The VMs stay off: the process that would have started them is gone.
+      let plan = try JSONDecoder().decode(RestoreCommit.self, from: data)
+      commitToCatalog = { tx in for vm in plan.vms { _ = try self.commitRestore(tx, vm, recordRunning: false) } }
+    default:
       throw LabKitError(
         .invalidArgument, "prepared operation \(id) is a \(entry.operation), which this vmlab cannot decide")
     }
-    let plan = try JSONDecoder().decode(CheckpointCommit.self, from: Data(text.utf8))
     return try withVMLocks(entry.vmNames.sorted(), deciding: id) {
       if commit {
-        _ = try commitJournalEntry(entry) { tx in try commitCheckpoint(tx, plan) }
+        try commitJournalEntry(entry, commitToCatalog)
         try finishJournalEntry(entry)
       } else {
         try rollBackJournalEntry(entry)

@@ -4,11 +4,11 @@ import XCTest
 
 @testable import LabKit
 
-/// A checkpoint in two phases, as a cluster takes a lab's over several hosts: prepare (VMs paused or
-/// stopped, every file made and synced, the commit kept in the journal), then commit or roll back
-/// on the decision. Between the phases the VMs refuse other work; after a crash the entry waits for
+/// Checkpoints and restores in two phases, as a cluster takes a lab's over several hosts: prepare
+/// (VMs paused or stopped, every file made and synced, the commit kept in the journal), then commit
+/// or roll back on the decision. Between the phases the VMs refuse other work; after a crash the entry waits for
 /// its decision instead of rolling back, and the decision is carried out from the journal alone.
-final class PreparedCheckpointTests: LabKitTestCase {
+final class TwoPhaseOperationTests: LabKitTestCase {
   var failing: FailingHost!
 
   override func setUpWithError() throws {
@@ -162,5 +162,71 @@ final class PreparedCheckpointTests: LabKitTestCase {
     XCTAssertEqual(filesUnder(root), files)
     XCTAssertEqual(library.unsettledOperations, [])
     XCTAssertFalse(failing.inner.log.contains("pause hv"))
+  }
+
+  // MARK: Restore
+
+  /// `vs` and `pl` (no additions) running, each with a checkpoint "clean" and data written after it;
+  /// returns their contents at the checkpoint and now.
+  private func twoVMsWithACheckpoint() throws -> (clean: [[UInt8]], now: [[UInt8]], ids: [Int64]) {
+    try library.createVM(name: "pl", diskSizes: [diskSize])
+    try library.createVM(name: "vs", diskSizes: [diskSize, diskSize], additions: true)
+    for vm in ["pl", "vs"] {
+      try library.start(vm: vm)
+      try library.write(vm, disk: 1, at: 0, pattern(3, 4000))
+    }
+    let ids = try ["pl", "vs"].map { try library.checkpoint(vm: $0, name: "clean").checkpoint.id }
+    let clean = [try library.contents("pl", disk: 1), try library.contents("vs", disk: 1)]
+    for vm in ["pl", "vs"] { try library.write(vm, disk: 1, at: MiB, pattern(4, 4000)) }
+    return (clean, [try library.contents("pl", disk: 1), try library.contents("vs", disk: 1)], ids)
+  }
+
+  private func restoredContents() throws -> [[UInt8]] {
+    [try library.contents("pl", disk: 1), try library.contents("vs", disk: 1)]
+  }
+
+  func testAPreparedRestoreCommitsOnDecisionAndRollsBackWithoutLoss() throws {
+    let (clean, now, ids) = try twoVMsWithACheckpoint()
+    let files = filesUnder(root)
+    let leaves = try ["pl", "vs"].map { try library.vm(named: $0).disks.map(\.path) }
+
+    // Rolled back: every new leaf gone, the data written after the checkpoint kept, both running.
+    var prepared = try library.prepareRestore(checkpoints: ids)
+    XCTAssertEqual(try ["pl", "vs"].map { try library.vm(named: $0).state }, [.stopped, .stopped])
+    XCTAssertEqual(filesUnder(root).count, files.count + 3, "a new leaf for each of the 3 disks")
+    let refused = expectError(.invalidState) { _ = try self.library.start(vm: "pl") }
+    XCTAssertTrue(refused?.message.contains("prepared restore (operation \(prepared.operationID))") ?? false)
+    XCTAssertEqual(try library.decide(prepared, commit: false), [])
+    XCTAssertEqual(filesUnder(root), files)
+    XCTAssertEqual(try ["pl", "vs"].map { try library.vm(named: $0).disks.map(\.path) }, leaves)
+    XCTAssertEqual(try ["pl", "vs"].map { try library.vm(named: $0).state }, [.running, .running])
+    XCTAssertTrue(same(try restoredContents(), now))
+    try assertConsistent()
+
+    // Committed: both at their checkpoint, running again.
+    prepared = try library.prepareRestore(checkpoints: ids)
+    let outcomes = try library.decide(prepared, commit: true)
+    XCTAssertEqual(outcomes.map(\.vm), ["pl", "vs"])
+    XCTAssertEqual(outcomes.map(\.state), [.running, .running])
+    XCTAssertTrue(same(try restoredContents(), clean))
+    try assertConsistent()
+  }
+
+  func testAPreparedRestoreLeftByACrashIsDecidedFromTheJournal() throws {
+    let (clean, now, ids) = try twoVMsWithACheckpoint()
+    let files = filesUnder(root)
+    for commit in [false, true] {
+      let prepared = try library.prepareRestore(checkpoints: ids)
+      try reopen()
+      XCTAssertEqual(library.unsettledOperations.map(\.preparedOperationID), [prepared.operationID])
+      XCTAssertEqual(try library.decidePrepared(operation: prepared.operationID, commit: commit), ["pl", "vs"])
+      XCTAssertEqual(library.unsettledOperations, [])
+      // The VMs stay off: the process that stopped them, and would have started them, is gone.
+      XCTAssertEqual(try ["pl", "vs"].map { try library.vm(named: $0).state }, [.stopped, .stopped])
+      XCTAssertTrue(same(try restoredContents(), commit ? clean : now))
+      if !commit { XCTAssertEqual(filesUnder(root), files) }
+      try assertConsistent()
+      for vm in ["pl", "vs"] { try library.start(vm: vm) }
+    }
   }
 }
