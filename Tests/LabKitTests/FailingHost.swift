@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 @testable import LabKit
 
@@ -109,4 +110,24 @@ final class FailingHost: SimulatingHost, @unchecked Sendable {
 final class OpaqueHost: ForwardingHost, @unchecked Sendable {
   let host = TestHost()
   init() { super.init(host) }
+}
+
+/// A library whose host is a `FailingHost` (with `hostCapabilities`, the default host's when nil);
+/// `reopen()` opens the library again on the same host, as a new process would find it.
+class FailingHostTestCase: LabKitTestCase {
+  var failing: FailingHost!
+  var hostCapabilities: HostCapabilities? { nil }
+
+  override func setUpWithError() throws {
+    folder = TemporaryFolder()
+    failing = FailingHost()
+    if let hostCapabilities { failing.capabilities = hostCapabilities }
+    library = try Library(at: root, host: failing)
+  }
+
+  override func reopen() throws {
+    try library.close()
+    library = nil
+    library = try Library(at: root, host: failing)
+  }
 }

@@ -7,15 +7,7 @@ import XCTest
 /// A host that fails before the catalog commit leaves everything as it was, and the operation
 /// failed; one that fails after it leaves the operation done, says so ("taken; the VM did not start
 /// again"), and records the VM as stopped. For checkpoints, restores and lab operations.
-final class FailingHostTests: LabKitTestCase {
-  var failing: FailingHost!
-
-  override func setUpWithError() throws {
-    folder = TemporaryFolder()
-    failing = FailingHost()
-    library = try Library(at: folder.path + "/lib", host: failing)
-  }
-
+final class FailingHostTests: FailingHostTestCase {
   /// A running VM with data on both disks.
   func runningVM(_ name: String, kind: HostKind, additions: Bool = true) throws {
     try library.createVM(name: name, diskSizes: [diskSize, diskSize], additions: additions, hostKind: kind)

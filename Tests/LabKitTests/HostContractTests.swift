@@ -6,21 +6,7 @@ import XCTest
 
 /// The host contract as the engine uses it: power states reconciled with what really runs, the
 /// capabilities it asks, saved state in files, per-VM hosts and hardware.
-final class HostContractTests: LabKitTestCase {
-  var failing: FailingHost!
-
-  override func setUpWithError() throws {
-    folder = TemporaryFolder()
-    failing = FailingHost()
-    library = try Library(at: folder.path + "/lib", host: failing)
-  }
-
-  override func reopen() throws {
-    try library.close()
-    library = nil
-    library = try Library(at: root, host: failing)
-  }
-
+final class HostContractTests: FailingHostTestCase {
   // MARK: Power state
 
   func testOpeningRecordsAVMWhoseProcessDiedAsStoppedOutsideVMLab() throws {

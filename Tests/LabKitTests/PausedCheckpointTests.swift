@@ -8,15 +8,8 @@ import XCTest
 /// freeze, pause, journaled { memory, new disks }, commit, switch, continue, thaw. Failures
 /// before the commit continue the VM on its old leaves; after it, a VM that cannot be switched is
 /// turned off; a VM left paused by a crash is switched to the catalog's leaves when the library opens.
-final class PausedCheckpointTests: LabKitTestCase {
-  var failing: FailingHost!
-
-  override func setUpWithError() throws {
-    folder = TemporaryFolder()
-    failing = FailingHost()
-    failing.capabilities = .all
-    library = try Library(at: root, host: failing)
-  }
+final class PausedCheckpointTests: FailingHostTestCase {
+  override var hostCapabilities: HostCapabilities? { .all }
 
   private func runningVM(_ name: String, additions: Bool = true) throws {
     try library.createVM(name: name, diskSizes: [diskSize, diskSize], additions: additions, hostKind: .hypervisor)
@@ -113,7 +106,7 @@ final class PausedCheckpointTests: LabKitTestCase {
     try library.checkpoint(vm: "hv", name: "c")
     try failing.inner.switchDisks(vm: "hv", to: ["/stale/leaf.vhd"])
     failing.leftPaused("hv")
-    try reopenFailing()
+    try reopen()
     XCTAssertEqual(failing.inner.disks["hv"], try leaves("hv"))
     XCTAssertEqual(Array(failing.inner.log.suffix(3)), ["switch hv", "continue hv", "thaw hv"])
     XCTAssertEqual(try library.vm(named: "hv").state, .running)
@@ -122,7 +115,7 @@ final class PausedCheckpointTests: LabKitTestCase {
     // A host that cannot switch it: turned off and recorded as stopped outside vmlab.
     failing.leftPaused("hv")
     failing.fail("switchDisks", for: ["hv"])
-    try reopenFailing()
+    try reopen()
     XCTAssertEqual(try library.vm(named: "hv").state, .stopped)
     XCTAssertNotNil(try library.vm(named: "hv").stoppedOutside)
     XCTAssertEqual(failing.inner.log.last, "turnoff hv")
@@ -142,11 +135,5 @@ final class PausedCheckpointTests: LabKitTestCase {
     XCTAssertEqual(failing.inner.disks["b"], try leaves("b"))
     _ = taken
     try assertConsistent()
-  }
-
-  private func reopenFailing() throws {
-    try library.close()
-    library = nil
-    library = try Library(at: root, host: failing)
   }
 }

@@ -8,21 +8,8 @@ import XCTest
 /// (VMs paused or stopped, every file made and synced, the commit kept in the journal), then commit
 /// or roll back on the decision. Between the phases the VMs refuse other work; after a crash the entry waits for
 /// its decision instead of rolling back, and the decision is carried out from the journal alone.
-final class TwoPhaseOperationTests: LabKitTestCase {
-  var failing: FailingHost!
-
-  override func setUpWithError() throws {
-    folder = TemporaryFolder()
-    failing = FailingHost()
-    failing.capabilities = .all
-    library = try Library(at: root, host: failing)
-  }
-
-  override func reopen() throws {
-    try library.close()
-    library = nil
-    library = try Library(at: root, host: failing)
-  }
+final class TwoPhaseOperationTests: FailingHostTestCase {
+  override var hostCapabilities: HostCapabilities? { .all }
 
   /// A paused-and-switched VM (`hv`) and a virtual-server VM with additions (`vs`), both running
   /// with data on their disks.

@@ -58,7 +58,8 @@ extension CatalogTransaction {
 
   /// Points a slot at a new leaf.
   func setLeaf(ofVM vmID: Int64, slot: Int, to diskID: Int64) throws {
-    try db.execute(
-      sql: "UPDATE slot SET leafID = ? WHERE vmID = ? AND number = ?", arguments: [diskID, vmID, slot])
+    // On a statement prepared once: a lab's restore sets every VM's leaves in one commit.
+    try db.cachedStatement(sql: "UPDATE slot SET leafID = ? WHERE vmID = ? AND number = ?").execute(
+      arguments: [diskID, vmID, slot])
   }
 }

@@ -55,12 +55,15 @@ extension Library {
     return entry
   }
 
-  /// Phase one's end: the new files are on stable storage and the commit is kept beside them, so
-  /// that the decision can be carried out even by a later process.
-  func prepareJournalEntry(_ entry: JournalRecord, commit: String) throws {
+  /// Phase one's end: the new files are on stable storage. For an operation `decidedElsewhere` (a
+  /// cluster's), its commit is kept beside them, so that the decision can be carried out even by a
+  /// later process; one decided here goes straight on, and a crash before its commit rolls it back.
+  func endFirstPhase<Commit: Encodable>(_ entry: JournalRecord, commit: Commit, decidedElsewhere: Bool) throws {
     try syncToDisk(entry.creates)
     try fault("\(entry.operation):files")
-    try catalog.write { tx in try tx.markJournalEntryPrepared(id: entry.id!, commit: commit) }
+    guard decidedElsewhere else { return }
+    let text = String(decoding: try JSONEncoder().encode(commit), as: UTF8.self)
+    try catalog.write { tx in try tx.markJournalEntryPrepared(id: entry.id!, commit: text) }
     try fault("\(entry.operation):prepared")
   }
 

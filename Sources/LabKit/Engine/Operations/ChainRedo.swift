@@ -47,6 +47,28 @@ extension Library {
     )
   }
 
+  /// A merge or removal of checkpoint `id`, under its VM's lock: the plan (all a dry run gives),
+  /// refused while a guest writes, journaled to be finished rather than undone, manifests written.
+  func changeChain(
+    checkpoint id: Int64, operation: String, refusedAs verb: String, whatIf: Bool,
+    plan makePlan: (CatalogTransaction, Int64) throws -> (OperationPlan, RedoPlan, [String])
+  ) throws -> OperationPlan {
+    let owner = try catalog.read { tx in try tx.vm(id: try checkpointRecord(tx, id: id).vmID).name }
+    return try withVMLock(owner) {
+      let (plan, redo, deletes) = try catalog.read { tx in try makePlan(tx, id) }
+      if whatIf { return plan }
+      try refuseWhileAGuestWrites(owner, operation: verb)
+      try journaled(
+        operation, vm: owner, creates: [], deletes: deletes, redo: try encode(redo),
+        files: { try performRedoFiles(redo) },
+        commit: { tx in try applyRedo(tx, redo) })
+      writeManifests(vms: [owner])
+      var done = plan
+      done.applied = true
+      return done
+    }
+  }
+
   // MARK: Redo
 
   func encode(_ redo: RedoPlan) throws -> String {

@@ -8,21 +8,7 @@ extension Library {
   /// never modified: such a merge is refused with what stands in the way.
   @discardableResult
   public func merge(checkpoint id: Int64, whatIf: Bool = false) throws -> OperationPlan {
-    let owner = try catalog.read { tx in try tx.vm(id: try checkpointRecord(tx, id: id).vmID).name
-    }
-    return try withVMLock(owner) {
-      let (plan, redo, deletes) = try catalog.read { tx in try mergePlan(tx, checkpointID: id) }
-      if whatIf { return plan }
-      try refuseWhileAGuestWrites(owner, operation: "merged")
-      try journaled(
-        "merge", vm: owner, creates: [], deletes: deletes, redo: try encode(redo),
-        files: { try performRedoFiles(redo) },
-        commit: { tx in try applyRedo(tx, redo) })
-      writeManifests(vms: [owner])
-      var done = plan
-      done.applied = true
-      return done
-    }
+    try changeChain(checkpoint: id, operation: "merge", refusedAs: "merged", whatIf: whatIf, plan: mergePlan)
   }
 
   private func mergePlan(_ tx: CatalogTransaction, checkpointID id: Int64) throws -> (OperationPlan, RedoPlan, [String])

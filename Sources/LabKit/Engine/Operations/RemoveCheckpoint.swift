@@ -7,21 +7,8 @@ extension Library {
   /// one, deleted when nothing reads them, and kept while other disks share them.
   @discardableResult
   public func remove(checkpoint id: Int64, whatIf: Bool = false) throws -> OperationPlan {
-    let owner = try catalog.read { tx in try tx.vm(id: try checkpointRecord(tx, id: id).vmID).name
-    }
-    return try withVMLock(owner) {
-      let (plan, redo, deletes) = try catalog.read { tx in try removalPlan(tx, checkpointID: id) }
-      if whatIf { return plan }
-      try refuseWhileAGuestWrites(owner, operation: "removed")
-      try journaled(
-        "remove-checkpoint", vm: owner, creates: [], deletes: deletes, redo: try encode(redo),
-        files: { try performRedoFiles(redo) },
-        commit: { tx in try applyRedo(tx, redo) })
-      writeManifests(vms: [owner])
-      var done = plan
-      done.applied = true
-      return done
-    }
+    try changeChain(
+      checkpoint: id, operation: "remove-checkpoint", refusedAs: "removed", whatIf: whatIf, plan: removalPlan)
   }
 
   private func removalPlan(_ tx: CatalogTransaction, checkpointID id: Int64) throws -> (

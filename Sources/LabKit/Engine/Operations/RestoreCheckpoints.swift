@@ -139,18 +139,13 @@ extension Library {
           return RestoreCommit.VM(
             vmID: item.vm.id!, checkpointID: item.checkpoint.id!, restart: item.restart,
             doomedDiskIDs: item.doomed.map { $0.id! },
-            slots: item.slots.indices.map { index in
-              RestoreCommit.Slot(
-                number: item.slots[index].number, frozenDiskID: item.frozenDiskIDs[index],
-                newPath: item.newPaths[index], uniqueID: uniqueIDs[next + index])
+            newLeaves: item.slots.indices.map { index in
+              NewLeaf(
+                slot: item.slots[index].number, frozenDiskID: item.frozenDiskIDs[index],
+                path: item.newPaths[index], uniqueID: uniqueIDs[next + index])
             })
         })
-      if decidedElsewhere {
-        try prepareJournalEntry(entry, commit: try Self.journalText(commit))
-      } else {
-        try syncToDisk(entry.creates)
-        try fault("restore:files")
-      }
+      try endFirstPhase(entry, commit: commit, decidedElsewhere: decidedElsewhere)
       return PreparedRestore(entry: entry, commit: commit, work: work)
     } catch let crash as SimulatedCrash {
       throw crash
@@ -294,19 +289,7 @@ extension Library {
   /// Returns the VM's row.
   func commitRestore(_ tx: CatalogTransaction, _ commit: RestoreCommit.VM, recordRunning: Bool) throws -> VMRecord {
     var vm = try tx.vm(id: commit.vmID)
-    let slots = Dictionary(uniqueKeysWithValues: try tx.slots(ofVM: commit.vmID).map { ($0.number, $0) })
-    for slot in commit.slots {
-      var disk = DiskRecord(
-        id: nil, path: slot.newPath, uniqueID: slot.uniqueID, parentID: slot.frozenDiskID, vmID: commit.vmID,
-        slot: slot.number, role: .layer, checkpointID: nil)
-      try tx.insert(&disk)
-      guard var updated = slots[slot.number] else {
-        throw LabKitError(
-          .inconsistent, "VM '\(vm.name)' has no disk \(slot.number) any more; run `vmlab library check`")
-      }
-      updated.leafID = disk.id!
-      try tx.update(updated)
-    }
+    for leaf in commit.newLeaves { try recordNewLeaf(tx, leaf, vmID: commit.vmID, madeBy: nil) }
     // Children first: the line is deleted from its leaf down.
     for id in commit.doomedDiskIDs { try tx.deleteDisk(id: id) }
     vm.currentCheckpointID = commit.checkpointID

@@ -127,23 +127,17 @@ extension Library {
       let commit = CheckpointCommit(
         name: name, description: description, created: created, stamp: stamp,
         vms: work.reduce(into: []) { vms, item in
-          let first = vms.reduce(0) { $0 + $1.slots.count }
+          let first = vms.reduce(0) { $0 + $1.newLeaves.count }
           vms.append(
             CheckpointCommit.VM(
               vmID: item.vm.id!, memoryPath: item.memoryPath,
-              slots: item.slots.indices.map { index in
-                CheckpointCommit.Slot(
-                  number: item.slots[index].number, frozenDiskID: item.slots[index].leafID,
-                  newPath: item.newPaths[index], uniqueID: uniqueIDs[first + index])
+              newLeaves: item.slots.indices.map { index in
+                NewLeaf(
+                  slot: item.slots[index].number, frozenDiskID: item.slots[index].leafID,
+                  path: item.newPaths[index], uniqueID: uniqueIDs[first + index])
               }))
         })
-      if decidedElsewhere {
-        try prepareJournalEntry(entry, commit: try Self.journalText(commit))
-      } else {
-        // Decided here, at once: a crash before the commit rolls it back like any operation.
-        try syncToDisk(entry.creates)
-        try fault("checkpoint:files")
-      }
+      try endFirstPhase(entry, commit: commit, decidedElsewhere: decidedElsewhere)
       return PreparedCheckpoint(entry: entry, commit: commit, work: work)
     } catch let crash as SimulatedCrash {
       throw crash
@@ -405,20 +399,10 @@ extension Library {
         id: nil, vmID: item.vmID, name: commit.name, description: commit.description, created: commit.created,
         stamp: commit.stamp, parentID: vm.currentCheckpointID, memoryPath: item.memoryPath)
       try tx.insert(&checkpoint)
-      let slots = Dictionary(uniqueKeysWithValues: try tx.slots(ofVM: item.vmID).map { ($0.number, $0) })
-      for slot in item.slots {
+      for leaf in item.newLeaves {
         try tx.insert(
-          CheckpointDiskRecord(checkpointID: checkpoint.id!, slot: slot.number, frozenDiskID: slot.frozenDiskID))
-        var disk = DiskRecord(
-          id: nil, path: slot.newPath, uniqueID: slot.uniqueID, parentID: slot.frozenDiskID, vmID: item.vmID,
-          slot: slot.number, role: .layer, checkpointID: checkpoint.id)
-        try tx.insert(&disk)
-        guard var updated = slots[slot.number] else {
-          throw LabKitError(
-            .inconsistent, "VM '\(vm.name)' has no disk \(slot.number) any more; run `vmlab library check`")
-        }
-        updated.leafID = disk.id!
-        try tx.update(updated)
+          CheckpointDiskRecord(checkpointID: checkpoint.id!, slot: leaf.slot, frozenDiskID: leaf.frozenDiskID))
+        try recordNewLeaf(tx, leaf, vmID: item.vmID, madeBy: checkpoint.id)
       }
       vm.currentCheckpointID = checkpoint.id
       try tx.update(vm)

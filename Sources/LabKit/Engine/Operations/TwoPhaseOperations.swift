@@ -27,14 +27,7 @@ struct CheckpointCommit: Codable {
   struct VM: Codable {
     var vmID: Int64
     var memoryPath: String?
-    var slots: [Slot]
-  }
-
-  struct Slot: Codable {
-    var number: Int
-    var frozenDiskID: Int64
-    var newPath: String
-    var uniqueID: String
+    var newLeaves: [NewLeaf]
   }
 
   var name: String
@@ -42,6 +35,26 @@ struct CheckpointCommit: Codable {
   var created: Date
   var stamp: String
   var vms: [VM]
+}
+
+/// A VM's new leaf for one slot, over a frozen disk, as a commit records it.
+struct NewLeaf: Codable {
+  var slot: Int
+  var frozenDiskID: Int64
+  var path: String
+  var uniqueID: String
+}
+
+extension Library {
+  /// Records a VM's new leaf: the layer's row (made by `checkpointID` when a checkpoint made it)
+  /// and its slot pointing at it.
+  func recordNewLeaf(_ tx: CatalogTransaction, _ leaf: NewLeaf, vmID: Int64, madeBy checkpointID: Int64?) throws {
+    var disk = DiskRecord(
+      id: nil, path: leaf.path, uniqueID: leaf.uniqueID, parentID: leaf.frozenDiskID, vmID: vmID, slot: leaf.slot,
+      role: .layer, checkpointID: checkpointID)
+    try tx.insert(&disk)
+    try tx.setLeaf(ofVM: vmID, slot: leaf.slot, to: disk.id!)
+  }
 }
 
 /// A restore whose first phase is done (`Library.prepareRestore`).
@@ -63,14 +76,7 @@ struct RestoreCommit: Codable {
     /// Recorded running by the commit: it ran, and boots again.
     var restart: Bool
     var doomedDiskIDs: [Int64]
-    var slots: [Slot]
-  }
-
-  struct Slot: Codable {
-    var number: Int
-    var frozenDiskID: Int64
-    var newPath: String
-    var uniqueID: String
+    var newLeaves: [NewLeaf]
   }
 
   var vms: [VM]
@@ -185,9 +191,5 @@ extension Library {
   private func ensurePrepared(_ id: Int64) throws {
     guard let entry = try catalog.read({ tx in try tx.journalEntry(id: id) }), entry.prepared != nil, !entry.committed
     else { throw LabKitError(.invalidState, "prepared operation \(id) was decided already") }
-  }
-
-  static func journalText<T: Encodable>(_ value: T) throws -> String {
-    String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
   }
 }
