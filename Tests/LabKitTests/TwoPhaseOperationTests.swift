@@ -31,7 +31,7 @@ final class TwoPhaseOperationTests: FailingHostTestCase {
     let error = expectError(.invalidState) { _ = try self.library.checkpoint(vm: vm, name: "other") }
     XCTAssertEqual(
       error?.message,
-      "VMs 'hv', 'vs' have a prepared checkpoint (operation \(id)) that waits for its decision; nothing else is done to them until the cluster commits or rolls it back",
+      "VMs 'hv', 'vs' have a prepared checkpoint (operation \(id)) that waits for its decision; nothing else is done to them until the cluster commits or rolls it back (by hand, when the cluster's decision is known or the cluster is gone: `vmlab library decide \(id) --commit` or `--roll-back`)",
       line: line)
   }
 

@@ -195,7 +195,7 @@ public struct UnsettledOperation: Equatable, Sendable {
     let them = vms.count == 1 ? "it" : "them"
     if let id = preparedOperationID {
       return
-        "\(who) a prepared \(operation) (operation \(id)) that waits for its decision; nothing else is done to \(them) until the cluster commits or rolls it back"
+        "\(who) a prepared \(operation) (operation \(id)) that waits for its decision; nothing else is done to \(them) until the cluster commits or rolls it back (by hand, when the cluster's decision is known or the cluster is gone: `vmlab library decide \(id) --commit` or `--roll-back`)"
     }
     return
       "\(who) an unfinished \(operation) that cannot be finished yet (\(reason)); nothing else is done to \(them) until it is: put the missing file back, or `vmlab library repair` rebuilds the catalog from the files"

@@ -5,7 +5,7 @@ import LabKit
 struct LibraryCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "library", abstract: "Check the library, or rebuild its catalog from the files.",
-    subcommands: [LibraryCheck.self, LibraryRepair.self, LibraryHostKind.self])
+    subcommands: [LibraryCheck.self, LibraryRepair.self, LibraryHostKind.self, LibraryDecide.self])
 }
 
 struct LibraryCheck: ParsableCommand {
@@ -79,5 +79,41 @@ struct LibraryHostKind: ParsableCommand {
     let library = try self.library.open()
     if let kind { try library.setDefaultHostKind(kind) }
     print(library.defaultHostKind.rawValue)
+  }
+}
+
+struct LibraryDecide: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "decide",
+    abstract: "Commit or roll back an operation a cluster prepared here and left waiting for its decision.",
+    discussion: """
+      A lab checkpoint or restore across the hosts of a cluster is prepared on every host first (the \
+      new files made, the commit kept in the journal) and committed only when every host prepared. \
+      An agent that stopped between the two leaves its part waiting: its VMs refuse other work, and \
+      `vmlab library check` names the operation. The agent carries out the decision when it comes \
+      back; decide by hand only when the cluster's decision is known, or the cluster is gone.
+      """)
+
+  @Argument(help: "The operation's number, as `vmlab library check` gives it.")
+  var operation: Int64
+
+  @Flag(help: "Commit it: the checkpoint is taken, or the VMs restored.")
+  var commit = false
+
+  @Flag(help: "Roll it back: its new files go and nothing changes.")
+  var rollBack = false
+
+  @OptionGroup var library: LibraryOptions
+
+  func validate() throws {
+    guard commit != rollBack else { throw ValidationError("say --commit or --roll-back (one of them)") }
+  }
+
+  func run() throws {
+    let library = try self.library.open()
+    let vms = try library.decidePrepared(operation: operation, commit: commit)
+    print(
+      "operation \(operation) \(commit ? "committed" : "rolled back") on \(vms.count == 1 ? "VM" : "VMs") \(vms.joined(separator: ", "))"
+    )
   }
 }
