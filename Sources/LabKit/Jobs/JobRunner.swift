@@ -144,7 +144,10 @@ extension Library {
     let checkpoint = try self.checkpoint(id: id)
     return try jobs.submit(kind: "restore", target: checkpoint.vm) {
       let (_, result) = try self.restore(checkpoint: id)
-      return "restored '\(checkpoint.name)' (\(result?.action.rawValue ?? "none"))"
+      let action = result?.action ?? .none
+      // A VM stopped for the restore runs again: say so beside how it was stopped.
+      let ranAgain = (action == .shutDown || action == .turnedOff) && result?.vmState == .running
+      return "restored '\(checkpoint.name)' (\(action.rawValue)\(ranAgain ? ", started again" : ""))"
     }
   }
 
