@@ -98,6 +98,7 @@ final class TwoPhaseOperationTests: FailingHostTestCase {
       assertWaits("vs", operation: prepared.operationID)
       XCTAssertEqual(try library.decidePrepared(operation: prepared.operationID, commit: commit), ["hv", "vs"])
       XCTAssertEqual(try failing.powerState(of: "hv"), .running, "continued on the catalog's leaves")
+      XCTAssertEqual(try library.vm(named: "vs").state, .running, "the commit records how phase one stopped vs")
       XCTAssertEqual(failing.inner.disks["hv"], try library.vm(named: "hv").disks.map(\.path))
       XCTAssertEqual(try library.checkpoints().map(\.name), commit ? ["clean", "clean"] : [])
       if !commit { XCTAssertEqual(filesUnder(root), files) }

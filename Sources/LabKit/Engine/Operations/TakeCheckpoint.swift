@@ -43,9 +43,9 @@ extension Library {
   {
     try checkCheckpointRequest(vms: names, name: checkpointName)
     return try withVMLocks(names.sorted()) {
-      var prepared = try prepareLockedCheckpoint(
+      let prepared = try prepareLockedCheckpoint(
         vms: names, name: checkpointName, description: description, disksOnly: disksOnly)
-      return try commitPrepared(&prepared)
+      return try commitPrepared(prepared)
     }
   }
 
@@ -130,7 +130,7 @@ extension Library {
           let first = vms.reduce(0) { $0 + $1.newLeaves.count }
           vms.append(
             CheckpointCommit.VM(
-              vmID: item.vm.id!, memoryPath: item.memoryPath,
+              vmID: item.vm.id!, memoryPath: item.memoryPath, power: item.power,
               newLeaves: item.slots.indices.map { index in
                 NewLeaf(
                   slot: item.slots[index].number, frozenDiskID: item.slots[index].leafID,
@@ -138,7 +138,7 @@ extension Library {
               }))
         })
       try endFirstPhase(entry, commit: commit, decidedElsewhere: decidedElsewhere)
-      return PreparedCheckpoint(entry: entry, commit: commit, work: work)
+      return PreparedCheckpoint(entry: entry, commit: commit)
     } catch let crash as SimulatedCrash {
       throw crash
     } catch {
@@ -152,8 +152,9 @@ extension Library {
 
   /// Commits a prepared checkpoint, then the VMs run again, online ones on their new leaves. The
   /// checkpoint is taken whatever the hosts do then; a failure to run a VM again is in its result.
-  func commitPrepared(_ prepared: inout PreparedCheckpoint) throws -> [TakenCheckpoint] {
-    let work = prepared.work
+  /// Works from the journal entry alone, in the process that prepared it or a later one.
+  func commitPrepared(_ prepared: PreparedCheckpoint) throws -> [TakenCheckpoint] {
+    let work = try phaseTwoWork(prepared.commit)
     let checkpoints: [Checkpoint]
     do {
       checkpoints = try commitJournalEntry(prepared.entry) { tx in try commitCheckpoint(tx, prepared.commit) }
@@ -188,10 +189,26 @@ extension Library {
   /// Takes nothing: the files go (memory files only once the VMs resumed from them) and the VMs
   /// run again on the leaves they had.
   func rollBackPrepared(_ prepared: PreparedCheckpoint) throws {
-    var work = prepared.work
+    var work = try phaseTwoWork(prepared.commit)
     resumeOnOldLeaves(&work)
     try rollBackJournalEntry(prepared.entry)
     runAgainOnOldLeaves(work)
+  }
+
+  /// The VMs of a prepared checkpoint as phase one left them, from its commit and the catalog.
+  private func phaseTwoWork(_ commit: CheckpointCommit) throws -> [CheckpointWork] {
+    try catalog.read { tx in
+      try commit.vms.map { item in
+        let vm = try tx.vm(id: item.vmID)
+        var work = CheckpointWork(
+          vm: vm, driver: try driver(vm), slots: try tx.slots(ofVM: item.vmID),
+          leaves: try item.newLeaves.map { try tx.existingDisk(id: $0.frozenDiskID) })
+        work.power = item.power
+        work.newPaths = item.newLeaves.map(\.path)
+        work.memoryPath = item.memoryPath
+        return work
+      }
+    }
   }
 
   /// After a checkpoint that was not taken, the VMs run again as they did. An online VM whose
@@ -232,6 +249,23 @@ extension Library {
     var newPaths: [String] = []
     var memoryPath: String? = nil
     var memorySaved = false
+
+    /// What phase one did to the VM's power, as its commit records it for phase two.
+    var power: CheckpointCommit.Power {
+      get {
+        .init(
+          wasRunning: wasRunning, online: online, freezes: freezes, action: action, pauses: pauses, paused: paused,
+          pauseStarted: pauseStarted, memorySaved: memorySaved)
+      }
+      set {
+        (wasRunning, online, freezes, action) = (
+          newValue.wasRunning, newValue.online, newValue.freezes, newValue.action
+        )
+        (pauses, paused, pauseStarted, memorySaved) = (
+          newValue.pauses, newValue.paused, newValue.pauseStarted, newValue.memorySaved
+        )
+      }
+    }
 
     init(vm: VMRecord, driver: ReportingHost, slots: [SlotRecord], leaves: [DiskRecord]) {
       self.vm = vm

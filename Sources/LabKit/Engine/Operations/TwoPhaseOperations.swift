@@ -10,12 +10,11 @@ import Foundation
 public struct PreparedCheckpoint {
   let entry: JournalRecord
   let commit: CheckpointCommit
-  var work: [Library.CheckpointWork]
 
   /// The journal entry that holds it; `Library.decidePrepared(operation:commit:)` takes it after a
   /// crash.
   public var operationID: Int64 { entry.id! }
-  public var vms: [String] { work.map(\.vm.name) }
+  public var vms: [String] { entry.vmNames }
   public var name: String { commit.name }
   /// The time stamp of its files, the same on every VM (see `CheckpointFileName`).
   public var stamp: String { commit.stamp }
@@ -27,7 +26,20 @@ struct CheckpointCommit: Codable {
   struct VM: Codable {
     var vmID: Int64
     var memoryPath: String?
+    var power: Power
     var newLeaves: [NewLeaf]
+  }
+
+  /// What phase one did to a VM's power, for phase two to run it again (see `CheckpointWork`).
+  struct Power: Codable {
+    var wasRunning: Bool
+    var online: Bool
+    var freezes: Bool
+    var action: PowerAction
+    var pauses: Bool
+    var paused: Bool
+    var pauseStarted: Date
+    var memorySaved: Bool
   }
 
   var name: String
@@ -123,29 +135,32 @@ extension Library {
   /// in a `.hostFailedAfterCommit` error: the checkpoint is taken all the same.
   @discardableResult
   public func decide(_ prepared: PreparedCheckpoint, commit: Bool) throws -> [CheckpointResult] {
-    var prepared = prepared
-    return try withVMLocks(prepared.vms.sorted(), deciding: prepared.operationID) {
+    try withVMLocks(prepared.vms.sorted(), deciding: prepared.operationID) {
       try ensurePrepared(prepared.operationID)
-      guard commit else {
-        try rollBackPrepared(prepared)
-        return []
-      }
-      let taken = try commitPrepared(&prepared)
-      let failures = taken.compactMap(\.hostFailure)
-      if !failures.isEmpty {
-        throw LabKitError(
-          .hostFailedAfterCommit,
-          "checkpoint '\(prepared.name)' taken on \(taken.count) VMs, but \(failures.count) did not run again: "
-            + failures.map(\.message).joined(separator: "; "))
-      }
-      return taken.map(\.result)
+      return try decideLocked(prepared, commit: commit)
     }
   }
 
-  /// Phase two for an operation whose first phase a process that ended left in the journal (it
-  /// knew the VMs' power; this does not): commits or rolls back its files and catalog rows. A VM
-  /// its host holds paused continues, on the leaves the catalog now names; the others stay as they
-  /// are, and the next opening of the library records those that stopped. Returns the VMs.
+  private func decideLocked(_ prepared: PreparedCheckpoint, commit: Bool) throws -> [CheckpointResult] {
+    defer { unsettledOperations.removeAll { $0.preparedOperationID == prepared.operationID } }
+    guard commit else {
+      try rollBackPrepared(prepared)
+      return []
+    }
+    let taken = try commitPrepared(prepared)
+    let failures = taken.compactMap(\.hostFailure)
+    if !failures.isEmpty {
+      throw LabKitError(
+        .hostFailedAfterCommit,
+        "checkpoint '\(prepared.name)' taken on \(taken.count) VMs, but \(failures.count) did not run again: "
+          + failures.map(\.message).joined(separator: "; "))
+    }
+    return taken.map(\.result)
+  }
+
+  /// Phase two for an operation a process that ended left waiting in the journal: the same as
+  /// `decide`, from the journal alone (the commit records what phase one did to each VM's power, so
+  /// paused VMs continue, stopped ones start, saved memory resumes). Returns the VMs.
   @discardableResult
   public func decidePrepared(operation id: Int64, commit: Bool) throws -> [String] {
     guard let entry = try catalog.read({ tx in try tx.journalEntry(id: id) }), let text = entry.prepared,
@@ -156,33 +171,27 @@ extension Library {
         "no prepared operation \(id) waits in this library (it was decided already, or never prepared here)")
     }
     let data = Data(text.utf8)
-    let commitToCatalog: (CatalogTransaction) throws -> Void
-    switch entry.operation {
-    case "checkpoint":
-      let plan = try JSONDecoder().decode(CheckpointCommit.self, from: data)
-      commitToCatalog = { tx in _ = try self.commitCheckpoint(tx, plan) }
-    case "restore":
-      // The VMs stay off: the process that would have started them is gone.
-      let plan = try JSONDecoder().decode(RestoreCommit.self, from: data)
-      commitToCatalog = { tx in for vm in plan.vms { _ = try self.commitRestore(tx, vm, recordRunning: false) } }
-    default:
-      throw LabKitError(
-        .invalidArgument, "prepared operation \(id) is a \(entry.operation), which this vmlab cannot decide")
-    }
     return try withVMLocks(entry.vmNames.sorted(), deciding: id) {
-      if commit {
-        try commitJournalEntry(entry, commitToCatalog)
-        try finishJournalEntry(entry)
-      } else {
-        try rollBackJournalEntry(entry)
-      }
-      writeManifests(vms: entry.vmNames)
-      unsettledOperations.removeAll { $0.preparedOperationID == id }
-      let records = try catalog.read { tx in try entry.vmNames.map { try vmRecord(tx, named: $0) } }
-      for record in records {
-        guard let driver = hosts.driver(named: record.host), (try? driver.powerState(of: record.name)) == .paused
-        else { continue }
-        if !continuePaused(record, driver) { try? markStopped(record) }
+      switch entry.operation {
+      case "checkpoint":
+        let plan = try JSONDecoder().decode(CheckpointCommit.self, from: data)
+        _ = try decideLocked(PreparedCheckpoint(entry: entry, commit: plan), commit: commit)
+      case "restore":
+        // The VMs stay off: the process that would have started them is gone.
+        let plan = try JSONDecoder().decode(RestoreCommit.self, from: data)
+        if commit {
+          try commitJournalEntry(entry) { tx in
+            for vm in plan.vms { _ = try self.commitRestore(tx, vm, recordRunning: false) }
+          }
+          try finishJournalEntry(entry)
+        } else {
+          try rollBackJournalEntry(entry)
+        }
+        writeManifests(vms: entry.vmNames)
+        unsettledOperations.removeAll { $0.preparedOperationID == id }
+      default:
+        throw LabKitError(
+          .invalidArgument, "prepared operation \(id) is a \(entry.operation), which this vmlab cannot decide")
       }
       return entry.vmNames
     }
