@@ -209,12 +209,11 @@ final class TwoPhaseOperationTests: FailingHostTestCase {
       XCTAssertEqual(library.unsettledOperations.map(\.preparedOperationID), [prepared.operationID])
       XCTAssertEqual(try library.decidePrepared(operation: prepared.operationID, commit: commit), ["pl", "vs"])
       XCTAssertEqual(library.unsettledOperations, [])
-      // The VMs stay off: the process that stopped them, and would have started them, is gone.
-      XCTAssertEqual(try ["pl", "vs"].map { try library.vm(named: $0).state }, [.stopped, .stopped])
+      // Both ran before phase one stopped them: they run again, as the commit records.
+      XCTAssertEqual(try ["pl", "vs"].map { try library.vm(named: $0).state }, [.running, .running])
       XCTAssertTrue(same(try restoredContents(), commit ? clean : now))
       if !commit { XCTAssertEqual(filesUnder(root), files) }
       try assertConsistent()
-      for vm in ["pl", "vs"] { try library.start(vm: vm) }
     }
   }
 }

@@ -80,8 +80,8 @@ extension Library {
     let names = try vmsOfRestore(ids)
     guard !names.isEmpty else { return [] }
     return try withVMLocks(names.sorted()) {
-      var prepared = try prepareLockedRestore(checkpoints: ids)
-      return try commitPreparedRestore(&prepared)
+      let prepared = try prepareLockedRestore(checkpoints: ids)
+      return try commitPreparedRestore(prepared)
     }
   }
 
@@ -138,6 +138,8 @@ extension Library {
           defer { next += item.slots.count }
           return RestoreCommit.VM(
             vmID: item.vm.id!, checkpointID: item.checkpoint.id!, restart: item.restart,
+            power: RestoreCommit.Power(
+              action: item.action, wasRunning: item.wasRunning, discardedMemory: item.discardedMemory),
             doomedDiskIDs: item.doomed.map { $0.id! },
             newLeaves: item.slots.indices.map { index in
               NewLeaf(
@@ -158,9 +160,10 @@ extension Library {
 
   // MARK: Phase two: the decision
 
-  /// Commits a prepared restore, removes the discarded line, and runs the VMs again.
-  func commitPreparedRestore(_ prepared: inout PreparedRestore) throws -> [RestoreOutcome] {
-    let work = prepared.work
+  /// Commits a prepared restore, removes the discarded line, and runs the VMs again. Works from the
+  /// journal entry alone, in the process that prepared it or a later one.
+  func commitPreparedRestore(_ prepared: PreparedRestore) throws -> [RestoreOutcome] {
+    let work = try prepared.work ?? phaseTwoWork(prepared.commit)
     let outcomes: [RestoreOutcome]
     do {
       outcomes = try commitJournalEntry(prepared.entry) { tx in
@@ -187,8 +190,26 @@ extension Library {
 
   /// Restores nothing: the new leaves go and the VMs that ran run again on the disks they had.
   func rollBackPreparedRestore(_ prepared: PreparedRestore) throws {
+    let work = try prepared.work ?? phaseTwoWork(prepared.commit)
     try rollBackJournalEntry(prepared.entry)
-    startAgainAfterRestoreRollBack(prepared.work)
+    startAgainAfterRestoreRollBack(work)
+  }
+
+  /// The VMs of a prepared restore as phase one left them, from its commit and the catalog.
+  private func phaseTwoWork(_ commit: RestoreCommit) throws -> [RestoreWork] {
+    try catalog.read { tx in
+      try commit.vms.map { item in
+        var work = try restoreWork(
+          tx, vm: try tx.vm(id: item.vmID), checkpoint: try checkpointRecord(tx, id: item.checkpointID),
+          doomed: try item.doomedDiskIDs.map { try tx.existingDisk(id: $0) })
+        work.newPaths = item.newLeaves.map(\.path)
+        (work.action, work.wasRunning, work.discardedMemory) = (
+          item.power.action, item.power.wasRunning, item.power.discardedMemory
+        )
+        work.restart = item.restart
+        return work
+      }
+    }
   }
 
   /// The VMs a restore that was not done stopped, started again (a running guest's memory is gone:
@@ -239,7 +260,10 @@ extension Library {
     }
   }
 
-  func restoreWork(_ tx: CatalogTransaction, vm: VMRecord, checkpoint: CheckpointRecord) throws -> RestoreWork {
+  /// `doomed`, when given, is the line phase one chose (it is still in the catalog until the commit).
+  func restoreWork(
+    _ tx: CatalogTransaction, vm: VMRecord, checkpoint: CheckpointRecord, doomed chosen: [DiskRecord]? = nil
+  ) throws -> RestoreWork {
     let slots = try tx.slots(ofVM: vm.id!)
     let frozen = try tx.frozenDisks(ofCheckpoint: checkpoint.id!)
     guard frozen.count == slots.count else {
@@ -247,9 +271,11 @@ extension Library {
         .inconsistent,
         "checkpoint \(checkpoint.id!) of VM '\(vm.name)' does not cover every disk; run `vmlab library check`")
     }
-    var doomed: [DiskRecord] = []
-    for (slot, disk) in zip(slots, frozen) {
-      doomed += try discardableLine(tx, from: slot.leafID, stoppingAt: disk.frozenDiskID)
+    var doomed: [DiskRecord] = chosen ?? []
+    if chosen == nil {
+      for (slot, disk) in zip(slots, frozen) {
+        doomed += try discardableLine(tx, from: slot.leafID, stoppingAt: disk.frozenDiskID)
+      }
     }
     return RestoreWork(
       vm: vm, checkpoint: checkpoint, slots: slots, frozenDiskIDs: frozen.map(\.frozenDiskID),

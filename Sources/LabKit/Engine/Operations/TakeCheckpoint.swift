@@ -138,7 +138,7 @@ extension Library {
               }))
         })
       try endFirstPhase(entry, commit: commit, decidedElsewhere: decidedElsewhere)
-      return PreparedCheckpoint(entry: entry, commit: commit)
+      return PreparedCheckpoint(entry: entry, commit: commit, work: work)
     } catch let crash as SimulatedCrash {
       throw crash
     } catch {
@@ -154,7 +154,7 @@ extension Library {
   /// checkpoint is taken whatever the hosts do then; a failure to run a VM again is in its result.
   /// Works from the journal entry alone, in the process that prepared it or a later one.
   func commitPrepared(_ prepared: PreparedCheckpoint) throws -> [TakenCheckpoint] {
-    let work = try phaseTwoWork(prepared.commit)
+    let work = try prepared.work ?? phaseTwoWork(prepared.commit)
     let checkpoints: [Checkpoint]
     do {
       checkpoints = try commitJournalEntry(prepared.entry) { tx in try commitCheckpoint(tx, prepared.commit) }
@@ -189,7 +189,7 @@ extension Library {
   /// Takes nothing: the files go (memory files only once the VMs resumed from them) and the VMs
   /// run again on the leaves they had.
   func rollBackPrepared(_ prepared: PreparedCheckpoint) throws {
-    var work = try phaseTwoWork(prepared.commit)
+    var work = try prepared.work ?? phaseTwoWork(prepared.commit)
     resumeOnOldLeaves(&work)
     try rollBackJournalEntry(prepared.entry)
     runAgainOnOldLeaves(work)

@@ -10,6 +10,8 @@ import Foundation
 public struct PreparedCheckpoint {
   let entry: JournalRecord
   let commit: CheckpointCommit
+  /// The VMs as phase one left them, when this process ran it (else read again from the commit).
+  var work: [Library.CheckpointWork]? = nil
 
   /// The journal entry that holds it; `Library.decidePrepared(operation:commit:)` takes it after a
   /// crash.
@@ -73,10 +75,11 @@ extension Library {
 public struct PreparedRestore {
   let entry: JournalRecord
   let commit: RestoreCommit
-  var work: [Library.RestoreWork]
+  /// The VMs as phase one left them, when this process ran it (else read again from the commit).
+  var work: [Library.RestoreWork]? = nil
 
   public var operationID: Int64 { entry.id! }
-  public var vms: [String] { work.map(\.vm.name) }
+  public var vms: [String] { entry.vmNames }
 }
 
 /// What a prepared restore commits, kept in its journal entry: for each VM, the checkpoint, the new
@@ -87,11 +90,19 @@ struct RestoreCommit: Codable {
     var checkpointID: Int64
     /// Recorded running by the commit: it ran, and boots again.
     var restart: Bool
+    var power: Power
     var doomedDiskIDs: [Int64]
     var newLeaves: [NewLeaf]
   }
 
   var vms: [VM]
+
+  /// What phase one did to a VM's power, for phase two (see `RestoreWork`).
+  struct Power: Codable {
+    var action: PowerAction
+    var wasRunning: Bool
+    var discardedMemory: String?
+  }
 }
 
 extension Library {
@@ -107,15 +118,19 @@ extension Library {
   /// it back (the new leaves go, the VMs that ran boot again on the disks they had).
   @discardableResult
   public func decide(_ prepared: PreparedRestore, commit: Bool) throws -> [RestoreOutcome] {
-    var prepared = prepared
-    return try withVMLocks(prepared.vms.sorted(), deciding: prepared.operationID) {
+    try withVMLocks(prepared.vms.sorted(), deciding: prepared.operationID) {
       try ensurePrepared(prepared.operationID)
-      guard commit else {
-        try rollBackPreparedRestore(prepared)
-        return []
-      }
-      return try commitPreparedRestore(&prepared)
+      return try decideLocked(prepared, commit: commit)
     }
+  }
+
+  private func decideLocked(_ prepared: PreparedRestore, commit: Bool) throws -> [RestoreOutcome] {
+    defer { unsettledOperations.removeAll { $0.preparedOperationID == prepared.operationID } }
+    guard commit else {
+      try rollBackPreparedRestore(prepared)
+      return []
+    }
+    return try commitPreparedRestore(prepared)
   }
 
   /// Phase one of a checkpoint whose decision is taken elsewhere (see `PreparedCheckpoint`). The
@@ -177,18 +192,8 @@ extension Library {
         let plan = try JSONDecoder().decode(CheckpointCommit.self, from: data)
         _ = try decideLocked(PreparedCheckpoint(entry: entry, commit: plan), commit: commit)
       case "restore":
-        // The VMs stay off: the process that would have started them is gone.
         let plan = try JSONDecoder().decode(RestoreCommit.self, from: data)
-        if commit {
-          try commitJournalEntry(entry) { tx in
-            for vm in plan.vms { _ = try self.commitRestore(tx, vm, recordRunning: false) }
-          }
-          try finishJournalEntry(entry)
-        } else {
-          try rollBackJournalEntry(entry)
-        }
-        writeManifests(vms: entry.vmNames)
-        unsettledOperations.removeAll { $0.preparedOperationID == id }
+        _ = try decideLocked(PreparedRestore(entry: entry, commit: plan), commit: commit)
       default:
         throw LabKitError(
           .invalidArgument, "prepared operation \(id) is a \(entry.operation), which this vmlab cannot decide")
