@@ -17,7 +17,7 @@ final class GuestAgentTests: XCTestCase {
     super.setUp()
     do {
       let image = try TinyImageFixture.image()
-      let runtime = TemporaryFolder(prefix: "vmlab-agent-")
+      let runtime = TemporaryFolder(prefix: "vmlab-agent-", lastsForTheRun: true)
       let guest = try ScratchGuest(image: image.manifest, templateFolder: image.folder, runtime: runtime.path)
       self.runtime = runtime
       self.guest = guest

@@ -12,6 +12,9 @@ final class ProcessLivenessTests: XCTestCase {
     sleeper.arguments = ["30"]
     try sleeper.run()
     let pid = sleeper.processIdentifier
+    // Until the child has exec'd, its command line is still this process's.
+    let started = Date().addingTimeInterval(10)
+    while !ProcessLiveness.isAlive(pid, runningCommandWith: "30"), Date() < started { usleep(1_000) }
     XCTAssertTrue(ProcessLiveness.isAlive(pid, runningCommandWith: "30"))
     XCTAssertFalse(ProcessLiveness.isAlive(pid, runningCommandWith: "supervise"), "another program's pid")
     // Killed but not yet reaped: a zombie for a moment, and already gone.
