@@ -126,8 +126,8 @@ extension Library {
             let checkpoint = reportedCheckpoint(item.checkpoint, vm: vm, statePaths: item.statePaths)
             return RestoreOutcome(vm: vm.name, checkpoint: checkpoint, action: item.action, state: vm.state, plan: plan)
           }
-        })
-      writeManifests(vms: names)
+        },
+        whileDeleting: { writeManifests(vms: names) })
       // Online checkpoints bring their VMs back running; the others that ran start again. All are
       // restored whatever the hosts do now: a VM that does not start is recorded as stopped and
       // named in the error, after every other VM was started.
