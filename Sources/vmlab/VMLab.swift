@@ -35,7 +35,7 @@ enum Main {
     }
     var command: ParsableCommand
     do {
-      command = try VMLab.parseAsRoot(arguments)
+      command = try FastParse.command(arguments) ?? VMLab.parseAsRoot(arguments)
     } catch {
       exit(with: error)
     }

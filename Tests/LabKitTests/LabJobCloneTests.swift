@@ -45,6 +45,25 @@ final class LabTests: LabKitTestCase {
     try assertConsistent()
   }
 
+  /// A lab restore writes the manifests while the discarded leaves are deleted: when it returns,
+  /// every VM's vm.json names the leaves the catalog names, and the old leaves are gone.
+  func testLabRestoreLeavesManifestsAndNoOldLeaves() throws {
+    let names = try makeLab(6)
+    try library.checkpointLab("class", checkpoint: "start")
+    for name in names { try library.write(name, disk: 2, at: 0, pattern(4, 4096)) }
+    let before = try names.flatMap { try library.vm(named: $0).disks.map(\.path) }
+    try library.restoreLab("class", checkpoint: "start")
+    for path in before { XCTAssertFalse(FileManager.default.fileExists(atPath: path), "\(path) was discarded") }
+    for name in names {
+      let data = try Data(contentsOf: URL(fileURLWithPath: library.root + "/vms/\(name)/vm.json"))
+      let manifest = try Library.manifestDecoder.decode(VMManifest.self, from: data)
+      let leaves = try library.vm(named: name).disks.map(\.path)
+      XCTAssertEqual(manifest.slots.map { library.root + "/" + $0.leaf }, leaves, name)
+      XCTAssertFalse(leaves.contains { before.contains($0) }, name)
+    }
+    try assertConsistent()
+  }
+
   /// A lab's checkpoint is one moment: every VM's checkpoint has the same time and file stamp,
   /// running VMs run again afterwards, and one journaled operation made them.
   func testLabCheckpointIsOneMoment() throws {

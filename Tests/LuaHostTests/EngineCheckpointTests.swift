@@ -187,6 +187,34 @@ final class EngineCheckpointTests: EngineTestCase {
     XCTAssertEqual(all, [2, "db-clean"])
   }
 
+  /// The list operations hand the ids to the engine without reading each handle first; a list that
+  /// holds a checkpoint merged away since is still refused whole, with the stale handle named, and
+  /// no VM changes.
+  func testBulkOperationsOnAListWithAStaleHandleChangeNothing() throws {
+    try makeTwoRunningVMs()
+    try lua(
+      """
+      web:write(1, 0, "web-clean"); db:write(1, 0, "db-clean")
+      web:checkpoint("clean"); db:checkpoint("clean")
+      web:start(); db:start()
+      web:write(1, 0, "web-dirty"); db:write(1, 0, "db-dirty")
+      recent = vmlab.checkpoints{mostRecent=true}
+      vmlab.checkpoints{vm='db01'}[1]:merge()
+      """)
+    let stale = "checkpoint 2 'clean' of VM 'db01' no longer exists"
+    assertError("recent:restore{all=true}", contains: stale)
+    assertError("recent:restore{whatIf=true}", contains: stale)
+    assertError("recent:restore{async=true, all=true}", contains: stale)
+    assertError("recent:merge{all=true}", contains: stale)
+    assertError("recent:merge{async=true, all=true}", contains: stale)
+    XCTAssertEqual(
+      try lua("return web:read(1, 0, 9), db:read(1, 0, 8), #web:checkpoints()"), ["web-dirty", "db-dirty", 1])
+    // Without the stale handle the same pipeline goes through.
+    let restored = try lua(
+      "local r = recent:where(function(c) return c.id ~= 2 end):restore(); return #r, web:read(1, 0, 9)")
+    XCTAssertEqual(restored, [1, "web-clean"])
+  }
+
   func testBulkRestoreRefusesSeveralCheckpointsOfOneVM() throws {
     try makeTwoRunningVMs()
     try lua("web:checkpoint('a'); web:checkpoint('b')")

@@ -88,6 +88,13 @@ final class EngineCommandTests: LibraryCommandTestCase {
     XCTAssertTrue(result.error.contains("nonexistent"), result.error)
     result = try run(["lab", "restore", "class", "clean"])
     XCTAssertTrue(result.output.contains("s3"), result.output)
+    // One row per VM, its time as printf writes it ("12 ms", or "1.25 s" from a second).
+    let rows = result.output.split(separator: "\n").dropFirst()
+    XCTAssertEqual(rows.count, 3, result.output)
+    for row in rows {
+      XCTAssertNotNil(
+        row.range(of: #"  (\d+ ms|\d+\.\d\d s)$"#, options: .regularExpression), "\(row) in \(result.output)")
+    }
     let shown = try XCTUnwrap(try json(["lab", "show", "class"]) as? [String: Any])
     XCTAssertEqual(shown["checkpoints"] as? [String], ["clean"])
     let labs = try XCTUnwrap(try json(["lab", "list"]) as? [[String: Any]])

@@ -163,4 +163,38 @@ final class UsageMessageTests: LibraryCommandTestCase {
     XCTAssertEqual(vms.compactMap { $0["name"] as? String }, ["b"])
     XCTAssertTrue(try run(["lab", "show", "two"]).output.contains("b"))
   }
+
+  /// Commands are parsed without swift-argument-parser's completion check when the line asks for no
+  /// completion (`FastParse`); help, version, completion scripts and errors still come from the
+  /// full parse, as the user has always seen them (no second "vmlab" in a usage line).
+  func testHelpCompletionAndErrorsComeFromTheFullParse() throws {
+    var result = try vmlab(["lab", "restore", "--help"])
+    XCTAssertEqual(result.status, 0, result.error)
+    XCTAssertTrue(result.output.contains("USAGE: vmlab lab restore <name> [<checkpoint>]"), result.output)
+    result = try vmlab(["help", "lab", "restore"])
+    XCTAssertEqual(result.status, 0, result.error)
+    XCTAssertTrue(result.output.contains("USAGE: vmlab lab restore <name>"), result.output)
+    result = try vmlab(["--version"])
+    XCTAssertEqual([result.status], [0])
+    XCTAssertEqual(result.output, "0.1.0\n")
+    for shell in ["bash", "zsh", "fish"] {
+      result = try vmlab(["--generate-completion-script", shell])
+      XCTAssertEqual(result.status, 0, result.error)
+      XCTAssertTrue(result.output.contains("restore"), "\(shell): \(result.output.prefix(200))")
+    }
+    // Asked for anywhere on the line, as the parser has always looked for it.
+    result = try vmlab(["lab", "restore", "class", "--generate-completion-script", "bash"])
+    XCTAssertEqual(result.status, 0, result.error)
+    XCTAssertTrue(result.output.hasPrefix("#!/bin/bash"), String(result.output.prefix(200)))
+    result = try vmlab(["lab", "restore", "class", "--most-recent", "clean"])
+    XCTAssertEqual(result.status, 2)
+    XCTAssertTrue(result.error.hasPrefix("Error: name a checkpoint or pass --most-recent\n"), result.error)
+    XCTAssertTrue(result.error.contains("Usage: vmlab lab restore <name>"), result.error)
+    result = try vmlab(["lab", "restore"])
+    XCTAssertEqual(result.status, 2)
+    XCTAssertTrue(result.error.contains("Missing expected argument '<name>'"), result.error)
+    result = try vmlab(["lab", "bogus"])
+    XCTAssertEqual(result.status, 2)
+    XCTAssertTrue(result.error.contains("Unexpected argument 'bogus'"), result.error)
+  }
 }

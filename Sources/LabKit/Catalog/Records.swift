@@ -77,7 +77,7 @@ extension VMRecord {
     hostKind = try row.decode(forColumn: "hostKind")
     state = try row.decode(forColumn: "state")
     additions = try row.decode(forColumn: "additions")
-    created = try row.decode(forColumn: "created")
+    created = try row.date(forColumn: "created")
     currentCheckpointID = try row.decode(forColumn: "currentCheckpointID")
     savedMemoryPath = try row.decode(forColumn: "savedMemoryPath")
     host = try row.decode(forColumn: "host")
@@ -88,7 +88,7 @@ extension VMRecord {
     bootCommandLine = try row.decode(forColumn: "bootCommandLine")
     network = try row.decode(forColumn: "network")
     accelerator = try row.decode(forColumn: "accelerator")
-    stoppedOutside = try row.decode(forColumn: "stoppedOutside")
+    stoppedOutside = try row.optionalDate(forColumn: "stoppedOutside")
     nameKey = try row.decode(forColumn: "nameKey")
   }
 
@@ -98,7 +98,7 @@ extension VMRecord {
     container["hostKind"] = hostKind
     container["state"] = state
     container["additions"] = additions
-    container["created"] = created
+    container["created"] = CatalogDate.databaseValue(created)
     container["currentCheckpointID"] = currentCheckpointID
     container["savedMemoryPath"] = savedMemoryPath
     container["host"] = host
@@ -109,7 +109,7 @@ extension VMRecord {
     container["bootCommandLine"] = bootCommandLine
     container["network"] = network
     container["accelerator"] = accelerator
-    container["stoppedOutside"] = stoppedOutside
+    container["stoppedOutside"] = CatalogDate.databaseValue(stoppedOutside)
     container["nameKey"] = nameKey
   }
 }
@@ -260,7 +260,7 @@ extension CheckpointRecord {
     vmID = try row.decode(forColumn: "vmID")
     name = try row.decode(forColumn: "name")
     description = try row.decode(forColumn: "description")
-    created = try row.decode(forColumn: "created")
+    created = try row.date(forColumn: "created")
     stamp = try row.decode(forColumn: "stamp")
     parentID = try row.decode(forColumn: "parentID")
     memoryPath = try row.decode(forColumn: "memoryPath")
@@ -271,7 +271,7 @@ extension CheckpointRecord {
     container["vmID"] = vmID
     container["name"] = name
     container["description"] = description
-    container["created"] = created
+    container["created"] = CatalogDate.databaseValue(created)
     container["stamp"] = stamp
     container["parentID"] = parentID
     container["memoryPath"] = memoryPath
@@ -328,14 +328,14 @@ extension LabRecord {
   init(row: Row) throws {
     id = try row.decode(forColumn: "id")
     name = try row.decode(forColumn: "name")
-    created = try row.decode(forColumn: "created")
+    created = try row.date(forColumn: "created")
     nameKey = try row.decode(forColumn: "nameKey")
   }
 
   func encode(to container: inout PersistenceContainer) throws {
     container["id"] = id
     container["name"] = name
-    container["created"] = created
+    container["created"] = CatalogDate.databaseValue(created)
     container["nameKey"] = nameKey
   }
 }
@@ -400,9 +400,9 @@ extension JobRecord {
     target = try row.decode(forColumn: "target")
     status = try row.decode(forColumn: "status")
     progress = try row.decode(forColumn: "progress")
-    created = try row.decode(forColumn: "created")
-    started = try row.decode(forColumn: "started")
-    finished = try row.decode(forColumn: "finished")
+    created = try row.date(forColumn: "created")
+    started = try row.optionalDate(forColumn: "started")
+    finished = try row.optionalDate(forColumn: "finished")
     error = try row.decode(forColumn: "error")
     result = try row.decode(forColumn: "result")
   }
@@ -413,9 +413,9 @@ extension JobRecord {
     container["target"] = target
     container["status"] = status
     container["progress"] = progress
-    container["created"] = created
-    container["started"] = started
-    container["finished"] = finished
+    container["created"] = CatalogDate.databaseValue(created)
+    container["started"] = CatalogDate.databaseValue(started)
+    container["finished"] = CatalogDate.databaseValue(finished)
     container["error"] = error
     container["result"] = result
   }
@@ -459,7 +459,7 @@ extension JournalRecord {
     id = try row.decode(forColumn: "id")
     operation = try row.decode(forColumn: "operation")
     vmName = try row.decode(forColumn: "vmName")
-    created = try row.decode(forColumn: "created")
+    created = try row.date(forColumn: "created")
     creates = try JournalRecord.paths(in: row, column: "creates")
     deletes = try JournalRecord.paths(in: row, column: "deletes")
     committed = try row.decode(forColumn: "committed")
@@ -471,7 +471,7 @@ extension JournalRecord {
     container["id"] = id
     container["operation"] = operation
     container["vmName"] = vmName
-    container["created"] = created
+    container["created"] = CatalogDate.databaseValue(created)
     container["creates"] = try JournalRecord.text(of: creates)
     container["deletes"] = try JournalRecord.text(of: deletes)
     container["committed"] = committed

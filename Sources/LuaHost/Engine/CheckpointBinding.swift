@@ -107,40 +107,43 @@ extension EngineBinding {
     list.method("restore") { items, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf", "all", "async"])
       let handles = try self.checkpointHandles(in: items, function: "restore")
-      let ids = try handles.map { try self.current($0).id }
       let library = try self.library
-      // The engine checks the rules (one checkpoint per VM, several VMs need all=true).
-      if try arguments.flag(1, "whatIf") {
-        return [try self.list(.plain, try library.restorePlans(checkpoints: ids).map(self.plan))]
-      }
+      let whatIf = try arguments.flag(1, "whatIf")
       let all = try arguments.flag(1, "all")
-      if try arguments.flag(1, "async") {
-        return [
-          try self.list(
-            .jobs, try library.restoreJobs(checkpoints: ids, all: all, confirm: Self.confirmBulk).map(self.queued))
-        ]
+      let async = try arguments.flag(1, "async")
+      // The engine checks the rules (one checkpoint per VM, several VMs need all=true).
+      if whatIf {
+        let plans = try self.onCurrent(handles) { try library.restorePlans(checkpoints: $0) }
+        return [try self.list(.plain, try plans.map(self.plan))]
+      }
+      if async {
+        let jobs = try self.onCurrent(handles) {
+          try library.restoreJobs(checkpoints: $0, all: all, confirm: Self.confirmBulk)
+        }
+        return [try self.list(.jobs, try jobs.map(self.queued))]
       }
       // One journaled operation for every VM of the list: all come back, or none.
-      return [
-        try self.list(
-          .plain, try library.restore(checkpoints: ids, all: all, confirm: Self.confirmBulk).map(self.restoreTable))
-      ]
+      let outcomes = try self.onCurrent(handles) {
+        try library.restore(checkpoints: $0, all: all, confirm: Self.confirmBulk)
+      }
+      return [try self.list(.plain, try outcomes.map(self.restoreTable))]
     }
     list.method("merge") { items, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf", "all", "async"])
       let handles = try self.checkpointHandles(in: items, function: "merge")
       let library = try self.library
-      let ids = try handles.map { try self.current($0).id }
       let all = try arguments.flag(1, "all")
+      let whatIf = try arguments.flag(1, "whatIf")
       // The engine checks the rule for several VMs and decides what runs in parallel.
       if try arguments.flag(1, "async") {
-        return [
-          try self.list(
-            .jobs, try library.mergeJobs(checkpoints: ids, all: all, confirm: Self.confirmBulk).map(self.queued))
-        ]
+        let jobs = try self.onCurrent(handles) {
+          try library.mergeJobs(checkpoints: $0, all: all, confirm: Self.confirmBulk)
+        }
+        return [try self.list(.jobs, try jobs.map(self.queued))]
       }
-      let plans = try library.merge(
-        checkpoints: ids, all: all, whatIf: try arguments.flag(1, "whatIf"), confirm: Self.confirmBulk)
+      let plans = try self.onCurrent(handles) {
+        try library.merge(checkpoints: $0, all: all, whatIf: whatIf, confirm: Self.confirmBulk)
+      }
       return [try self.list(.plain, try plans.map(self.plan))]
     }
   }
@@ -159,6 +162,19 @@ extension EngineBinding {
       throw EngineError(
         "checkpoint \(handle.id) '\(handle.name)' of VM '\(handle.vm)' no longer exists (it was merged or removed, or its VM was)"
       )
+    }
+  }
+
+  /// Runs a bulk operation on the checkpoints of `handles`, by id. The engine looks every id up
+  /// before it changes anything, so the handles are not read one by one beforehand (twenty catalog
+  /// reads in a classroom's `:restore{all=true}`); when a checkpoint is gone, the error names the
+  /// first stale handle as `current` does.
+  func onCurrent<Result>(_ handles: [CheckpointHandle], _ operation: ([Int64]) throws -> Result) throws -> Result {
+    do {
+      return try operation(handles.map(\.id))
+    } catch let error as LabKitError where error.kind == .notFound {
+      for handle in handles { _ = try current(handle) }
+      throw error
     }
   }
 

@@ -5,22 +5,26 @@ import Foundation
 /// (`CHECKOUT/.build/…/vmlab` → `CHECKOUT/Stdlib`). Found from where the binary is, never from
 /// where its sources were on the build machine.
 enum Stdlib {
+  ///
+  /// Found with plain system calls (getenv, realpath of /proc/self/exe, stat): every `vmlab run`
+  /// looks for it, and Foundation's Bundle, URL and environment dictionary cost it about 1.5 M
+  /// instructions, more than the rest of the script's set-up.
   static let folder: String? = {
     var candidates: [String] = []
-    if let variable = ProcessInfo.processInfo.environment["VMLAB_STDLIB"], !variable.isEmpty {
+    if let variable = getenv("VMLAB_STDLIB").map({ String(cString: $0) }), !variable.isEmpty {
       candidates.append(variable)
     }
-    if let executable = Bundle.main.executableURL?.resolvingSymlinksInPath() {
-      let bin = executable.deletingLastPathComponent()
-      candidates.append(bin.deletingLastPathComponent().appendingPathComponent("share/vmlab/Stdlib").path)
+    if let executable = realPath("/proc/self/exe") ?? Bundle.main.executablePath.flatMap(realPath) {
+      let bin = parent(of: executable)
+      candidates.append(parent(of: bin) + "/share/vmlab/Stdlib")
       // A build folder: the nearest folder above it that holds Package.swift and Stdlib.
       var folder = bin
-      while folder.path != "/" {
-        if FileManager.default.fileExists(atPath: folder.appendingPathComponent("Package.swift").path) {
-          candidates.append(folder.appendingPathComponent("Stdlib").path)
+      while folder != "/" {
+        if exists(folder + "/Package.swift") {
+          candidates.append(folder + "/Stdlib")
           break
         }
-        folder = folder.deletingLastPathComponent()
+        folder = parent(of: folder)
       }
     }
     return candidates.first { isDirectory($0) }.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
@@ -38,7 +42,25 @@ enum Stdlib {
   }
 
   private static func isDirectory(_ path: String) -> Bool {
-    var isFolder: ObjCBool = false
-    return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
+    var status = stat()
+    return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
+  }
+
+  private static func exists(_ path: String) -> Bool {
+    var status = stat()
+    return stat(path, &status) == 0
+  }
+
+  /// The absolute path with every symbolic link resolved, or nil when it does not exist.
+  private static func realPath(_ path: String) -> String? {
+    guard let resolved = realpath(path, nil) else { return nil }
+    defer { free(resolved) }
+    return String(cString: resolved)
+  }
+
+  /// The folder that holds `path` (absolute, resolved): "/" for a top-level name.
+  private static func parent(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+    return String(path[..<slash])
   }
 }

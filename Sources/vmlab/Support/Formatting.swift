@@ -9,7 +9,20 @@ func shortDate(_ date: Date) -> String {
 
 /// `1.25 s` or `340 ms`.
 func shortDuration(_ seconds: Double) -> String {
-  seconds >= 1 ? String(format: "%.2f s", seconds) : String(format: "%.0f ms", seconds * 1000)
+  seconds >= 1 ? printfFormatted("%.2f s", seconds) : printfFormatted("%.0f ms", seconds * 1000)
+}
+
+/// One number formatted by the C library's printf, as `String(format:)` formats it, without
+/// Foundation's formatter: a lab's table of 20 rows spent 1.4 M instructions in String(format:).
+func printfFormatted(_ format: String, _ value: Double) -> String {
+  var buffer = [CChar](repeating: 0, count: 64)
+  while true {
+    let needed = withVaList([value]) { arguments in
+      buffer.withUnsafeMutableBufferPointer { vsnprintf($0.baseAddress, $0.count, format, arguments) }
+    }
+    guard needed >= buffer.count else { return String(cString: buffer) }
+    buffer = [CChar](repeating: 0, count: Int(needed) + 1)
+  }
 }
 
 /// `8,590,417,920`: a byte count people can read digit by digit.

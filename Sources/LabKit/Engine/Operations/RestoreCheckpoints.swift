@@ -183,8 +183,7 @@ extension Library {
       throw error
     }
     try fault("restore:committed")
-    try finishJournalEntry(prepared.entry)
-    writeManifests(vms: work.map(\.vm.name))
+    try finishJournalEntry(prepared.entry, while: { writeManifests(vms: work.map(\.vm.name)) })
     return try runAgainAfterRestore(work, outcomes)
   }
 
