@@ -1,0 +1,99 @@
+import TestSupport
+import XCTest
+
+@testable import Cluster
+
+/// The cluster database's schema: made from nothing, brought forward from an older version with
+/// its rows kept, applied once when several processes start together, and refused when newer.
+final class SchemaMigrationTests: XCTestCase {
+  var cluster: TestCluster!
+
+  override func setUpWithError() throws {
+    cluster = try TestCluster()
+  }
+
+  override func tearDown() {
+    cluster?.remove()
+  }
+
+  func testAnEmptyDatabaseIsBroughtToTheLatestVersion() async throws {
+    let db = try await cluster.connect()
+    defer { Task { await db.close() } }
+    let value1 = try await db.schemaVersion()
+    XCTAssertEqual(value1, 0)
+    let (from, to) = try await db.migrate()
+    XCTAssertEqual(from, 0)
+    XCTAssertEqual(to, Schema.latestVersion)
+    let again = try await db.migrate()
+    XCTAssertEqual(again.from, again.to, "a second run changes nothing")
+    let value2 = try await db.hosts()
+    XCTAssertEqual(value2, [])
+  }
+
+  func testAnOlderDatabaseKeepsItsRowsAndGainsTheLaterMigrations() async throws {
+    let db = try await cluster.connect()
+    defer { Task { await db.close() } }
+    try await db.migrate(upTo: 1)
+    let value3 = try await db.schemaVersion()
+    XCTAssertEqual(value3, 1)
+    try await db.register(
+      host: "h1", agent: "test", address: "", library: "/lib",
+      capacity: HostCapacity(memoryTotal: 8, memoryFree: 4, diskTotal: 10, diskFree: 5), capabilities: ["simulated"],
+      heartbeatSeconds: 60)
+    let job = try await db.submitJob(
+      kind: "create-vms",
+      steps: [try StepRequest(host: "h1", kind: .createVM, CreateVMStep(name: "a", disks: [1 << 20]))])
+
+    let (from, to) = try await db.migrate()
+    XCTAssertEqual(from, 1)
+    XCTAssertEqual(to, Schema.latestVersion)
+    let value4 = try await db.hosts().map(\.name)
+    XCTAssertEqual(value4, ["h1"])
+    let jobs = try await db.jobs()
+    XCTAssertEqual(jobs.map(\.id), [job])
+    XCTAssertEqual(jobs[0].steps.map(\.state), ["queued"])
+    // Version 2's claim path works on the rows version 1 wrote.
+    let claimed = try await db.claimStep(host: "h1", agent: "test", leaseSeconds: 30)
+    XCTAssertEqual(claimed?.jobID, job)
+  }
+
+  func testProcessesStartingTogetherApplyEachMigrationOnce() async throws {
+    let url = cluster.url
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for _ in 0..<4 {
+        group.addTask {
+          let db = try await ClusterDatabase.connect(url)
+          do {
+            try await db.migrate()
+          } catch {
+            await db.close()
+            throw error
+          }
+          await db.close()
+        }
+      }
+      try await group.waitForAll()
+    }
+    let db = try await cluster.connect()
+    defer { Task { await db.close() } }
+    let value5 = try await db.schemaVersion()
+    XCTAssertEqual(value5, Schema.latestVersion)
+  }
+
+  func testADatabaseNewerThanThisVmlabIsRefusedUntouched() async throws {
+    let db = try await cluster.connect()
+    defer { Task { await db.close() } }
+    try await db.migrate()
+    try await db.execute("INSERT INTO schema_version (version, name) VALUES (99, 'from the future')")
+    do {
+      try await db.migrate()
+      XCTFail("a newer schema was accepted")
+    } catch let error as ClusterError {
+      XCTAssertEqual(error.kind, .database)
+      XCTAssertTrue(error.message.contains("schema version 99, newer than this vmlab knows"), error.message)
+      XCTAssertTrue(error.message.contains("upgrade vmlab"), error.message)
+    }
+    let value6 = try await db.schemaVersion()
+    XCTAssertEqual(value6, 99)
+  }
+}
