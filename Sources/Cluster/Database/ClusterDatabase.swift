@@ -38,9 +38,11 @@ public final class ClusterDatabase: Sendable {
         configuration: configuration, id: Int.random(in: 1...Int.max), logger: logger)
       return ClusterDatabase(url: url, connection: connection)
     } catch {
+      var why = Self.reason(error)
+      if let socket = url.endpoint.socketPath { why = "socket \(socket): \(why)" }
       throw ClusterError(
         .database,
-        "cannot reach the cluster database \(url): \(Self.reason(error)); check that PostgreSQL runs there and that --cluster names it (Scripts/postgres start runs one to try cluster mode)"
+        "cannot reach the cluster database \(url): \(why); check that PostgreSQL runs there and that --cluster names it (Scripts/postgres start runs one to try cluster mode)"
       )
     }
   }
@@ -99,7 +101,7 @@ public final class ClusterDatabase: Sendable {
       default: return "\(error.code)"
       }
     }
-    if let error = error as? IOError { return error.description }
+    if let error = error as? IOError { return String(cString: strerror(error.errnoCode)).lowercased() }
     return String(describing: error)
   }
 }

@@ -27,12 +27,13 @@ struct JobList: ParsableCommand, ClusterAware {
 
   func validate() throws {
     guard limit >= 1 else { throw ValidationError("--limit must be at least 1, not \(limit)") }
-    if host != nil && !cluster.isSet {
-      throw ValidationError("--host lists a cluster's jobs on one host: give --cluster URL (or set VMLAB_CLUSTER)")
-    }
   }
 
   func run() throws {
+    // Checked here, not in validate(): --cluster before the command is known only once it runs.
+    if host != nil && !cluster.isSet {
+      throw ValidationError("--host lists a cluster's jobs on one host: give --cluster URL (or set VMLAB_CLUSTER)")
+    }
     if cluster.isSet { return try ClusterJobList(limit: limit, host: host, json: json, cluster: cluster).run() }
     let jobs = try library.open().jobs(limit: limit)
     if json { return try printJSON(jobs) }
