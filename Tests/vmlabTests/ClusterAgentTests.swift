@@ -50,6 +50,10 @@ final class ClusterAgentTests: ClusterTestCase {
     XCTAssertEqual(done.hosts.map(\.host), hosts)
     XCTAssertTrue(done.hosts.allSatisfy { $0.done == 1 && $0.progress == 1 }, "\(done.hosts)")
 
+    // An idle agent lets go of its library: local commands work beside it without --wait.
+    try waitUntil("h1's library free while its agent is idle") {
+      try vmlab(["vm", "list", "--library", library("h1")], in: folder.path).status == 0
+    }
     for host in hosts {
       let listed = try localCommand(host, ["vm", "list", "--json"])
       XCTAssertEqual(listed.status, 0, listed.error)

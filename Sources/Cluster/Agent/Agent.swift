@@ -38,6 +38,9 @@ public final class Agent: @unchecked Sendable {
   private var databaseReachable = true
   private var takenOver = false
   private let wake = WakeSignal()
+  /// The library, held open from a step to the next while steps keep coming, and released when
+  /// the agent is idle so that local commands can use it.
+  private let heldLibrary: HeldLibrary
   private let session: Session
   private let listenSession: Session
 
@@ -48,6 +51,7 @@ public final class Agent: @unchecked Sendable {
     self.settings = settings
     self.hostNames = hostNames
     self.openLibrary = openLibrary
+    heldLibrary = HeldLibrary(open: openLibrary)
     self.log = log
     let started = ISO8601DateFormatter().string(from: Date())
     identity = "\(ProcessInfo.processInfo.hostName) pid \(getpid()) since \(started)"
@@ -180,13 +184,22 @@ public final class Agent: @unchecked Sendable {
             await execute(step)
             continue
           }
+          // Idle: let local vmlab commands use the library until the next step.
+          await releaseLibrary()
         } catch {
           setReachable(false, because: error)
           await session.reset()
+          await releaseLibrary()
         }
       }
       await wake.wait(seconds: settings.pollSeconds)
     }
+    await releaseLibrary()
+  }
+
+  private func releaseLibrary() async {
+    let held = heldLibrary
+    _ = await resultOnThread { held.close() }
   }
 
   private func execute(_ step: ClaimedStep) async {
@@ -195,9 +208,9 @@ public final class Agent: @unchecked Sendable {
     log("\(name): started")
     let lease = Lease(seconds: settings.leaseSeconds)
     let renewal = Task { await keep(lease, of: step) }
-    let result: Result<StepRunner.Outcome, Error> = await resultOnThread { [openLibrary] in
-      let library = try openLibrary()
-      defer { try? library.close() }
+    let held = heldLibrary
+    let result: Result<StepRunner.Outcome, Error> = await resultOnThread {
+      let library = try held.open()
       let runner = StepRunner(
         library: library, stillHeld: { !lease.isLost },
         progress: { fraction in
@@ -211,6 +224,9 @@ public final class Agent: @unchecked Sendable {
       return try runner.run(step)
     }
     renewal.cancel()
+    // After a failure the library is opened afresh for the next step (opening settles what a
+    // failed operation left).
+    if case .failure = result { await releaseLibrary() }
     if let reason = lease.lostReason {
       log("\(name): abandoned, \(reason); its result is not recorded")
       return
@@ -276,6 +292,34 @@ public final class Agent: @unchecked Sendable {
     if let error = error as? LabKitError { return error.message }
     if let error = error as? ClusterError { return error.message }
     return describeFileError(error)
+  }
+}
+
+/// The agent's library while it is open; opened and closed on the engine's threads.
+final class HeldLibrary: @unchecked Sendable {
+  private let lock = NSLock()
+  private let opener: @Sendable () throws -> Library
+  private var library: Library?
+
+  init(open: @escaping @Sendable () throws -> Library) {
+    opener = open
+  }
+
+  func open() throws -> Library {
+    try lock.withLock {
+      if let library { return library }
+      let opened = try opener()
+      library = opened
+      return opened
+    }
+  }
+
+  func close() {
+    let open = lock.withLock { () -> Library? in
+      defer { library = nil }
+      return library
+    }
+    try? open?.close()
   }
 }
 
