@@ -51,14 +51,14 @@ final class HostRegistrationTests: XCTestCase {
     }
     try await waitFor("h1 dead") { try await self.db.hosts().first?.state == .dead }
     try await register("h1", agent: "a2")
-    let value1 = try await db.heartbeat(host: "h1", agent: "a1", capacity: capacity)
+    let oldAgentHeld = try await db.heartbeat(host: "h1", agent: "a1", capacity: capacity)
     XCTAssertFalse(
-      value1,
+      oldAgentHeld,
       "the old agent's heartbeat tells it the name was taken")
-    let value2 = try await db.heartbeat(host: "h1", agent: "a2", capacity: capacity)
-    XCTAssertTrue(value2)
-    let value3 = try await db.hosts().first?.agent
-    XCTAssertEqual(value3, "a2")
+    let newAgentHeld = try await db.heartbeat(host: "h1", agent: "a2", capacity: capacity)
+    XCTAssertTrue(newAgentHeld)
+    let holder = try await db.hosts().first?.agent
+    XCTAssertEqual(holder, "a2")
   }
 
   func testHeartbeatsKeepAHostAliveAndACleanStopShowsAsStopped() async throws {
@@ -71,11 +71,11 @@ final class HostRegistrationTests: XCTestCase {
       return hosts.first { $0.name == "h2" }?.state == .dead
     }
     try await db.markStopped(host: "h1", agent: "a1")
-    let value4 = try await db.hosts().first { $0.name == "h1" }?.state
-    XCTAssertEqual(value4, .stopped)
+    let afterStop = try await db.hosts().first { $0.name == "h1" }?.state
+    XCTAssertEqual(afterStop, .stopped)
     try await register("h1", agent: "a3")
-    let value5 = try await db.hosts().first { $0.name == "h1" }?.state
-    XCTAssertEqual(value5, .alive, "a stopped host's name is free")
+    let afterNewAgent = try await db.hosts().first { $0.name == "h1" }?.state
+    XCTAssertEqual(afterNewAgent, .alive, "a stopped host's name is free")
   }
 
   private func waitFor(_ what: String, seconds: Double = 10, _ condition: @escaping () async throws -> Bool)

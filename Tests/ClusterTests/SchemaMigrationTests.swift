@@ -19,23 +19,23 @@ final class SchemaMigrationTests: XCTestCase {
   func testAnEmptyDatabaseIsBroughtToTheLatestVersion() async throws {
     let db = try await cluster.connect()
     defer { Task { await db.close() } }
-    let value1 = try await db.schemaVersion()
-    XCTAssertEqual(value1, 0)
+    let emptyVersion = try await db.schemaVersion()
+    XCTAssertEqual(emptyVersion, 0)
     let (from, to) = try await db.migrate()
     XCTAssertEqual(from, 0)
     XCTAssertEqual(to, Schema.latestVersion)
     let again = try await db.migrate()
     XCTAssertEqual(again.from, again.to, "a second run changes nothing")
-    let value2 = try await db.hosts()
-    XCTAssertEqual(value2, [])
+    let hosts = try await db.hosts()
+    XCTAssertEqual(hosts, [])
   }
 
   func testAnOlderDatabaseKeepsItsRowsAndGainsTheLaterMigrations() async throws {
     let db = try await cluster.connect()
     defer { Task { await db.close() } }
     try await db.migrate(upTo: 1)
-    let value3 = try await db.schemaVersion()
-    XCTAssertEqual(value3, 1)
+    let olderVersion = try await db.schemaVersion()
+    XCTAssertEqual(olderVersion, 1)
     try await db.register(
       host: "h1", agent: "test", address: "", library: "/lib",
       capacity: HostCapacity(memoryTotal: 8, memoryFree: 4, diskTotal: 10, diskFree: 5), capabilities: ["simulated"],
@@ -47,8 +47,8 @@ final class SchemaMigrationTests: XCTestCase {
     let (from, to) = try await db.migrate()
     XCTAssertEqual(from, 1)
     XCTAssertEqual(to, Schema.latestVersion)
-    let value4 = try await db.hosts().map(\.name)
-    XCTAssertEqual(value4, ["h1"])
+    let keptHosts = try await db.hosts().map(\.name)
+    XCTAssertEqual(keptHosts, ["h1"])
     let jobs = try await db.jobs()
     XCTAssertEqual(jobs.map(\.id), [job])
     XCTAssertEqual(jobs[0].steps.map(\.state), ["queued"])
@@ -76,8 +76,8 @@ final class SchemaMigrationTests: XCTestCase {
     }
     let db = try await cluster.connect()
     defer { Task { await db.close() } }
-    let value5 = try await db.schemaVersion()
-    XCTAssertEqual(value5, Schema.latestVersion)
+    let version = try await db.schemaVersion()
+    XCTAssertEqual(version, Schema.latestVersion)
   }
 
   func testADatabaseNewerThanThisVmlabIsRefusedUntouched() async throws {
@@ -93,7 +93,27 @@ final class SchemaMigrationTests: XCTestCase {
       XCTAssertTrue(error.message.contains("schema version 99, newer than this vmlab knows"), error.message)
       XCTAssertTrue(error.message.contains("upgrade vmlab"), error.message)
     }
-    let value6 = try await db.schemaVersion()
-    XCTAssertEqual(value6, 99)
+    let untouchedVersion = try await db.schemaVersion()
+    XCTAssertEqual(untouchedVersion, 99)
+  }
+}
+
+/// A name in the shared database that a user could not have typed is refused where it is read.
+final class DatabaseNameTests: XCTestCase {
+  func testABadHostNameInTheDatabaseIsRefused() async throws {
+    let cluster = try TestCluster()
+    defer { cluster.remove() }
+    let db = try await cluster.connect()
+    try await db.migrate()
+    try await db.execute("INSERT INTO host (name, library) VALUES ('../evil', '/lib')")
+    do {
+      _ = try await db.hosts()
+      XCTFail("a bad host name was listed")
+    } catch let error as ClusterError {
+      XCTAssertEqual(error.kind, .database)
+      XCTAssertTrue(error.message.contains("the cluster database holds a bad host name"), error.message)
+      XCTAssertTrue(error.message.contains("'../evil'"), error.message)
+    }
+    await db.close()
   }
 }

@@ -68,59 +68,61 @@ final class StepLeaseTests: XCTestCase {
 
   func testOnlyTheCurrentFenceMayWrite() async throws {
     _ = try await queue(["h1"])
-    let value1 = try await db.claimStep(host: "h1", agent: "a", leaseSeconds: 30)
-    let step = try XCTUnwrap(value1)
-    let value2 = try await db.renewLease(step: step.id, fence: step.fence, leaseSeconds: 30)
-    XCTAssertTrue(value2)
-    let value3 = try await db.renewLease(step: step.id, fence: step.fence - 1, leaseSeconds: 30)
-    XCTAssertFalse(value3)
-    let value4 = try await db.reportProgress(step: step.id, fence: step.fence + 1, progress: 0.5)
-    XCTAssertFalse(value4)
-    let value5 = try await db.finishStep(step: step.id, fence: step.fence + 1, succeeded: true, message: "forged")
-    XCTAssertFalse(value5)
-    let value6 = try await db.placeVM("vm0", key: "vm0", host: "h1", step: step.id, fence: step.fence + 1)
-    XCTAssertFalse(value6)
-    let value7 = try await db.reportProgress(step: step.id, fence: step.fence, progress: 0.5)
-    XCTAssertTrue(value7)
-    let value8 = try await db.placeVM("vm0", key: "vm0", host: "h1", step: step.id, fence: step.fence)
-    XCTAssertTrue(value8)
-    let value9 = try await db.finishStep(step: step.id, fence: step.fence, succeeded: true, message: "started vm0")
-    XCTAssertTrue(value9)
-    let value10 = try await db.finishStep(step: step.id, fence: step.fence, succeeded: false, message: "late")
+    let claimed = try await db.claimStep(host: "h1", agent: "a", leaseSeconds: 30)
+    let step = try XCTUnwrap(claimed)
+    let renewed = try await db.renewLease(step: step.id, fence: step.fence, leaseSeconds: 30)
+    XCTAssertTrue(renewed)
+    let renewedWithOlderFence = try await db.renewLease(step: step.id, fence: step.fence - 1, leaseSeconds: 30)
+    XCTAssertFalse(renewedWithOlderFence)
+    let progressWithNewerFence = try await db.reportProgress(step: step.id, fence: step.fence + 1, progress: 0.5)
+    XCTAssertFalse(progressWithNewerFence)
+    let finishedWithNewerFence = try await db.finishStep(
+      step: step.id, fence: step.fence + 1, succeeded: true, message: "forged")
+    XCTAssertFalse(finishedWithNewerFence)
+    let placedWithNewerFence = try await db.placeVM("vm0", key: "vm0", host: "h1", step: step.id, fence: step.fence + 1)
+    XCTAssertFalse(placedWithNewerFence)
+    let progressed = try await db.reportProgress(step: step.id, fence: step.fence, progress: 0.5)
+    XCTAssertTrue(progressed)
+    let placed = try await db.placeVM("vm0", key: "vm0", host: "h1", step: step.id, fence: step.fence)
+    XCTAssertTrue(placed)
+    let finished = try await db.finishStep(step: step.id, fence: step.fence, succeeded: true, message: "started vm0")
+    XCTAssertTrue(finished)
+    let finishedTwice = try await db.finishStep(step: step.id, fence: step.fence, succeeded: false, message: "late")
     XCTAssertFalse(
-      value10,
+      finishedTwice,
       "a finished step takes no second result")
     let status = try await db.jobs()[0].steps[0]
     XCTAssertEqual(status.state, "done")
     XCTAssertEqual(status.result, "started vm0")
     XCTAssertEqual(status.progress, 1)
-    let value11 = try await db.hosts().first { $0.name == "h1" }?.vmCount
-    XCTAssertEqual(value11, 1)
+    let vmCount = try await db.hosts().first { $0.name == "h1" }?.vmCount
+    XCTAssertEqual(vmCount, 1)
   }
 
   func testAnExpiredLeaseIsQueuedAgainAndItsOldFenceRefused() async throws {
     _ = try await queue(["h1"])
-    let value12 = try await db.claimStep(host: "h1", agent: "a", leaseSeconds: 0.2)
-    let step = try XCTUnwrap(value12)
+    let claimed = try await db.claimStep(host: "h1", agent: "a", leaseSeconds: 0.2)
+    let step = try XCTUnwrap(claimed)
     let reaped = try await waitForReap()
     XCTAssertEqual(reaped.map(\.id), [step.id])
     XCTAssertEqual(reaped[0].state, "queued")
     XCTAssertTrue(reaped[0].error.contains("attempt 1 of 3 on host h1 ended: its lease ran out"), reaped[0].error)
     XCTAssertTrue(reaped[0].error.contains("queued again"), reaped[0].error)
-    let value13 = try await db.finishStep(step: step.id, fence: step.fence, succeeded: true, message: "stale")
-    XCTAssertFalse(value13)
-    let value14 = try await db.renewLease(step: step.id, fence: step.fence, leaseSeconds: 30)
-    XCTAssertFalse(value14)
+    let staleFinished = try await db.finishStep(step: step.id, fence: step.fence, succeeded: true, message: "stale")
+    XCTAssertFalse(staleFinished)
+    let staleRenewed = try await db.renewLease(step: step.id, fence: step.fence, leaseSeconds: 30)
+    XCTAssertFalse(staleRenewed)
 
-    let value15 = try await db.claimStep(host: "h1", agent: "b", leaseSeconds: 30)
-    let again = try XCTUnwrap(value15)
+    let claimedAgain = try await db.claimStep(host: "h1", agent: "b", leaseSeconds: 30)
+    let again = try XCTUnwrap(claimedAgain)
     XCTAssertEqual(again.id, step.id)
     XCTAssertEqual(again.attempt, 2)
     XCTAssertGreaterThan(again.fence, step.fence)
-    let value16 = try await db.finishStep(step: step.id, fence: step.fence, succeeded: true, message: "stale")
-    XCTAssertFalse(value16)
-    let value17 = try await db.finishStep(step: step.id, fence: again.fence, succeeded: true, message: "ok")
-    XCTAssertTrue(value17)
+    let staleFinishedAfterReclaim = try await db.finishStep(
+      step: step.id, fence: step.fence, succeeded: true, message: "stale")
+    XCTAssertFalse(staleFinishedAfterReclaim)
+    let finished = try await db.finishStep(step: step.id, fence: again.fence, succeeded: true, message: "ok")
+    XCTAssertTrue(finished)
   }
 
   func testAStepOutOfAttemptsFailsWithTheReason() async throws {
@@ -132,16 +134,16 @@ final class StepLeaseTests: XCTestCase {
     let status = try await db.jobs()[0]
     XCTAssertEqual(status.state, "failed")
     XCTAssertTrue(status.steps[0].error?.contains("no attempts left") == true, "\(status.steps[0])")
-    let value19 = try await db.claimStep(host: "h1", agent: "a", leaseSeconds: 30)
-    XCTAssertNil(value19, "a failed step is not claimed")
+    let claimedFailed = try await db.claimStep(host: "h1", agent: "a", leaseSeconds: 30)
+    XCTAssertNil(claimedFailed, "a failed step is not claimed")
   }
 
   func testARunningLeaseIsNotTakenBack() async throws {
     _ = try await queue(["h1"])
     let claimed = try await db.claimStep(host: "h1", agent: "a", leaseSeconds: 60)
     XCTAssertNotNil(claimed)
-    let value21 = try await db.reapExpiredLeases()
-    XCTAssertEqual(value21, [])
+    let reaped = try await db.reapExpiredLeases()
+    XCTAssertEqual(reaped, [])
   }
 
   func testAJobForAnUnknownHostQueuesNothing() async throws {
@@ -154,8 +156,8 @@ final class StepLeaseTests: XCTestCase {
       XCTAssertTrue(error.message.contains("hosts: h1, h2"), error.message)
       XCTAssertTrue(error.message.contains("nothing was queued"), error.message)
     }
-    let value22 = try await db.jobs()
-    XCTAssertEqual(value22, [])
+    let jobs = try await db.jobs()
+    XCTAssertEqual(jobs, [])
   }
 
   func testAStepBecomingQueuedWakesListeners() async throws {
