@@ -1,5 +1,4 @@
 import LabKit
-import PostgresNIO
 
 /// A name read from the database is checked as a name a user typed would be: the database is shared
 /// by many machines, and a name becomes a folder or file name in a library.
