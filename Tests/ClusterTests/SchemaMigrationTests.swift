@@ -117,3 +117,33 @@ final class DatabaseNameTests: XCTestCase {
     await db.close()
   }
 }
+
+/// A client whose role may read but not create tables uses an up-to-date database.
+final class ReadOnlyRoleTests: XCTestCase {
+  func testAnUpToDateDatabaseIsOnlyReadWhenOpened() async throws {
+    let cluster = try TestCluster()
+    defer { cluster.remove() }
+    let owner = try await cluster.connect()
+    try await owner.migrate()
+    let role = "vmlab_reader_\(UUID().uuidString.prefix(8).lowercased())"
+    try await owner.execute("CREATE ROLE \(role) LOGIN")
+    try await owner.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    try await owner.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO \(role)")
+    var url = cluster.url
+    url.user = role
+    do {
+      let reader = try await ClusterDatabase.connect(url)
+      let (from, to) = try await reader.migrate()
+      XCTAssertEqual(from, Schema.latestVersion)
+      XCTAssertEqual(to, Schema.latestVersion)
+      let hosts = try await reader.hosts()
+      XCTAssertEqual(hosts, [])
+      await reader.close()
+    } catch {
+      XCTFail("\(error)")
+    }
+    try await owner.execute("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM \(role)")
+    try await owner.execute("DROP ROLE \(role)")
+    await owner.close()
+  }
+}

@@ -51,6 +51,14 @@ public final class ClusterDatabase: Sendable {
     try? await connection.close()
   }
 
+  /// A database dropped without `close()` (a caller that threw on the way) closes its connection;
+  /// the closure keeps the connection until it is closed, as PostgresNIO requires.
+  deinit {
+    let connection = self.connection
+    guard !connection.isClosed else { return }
+    connection.close().whenComplete { _ in _ = connection }
+  }
+
   public var isClosed: Bool { connection.isClosed }
 
   /// Runs one statement and returns its rows.

@@ -135,6 +135,10 @@ extension ClusterDatabase {
   /// versions before and after. A database newer than this vmlab is refused, untouched.
   @discardableResult
   public func migrate(upTo target: Int = Schema.latestVersion) async throws -> (from: Int, to: Int) {
+    // A database already up to date is only read: clients may use a role that cannot create tables.
+    let found = try await schemaVersion()
+    try checkKnown(found)
+    if found >= target { return (found, found) }
     try await transaction { db in
       try await db.rows("SELECT pg_advisory_xact_lock(\(Schema.lockKey))")
       try await db.rows(
@@ -147,12 +151,7 @@ extension ClusterDatabase {
         """)
     }
     let start = try await schemaVersion()
-    guard start <= Schema.latestVersion else {
-      throw ClusterError(
-        .database,
-        "the cluster database \(url) is at schema version \(start), newer than this vmlab knows (\(Schema.latestVersion)); upgrade vmlab on this machine"
-      )
-    }
+    try checkKnown(start)
     for migration in Schema.migrations where migration.version <= target {
       try await transaction { db in
         try await db.rows("SELECT pg_advisory_xact_lock(\(Schema.lockKey))")
@@ -166,5 +165,15 @@ extension ClusterDatabase {
       }
     }
     return (start, try await schemaVersion())
+  }
+
+  /// A database newer than this vmlab is refused, untouched.
+  private func checkKnown(_ version: Int) throws {
+    guard version <= Schema.latestVersion else {
+      throw ClusterError(
+        .database,
+        "the cluster database \(url) is at schema version \(version), newer than this vmlab knows (\(Schema.latestVersion)); upgrade vmlab on this machine"
+      )
+    }
   }
 }
