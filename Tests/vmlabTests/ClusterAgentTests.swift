@@ -8,7 +8,7 @@ import XCTest
 final class ClusterAgentTests: ClusterTestCase {
   let hosts = ["h1", "h2", "h3"]
 
-  func testThreeHostsAliveThenAKilledOneShowsDeadAndAStoppedOneStopped() throws {
+  func testThreeHostsAliveThenAKilledOneShowsDeadAndStoppedOnesStopped() throws {
     for host in hosts { try startAgent(host) }
     try waitUntil("three hosts alive") { try hostStates() == ["h1": "alive", "h2": "alive", "h3": "alive"] }
     let table = try clusterCommand(["host", "list"])
@@ -27,6 +27,11 @@ final class ClusterAgentTests: ClusterTestCase {
     XCTAssertEqual(agents["h3"]!.process.terminationStatus, 0, agents["h3"]!.log)
     XCTAssertEqual(try hostStates()["h3"], "stopped")
     XCTAssertTrue(agents["h3"]!.log.contains("stopped"), agents["h3"]!.log)
+
+    agents["h1"]!.signal(SIGINT)
+    XCTAssertTrue(agents["h1"]!.waitForExit(), "the agent did not stop on SIGINT")
+    XCTAssertEqual(agents["h1"]!.process.terminationStatus, 0, agents["h1"]!.log)
+    XCTAssertEqual(try hostStates(), ["h1": "stopped", "h2": "dead", "h3": "stopped"])
   }
 
   func testStepsRunOnTheirOwnHostsAndTheLibrariesHoldTheirVMs() throws {
