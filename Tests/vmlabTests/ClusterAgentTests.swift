@@ -151,4 +151,30 @@ final class ClusterAgentTests: ClusterTestCase {
       agent.log.contains("fence \(firstFence)): done"), "the stale attempt recorded its result:\n\(agent.log)")
     try assertLibraryWhole("h1")
   }
+
+  func testAnAgentCutOffFromTheDatabaseComesBackAndRunsWhatWasQueued() throws {
+    let socket = try XCTUnwrap(cluster.url.endpoint.socketPath)
+    let link = try SocketForwarder(to: socket)
+    forwarders.append(link)
+    let overTCP = "postgresql://\(cluster.url.user)@127.0.0.1:\(link.port)/\(cluster.url.database)"
+    let agent = try startAgent("h1", url: overTCP)
+    try startAgent("h2")
+
+    link.stop()
+    try agent.waitForLog("cannot reach the cluster database")
+    try agent.waitForLog("starting no new step until it answers")
+    try waitUntil("h1 dead while cut off") { try hostStates()["h1"] == "dead" }
+    let job = try submit(
+      "while-cut-off", [try StepRequest(host: "h1", kind: .createVM, CreateVMStep(name: "web", disks: [8 << 20]))])
+    XCTAssertEqual(try self.job(job).steps[0].state, "queued")
+
+    // The same port again: the agent reconnects by itself.
+    forwarders.append(try SocketForwarder(to: socket, port: link.port))
+    try agent.waitForLog("the cluster database answers again")
+    let done = try waitForJob(job)
+    XCTAssertEqual(done.state, "done", "\(done.steps)\n\(agent.log)")
+    XCTAssertEqual(done.steps[0].attempts, 1)
+    try waitUntil("h1 alive again") { try hostStates()["h1"] == "alive" }
+    XCTAssertEqual(agent.process.isRunning, true)
+  }
 }

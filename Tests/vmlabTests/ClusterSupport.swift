@@ -13,7 +13,7 @@ final class AgentProcess {
 
   init(
     cluster: TestCluster, host: String, library: String, logPath: String, heartbeat: Double = 0.5,
-    lease: Double = 3, environment: [String: String] = [:]
+    lease: Double = 3, url: String? = nil, environment: [String: String] = [:]
   ) throws {
     self.host = host
     self.library = library
@@ -23,7 +23,7 @@ final class AgentProcess {
     try log.seekToEnd()
     process.executableURL = URL(fileURLWithPath: try VMLabBinary.path)
     process.arguments = [
-      "agent", "--cluster", cluster.urlText, "--host-name", host, "--library", library,
+      "agent", "--cluster", url ?? cluster.urlText, "--host-name", host, "--library", library,
       "--heartbeat", String(heartbeat), "--lease", String(lease), "--poll", "0.5",
     ]
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
@@ -76,6 +76,8 @@ class ClusterTestCase: XCTestCase {
   var folder: TemporaryFolder!
   var agents: [String: AgentProcess] = [:]
   private var retired: [AgentProcess] = []
+  /// Forwarders a test started (stopped in teardown).
+  var forwarders: [SocketForwarder] = []
 
   override func setUpWithError() throws {
     cluster = try TestCluster()
@@ -84,6 +86,7 @@ class ClusterTestCase: XCTestCase {
 
   override func tearDown() {
     for agent in agents.values + retired { agent.stop() }
+    for forwarder in forwarders { forwarder.stop() }
     cluster?.remove()
   }
 
@@ -91,12 +94,13 @@ class ClusterTestCase: XCTestCase {
 
   @discardableResult
   func startAgent(
-    _ host: String, heartbeat: Double = 0.5, lease: Double = 3, environment: [String: String] = [:]
+    _ host: String, heartbeat: Double = 0.5, lease: Double = 3, url: String? = nil,
+    environment: [String: String] = [:]
   ) throws -> AgentProcess {
     if let old = agents[host] { retired.append(old) }
     let agent = try AgentProcess(
       cluster: cluster, host: host, library: library(host), logPath: folder.file("agent-\(host).log"),
-      heartbeat: heartbeat, lease: lease, environment: environment)
+      heartbeat: heartbeat, lease: lease, url: url, environment: environment)
     agents[host] = agent
     try agent.waitForLog("host '\(host)' registered")
     return agent
