@@ -1,6 +1,7 @@
 // swift-tools-version: 6.0
 // vmlab: virtual machines, VHD disks and VM-level checkpoints, scripted in Lua.
-// Layers (see README.md): vmlab → LuaHost → LabKit → VHD, QEMUHost → LabKit + DiskServing → NBD; CLua wraps Debian's liblua5.4.
+// Layers (see README.md): vmlab → LuaHost → LabKit → VHD, QEMUHost → LabKit + DiskServing → NBD,
+// Cluster → LabKit + PostgresNIO; CLua wraps Debian's liblua5.4.
 import PackageDescription
 
 let package = Package(
@@ -17,6 +18,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
   ],
   targets: [
     // The disk format: fixed, dynamic and differencing VHDs, chains, merge.
@@ -36,6 +38,12 @@ let package = Package(
     // Real VMs: qemu-system-x86_64 run by a supervisor per VM, its disks served over NBD from the
     // VHD chains, driven through QMP and the qemu guest agent; guest images from Debian packages.
     .target(name: "QEMUHost", dependencies: ["LabKit", "DiskServing", "NBD", "VHD"]),
+    // Many hosts: the cluster client and `vmlab agent`, PostgreSQL (through PostgresNIO) holding
+    // hosts, placement and jobs; each agent runs its steps on its own library through LabKit.
+    .target(
+      name: "Cluster",
+      dependencies: ["LabKit", .product(name: "PostgresNIO", package: "postgres-nio")]
+    ),
     // Debian's liblua5.4 (pkg-config lua5.4).
     .systemLibrary(
       name: "CLua",
@@ -56,12 +64,12 @@ let package = Package(
     .executableTarget(
       name: "vmlab",
       dependencies: [
-        "VHD", "NBD", "DiskServing", "LabKit", "QEMUHost", "LuaHost", "CEditLine",
+        "VHD", "NBD", "DiskServing", "LabKit", "QEMUHost", "LuaHost", "CEditLine", "Cluster",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
     // What the test targets share: temporary folders, seeded random bytes.
-    .target(name: "TestSupport", path: "Tests/TestSupport"),
+    .target(name: "TestSupport", dependencies: ["Cluster"], path: "Tests/TestSupport"),
     .testTarget(name: "VHDTests", dependencies: ["VHD", "TestSupport"]),
     .testTarget(name: "NBDTests", dependencies: ["NBD", "TestSupport"]),
     .testTarget(name: "DiskServingTests", dependencies: ["DiskServing", "NBD", "VHD", "TestSupport"]),
@@ -70,7 +78,8 @@ let package = Package(
       dependencies: ["LabKit", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
     .testTarget(name: "QEMUHostTests", dependencies: ["QEMUHost", "LabKit", "VHD", "TestSupport"]),
     .testTarget(name: "LuaHostTests", dependencies: ["LuaHost", "LabKit", "VHD", "TestSupport"]),
+    .testTarget(name: "ClusterTests", dependencies: ["Cluster", "LabKit", "TestSupport"]),
     // End to end: runs the built vmlab binary.
-    .testTarget(name: "vmlabTests", dependencies: ["VHD", "LabKit", "QEMUHost", "vmlab", "TestSupport"]),
+    .testTarget(name: "vmlabTests", dependencies: ["VHD", "LabKit", "QEMUHost", "Cluster", "vmlab", "TestSupport"]),
   ]
 )

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Foundation
 import LabKit
 
@@ -9,12 +10,14 @@ struct VMLab: ParsableCommand {
     abstract: "Virtual machines, VHD disks and VM checkpoints for training labs, scripted in Lua.",
     discussion: """
       --library DIR and --wait may come before the command too (vmlab --library ~/labs vm list).
+      Many hosts: vmlab --cluster URL host list | job list, and vmlab agent on each host.
       Exit codes: 0 success, 1 an operation failed, 2 a usage error.
       """,
     version: "0.1.0",
     subcommands: [
       VMCommand.self, CheckpointCommand.self, LabCommand.self, JobCommand.self, LibraryCommand.self, DiskCommand.self,
-      ImageCommand.self, HostCommand.self, RunCommand.self, ReplCommand.self, SuperviseCommand.self,
+      ImageCommand.self, HostCommand.self, RunCommand.self, ReplCommand.self, AgentCommand.self,
+      SuperviseCommand.self,
     ]
   )
 }
@@ -39,6 +42,14 @@ enum Main {
     } catch {
       exit(with: error)
     }
+    if leading.cluster != nil && !(command is ClusterAware) {
+      // Working on the local library instead would mislead: the user asked for the cluster.
+      let usage = ValidationError(
+        "--cluster: this command does not work across hosts yet (in cluster mode: host list, job list, agent); drop --cluster to use the local library"
+      )
+      FileHandle.standardError.write(Data((UsageErrors.message(usage, in: command) + "\n").utf8))
+      Foundation.exit(ExitCode.usage.rawValue)
+    }
     do {
       try LeadingOptions.$current.withValue(leading) { try command.run() }
     } catch let error as ValidationError {
@@ -46,6 +57,10 @@ enum Main {
       Foundation.exit(ExitCode.usage.rawValue)
     } catch let error as LabKitError where error.kind == .unconfirmedBulkChange {
       // The engine's rule for changing several VMs, refused as the command line's own usage errors are.
+      let usage = ValidationError(error.message)
+      FileHandle.standardError.write(Data((UsageErrors.message(usage, in: command) + "\n").utf8))
+      Foundation.exit(ExitCode.usage.rawValue)
+    } catch let error as ClusterError where error.kind == .usage {
       let usage = ValidationError(error.message)
       FileHandle.standardError.write(Data((UsageErrors.message(usage, in: command) + "\n").utf8))
       Foundation.exit(ExitCode.usage.rawValue)

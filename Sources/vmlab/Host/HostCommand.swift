@@ -5,8 +5,8 @@ import QEMUHost
 
 struct HostCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "host", abstract: "What this machine runs VMs with: qemu, the accelerator and why.",
-    subcommands: [HostInfo.self])
+    commandName: "host", abstract: "What this machine runs VMs with (info), and a cluster's hosts (list).",
+    subcommands: [HostInfo.self, HostList.self])
 }
 
 struct HostInfo: ParsableCommand {

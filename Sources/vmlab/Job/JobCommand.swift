@@ -8,18 +8,33 @@ struct JobCommand: ParsableCommand {
     subcommands: [JobList.self, JobWait.self])
 }
 
-struct JobList: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "list", abstract: "List recent jobs, newest first.")
+struct JobList: ParsableCommand, ClusterAware {
+  static let configuration = CommandConfiguration(
+    commandName: "list", abstract: "List recent jobs, newest first (with --cluster: the cluster's, per host).")
 
   @Option(help: "How many.")
   var limit = 50
+
+  @Option(help: ArgumentHelp("With --cluster: only jobs with steps on this host.", valueName: "name"))
+  var host: String?
 
   @Flag(help: "Print JSON.")
   var json = false
 
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
+  func validate() throws {
+    guard limit >= 1 else { throw ValidationError("--limit must be at least 1, not \(limit)") }
+  }
+
   func run() throws {
+    // Checked here, not in validate(): --cluster before the command is known only once it runs.
+    if host != nil && !cluster.isSet {
+      throw ValidationError("--host lists a cluster's jobs on one host: give --cluster URL (or set VMLAB_CLUSTER)")
+    }
+    if cluster.isSet { return try ClusterJobList(limit: limit, host: host, json: json, cluster: cluster).run() }
     let jobs = try library.open().jobs(limit: limit)
     if json { return try printJSON(jobs) }
     if jobs.isEmpty { return print("no jobs yet") }

@@ -1,12 +1,13 @@
 import ArgumentParser
 
-/// `--library DIR` and `--wait` written before the command (`vmlab --library L vm list`), as users
-/// of git and virsh expect. swift-argument-parser takes options only after the subcommand that
+/// `--library DIR`, `--wait` and `--cluster URL` written before the command (`vmlab --library L vm
+/// list`, `vmlab --cluster URL host list`), as users of git and virsh expect. swift-argument-parser takes options only after the subcommand that
 /// declares them, so these are taken off the front of the arguments before parsing and reach
 /// `LibraryOptions` through a task-local value. Given after the command too, the later one wins.
 struct LeadingOptions: Sendable {
   var library: String?
   var wait = false
+  var cluster: String?
 
   @TaskLocal static var current = LeadingOptions()
 
@@ -28,6 +29,19 @@ struct LeadingOptions: Sendable {
         options.library = String(argument.dropFirst("--library=".count))
         if options.library!.isEmpty {
           throw ValidationError("--library needs a folder, as in: vmlab --library=~/labs vm list")
+        }
+      } else if argument == "--cluster" {
+        index += 1
+        guard index < arguments.endIndex, !arguments[index].hasPrefix("-") else {
+          throw ValidationError(
+            "--cluster needs a database URL, as in: vmlab --cluster postgresql://lab@db/vmlab host list")
+        }
+        options.cluster = arguments[index]
+      } else if argument.hasPrefix("--cluster=") {
+        options.cluster = String(argument.dropFirst("--cluster=".count))
+        if options.cluster!.isEmpty {
+          throw ValidationError(
+            "--cluster needs a database URL, as in: vmlab --cluster=postgresql://lab@db/vmlab host list")
         }
       } else {
         break

@@ -1,0 +1,339 @@
+import Foundation
+import LabKit
+
+/// `vmlab agent`: one per host. It registers its host in the cluster database, heartbeats with the
+/// machine's free memory and disk, and runs its own host's queued steps on its own library, one at
+/// a time, each under a lease that it renews while working and a fence token that every write for
+/// the step carries. It also takes back any host's leases that ran out.
+public final class Agent: @unchecked Sendable {
+  public struct Settings: Sendable {
+    public var url: ClusterURL
+    public var hostName: String
+    /// The library folder, absolute.
+    public var library: String
+    public var heartbeatSeconds: Double = 2
+    /// How long a claim holds without renewal; renewed every third of it.
+    public var leaseSeconds: Double = 15
+    /// The longest wait between looks for work when no notification comes.
+    public var pollSeconds: Double = 2
+
+    public init(url: ClusterURL, hostName: String, library: String) {
+      self.url = url
+      self.hostName = hostName
+      self.library = library
+    }
+  }
+
+  let settings: Settings
+  /// Opens the agent's library (waiting for another process that holds it); the executable knows
+  /// the hosts.
+  let openLibrary: @Sendable () throws -> Library
+  let hostNames: [String]
+  let log: @Sendable (String) -> Void
+  /// Which agent process holds the host name: machine, pid and start time.
+  let identity: String
+
+  private let lock = NSLock()
+  private var stopping = false
+  private var databaseReachable = true
+  private var takenOver = false
+  private let wake = WakeSignal()
+  /// The library, held open from a step to the next while steps keep coming, and released when
+  /// the agent is idle so that local commands can use it.
+  private let heldLibrary: HeldLibrary
+  private let session: Session
+  private let listenSession: Session
+
+  public init(
+    settings: Settings, hostNames: [String], openLibrary: @escaping @Sendable () throws -> Library,
+    log: @escaping @Sendable (String) -> Void
+  ) {
+    self.settings = settings
+    self.hostNames = hostNames
+    self.openLibrary = openLibrary
+    heldLibrary = HeldLibrary(open: openLibrary)
+    self.log = log
+    let started = ISO8601DateFormatter().string(from: Date())
+    identity = "\(ProcessInfo.processInfo.hostName) pid \(getpid()) since \(started)"
+    session = Session(url: settings.url)
+    listenSession = Session(url: settings.url)
+  }
+
+  /// Asks the agent to stop: it starts no new step, finishes the one under way, records the host
+  /// as stopped and returns from `run`.
+  public func stop() {
+    lock.withLock { stopping = true }
+    wake.fire()
+  }
+
+  private var isStopping: Bool { lock.withLock { stopping } }
+
+  /// Runs until `stop()`. Throws when it cannot start: a bad host name, an unreachable database, a
+  /// host name held by a live agent.
+  public func run() async throws {
+    do {
+      try NameRules.validate(settings.hostName, as: "host")
+    } catch let error as LabKitError {
+      throw ClusterError(.usage, "--host-name: \(error.message)")
+    }
+    let vms = try await onThread { [openLibrary] in
+      let library = try openLibrary()
+      defer { try? library.close() }
+      return Dictionary(try library.vms().map { (NameRules.key($0.name), $0.name) }, uniquingKeysWith: { a, _ in a })
+    }
+    let db = try await session.database()
+    let (from, to) = try await db.migrate()
+    if from != to { log("cluster database schema brought from version \(from) to \(to)") }
+    try await db.register(
+      host: settings.hostName, agent: identity, address: ProcessInfo.processInfo.hostName, library: settings.library,
+      capacity: .measure(library: settings.library), capabilities: hostNames,
+      heartbeatSeconds: settings.heartbeatSeconds)
+    let placements = try await db.reconcilePlacements(host: settings.hostName, vms: vms)
+    for vm in placements.added { log("placement: VM '\(vm)' is in this library; recorded in the cluster") }
+    for vm in placements.removed { log("placement: VM '\(vm)' is not in this library; its placement was removed") }
+    for (vm, other) in placements.elsewhere.sorted(by: { $0.key < $1.key }) {
+      log("placement: VM '\(vm)' is in this library, but the cluster places it on host '\(other)'; left there")
+    }
+    log(
+      "host '\(settings.hostName)' registered (library \(settings.library), \(vms.count) VMs; heartbeat \(settings.heartbeatSeconds) s, lease \(settings.leaseSeconds) s)"
+    )
+
+    await withTaskGroup(of: Void.self) { group in
+      group.addTask { await self.heartbeats() }
+      group.addTask { await self.listen() }
+      await self.work()
+      group.cancelAll()
+    }
+    if !lock.withLock({ takenOver }), let db = try? await session.database() {
+      try? await db.markStopped(host: settings.hostName, agent: identity)
+    }
+    await session.close()
+    await listenSession.close()
+    log("stopped")
+  }
+
+  // MARK: Heartbeats and taking back leases
+
+  private func heartbeats() async {
+    while !Task.isCancelled {
+      do {
+        let db = try await session.database()
+        let held = try await db.heartbeat(
+          host: settings.hostName, agent: identity, capacity: .measure(library: settings.library))
+        if !held {
+          log("another agent took the host name '\(settings.hostName)' (this one was silent too long); stopping")
+          lock.withLock { takenOver = true }
+          stop()
+          return
+        }
+        for step in try await db.reapExpiredLeases() {
+          log(
+            "step \(step.id) on host '\(step.host)' \(step.state == "queued" ? "queued again" : "failed"): \(step.error)"
+          )
+        }
+        setReachable(true)
+      } catch {
+        setReachable(false, because: error)
+        await session.reset()
+      }
+      try? await Task.sleep(nanoseconds: UInt64(settings.heartbeatSeconds * 1e9))
+    }
+  }
+
+  private func setReachable(_ reachable: Bool, because error: Error? = nil) {
+    let changed = lock.withLock {
+      defer { databaseReachable = reachable }
+      return databaseReachable != reachable
+    }
+    guard changed else { return }
+    if reachable {
+      log("the cluster database answers again; taking steps")
+      wake.fire()
+    } else {
+      log("cannot reach the cluster database (\(error.map { "\($0)" } ?? "")); starting no new step until it answers")
+    }
+  }
+
+  // MARK: Wake-ups
+
+  /// LISTENs for queued steps of this host; reconnects after a failure (polling covers the gap).
+  private func listen() async {
+    while !Task.isCancelled {
+      do {
+        let db = try await listenSession.database()
+        try await db.listen(on: stepsChannel) { payload in
+          if payload == self.settings.hostName { self.wake.fire() }
+        }
+      } catch {
+        await listenSession.reset()
+      }
+      try? await Task.sleep(nanoseconds: UInt64(settings.pollSeconds * 1e9))
+    }
+  }
+
+  // MARK: Steps
+
+  private func work() async {
+    while !isStopping {
+      if lock.withLock({ databaseReachable }) {
+        do {
+          let db = try await session.database()
+          if let step = try await db.claimStep(
+            host: settings.hostName, agent: identity, leaseSeconds: settings.leaseSeconds)
+          {
+            await execute(step)
+            continue
+          }
+          // Idle: let local vmlab commands use the library until the next step.
+          await releaseLibrary()
+        } catch {
+          setReachable(false, because: error)
+          await session.reset()
+          await releaseLibrary()
+        }
+      }
+      await wake.wait(seconds: settings.pollSeconds)
+    }
+    await releaseLibrary()
+  }
+
+  private func releaseLibrary() async {
+    let held = heldLibrary
+    _ = await resultOnThread { held.close() }
+  }
+
+  private func execute(_ step: ClaimedStep) async {
+    let name =
+      "step \(step.id) (\(step.kind), job \(step.jobID), attempt \(step.attempt) of \(step.maxAttempts), fence \(step.fence))"
+    log("\(name): started")
+    let lease = Lease(seconds: settings.leaseSeconds)
+    let renewal = Task { await keep(lease, of: step) }
+    let held = heldLibrary
+    let result: Result<StepRunner.Outcome, Error> = await resultOnThread {
+      let library = try held.open()
+      let runner = StepRunner(
+        library: library, stillHeld: { !lease.isLost },
+        progress: { fraction in
+          Task {
+            guard let db = try? await self.session.database() else { return }
+            if (try? await db.reportProgress(step: step.id, fence: step.fence, progress: fraction)) == false {
+              lease.lose("its fence \(step.fence) was refused when it reported progress")
+            }
+          }
+        })
+      return try runner.run(step)
+    }
+    renewal.cancel()
+    // After a failure the library is opened afresh for the next step (opening settles what a
+    // failed operation left).
+    if case .failure = result { await releaseLibrary() }
+    if let reason = lease.lostReason {
+      log("\(name): abandoned, \(reason); its result is not recorded")
+      return
+    }
+    do {
+      let db = try await session.database()
+      var outcome: (Bool, String)
+      switch result {
+      case .success(let done):
+        outcome = (true, done.message)
+        for vm in done.placed {
+          guard
+            try await db.placeVM(vm, key: NameRules.key(vm), host: settings.hostName, step: step.id, fence: step.fence)
+          else {
+            log("\(name): abandoned, its fence \(step.fence) was refused when it recorded VM '\(vm)'")
+            return
+          }
+        }
+      case .failure(let error):
+        outcome = (false, Self.describe(error))
+      }
+      guard try await db.finishStep(step: step.id, fence: step.fence, succeeded: outcome.0, message: outcome.1) else {
+        log(
+          "\(name): abandoned, the database refused its result: fence \(step.fence) is stale (the lease was taken back)"
+        )
+        return
+      }
+      log("\(name): \(outcome.0 ? "done" : "failed"): \(outcome.1)")
+    } catch {
+      // The lease runs out and the reaper queues the step again; its parts are all or nothing.
+      log("\(name): its result could not be recorded (\(error)); the step will be taken back when its lease runs out")
+      setReachable(false, because: error)
+      await session.reset()
+    }
+  }
+
+  /// Renews the lease every third of its length; marks it lost when the fence is refused, or when
+  /// the database could not be reached until the lease would have run out.
+  private func keep(_ lease: Lease, of step: ClaimedStep) async {
+    while !Task.isCancelled {
+      try? await Task.sleep(nanoseconds: UInt64(settings.leaseSeconds / 3 * 1e9))
+      if Task.isCancelled { return }
+      do {
+        let db = try await session.database()
+        if try await db.renewLease(step: step.id, fence: step.fence, leaseSeconds: settings.leaseSeconds) {
+          lease.renewed()
+        } else {
+          lease.lose("its fence \(step.fence) was refused at renewal: the lease was taken back")
+          return
+        }
+      } catch {
+        setReachable(false, because: error)
+        await session.reset()
+        if lease.ranOut {
+          lease.lose("its lease ran out while the cluster database could not be reached")
+          return
+        }
+      }
+    }
+  }
+
+  static func describe(_ error: Error) -> String {
+    if let error = error as? LabKitError { return error.message }
+    if let error = error as? ClusterError { return error.message }
+    return describeFileError(error)
+  }
+}
+
+/// The agent's library while it is open; opened and closed on the engine's threads.
+final class HeldLibrary: @unchecked Sendable {
+  private let lock = NSLock()
+  private let opener: @Sendable () throws -> Library
+  private var library: Library?
+
+  init(open: @escaping @Sendable () throws -> Library) {
+    opener = open
+  }
+
+  func open() throws -> Library {
+    try lock.withLock {
+      if let library { return library }
+      let opened = try opener()
+      library = opened
+      return opened
+    }
+  }
+
+  func close() {
+    let open = lock.withLock { () -> Library? in
+      defer { library = nil }
+      return library
+    }
+    try? open?.close()
+  }
+}
+
+/// Runs blocking engine work on a thread of its own (not one of Swift's cooperative threads).
+func resultOnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async -> Result<T, Error> {
+  await withCheckedContinuation { continuation in
+    let thread = Thread {
+      continuation.resume(returning: Result { try body() })
+    }
+    thread.stackSize = 8 << 20
+    thread.start()
+  }
+}
+
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+  try await resultOnThread(body).get()
+}

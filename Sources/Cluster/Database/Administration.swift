@@ -1,0 +1,24 @@
+import PostgresNIO
+
+extension ClusterDatabase {
+  /// Creates the database `name` on this server (the tests and the benchmark make one per run).
+  /// Only plain names are taken: identifiers cannot be bound as parameters.
+  public func createDatabase(named name: String) async throws {
+    try Self.checkIdentifier(name)
+    try await rows(PostgresQuery(unsafeSQL: "CREATE DATABASE \"\(name)\""))
+  }
+
+  /// Drops the database `name`, ending the connections still open to it.
+  public func dropDatabase(named name: String) async throws {
+    try Self.checkIdentifier(name)
+    try await rows(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \"\(name)\" WITH (FORCE)"))
+  }
+
+  private static func checkIdentifier(_ name: String) throws {
+    guard !name.isEmpty, name.count <= 63,
+      name.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" })
+    else {
+      throw ClusterError(.usage, "database name '\(name)' must be 1 to 63 lowercase letters, digits or '_'")
+    }
+  }
+}

@@ -1,0 +1,179 @@
+import PostgresNIO
+
+/// The cluster database's tables, as numbered migrations. A database is at the highest version in
+/// `schema_version`; opening brings it forward one migration at a time, each in its own transaction
+/// under an advisory lock, so agents and clients that start together apply each exactly once.
+/// Append new migrations; never change one that has shipped.
+public enum Schema {
+  struct Migration: Sendable {
+    let version: Int
+    let name: String
+    let statements: [String]
+  }
+
+  public static var latestVersion: Int { migrations.last!.version }
+
+  /// Taken by every migration's transaction (any constant the other users of the database do not use).
+  static let lockKey: Int64 = 0x766D_6C61_6273_6368
+
+  static let migrations: [Migration] = [
+    Migration(
+      version: 1, name: "hosts, placement, labs, jobs and steps",
+      statements: [
+        // A host is one agent's machine and library; `agent` says which agent process holds the
+        // name, so a second agent under the same name is refused while the first one is alive.
+        """
+        CREATE TABLE host (
+          name text PRIMARY KEY,
+          address text NOT NULL DEFAULT '',
+          library text NOT NULL,
+          agent text NOT NULL DEFAULT '',
+          memory_total bigint NOT NULL DEFAULT 0,
+          memory_free bigint NOT NULL DEFAULT 0,
+          disk_total bigint NOT NULL DEFAULT 0,
+          disk_free bigint NOT NULL DEFAULT 0,
+          capabilities jsonb NOT NULL DEFAULT '[]',
+          heartbeat_seconds double precision NOT NULL DEFAULT 5 CHECK (heartbeat_seconds > 0),
+          registered_at timestamptz NOT NULL DEFAULT now(),
+          last_heartbeat timestamptz NOT NULL DEFAULT now(),
+          stopped_at timestamptz
+        )
+        """,
+        // Which host's library holds each VM (names compared as NameRules.key compares them).
+        """
+        CREATE TABLE vm_placement (
+          vm_key text PRIMARY KEY,
+          vm text NOT NULL,
+          host text NOT NULL REFERENCES host (name),
+          placed_at timestamptz NOT NULL DEFAULT now()
+        )
+        """,
+        """
+        CREATE TABLE lab (
+          name text PRIMARY KEY,
+          created_at timestamptz NOT NULL DEFAULT now()
+        )
+        """,
+        """
+        CREATE TABLE lab_member (
+          lab text NOT NULL REFERENCES lab (name) ON DELETE CASCADE,
+          vm_key text NOT NULL,
+          PRIMARY KEY (lab, vm_key)
+        )
+        """,
+        """
+        CREATE TABLE job (
+          id bigserial PRIMARY KEY,
+          kind text NOT NULL,
+          target text NOT NULL DEFAULT '',
+          created_by text NOT NULL DEFAULT '',
+          created_at timestamptz NOT NULL DEFAULT now()
+        )
+        """,
+        // A fence token is drawn from here at every claim (and when a lease is taken back), so a
+        // newer claim always carries a larger token than any older one.
+        "CREATE SEQUENCE fence_token",
+        """
+        CREATE TABLE job_step (
+          id bigserial PRIMARY KEY,
+          job_id bigint NOT NULL REFERENCES job (id) ON DELETE CASCADE,
+          host text NOT NULL REFERENCES host (name),
+          kind text NOT NULL,
+          arguments jsonb NOT NULL DEFAULT '{}',
+          state text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'done', 'failed')),
+          lease_until timestamptz,
+          fence bigint NOT NULL DEFAULT 0,
+          claimed_by text NOT NULL DEFAULT '',
+          attempts integer NOT NULL DEFAULT 0,
+          max_attempts integer NOT NULL DEFAULT 3 CHECK (max_attempts >= 1),
+          progress double precision NOT NULL DEFAULT 0,
+          result text,
+          error text,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          started_at timestamptz,
+          finished_at timestamptz
+        )
+        """,
+      ]),
+    Migration(
+      version: 2, name: "claim and lease indexes, wake-ups for queued steps",
+      statements: [
+        "CREATE INDEX job_step_queued ON job_step (host, id) WHERE state = 'queued'",
+        "CREATE INDEX job_step_leased ON job_step (lease_until) WHERE state = 'running'",
+        "CREATE INDEX job_step_job ON job_step (job_id)",
+        // Agents LISTEN on vmlab_steps; the payload is the host whose step became queued (a
+        // transaction that queues many steps for one host sends one notification).
+        """
+        CREATE FUNCTION vmlab_step_queued() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM pg_notify('vmlab_steps', NEW.host);
+          RETURN NULL;
+        END
+        $$
+        """,
+        """
+        CREATE TRIGGER job_step_queued AFTER INSERT OR UPDATE OF state ON job_step
+          FOR EACH ROW WHEN (NEW.state = 'queued') EXECUTE FUNCTION vmlab_step_queued()
+        """,
+      ]),
+  ]
+}
+
+/// The channel agents listen on for queued steps.
+let stepsChannel = "vmlab_steps"
+
+extension ClusterDatabase {
+  /// The schema's version: 0 for an empty database.
+  public func schemaVersion() async throws -> Int {
+    let exists = try await rows("SELECT to_regclass('schema_version') IS NOT NULL")
+    guard try exists[0].decode(Bool.self) else { return 0 }
+    let version = try await rows("SELECT coalesce(max(version), 0) FROM schema_version")
+    return try version[0].decode(Int.self)
+  }
+
+  /// Brings the schema forward to `target` (default: the latest this vmlab knows); returns the
+  /// versions before and after. A database newer than this vmlab is refused, untouched.
+  @discardableResult
+  public func migrate(upTo target: Int = Schema.latestVersion) async throws -> (from: Int, to: Int) {
+    // A database already up to date is only read: clients may use a role that cannot create tables.
+    let found = try await schemaVersion()
+    try checkKnown(found)
+    if found >= target { return (found, found) }
+    try await transaction { db in
+      try await db.rows("SELECT pg_advisory_xact_lock(\(Schema.lockKey))")
+      try await db.rows(
+        """
+        CREATE TABLE IF NOT EXISTS schema_version (
+          version integer PRIMARY KEY,
+          name text NOT NULL,
+          applied_at timestamptz NOT NULL DEFAULT now()
+        )
+        """)
+    }
+    let start = try await schemaVersion()
+    try checkKnown(start)
+    for migration in Schema.migrations where migration.version <= target {
+      try await transaction { db in
+        try await db.rows("SELECT pg_advisory_xact_lock(\(Schema.lockKey))")
+        // Another process may have applied it while this one waited for the lock.
+        guard try await db.schemaVersion() < migration.version else { return }
+        for statement in migration.statements {
+          try await db.rows(PostgresQuery(unsafeSQL: statement))
+        }
+        try await db.rows(
+          "INSERT INTO schema_version (version, name) VALUES (\(migration.version), \(migration.name))")
+      }
+    }
+    return (start, try await schemaVersion())
+  }
+
+  /// A database newer than this vmlab is refused, untouched.
+  private func checkKnown(_ version: Int) throws {
+    guard version <= Schema.latestVersion else {
+      throw ClusterError(
+        .database,
+        "the cluster database \(url) is at schema version \(version), newer than this vmlab knows (\(Schema.latestVersion)); upgrade vmlab on this machine"
+      )
+    }
+  }
+}

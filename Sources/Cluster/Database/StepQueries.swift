@@ -1,0 +1,153 @@
+import Foundation
+import PostgresNIO
+
+/// A step an agent claimed: what to run, and the fence token every write for it must carry.
+public struct ClaimedStep: Sendable, Equatable {
+  public var id: Int64
+  public var jobID: Int64
+  public var kind: String
+  public var arguments: String
+  public var fence: Int64
+  public var attempt: Int
+  public var maxAttempts: Int
+}
+
+/// A running step whose lease ran out, as the reaper left it.
+public struct ExpiredStep: Sendable, Equatable {
+  public var id: Int64
+  public var host: String
+  /// `queued` again (it will be retried) or `failed` (its attempts are used up).
+  public var state: String
+  public var error: String
+}
+
+extension ClusterDatabase {
+  /// Claims the oldest queued step of `host`, or nil when it has none. Locked rows are skipped, so
+  /// agents never wait for each other; the lease runs from the database's `now()`, and a new fence
+  /// token is drawn for this claim.
+  public func claimStep(host: String, agent: String, leaseSeconds: Double) async throws -> ClaimedStep? {
+    let claimed = try await rows(
+      """
+      UPDATE job_step SET state = 'running', lease_until = now() + make_interval(secs => \(leaseSeconds)),
+        fence = nextval('fence_token'), attempts = attempts + 1, claimed_by = \(agent), started_at = now(),
+        progress = 0
+      WHERE id = (SELECT id FROM job_step WHERE host = \(host) AND state = 'queued' ORDER BY id
+        LIMIT 1 FOR UPDATE SKIP LOCKED)
+      RETURNING id, job_id, kind, arguments::text, fence, attempts, max_attempts
+      """)
+    guard let row = claimed.first else { return nil }
+    let columns = try row.decode((Int64, Int64, String, String, Int64, Int, Int).self)
+    return ClaimedStep(
+      id: columns.0, jobID: columns.1, kind: columns.2, arguments: columns.3, fence: columns.4,
+      attempt: columns.5, maxAttempts: columns.6)
+  }
+
+  /// Extends the lease of a step this agent holds; false when its fence is stale (the lease was
+  /// taken back, maybe claimed again): the agent must abandon the step.
+  public func renewLease(step: Int64, fence: Int64, leaseSeconds: Double) async throws -> Bool {
+    !(try await rows(
+      """
+      UPDATE job_step SET lease_until = now() + make_interval(secs => \(leaseSeconds))
+      WHERE id = \(step) AND fence = \(fence) AND state = 'running' RETURNING id
+      """
+    ).isEmpty)
+  }
+
+  /// Records how far a step is (0 to 1); false when its fence is stale.
+  public func reportProgress(step: Int64, fence: Int64, progress: Double) async throws -> Bool {
+    !(try await rows(
+      """
+      UPDATE job_step SET progress = \(min(1, max(0, progress)))
+      WHERE id = \(step) AND fence = \(fence) AND state = 'running' RETURNING id
+      """
+    ).isEmpty)
+  }
+
+  /// Ends a step as done (with what it did) or failed (with why); false, and nothing written,
+  /// when its fence is stale.
+  public func finishStep(step: Int64, fence: Int64, succeeded: Bool, message: String) async throws -> Bool {
+    let state = succeeded ? "done" : "failed"
+    return
+      !(try await rows(
+        """
+        UPDATE job_step SET state = \(state), finished_at = now(), lease_until = NULL,
+          progress = CASE WHEN \(succeeded) THEN 1 ELSE progress END,
+          result = CASE WHEN \(succeeded) THEN \(message) END,
+          error = CASE WHEN \(succeeded) THEN NULL ELSE \(message) END
+        WHERE id = \(step) AND fence = \(fence) AND state = 'running' RETURNING id
+        """
+      ).isEmpty)
+  }
+
+  /// Records that the VM `vm` is in `host`'s library, as a write of `step` (refused with a stale fence).
+  public func placeVM(_ vm: String, key: String, host: String, step: Int64, fence: Int64) async throws -> Bool {
+    !(try await rows(
+      """
+      INSERT INTO vm_placement (vm_key, vm, host)
+      SELECT \(key), \(vm), \(host) WHERE EXISTS
+        (SELECT 1 FROM job_step WHERE id = \(step) AND fence = \(fence) AND state = 'running')
+      ON CONFLICT (vm_key) DO UPDATE SET vm = EXCLUDED.vm, host = EXCLUDED.host, placed_at = now()
+      RETURNING vm_key
+      """
+    ).isEmpty)
+  }
+
+  /// Takes back every lease that ran out: the step is queued again for its host, or failed when it
+  /// used all its attempts, with the reason; its fence changes, so the agent that held it can no
+  /// longer write. Any agent runs this; a host's steps are still claimed by its own agent only.
+  public func reapExpiredLeases() async throws -> [ExpiredStep] {
+    let reaped = try await rows(
+      """
+      UPDATE job_step SET
+        state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
+        error = format('attempt %s of %s on host %s ended: its lease ran out at %s with no renewal from the agent (killed, paused or cut off from the database)%s',
+          attempts, max_attempts, host, to_char(lease_until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS UTC'),
+          CASE WHEN attempts >= max_attempts THEN '; no attempts left' ELSE '; queued again' END),
+        finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
+        lease_until = NULL, fence = nextval('fence_token')
+      WHERE state = 'running' AND lease_until < now()
+      RETURNING id, host, state, error
+      """)
+    return try reaped.map { row in
+      let columns = try row.decode((Int64, String, String, String).self)
+      return ExpiredStep(id: columns.0, host: columns.1, state: columns.2, error: columns.3)
+    }
+  }
+
+  /// Placements of `host` as the database records them, by VM key.
+  public func placements(host: String) async throws -> [String: String] {
+    var found: [String: String] = [:]
+    for row in try await rows("SELECT vm_key, vm FROM vm_placement WHERE host = \(host)") {
+      let (key, vm) = try row.decode((String, String).self)
+      found[key] = try validatedName(vm, as: "VM")
+    }
+    return found
+  }
+
+  /// Makes the placements of `host` what its library holds (the library is the truth for its VMs):
+  /// `vms` maps each VM's key to its name. A VM the database places on another host is left there
+  /// and returned, for the agent to report.
+  public func reconcilePlacements(host: String, vms: [String: String]) async throws -> (
+    added: [String], removed: [String], elsewhere: [String: String]
+  ) {
+    try await transaction { db in
+      let known = try await db.placements(host: host)
+      let removed = known.keys.filter { vms[$0] == nil }.sorted()
+      if !removed.isEmpty {
+        try await db.rows("DELETE FROM vm_placement WHERE host = \(host) AND vm_key = ANY(\(removed))")
+      }
+      var added: [String] = []
+      var elsewhere: [String: String] = [:]
+      for (key, vm) in vms.sorted(by: { $0.key < $1.key }) where known[key] == nil {
+        let other = try await db.rows("SELECT host FROM vm_placement WHERE vm_key = \(key)")
+        if let row = other.first {
+          elsewhere[vm] = try row.decode(String.self)
+          continue
+        }
+        try await db.rows("INSERT INTO vm_placement (vm_key, vm, host) VALUES (\(key), \(vm), \(host))")
+        added.append(vm)
+      }
+      return (added, removed.map { known[$0]! }, elsewhere)
+    }
+  }
+}

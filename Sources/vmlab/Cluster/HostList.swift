@@ -1,0 +1,34 @@
+import ArgumentParser
+import Cluster
+import Foundation
+
+/// `vmlab --cluster URL host list`: the cluster's hosts, alive or not.
+struct HostList: ParsableCommand, ClusterAware {
+  static let configuration = CommandConfiguration(
+    commandName: "list", abstract: "List the hosts of a cluster: alive or not, capacity, VMs (needs --cluster).",
+    discussion: """
+      A host is alive while its agent heartbeats, dead after three missed heartbeats (killed, paused, \
+      cut off, or its machine down), stopped after its agent stopped cleanly. Ages come from the \
+      database's clock, so hosts' clocks do not matter.
+      """)
+
+  @Flag(help: "Print JSON.")
+  var json = false
+
+  @OptionGroup var cluster: ClusterOptions
+
+  func run() throws {
+    let hosts = try cluster.withDatabase { db in try await db.hosts() }
+    if json { return try printJSON(hosts) }
+    if hosts.isEmpty { return print("no hosts yet: run `vmlab agent --cluster URL --host-name NAME` on each host") }
+    var table = TextTable("HOST", "STATE", "HEARTBEAT", "VMS", "STEPS", "MEMORY FREE", "DISK FREE", "LIBRARY")
+    for host in hosts {
+      table.add(
+        host.name, host.state.rawValue, String(format: "%.1f s ago", host.heartbeatAge), String(host.vmCount),
+        host.runningSteps == 0 ? "-" : "\(host.runningSteps) running",
+        "\(binarySize(host.capacity.memoryFree)) of \(binarySize(host.capacity.memoryTotal))",
+        "\(binarySize(host.capacity.diskFree)) of \(binarySize(host.capacity.diskTotal))", host.library)
+    }
+    table.print()
+  }
+}
