@@ -1,33 +1,17 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// PostgreSQL stays in `Sources/Cluster/Database/`: the agent, the command line and the engine
 /// speak to it through that folder's named queries, and LabKit never sees it. Reads the source tree.
 final class ClusterBoundaryTests: XCTestCase {
-  /// `Sources/`, found from this file (`Tests/ClusterTests/…`).
-  let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("Sources").path
+  let tree = SourceTree()
+  var sources: String { tree.root }
   let databaseFolder = "Cluster/Database/"
 
-  func swiftFiles() throws -> [(path: String, text: String)] {
-    let walker = try XCTUnwrap(FileManager.default.enumerator(atPath: sources), "no folder \(sources)")
-    var files: [(String, String)] = []
-    while let item = walker.nextObject() as? String {
-      guard item.hasSuffix(".swift") else { continue }
-      files.append((item, try String(contentsOfFile: sources + "/" + item, encoding: .utf8)))
-    }
-    return files.sorted { $0.0 < $1.0 }
-  }
+  func swiftFiles() throws -> [(path: String, text: String)] { try tree.swiftFiles() }
 
-  func importsPostgres(_ text: String) -> Bool {
-    text.split(separator: "\n").contains { line in
-      let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-      guard let index = words.firstIndex(of: "import"), words[..<index].allSatisfy({ $0.hasPrefix("@") }) else {
-        return false
-      }
-      return words[(index + 1)...].contains { $0 == "PostgresNIO" || $0.hasPrefix("PostgresNIO.") }
-    }
-  }
+  func importsPostgres(_ text: String) -> Bool { !SourceTree.imports(of: "PostgresNIO", in: text).isEmpty }
 
   func testOnlyTheDatabaseFolderImportsPostgresNIO() throws {
     let files = try swiftFiles()

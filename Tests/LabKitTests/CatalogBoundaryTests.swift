@@ -1,36 +1,17 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The engine speaks to the catalog only through `Sources/LabKit/Catalog/` (its records and named
 /// queries), so another catalog backend would change that folder alone. Reads the source tree.
 final class CatalogBoundaryTests: XCTestCase {
-  /// `Sources/`, found from this file (`Tests/LabKitTests/…`).
-  let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("Sources").path
+  let tree = SourceTree()
+  var sources: String { tree.root }
   let catalogFolder = "LabKit/Catalog/"
 
-  /// Every Swift file under `Sources/`, by path relative to it, with its text.
-  func swiftFiles() throws -> [(path: String, text: String)] {
-    let walker = try XCTUnwrap(FileManager.default.enumerator(atPath: sources), "no folder \(sources)")
-    var files: [(String, String)] = []
-    while let item = walker.nextObject() as? String {
-      guard item.hasSuffix(".swift") else { continue }
-      files.append((item, try String(contentsOfFile: sources + "/" + item, encoding: .utf8)))
-    }
-    return files.sorted { $0.0 < $1.0 }
-  }
+  func swiftFiles() throws -> [(path: String, text: String)] { try tree.swiftFiles() }
 
-  /// Lines of `text` that import GRDB in any form (`import GRDB`, `@testable import GRDB`,
-  /// `import struct GRDB.Row`).
-  func grdbImports(_ text: String) -> [String] {
-    text.split(separator: "\n").map(String.init).filter { line in
-      let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-      guard let index = words.firstIndex(of: "import"), words[..<index].allSatisfy({ $0.hasPrefix("@") }) else {
-        return false
-      }
-      return words[(index + 1)...].contains { $0 == "GRDB" || $0.hasPrefix("GRDB.") }
-    }
-  }
+  func grdbImports(_ text: String) -> [String] { SourceTree.imports(of: "GRDB", in: text) }
 
   func testOnlyTheCatalogFolderImportsGRDB() throws {
     let files = try swiftFiles()
