@@ -21,7 +21,9 @@ struct ReportingHost: Sendable {
   func start(_ vm: HostedVM) throws { try call("start") { try driver.start(vm) } }
   func shutDown() throws { try call("shut down") { try driver.shutDown(vm: vm) } }
   func turnOff() throws { try call("turn off") { try driver.turnOff(vm: vm) } }
-  func saveMemoryAndStop(to file: String) throws { try call("save the state of") { try driver.saveMemoryAndStop(vm: vm, to: file) } }
+  func saveMemoryAndStop(to file: String) throws {
+    try call("save the state of") { try driver.saveMemoryAndStop(vm: vm, to: file) }
+  }
   func resume(_ vm: HostedVM, from file: String) throws { try call("resume") { try driver.resume(vm, from: file) } }
   func freezeFileSystems() throws { try call("freeze the file systems of") { try driver.freezeFileSystems(vm: vm) } }
   func thawFileSystems() throws { try call("thaw the file systems of") { try driver.thawFileSystems(vm: vm) } }
