@@ -285,28 +285,22 @@ extension Library {
   /// and records it before the restore's own transaction. When one cannot be stopped, the others
   /// run again and nothing is restored.
   private func stopForRestore(_ work: inout [RestoreWork]) throws {
-    let stopped = parallel(work) { [self] item -> RestoreWork in
-      var item = item
-      guard item.vm.state != .stopped else { return item }
-      let ran = item.vm.state == .running
-      item.discardedMemory = item.vm.savedMemoryPath
-      do {
-        item.action = try stopForOperation(&item.vm, discardingRun: item.checkpoint.memoryPath != nil)
-      } catch let error as LabKitError {
-        throw LabKitError(error.kind, "VM '\(item.vm.name)' not restored: \(error.message)")
-      }
-      item.wasRunning = ran
-      item.restart = ran && item.checkpoint.memoryPath == nil
-      return item
-    }
-    let done = stopped.compactMap(\.success)
-    let changed = done.filter { $0.action != .none }
-    if !changed.isEmpty { try catalog.write { tx in for item in changed { try tx.update(item.vm) } } }
-    if let failure = stopped.compactMap(\.failure).first {
-      for item in changed where item.restart { _ = try? start(vm: item.vm.name) }
-      throw failure
-    }
-    work = done
+    work = try stopForOperation(
+      work,
+      stop: { [self] item in
+        var item = item
+        guard item.vm.state != .stopped else { return item }
+        let ran = item.vm.state == .running
+        item.discardedMemory = item.vm.savedMemoryPath
+        do {
+          item.action = try stopForOperation(&item.vm, discardingRun: item.checkpoint.memoryPath != nil)
+        } catch let error as LabKitError {
+          throw LabKitError(error.kind, "VM '\(item.vm.name)' not restored: \(error.message)")
+        }
+        item.wasRunning = ran
+        item.restart = ran && item.checkpoint.memoryPath == nil
+        return item
+      }, stopped: { $0.action != .none ? $0.vm : nil }, runAgain: \.restart)
   }
 
   /// The catalog side of one VM's restore, from the commit its first phase recorded: the new leaves

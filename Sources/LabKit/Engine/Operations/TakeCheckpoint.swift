@@ -286,24 +286,18 @@ extension Library {
   /// shutdown takes a while), and records it before the checkpoint's own transaction. When one
   /// cannot be stopped, the others run again and nothing is taken.
   private func stopOfflineVMs(_ work: inout [CheckpointWork], checkpoint name: String) throws {
-    let stopped = parallel(work) { [self] item -> CheckpointWork in
-      var item = item
-      guard !item.online && item.vm.state != .stopped else { return item }
-      do {
-        item.action = try stopForOperation(&item.vm)
-      } catch let error as LabKitError {
-        throw LabKitError(error.kind, "checkpoint '\(name)' of VM '\(item.vm.name)' not taken: \(error.message)")
-      }
-      return item
-    }
-    let done = stopped.compactMap(\.success)
-    let changed = done.filter { $0.action != .none && $0.action != .online }
-    if !changed.isEmpty { try catalog.write { tx in for item in changed { try tx.update(item.vm) } } }
-    if let failure = stopped.compactMap(\.failure).first {
-      for item in changed where item.wasRunning { _ = try? start(vm: item.vm.name) }
-      throw failure
-    }
-    work = done
+    work = try stopForOperation(
+      work,
+      stop: { [self] item in
+        var item = item
+        guard !item.online && item.vm.state != .stopped else { return item }
+        do {
+          item.action = try stopForOperation(&item.vm)
+        } catch let error as LabKitError {
+          throw LabKitError(error.kind, "checkpoint '\(name)' of VM '\(item.vm.name)' not taken: \(error.message)")
+        }
+        return item
+      }, stopped: { $0.action != .none && $0.action != .online ? $0.vm : nil }, runAgain: \.wasRunning)
   }
 
   /// Freezes the file systems of every VM checkpointed without a restart, where it can, before

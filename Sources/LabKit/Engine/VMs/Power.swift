@@ -121,6 +121,24 @@ extension Library {
     if let discarded { removeFileIfPresent(absolute(discarded)) }
   }
 
+  /// Stops the VMs of an operation, several at a time (a guest's shutdown takes a while): `stop`
+  /// stops one and says what it did. Those `stopped` names are recorded in one transaction, before
+  /// the operation's own. When one cannot be stopped, those already stopped that `runAgain` names
+  /// are started again and its error is thrown: nothing is done.
+  func stopForOperation<Item>(
+    _ items: [Item], stop: @escaping (Item) throws -> Item, stopped: (Item) -> VMRecord?, runAgain: (Item) -> Bool
+  ) throws -> [Item] {
+    let outcomes = parallel(items, stop)
+    let done = outcomes.compactMap(\.success)
+    let changed = done.filter { stopped($0) != nil }
+    if !changed.isEmpty { try catalog.write { tx in for item in changed { try tx.update(stopped(item)!) } } }
+    if let failure = outcomes.compactMap(\.failure).first {
+      for item in changed where runAgain(item) { _ = try? start(vm: stopped(item)!.name) }
+      throw failure
+    }
+    return done
+  }
+
   /// Stops a running VM so that an operation can change its disks: gracefully when it has guest
   /// additions, otherwise by turning it off. Returns what was done. With `discardingRun` (a restore
   /// that brings back a checkpoint's saved memory) the running guest is thrown away whole, so its
