@@ -172,7 +172,7 @@ extension Library {
   private func settle(_ entry: JournalRecord) throws {
     if !entry.committed && entry.prepared != nil {
       // Only its decision settles it: the other hosts of the operation may have committed theirs.
-      throw PreparedOperationWaits(entryID: entry.id!, operation: entry.operation)
+      throw PreparedOperationWaits()
     }
     if entry.committed {
       try finish(entryID: entry.id!, deletes: entry.deletes)
@@ -214,7 +214,5 @@ public struct UnsettledOperation: Equatable, Sendable {
 
 /// Settling a prepared operation's entry without its decision: refused.
 struct PreparedOperationWaits: Error {
-  var entryID: Int64
-  var operation: String
   var reason: String { "prepared, waiting for its decision" }
 }

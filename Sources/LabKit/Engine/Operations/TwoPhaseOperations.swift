@@ -118,19 +118,13 @@ extension Library {
   /// it back (the new leaves go, the VMs that ran boot again on the disks they had).
   @discardableResult
   public func decide(_ prepared: PreparedRestore, commit: Bool) throws -> [RestoreOutcome] {
-    try withVMLocks(prepared.vms.sorted(), deciding: prepared.operationID) {
-      try ensurePrepared(prepared.operationID)
-      return try decideLocked(prepared, commit: commit)
+    try deciding(prepared.operationID, vms: prepared.vms) {
+      guard commit else {
+        try rollBackPreparedRestore(prepared)
+        return []
+      }
+      return try commitPreparedRestore(prepared)
     }
-  }
-
-  private func decideLocked(_ prepared: PreparedRestore, commit: Bool) throws -> [RestoreOutcome] {
-    defer { unsettledOperations.removeAll { $0.preparedOperationID == prepared.operationID } }
-    guard commit else {
-      try rollBackPreparedRestore(prepared)
-      return []
-    }
-    return try commitPreparedRestore(prepared)
   }
 
   /// Phase one of a checkpoint whose decision is taken elsewhere (see `PreparedCheckpoint`). The
@@ -150,27 +144,21 @@ extension Library {
   /// in a `.hostFailedAfterCommit` error: the checkpoint is taken all the same.
   @discardableResult
   public func decide(_ prepared: PreparedCheckpoint, commit: Bool) throws -> [CheckpointResult] {
-    try withVMLocks(prepared.vms.sorted(), deciding: prepared.operationID) {
-      try ensurePrepared(prepared.operationID)
-      return try decideLocked(prepared, commit: commit)
+    try deciding(prepared.operationID, vms: prepared.vms) {
+      guard commit else {
+        try rollBackPrepared(prepared)
+        return []
+      }
+      let taken = try commitPrepared(prepared)
+      let failures = taken.compactMap(\.hostFailure)
+      if !failures.isEmpty {
+        throw LabKitError(
+          .hostFailedAfterCommit,
+          "checkpoint '\(prepared.name)' taken on \(taken.count) VMs, but \(failures.count) did not run again: "
+            + failures.map(\.message).joined(separator: "; "))
+      }
+      return taken.map(\.result)
     }
-  }
-
-  private func decideLocked(_ prepared: PreparedCheckpoint, commit: Bool) throws -> [CheckpointResult] {
-    defer { unsettledOperations.removeAll { $0.preparedOperationID == prepared.operationID } }
-    guard commit else {
-      try rollBackPrepared(prepared)
-      return []
-    }
-    let taken = try commitPrepared(prepared)
-    let failures = taken.compactMap(\.hostFailure)
-    if !failures.isEmpty {
-      throw LabKitError(
-        .hostFailedAfterCommit,
-        "checkpoint '\(prepared.name)' taken on \(taken.count) VMs, but \(failures.count) did not run again: "
-          + failures.map(\.message).joined(separator: "; "))
-    }
-    return taken.map(\.result)
   }
 
   /// Phase two for an operation a process that ended left waiting in the journal: the same as
@@ -186,24 +174,29 @@ extension Library {
         "no prepared operation \(id) waits in this library (it was decided already, or never prepared here)")
     }
     let data = Data(text.utf8)
-    return try withVMLocks(entry.vmNames.sorted(), deciding: id) {
-      switch entry.operation {
-      case "checkpoint":
-        let plan = try JSONDecoder().decode(CheckpointCommit.self, from: data)
-        _ = try decideLocked(PreparedCheckpoint(entry: entry, commit: plan), commit: commit)
-      case "restore":
-        let plan = try JSONDecoder().decode(RestoreCommit.self, from: data)
-        _ = try decideLocked(PreparedRestore(entry: entry, commit: plan), commit: commit)
-      default:
-        throw LabKitError(
-          .invalidArgument, "prepared operation \(id) is a \(entry.operation), which this vmlab cannot decide")
-      }
-      return entry.vmNames
+    switch entry.operation {
+    case "checkpoint":
+      let plan = try JSONDecoder().decode(CheckpointCommit.self, from: data)
+      _ = try decide(PreparedCheckpoint(entry: entry, commit: plan), commit: commit)
+    case "restore":
+      let plan = try JSONDecoder().decode(RestoreCommit.self, from: data)
+      _ = try decide(PreparedRestore(entry: entry, commit: plan), commit: commit)
+    default:
+      throw LabKitError(
+        .invalidArgument, "prepared operation \(id) is a \(entry.operation), which this vmlab cannot decide")
     }
+    return entry.vmNames
   }
 
-  private func ensurePrepared(_ id: Int64) throws {
-    guard let entry = try catalog.read({ tx in try tx.journalEntry(id: id) }), entry.prepared != nil, !entry.committed
-    else { throw LabKitError(.invalidState, "prepared operation \(id) was decided already") }
+  /// Runs a decision on prepared operation `id` holding its VMs' locks, once it is sure the
+  /// operation still waits; it no longer counts as unsettled afterwards.
+  private func deciding<T>(_ id: Int64, vms: [String], _ body: () throws -> T) throws -> T {
+    try withVMLocks(vms.sorted(), deciding: id) {
+      guard let entry = try catalog.read({ tx in try tx.journalEntry(id: id) }), entry.prepared != nil,
+        !entry.committed
+      else { throw LabKitError(.invalidState, "prepared operation \(id) was decided already") }
+      defer { unsettledOperations.removeAll { $0.preparedOperationID == id } }
+      return try body()
+    }
   }
 }

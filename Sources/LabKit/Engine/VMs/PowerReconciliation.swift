@@ -56,7 +56,7 @@ extension Library {
 
   /// Switches a paused VM to the catalog's leaves and lets it continue; false when the host failed
   /// (the VM is then turned off).
-  func continuePaused(_ record: VMRecord, _ driver: HostDriver) -> Bool {
+  private func continuePaused(_ record: VMRecord, _ driver: HostDriver) -> Bool {
     do {
       try driver.switchDisks(vm: record.name, to: try vm(named: record.name).disks.map(\.path))
       try driver.continueRunning(vm: record.name)
