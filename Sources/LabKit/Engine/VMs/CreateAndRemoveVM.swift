@@ -23,12 +23,7 @@ extension Library {
         "create-vm", vm: name, creates: paths + [folder], deletes: [],
         files: {
           try FileManager.default.createDirectory(atPath: absolute(folder), withIntermediateDirectories: true)
-          for (index, size) in diskSizes.enumerated() {
-            try fault("create-vm:disk\(index + 1)")
-            let disk = try VirtualDisk.create(at: absolute(paths[index]), size: size)
-            uniqueIDs.append(disk.uniqueID.description)
-            disk.close()
-          }
+          uniqueIDs = try createEmptyDisks(paths, sizes: diskSizes, firstNumber: 1)
         },
         commit: { tx in
           let record = try insertVM(
@@ -95,12 +90,7 @@ extension Library {
             diskID = copy.uniqueID.description
             copy.close()
           }
-          for (index, size) in extraDiskSizes.enumerated() {
-            try fault("create-vm:disk\(index + 2)")
-            let disk = try VirtualDisk.create(at: absolute(extraPaths[index]), size: size)
-            extraIDs.append(disk.uniqueID.description)
-            disk.close()
-          }
+          extraIDs = try createEmptyDisks(extraPaths, sizes: extraDiskSizes, firstNumber: 2)
         },
         commit: { tx in
           let record = try insertVM(
@@ -132,6 +122,17 @@ extension Library {
   }
 
   /// A new VM's disk in slot `number`: its base and, until a checkpoint, its leaf.
+  /// Makes new empty disks of these sizes and gives their unique ids, in order; the fault steps
+  /// number them from `firstNumber`, the first one's slot.
+  private func createEmptyDisks(_ paths: [String], sizes: [UInt64], firstNumber: Int) throws -> [String] {
+    try zip(paths, sizes).enumerated().map { index, disk in
+      try fault("create-vm:disk\(index + firstNumber)")
+      let made = try VirtualDisk.create(at: absolute(disk.0), size: disk.1)
+      defer { made.close() }
+      return made.uniqueID.description
+    }
+  }
+
   private func insertSlot(
     _ tx: CatalogTransaction, vm: VMRecord, number: Int, path: String, uniqueID: String, parentID: Int64? = nil,
     role: DiskRole = .base
