@@ -141,7 +141,20 @@ class LibraryCommandTestCase: XCTestCase {
   func run(_ arguments: [String], expect status: Int32 = 0, file: StaticString = #filePath, line: UInt = #line)
     throws -> CommandResult
   {
-    let result = try vmlab(arguments + library, in: folder.path)
+    try checked(arguments, try vmlab(arguments + library, in: folder.path), status, file, line)
+  }
+
+  /// The same with `--library` first: what follows `--` (or a chunk) is not vmlab's.
+  @discardableResult
+  func runFirst(_ arguments: [String], expect status: Int32 = 0, file: StaticString = #filePath, line: UInt = #line)
+    throws -> CommandResult
+  {
+    try checked(arguments, try vmlab(library + arguments, in: folder.path), status, file, line)
+  }
+
+  private func checked(
+    _ arguments: [String], _ result: CommandResult, _ status: Int32, _ file: StaticString, _ line: UInt
+  ) -> CommandResult {
     XCTAssertFalse(result.signaled, "vmlab crashed: \(result.error)", file: file, line: line)
     XCTAssertEqual(result.status, status, "\(arguments): \(result.output) \(result.error)", file: file, line: line)
     return result

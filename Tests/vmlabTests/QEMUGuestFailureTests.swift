@@ -12,13 +12,6 @@ final class QEMUGuestFailureTests: LibraryCommandTestCase {
     super.tearDown()
   }
 
-  private func runFirst(_ arguments: [String], expect status: Int32 = 0, line: UInt = #line) throws -> CommandResult {
-    let result = try vmlab(library + arguments, in: folder.path)
-    XCTAssertFalse(result.signaled, "vmlab crashed: \(result.error)", line: line)
-    XCTAssertEqual(result.status, status, "\(arguments): \(result.output) \(result.error)", line: line)
-    return result
-  }
-
   func testAnAgentThatNeverAnswersFailsTheStartWithTheConsoleAndLeavesTheVMRunning() throws {
     try TinyImageForLibraries.install(into: folder.file("library"))
     let image = ImageTemplates(library: folder.file("library"))

@@ -13,17 +13,6 @@ final class QEMULabTests: LibraryCommandTestCase {
     super.tearDown()
   }
 
-  /// Runs vmlab with `--library` first: what follows `--` (or a chunk) is not vmlab's.
-  @discardableResult
-  func runFirst(_ arguments: [String], expect status: Int32 = 0, file: StaticString = #filePath, line: UInt = #line)
-    throws -> CommandResult
-  {
-    let result = try vmlab(library + arguments, in: folder.path)
-    XCTAssertFalse(result.signaled, "vmlab crashed: \(result.error)", file: file, line: line)
-    XCTAssertEqual(result.status, status, "\(arguments): \(result.output) \(result.error)", file: file, line: line)
-    return result
-  }
-
   /// Runs a shell line in the VM's guest and returns its standard output (exit status 0 expected).
   @discardableResult
   func guest(_ vm: String, _ line: String, file: StaticString = #filePath, line sourceLine: UInt = #line) throws
