@@ -28,39 +28,39 @@ extension EngineBinding {
     checkpoint.property("id") { .integer($0.id) }
     checkpoint.property("name") { .text($0.name) }
     checkpoint.property("description") { handle in .text(try self.current(handle).description) }
-    checkpoint.property("vm") { handle in try self.wrapVM(try self.library.vm(named: try self.current(handle).vm)) }
+    checkpoint.property("vm") { handle in try self.wrapVM(try self.engine.vm(named: try self.current(handle).vm)) }
     checkpoint.property("created") { handle in .text(Self.format(try self.current(handle).created)) }
     checkpoint.property("disks") { handle in try self.strings(try self.current(handle).disks) }
     checkpoint.property("parent") { handle in
       guard let parent = try self.current(handle).parentID else { return .nil }
-      return try self.wrapCheckpoint(try self.library.checkpoint(id: parent))
+      return try self.wrapCheckpoint(try self.engine.checkpoint(id: parent))
     }
     checkpoint.property("online") { handle in .boolean(try self.current(handle).online) }
     checkpoint.property("current") { handle in .boolean(try self.current(handle).isCurrent) }
     checkpoint.property("space") { handle in
       _ = try self.current(handle)
-      return LuaValue(try self.library.space(of: handle.id))
+      return LuaValue(try self.engine.space(of: handle.id))
     }
 
     checkpoint.method("restore") { handle, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf", "async"])
       let id = try self.current(handle).id
-      if try arguments.flag(1, "async") { return [try self.queued(try self.library.restoreJob(checkpoint: id))] }
+      if try arguments.flag(1, "async") { return [try self.queued(try self.engine.restoreJob(checkpoint: id))] }
       return [try self.restore(id, whatIf: try arguments.flag(1, "whatIf"))]
     }
     checkpoint.method("merge") { handle, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf", "async"])
       let id = try self.current(handle).id
-      if try arguments.flag(1, "async") { return [try self.queued(try self.library.mergeJob(checkpoint: id))] }
-      return [try self.plan(try self.library.merge(checkpoint: id, whatIf: try arguments.flag(1, "whatIf")))]
+      if try arguments.flag(1, "async") { return [try self.queued(try self.engine.mergeJob(checkpoint: id))] }
+      return [try self.plan(try self.engine.merge(checkpoint: id, whatIf: try arguments.flag(1, "whatIf")))]
     }
     checkpoint.method("remove") { handle, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf"])
       let id = try self.current(handle).id
-      return [try self.plan(try self.library.remove(checkpoint: id, whatIf: try arguments.flag(1, "whatIf")))]
+      return [try self.plan(try self.engine.remove(checkpoint: id, whatIf: try arguments.flag(1, "whatIf")))]
     }
     checkpoint.method("diff") { handle, _ in
-      let changes = try self.library.changes(since: try self.current(handle).id)
+      let changes = try self.engine.changes(since: try self.current(handle).id)
       return [
         try self.list(
           .plain,
@@ -81,7 +81,7 @@ extension EngineBinding {
       guard let type = DiskType(name: typeName), type != .differencing else {
         throw arguments.error(2, "\"dynamic\" or \"fixed\" expected, got \"\(typeName)\"")
       }
-      let paths = try self.library.exportCheckpoint(try self.current(handle).id, to: folder, type: type)
+      let paths = try self.engine.exportCheckpoint(try self.current(handle).id, to: folder, type: type)
       return [try self.list(.disks, try paths.map { try self.wrapDisk($0) })]
     }
 
@@ -94,7 +94,7 @@ extension EngineBinding {
         let vm = vmValue.isNil ? nil : try self.vmName(vmValue, what: "checkpoints: field 'vm'")
         var found =
           try arguments.flag(1, "mostRecent")
-          ? try self.library.mostRecentCheckpoints(vm: vm) : try self.library.checkpoints(vm: vm)
+          ? try self.engine.mostRecentCheckpoints(vm: vm) : try self.engine.checkpoints(vm: vm)
         if let name = try arguments.option(1, "name", as: String.self) { found = found.filter { $0.name == name } }
         return try self.checkpointList(found)
       })
@@ -107,42 +107,42 @@ extension EngineBinding {
     list.method("restore") { items, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf", "all", "async"])
       let handles = try self.checkpointHandles(in: items, function: "restore")
-      let library = try self.library
+      let engine = try self.engine
       let whatIf = try arguments.flag(1, "whatIf")
       let all = try arguments.flag(1, "all")
       let async = try arguments.flag(1, "async")
       // The engine checks the rules (one checkpoint per VM, several VMs need all=true).
       if whatIf {
-        let plans = try self.onCurrent(handles) { try library.restorePlans(checkpoints: $0) }
+        let plans = try self.onCurrent(handles) { try engine.restorePlans(checkpoints: $0) }
         return [try self.list(.plain, try plans.map(self.plan))]
       }
       if async {
         let jobs = try self.onCurrent(handles) {
-          try library.restoreJobs(checkpoints: $0, all: all, confirm: Self.confirmBulk)
+          try engine.restoreJobs(checkpoints: $0, all: all, confirm: Self.confirmBulk)
         }
         return [try self.list(.jobs, try jobs.map(self.queued))]
       }
       // One journaled operation for every VM of the list: all come back, or none.
       let outcomes = try self.onCurrent(handles) {
-        try library.restore(checkpoints: $0, all: all, confirm: Self.confirmBulk)
+        try engine.restore(checkpoints: $0, all: all, confirm: Self.confirmBulk)
       }
       return [try self.list(.plain, try outcomes.map(self.restoreTable))]
     }
     list.method("merge") { items, arguments in
       try arguments.checkOptions(1, allowed: ["whatIf", "all", "async"])
       let handles = try self.checkpointHandles(in: items, function: "merge")
-      let library = try self.library
+      let engine = try self.engine
       let all = try arguments.flag(1, "all")
       let whatIf = try arguments.flag(1, "whatIf")
       // The engine checks the rule for several VMs and decides what runs in parallel.
       if try arguments.flag(1, "async") {
         let jobs = try self.onCurrent(handles) {
-          try library.mergeJobs(checkpoints: $0, all: all, confirm: Self.confirmBulk)
+          try engine.mergeJobs(checkpoints: $0, all: all, confirm: Self.confirmBulk)
         }
         return [try self.list(.jobs, try jobs.map(self.queued))]
       }
       let plans = try self.onCurrent(handles) {
-        try library.merge(checkpoints: $0, all: all, whatIf: whatIf, confirm: Self.confirmBulk)
+        try engine.merge(checkpoints: $0, all: all, whatIf: whatIf, confirm: Self.confirmBulk, approve: { _ in })
       }
       return [try self.list(.plain, try plans.map(self.plan))]
     }
@@ -157,7 +157,7 @@ extension EngineBinding {
   /// The checkpoint as it is now, or a clear error for a handle whose checkpoint is gone.
   func current(_ handle: CheckpointHandle) throws -> Checkpoint {
     do {
-      return try library.checkpoint(id: handle.id)
+      return try engine.checkpoint(id: handle.id)
     } catch let error as LabKitError where error.kind == .notFound {
       throw EngineError(
         "checkpoint \(handle.id) '\(handle.name)' of VM '\(handle.vm)' no longer exists (it was merged or removed, or its VM was)"
@@ -198,7 +198,7 @@ extension EngineBinding {
 
   /// A restore of one checkpoint: its plan, applied unless `whatIf`.
   func restore(_ id: Int64, whatIf: Bool) throws -> LuaValue {
-    try restoreTable(try library.restore(checkpoint: id, whatIf: whatIf))
+    try restoreTable(try engine.restore(checkpoint: id, whatIf: whatIf))
   }
 
   /// A VM of a bulk restore: its plan, state and checkpoint, as for a single restore.

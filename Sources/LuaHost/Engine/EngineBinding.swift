@@ -2,7 +2,7 @@ import Foundation
 import LabKit
 import VHD
 
-/// The shared state of the `vmlab` module inside one Lua state: the library (opened on first use),
+/// The shared state of the `vmlab` module inside one Lua state: the engine (opened on first use),
 /// the classes and list types of engine objects, and the conversions every binding file uses.
 ///
 /// Lifetime: Lua holds the module's functions and the classes' closures, and they hold this
@@ -10,8 +10,8 @@ import VHD
 /// closes), so nothing forms a cycle that outlives the state.
 final class EngineBinding {
   weak var state: LuaState?
-  private let openLibrary: () throws -> Library
-  private var openedLibrary: Library?
+  private let openEngine: () throws -> any LabEngine
+  private var openedEngine: (any LabEngine)?
 
   weak var vmClass: LuaClass<VMHandle>?
   weak var checkpointClass: LuaClass<CheckpointHandle>?
@@ -29,10 +29,11 @@ final class EngineBinding {
   let queuedJobs: QueuedJobs?
 
   init(
-    state: LuaState, openLibrary: @escaping () throws -> Library, fileAccess: Bool = true, queuedJobs: QueuedJobs? = nil
+    state: LuaState, openEngine: @escaping () throws -> any LabEngine, fileAccess: Bool = true,
+    queuedJobs: QueuedJobs? = nil
   ) {
     self.state = state
-    self.openLibrary = openLibrary
+    self.openEngine = openEngine
     self.fileAccess = fileAccess
     self.queuedJobs = queuedJobs
   }
@@ -45,25 +46,25 @@ final class EngineBinding {
     }
   }
 
-  /// The library, opened the first time a script touches VMs, checkpoints, labs or jobs (disk-only
-  /// scripts never open one).
-  var library: Library {
+  /// The engine (a library), opened the first time a script touches VMs, checkpoints, labs or jobs
+  /// (disk-only scripts never open one).
+  var engine: any LabEngine {
     get throws {
       // Every engine call comes through here, and may change VHD files that Disk handles name.
       diskFacts.mayHaveChanged()
-      if let openedLibrary { return openedLibrary }
+      if let openedEngine { return openedEngine }
       do {
-        let library = try openLibrary()
-        openedLibrary = library
-        return library
+        let engine = try openEngine()
+        openedEngine = engine
+        return engine
       } catch {
         throw EngineError("cannot open the vmlab library: \(error)")
       }
     }
   }
 
-  /// Whether a library was opened (for tests and the command line).
-  var isLibraryOpen: Bool { openedLibrary != nil }
+  /// Whether the engine was opened (for tests and the command line).
+  var isLibraryOpen: Bool { openedEngine != nil }
 
   // MARK: Lists
 

@@ -14,7 +14,7 @@ extension EngineBinding {
     let job = state.defineClass("Job", payload: JobHandle.self)
     jobClass = job
     job.toString { [weak self] handle in
-      guard let self, let current = try? self.library.job(id: handle.id) else { return "Job \(handle.id)" }
+      guard let self, let current = try? self.engine.job(id: handle.id) else { return "Job \(handle.id)" }
       var text = "Job \(current.id) \(current.kind) of \(current.target) (\(current.status.rawValue)"
       switch current.status {
       case .running: text += ", \(Int(current.progress * 100))%"
@@ -27,17 +27,17 @@ extension EngineBinding {
 
     job.columns(["id", "kind", "target", "status", "progress", "result", "error"])
     job.property("id") { .integer($0.id) }
-    job.property("kind") { handle in .text(try self.library.job(id: handle.id).kind) }
-    job.property("target") { handle in .text(try self.library.job(id: handle.id).target) }
-    job.property("status") { handle in .text(try self.library.job(id: handle.id).status.rawValue) }
-    job.property("done") { handle in .boolean(try self.library.job(id: handle.id).status.isFinished) }
-    job.property("progress") { handle in .number(try self.library.job(id: handle.id).progress) }
-    job.property("result") { handle in LuaValue(try self.library.job(id: handle.id).result) }
-    job.property("error") { handle in LuaValue(try self.library.job(id: handle.id).error) }
-    job.property("created") { handle in .text(Self.format(try self.library.job(id: handle.id).created)) }
-    job.property("duration") { handle in try self.library.job(id: handle.id).duration.map { .number($0) } ?? .nil }
+    job.property("kind") { handle in .text(try self.engine.job(id: handle.id).kind) }
+    job.property("target") { handle in .text(try self.engine.job(id: handle.id).target) }
+    job.property("status") { handle in .text(try self.engine.job(id: handle.id).status.rawValue) }
+    job.property("done") { handle in .boolean(try self.engine.job(id: handle.id).status.isFinished) }
+    job.property("progress") { handle in .number(try self.engine.job(id: handle.id).progress) }
+    job.property("result") { handle in LuaValue(try self.engine.job(id: handle.id).result) }
+    job.property("error") { handle in LuaValue(try self.engine.job(id: handle.id).error) }
+    job.property("created") { handle in .text(Self.format(try self.engine.job(id: handle.id).created)) }
+    job.property("duration") { handle in try self.engine.job(id: handle.id).duration.map { .number($0) } ?? .nil }
     job.method("wait") { handle, _ in
-      _ = try self.library.wait(job: handle.id)
+      _ = try self.engine.wait(job: handle.id)
       return [try self.defined(self.jobClass).wrap(handle)]
     }
 
@@ -52,12 +52,12 @@ extension EngineBinding {
     module["jobs"] = .function(
       state.function(named: "jobs") { arguments in
         let limit = try arguments.int(1, default: 100)
-        return [try self.list(.jobs, try self.library.jobs(limit: limit).map { try self.wrapJob($0) })]
+        return [try self.list(.jobs, try self.engine.jobs(limit: limit).map { try self.wrapJob($0) })]
       })
     module["job"] = .function(
       state.function(named: "job") { arguments in
         let id = try arguments.int(1)
-        return [try self.wrapJob(try self.library.job(id: Int64(id)))]
+        return [try self.wrapJob(try self.engine.job(id: Int64(id)))]
       })
   }
 
@@ -79,7 +79,7 @@ extension EngineBinding {
       }
       return handle
     }
-    let finished = try library.wait(jobs: handles.map(\.id))
+    let finished = try engine.wait(jobs: handles.map(\.id))
     let failed = finished.filter { $0.status == .failed }.count
     return [try list(.jobs, try handles.map { try defined(jobClass).wrap($0) }), .integer(Int64(failed))]
   }

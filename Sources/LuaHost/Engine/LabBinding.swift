@@ -23,8 +23,8 @@ extension EngineBinding {
     lab.property("name") { .text($0.name) }
     lab.property("created") { handle in .text(Self.format(try self.current(handle).created)) }
     lab.property("vms") { handle in
-      let library = try self.library
-      return try self.list(.vms, try self.current(handle).vms.map { try self.wrapVM(try library.vm(named: $0)) })
+      let engine = try self.engine
+      return try self.list(.vms, try self.current(handle).vms.map { try self.wrapVM(try engine.vm(named: $0)) })
     }
 
     lab.method("add") { handle, arguments in
@@ -41,7 +41,7 @@ extension EngineBinding {
           throw arguments.error(position, "VM, VM name or list of VMs expected, got \(arguments.typeName(position))")
         }
       }
-      _ = try self.library.addToLab(try self.current(handle).name, vms: names)
+      _ = try self.engine.addToLab(try self.current(handle).name, vms: names)
       return [try self.wrapLab(handle)]
     }
     lab.method("checkpoint") { handle, arguments in
@@ -49,11 +49,11 @@ extension EngineBinding {
       let current = try self.current(handle)
       if request.async {
         // One job for the lab: all or nothing, as the synchronous call.
-        let job = try self.library.checkpointLabJob(
+        let job = try self.engine.checkpointLabJob(
           current.name, checkpoint: request.name, description: request.description)
         return [try self.queued(job)]
       }
-      let results = try self.library.checkpointLab(
+      let results = try self.engine.checkpointLab(
         current.name, checkpoint: request.name, description: request.description)
       return [try self.list(.plain, try results.map(self.memberTable))]
     }
@@ -70,14 +70,14 @@ extension EngineBinding {
         }
         name = named
       }
-      let results = try self.library.restoreLab(try self.current(handle).name, checkpoint: name)
+      let results = try self.engine.restoreLab(try self.current(handle).name, checkpoint: name)
       return [try self.list(.plain, try results.map(self.memberTable))]
     }
     lab.method("checkpoints") { handle, _ in
-      [try self.strings(try self.library.labCheckpointNames(try self.current(handle).name))]
+      [try self.strings(try self.engine.labCheckpointNames(try self.current(handle).name))]
     }
     lab.method("remove") { handle, _ in
-      try self.library.removeLab(named: try self.current(handle).name)
+      try self.engine.removeLab(named: try self.current(handle).name)
       return []
     }
 
@@ -94,22 +94,22 @@ extension EngineBinding {
         } else if !members.isNil {
           throw arguments.error(1, "field 'vms': list of VMs expected, got \(members.typeName)")
         }
-        return [try self.wrapLab(try self.library.createLab(name: name, vms: names))]
+        return [try self.wrapLab(try self.engine.createLab(name: name, vms: names))]
       })
     functions["get"] = .function(
       state.function(named: "get") { arguments in
-        [try self.wrapLab(try self.library.lab(named: try arguments.string(1)))]
+        [try self.wrapLab(try self.engine.lab(named: try arguments.string(1)))]
       }
     )
     module["lab"] = .table(functions)
     module["labs"] = .function(
-      state.function(named: "labs") { _ in [try self.list(.labs, try self.library.labs().map { try self.wrapLab($0) })]
+      state.function(named: "labs") { _ in [try self.list(.labs, try self.engine.labs().map { try self.wrapLab($0) })]
       })
   }
 
   /// The lab as it is now, or a clear error for a handle whose lab is gone.
   func current(_ handle: LabHandle) throws -> Lab {
-    try current("lab", named: handle.name, id: handle.id, lookup: library.lab(named:), id: \.id)
+    try current("lab", named: handle.name, id: handle.id, lookup: engine.lab(named:), id: \.id)
   }
 
   func wrapLab(_ lab: Lab) throws -> LuaValue {

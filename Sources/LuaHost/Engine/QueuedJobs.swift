@@ -13,7 +13,7 @@ public final class QueuedJobs {
   }
 
   /// Waits for every queued job; returns those that failed, in the order they were queued.
-  public func failures(in library: Library) throws -> [Job] {
-    try library.wait(jobs: ids).filter { $0.status == .failed }
+  public func failures(in engine: any LabEngine) throws -> [Job] {
+    try engine.wait(jobs: ids).filter { $0.status == .failed }
   }
 }

@@ -49,35 +49,35 @@ extension EngineBinding {
       return try self.table(fields)
     }
     // The accelerator the guest runs on now (kvm, tcg) on a host with real guests; else the setting.
-    vm.property("accelerator") { handle in .text(try self.library.accelerator(of: try self.current(handle).name)) }
+    vm.property("accelerator") { handle in .text(try self.engine.accelerator(of: try self.current(handle).name)) }
     vm.property("created") { handle in .text(Self.format(try self.current(handle).created)) }
     vm.property("disks") { handle in
       try self.list(.disks, try self.current(handle).disks.map { try self.wrapDisk($0.path) })
     }
     vm.property("currentCheckpoint") { handle in
       guard let id = try self.current(handle).currentCheckpointID else { return .nil }
-      return try self.wrapCheckpoint(try self.library.checkpoint(id: id))
+      return try self.wrapCheckpoint(try self.engine.checkpoint(id: id))
     }
 
     // Power: each returns the VM, so calls chain (vm:start():checkpoint{...}).
     vm.method("start") { handle, _ in
-      _ = try self.library.start(vm: try self.current(handle).name)
+      _ = try self.engine.start(vm: try self.current(handle).name)
       return [try self.wrapVM(handle)]
     }
     vm.method("shutdown") { handle, _ in
-      _ = try self.library.shutDown(vm: try self.current(handle).name)
+      _ = try self.engine.shutDown(vm: try self.current(handle).name)
       return [try self.wrapVM(handle)]
     }
     vm.method("turnOff") { handle, _ in
-      _ = try self.library.turnOff(vm: try self.current(handle).name)
+      _ = try self.engine.turnOff(vm: try self.current(handle).name)
       return [try self.wrapVM(handle)]
     }
     vm.method("save") { handle, _ in
-      _ = try self.library.save(vm: try self.current(handle).name)
+      _ = try self.engine.save(vm: try self.current(handle).name)
       return [try self.wrapVM(handle)]
     }
     vm.method("remove") { handle, _ in
-      try self.library.removeVM(named: try self.current(handle).name)
+      try self.engine.removeVM(named: try self.current(handle).name)
       return []
     }
 
@@ -87,17 +87,18 @@ extension EngineBinding {
       if request.async {
         return [
           try self.queued(
-            try self.library.checkpointJob(vm: name, name: request.name, description: request.description))
+            try self.engine.checkpointJob(vm: name, name: request.name, description: request.description))
         ]
       }
-      let result = try self.library.checkpoint(vm: name, name: request.name, description: request.description)
+      let result = try self.engine.checkpoint(
+        vm: name, name: request.name, description: request.description, disksOnly: false)
       return [try self.wrapCheckpoint(result.checkpoint), .text(result.action.rawValue)]
     }
     vm.method("checkpoints") { handle, _ in
-      try self.checkpointList(try self.library.checkpoints(vm: try self.current(handle).name))
+      try self.checkpointList(try self.engine.checkpoints(vm: try self.current(handle).name))
     }
     vm.method("mostRecentCheckpoint") { handle, _ in
-      guard let latest = try self.library.mostRecentCheckpoints(vm: try self.current(handle).name).first else {
+      guard let latest = try self.engine.mostRecentCheckpoints(vm: try self.current(handle).name).first else {
         return [.nil]
       }
       return [try self.wrapCheckpoint(latest)]
@@ -107,7 +108,7 @@ extension EngineBinding {
     // simulated host offers this; a real host's guest does its own writes.
     func guest(_ handle: VMHandle, _ method: String) throws -> SimulatedGuest {
       do {
-        return try SimulatedGuest(library: self.library, vm: try self.current(handle).name)
+        return try self.engine.simulatedGuest(of: try self.current(handle).name)
       } catch let error as LabKitError where error.kind == .invalidState {
         throw LabKitError(
           .invalidState,
@@ -134,7 +135,7 @@ extension EngineBinding {
     // not held while they run (`RunningGuest` keeps only what the host needs).
     vm.method("exec") { handle, arguments in
       let command = try self.guestCommand(arguments)
-      let result = try RunningGuest(library: self.library, vm: try self.current(handle).name).run(command)
+      let result = try self.engine.runningGuest(of: try self.current(handle).name).run(command)
       return [
         try self.table([
           "stdout": .string([UInt8](result.standardOutput)), "stderr": .string([UInt8](result.standardError)),
@@ -146,7 +147,7 @@ extension EngineBinding {
       try arguments.checkOptions(1, allowed: ["timeout"])
       let timeout = try arguments.option(1, "timeout", as: Double.self) ?? GuestCommand.defaultTimeout
       guard timeout > 0 else { throw arguments.error(1, "field 'timeout': give more than 0 seconds") }
-      try RunningGuest(library: self.library, vm: try self.current(handle).name).waitUntilReady(timeout: timeout)
+      try self.engine.runningGuest(of: try self.current(handle).name).waitUntilReady(timeout: timeout)
       return [try self.wrapVM(handle)]
     }
 
@@ -154,7 +155,7 @@ extension EngineBinding {
     vm.method("console") { handle, arguments in
       let lines = arguments.isNil(1) ? 20 : try arguments.int(1)
       guard lines > 0 else { throw arguments.error(1, "give a number of lines from 1 up, not \(lines)") }
-      return [.text(try self.library.recentConsole(of: try self.current(handle).name, lines: lines))]
+      return [.text(try self.engine.recentConsole(of: try self.current(handle).name, lines: lines))]
     }
 
     defineVMList(state: state)
@@ -163,16 +164,16 @@ extension EngineBinding {
     functions["create"] = .function(state.function(named: "create") { arguments in [try self.createVM(arguments)] })
     functions["get"] = .function(
       state.function(named: "get") { arguments in
-        [try self.wrapVM(try self.library.vm(named: try arguments.string(1)))]
+        [try self.wrapVM(try self.engine.vm(named: try arguments.string(1)))]
       })
     functions["exists"] = .function(
       state.function(named: "exists") { arguments in
         let name = try arguments.string(1)
-        return [.boolean(try self.library.vms().contains { $0.name.lowercased() == name.lowercased() })]
+        return [.boolean(try self.engine.vms().contains { $0.name.lowercased() == name.lowercased() })]
       })
     module["vm"] = .table(functions)
     module["vms"] = .function(
-      state.function(named: "vms") { _ in [try self.list(.vms, try self.library.vms().map { try self.wrapVM($0) })] })
+      state.function(named: "vms") { _ in [try self.list(.vms, try self.engine.vms().map { try self.wrapVM($0) })] })
   }
 
   /// `vm:exec("shell line" [, {timeout=, input=}])` or `vm:exec({"program", "arg", …} [, options])`.
@@ -229,11 +230,11 @@ extension EngineBinding {
     if let text = try arguments.option(1, "host", as: String.self) {
       if let kind = HostKind(rawValue: text) {
         host = kind
-      } else if try library.hosts.driver(named: text) != nil {
+      } else if try engine.hostNames.contains(text) {
         hostName = text
       } else {
         let kinds = HostKind.allCases.map { "\"\($0.rawValue)\"" }
-        let hosts = try library.hosts.names.map { "\"\($0)\"" }
+        let hosts = try engine.hostNames.map { "\"\($0)\"" }
         throw arguments.error(
           1,
           "field 'host': a host (\(hosts.joined(separator: ", "))) or a host kind (\(kinds.joined(separator: ", "))) expected, got \"\(text)\""
@@ -270,7 +271,7 @@ extension EngineBinding {
       }
       let extra = try diskSizes(disks, vm: name, firstSlot: 2, arguments)
       return try wrapVM(
-        try library.createVM(
+        try engine.createVM(
           name: name, image: image, extraDiskSizes: extra, hostKind: host,
           host: hostName ?? ImageTemplates.bootingHosts[0], hardware: hardware))
     }
@@ -285,15 +286,16 @@ extension EngineBinding {
       } else {
         throw arguments.error(1, "field 'from': path or Disk expected, got \(from.typeName)")
       }
-      let created = try library.createVM(
-        name: name, from: source, linked: try arguments.flag(1, "linked"), additions: additions, hostKind: host,
+      let created = try engine.createVM(
+        name: name, from: source, linked: try arguments.flag(1, "linked"), extraDiskSizes: [], templateName: nil,
+        additions: additions, hostKind: host,
         host: hostName, hardware: hardware)
       return try wrapVM(created)
     }
     guard try !arguments.flag(1, "linked") else { throw arguments.error(1, "'linked' needs 'from' (the parent disk)") }
     let sizes = try diskSizes(disks, vm: name, firstSlot: 1, arguments)
     return try wrapVM(
-      try library.createVM(
+      try engine.createVM(
         name: name, diskSizes: sizes, additions: additions, hostKind: host, host: hostName, hardware: hardware))
   }
 
@@ -319,10 +321,10 @@ extension EngineBinding {
       let request = try CheckpointRequest(arguments, position: 1)
       let names = try self.vmHandles(in: items, function: "checkpoint").map { try self.current($0).name }
       let jobs = try names.map {
-        try self.library.checkpointJob(vm: $0, name: request.name, description: request.description)
+        try self.engine.checkpointJob(vm: $0, name: request.name, description: request.description)
       }
       if request.async { return [try self.list(.jobs, try jobs.map { try self.queued($0) })] }
-      let finished = try self.library.wait(jobs: jobs.map(\.id))
+      let finished = try self.engine.wait(jobs: jobs.map(\.id))
       let failures = finished.filter { $0.status == .failed }
       if !failures.isEmpty {
         let details = failures.map { "\($0.target): \($0.error ?? "failed")" }.joined(separator: "; ")
@@ -330,15 +332,16 @@ extension EngineBinding {
           "checkpoint '\(request.name)' failed for \(failures.count) of \(finished.count) VMs (the others were checkpointed): \(details)"
         )
       }
-      return try self.checkpointList(names.map { try self.library.checkpoint(vm: $0, named: request.name) })
+      return try self.checkpointList(names.map { try self.engine.checkpoint(vm: $0, named: request.name) })
     }
     for (method, operation) in [
-      ("start", Library.start), ("shutdown", Library.shutDown), ("turnOff", Library.turnOff),
-    ] as [(String, (Library) -> (String) throws -> VirtualMachine)] {
+      ("start", { try $0.start(vm: $1) }), ("shutdown", { try $0.shutDown(vm: $1) }),
+      ("turnOff", { try $0.turnOff(vm: $1) }),
+    ] as [(String, (any LabEngine, String) throws -> VirtualMachine)] {
       list.method(method) { items, _ in
-        let library = try self.library
+        let engine = try self.engine
         for handle in try self.vmHandles(in: items, function: method) {
-          _ = try operation(library)(try self.current(handle).name)
+          _ = try operation(engine, try self.current(handle).name)
         }
         return [.table(items)]
       }
@@ -349,7 +352,7 @@ extension EngineBinding {
 
   /// The VM as it is now, or a clear error for a handle whose VM is gone.
   func current(_ handle: VMHandle) throws -> VirtualMachine {
-    try current("VM", named: handle.name, id: handle.id, lookup: library.vm(named:), id: \.id)
+    try current("VM", named: handle.name, id: handle.id, lookup: engine.vm(named:), id: \.id)
   }
 
   func wrapVM(_ vm: VirtualMachine) throws -> LuaValue {

@@ -20,15 +20,15 @@ import LabKit
 public enum VMLabModule {
   public static let version = "0.1.0"
 
-  /// Installs the module into `state`. `library` is called once, the first time a script touches
+  /// Installs the module into `state`. `engine` is called once, the first time a script touches
   /// VMs, checkpoints, labs or jobs; disk functions and plain Lua never call it. Jobs the script
   /// queues are recorded in `queuedJobs`.
   @discardableResult
   public static func install(
     in state: LuaState, fileAccess: Bool = true, queuedJobs: QueuedJobs? = nil,
-    library: @escaping () throws -> Library
+    engine: @escaping () throws -> any LabEngine
   ) -> LuaTable {
-    let binding = EngineBinding(state: state, openLibrary: library, fileAccess: fileAccess, queuedJobs: queuedJobs)
+    let binding = EngineBinding(state: state, openEngine: engine, fileAccess: fileAccess, queuedJobs: queuedJobs)
     let module = state.newTable()
     module["version"] = .text(version)
     // Wall-clock seconds (os.clock counts CPU time, which stands still while jobs wait on disks).
@@ -41,11 +41,11 @@ public enum VMLabModule {
     binding.defineJobs(in: module, state: state)
     module["library"] = .function(
       state.function(named: "library") { _ in
-        let library = try binding.library
+        let engine = try binding.engine
         return [
           try binding.table([
-            "path": .text(library.root), "hostKind": .text(library.defaultHostKind.rawValue),
-            "vms": .integer(Int64(try library.vms().count)), "labs": .integer(Int64(try library.labs().count)),
+            "path": .text(engine.root), "hostKind": .text(engine.defaultHostKind.rawValue),
+            "vms": .integer(Int64(try engine.vms().count)), "labs": .integer(Int64(try engine.labs().count)),
           ])
         ]
       })
@@ -62,6 +62,6 @@ public enum VMLabModule {
   public static func install(
     in state: LuaState, libraryAt path: String, hosts: HostRegistry, wait: Bool = false
   ) -> LuaTable {
-    install(in: state) { try Library(at: path, hosts: hosts, wait: wait) }
+    install(in: state) { try Library(at: path, hosts: hosts, wait: wait) as any LabEngine }
   }
 }
