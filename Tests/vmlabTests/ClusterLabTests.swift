@@ -264,4 +264,53 @@ final class ClusterLabTests: ClusterLabTestCase {
     let restore = try clusterCommand(["lab", "restore", "class", "clean"])
     XCTAssertEqual(restore.status, 0, restore.error)
   }
+
+  func testWrongLabCommandsSayWhatIsWrongAndChangeNothing() throws {
+    let agent = try startAgent("h1")
+    let built = try waitForJob(
+      try submit("build", [try StepRequest(host: "h1", kind: .createVM, CreateVMStep(name: "web", disks: [8 << 20]))]))
+    XCTAssertEqual(built.state, "done")
+    let checks: [(arguments: [String], status: Int32, message: String)] = [
+      (["lab", "create", "class", "web", "nowhere"], 1, "no host holds VM 'nowhere'"),
+      (["lab", "create", "../x", "web"], 2, "lab name '../x' is not allowed"),
+      (["lab", "show", "nope"], 1, "no lab 'nope'"),
+      (["lab", "checkpoint", "nope", "clean"], 1, "no lab 'nope'"),
+      (
+        ["lab", "checkpoint", "nope", "clean", "--timeout", "0"], 2, "--timeout must be a number of seconds more than 0"
+      ),
+      (["lab", "checkpoint", "nope", " "], 2, "checkpoint name"),
+    ]
+    for check in checks {
+      let result = try clusterCommand(check.arguments)
+      XCTAssertEqual(result.status, check.status, "\(check.arguments): \(result.error)")
+      XCTAssertTrue(result.error.contains(check.message), "\(check.arguments): \(result.error)")
+    }
+    // The local lab commands refuse the options that only mean something across hosts.
+    for arguments in [
+      ["lab", "checkpoint", "class", "clean", "--description", "x"],
+      ["lab", "restore", "class", "--most-recent", "--timeout", "5"],
+    ] {
+      let local = try vmlab(arguments + ["--library", folder.file("local")], in: folder.path)
+      XCTAssertEqual(local.status, 2, local.error)
+      XCTAssertTrue(local.error.contains("give --cluster URL"), local.error)
+    }
+    let listed = try clusterCommand(["lab", "list"])
+    XCTAssertTrue(listed.output.contains("no labs in the cluster"), listed.output)
+
+    // A lab whose host is stopped: refused before anything starts, naming the host.
+    let created = try clusterCommand(["lab", "create", "class", "web"])
+    XCTAssertEqual(created.status, 0, created.error)
+    agent.signal(SIGTERM)
+    XCTAssertTrue(agent.waitForExit())
+    let checkpoint = try clusterCommand(["lab", "checkpoint", "class", "clean"])
+    XCTAssertEqual(checkpoint.status, 1)
+    XCTAssertTrue(
+      checkpoint.error.contains(
+        "lab 'class' was not checkpointed: host h1 is stopped (it holds web); nothing was done on any host"),
+      checkpoint.error)
+    XCTAssertNil(try openOperation())
+    XCTAssertEqual(try job(built.id).steps.count, 1, "nothing was queued")
+    let jobs = try clusterCommand(["job", "list", "--json"])
+    XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(jobs.output.utf8)) as? [Any])?.count, 1, jobs.output)
+  }
 }
