@@ -261,6 +261,9 @@ final class ClusterLabTests: ClusterLabTestCase {
     try waitUntil("h2 carried out the commit") { try hostPart("h2")?.decideState == "done" }
     try assertCheckpoints(["clean"])
     try assertLibrariesClean()
+    let settled = try clusterCommand(["lab", "show", "class"])
+    XCTAssertFalse(settled.output.contains("open operation"), "carried out everywhere, it is closed: \(settled.output)")
+    XCTAssertNil(try openOperation())
     let restore = try clusterCommand(["lab", "restore", "class", "clean"])
     XCTAssertEqual(restore.status, 0, restore.error)
   }

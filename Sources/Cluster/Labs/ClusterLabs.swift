@@ -32,8 +32,17 @@ public final class ClusterLabs: Sendable {
   }
 
   /// The lab with its members (their hosts and whether those are alive) and its open operation.
+  /// An operation whose decision every host has carried out (one a host owed, come back since) is
+  /// closed here, so that it no longer shows.
   public func show(lab name: String) async throws -> ClusterLab {
-    try await withDatabase { db in try await db.lab(named: name) }
+    try await withDatabase { db in
+      let lab = try await db.lab(named: name)
+      guard let open = lab.operation, open.decision != nil, open.decideJob != nil,
+        open.hostsOwingTheDecision.isEmpty
+      else { return lab }
+      try await db.finishLabOperation(open.id)
+      return try await db.lab(named: name)
+    }
   }
 
   /// Removes the lab; its VMs stay where they are.
