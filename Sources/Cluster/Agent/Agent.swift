@@ -173,7 +173,13 @@ public final class Agent: @unchecked Sendable {
 
   // MARK: Steps
 
+  /// How long the library stays open after the last step when no other is queued: the second
+  /// phase of a lab operation follows the first within milliseconds, and opening the library again
+  /// costs about as much as the phase itself.
+  static let lingerSeconds = 0.3
+
   private func work() async {
+    var lingered = false
     while !isStopping {
       if lock.withLock({ databaseReachable }) {
         do {
@@ -182,6 +188,12 @@ public final class Agent: @unchecked Sendable {
             host: settings.hostName, agent: identity, leaseSeconds: settings.leaseSeconds)
           {
             await execute(step)
+            lingered = false
+            continue
+          }
+          if !lingered {
+            lingered = true
+            await wake.wait(seconds: min(Self.lingerSeconds, settings.pollSeconds))
             continue
           }
           // Idle: let local vmlab commands use the library until the next step.
