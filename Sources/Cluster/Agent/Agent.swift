@@ -173,7 +173,13 @@ public final class Agent: @unchecked Sendable {
 
   // MARK: Steps
 
+  /// How long the library stays open after the last step when no other is queued: the second
+  /// phase of a lab operation follows the first within milliseconds, and opening the library again
+  /// costs about as much as the phase itself.
+  static let lingerSeconds = 0.3
+
   private func work() async {
+    var lingered = false
     while !isStopping {
       if lock.withLock({ databaseReachable }) {
         do {
@@ -182,6 +188,12 @@ public final class Agent: @unchecked Sendable {
             host: settings.hostName, agent: identity, leaseSeconds: settings.leaseSeconds)
           {
             await execute(step)
+            lingered = false
+            continue
+          }
+          if !lingered {
+            lingered = true
+            await wake.wait(seconds: min(Self.lingerSeconds, settings.pollSeconds))
             continue
           }
           // Idle: let local vmlab commands use the library until the next step.
@@ -211,7 +223,7 @@ public final class Agent: @unchecked Sendable {
     let held = heldLibrary
     let result: Result<StepRunner.Outcome, Error> = await resultOnThread {
       let library = try held.open()
-      let runner = StepRunner(
+      var runner = StepRunner(
         library: library, stillHeld: { !lease.isLost },
         progress: { fraction in
           Task {
@@ -221,6 +233,10 @@ public final class Agent: @unchecked Sendable {
             }
           }
         })
+      runner.reopen = {
+        held.close()
+        return try held.open()
+      }
       return try runner.run(step)
     }
     renewal.cancel()
@@ -244,6 +260,12 @@ public final class Agent: @unchecked Sendable {
             log("\(name): abandoned, its fence \(step.fence) was refused when it recorded VM '\(vm)'")
             return
           }
+        }
+        if let prepared = done.prepared,
+          !(try await db.recordPrepared(step: step.id, fence: step.fence, operation: prepared))
+        {
+          log("\(name): abandoned, its fence \(step.fence) was refused when it recorded prepared operation \(prepared)")
+          return
         }
       case .failure(let error):
         outcome = (false, Self.describe(error))
