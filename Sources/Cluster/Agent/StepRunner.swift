@@ -18,6 +18,8 @@ struct StepRunner {
   let library: Library
   let stillHeld: () -> Bool
   let progress: (Double) -> Void
+  /// Pulls and builds templates; without it, image steps need the image in the library already.
+  var templates: AgentTemplates? = nil
 
   func run(_ step: ClaimedStep) throws -> Outcome {
     guard let kind = StepKind(rawValue: step.kind) else {
@@ -32,6 +34,8 @@ struct StepRunner {
     case .startVMs: return try startVMs(try decode(VMsStep.self, arguments, kind))
     case .checkpointVMs: return try checkpointVMs(try decode(CheckpointVMsStep.self, arguments, kind))
     case .restoreVMs: return try restoreVMs(try decode(RestoreVMsStep.self, arguments, kind))
+    case .buildImage: return try buildImage(try decode(ImageStep.self, arguments, kind))
+    case .pullTemplate: return try pullTemplate(try decode(ImageStep.self, arguments, kind))
     }
   }
 
@@ -65,10 +69,23 @@ struct StepRunner {
       }
       hostKind = parsed
     }
+    let hardware = Hardware(memory: arguments.memory ?? Hardware.defaultMemory, cpus: arguments.cpus ?? 1)
+    if let image = arguments.image {
+      try NameRules.validate(image, as: "image")
+      var pulled = ""
+      if let templates, (try? ImageTemplates(library: library.root).manifest(of: image)) == nil {
+        pulled = try templates.ensure(image: image, progress: { _ in }) + "; "
+      }
+      guard stillHeld() else { throw LeaseLost() }
+      let vm = try library.createVM(
+        name: arguments.name, image: image, extraDiskSizes: arguments.disks, hostKind: hostKind,
+        host: arguments.host ?? ImageTemplates.bootingHosts[0], hardware: hardware)
+      return Outcome(
+        message: "\(pulled)created VM '\(vm.name)' from image '\(image)' on host \(vm.host)", placed: [vm.name])
+    }
     let vm = try library.createVM(
       name: arguments.name, diskSizes: arguments.disks, additions: arguments.additions ?? false,
-      hostKind: hostKind, host: arguments.host,
-      hardware: Hardware(memory: arguments.memory ?? Hardware.defaultMemory))
+      hostKind: hostKind, host: arguments.host, hardware: hardware)
     return Outcome(message: "created VM '\(vm.name)' on host \(vm.host)", placed: [vm.name])
   }
 
@@ -115,5 +132,17 @@ struct StepRunner {
     progress(1)
     return Outcome(
       message: "restored \(outcomes.map(\.vm).joined(separator: ", ")) to checkpoint '\(arguments.checkpoint)'")
+  }
+
+  private func buildImage(_ arguments: ImageStep) throws -> Outcome {
+    try NameRules.validate(arguments.image, as: "image")
+    guard let templates else { throw ClusterError(.failed, "this agent cannot build images") }
+    return Outcome(message: try templates.build(image: arguments.image))
+  }
+
+  private func pullTemplate(_ arguments: ImageStep) throws -> Outcome {
+    try NameRules.validate(arguments.image, as: "image")
+    guard let templates else { throw ClusterError(.failed, "this agent cannot pull templates") }
+    return Outcome(message: try templates.ensure(image: arguments.image, progress: progress))
   }
 }
