@@ -103,7 +103,7 @@ extension ClusterDatabase {
     try await rows("SELECT count(*) FROM template_chunk WHERE transfer = \(transfer)")[0].decode(Int.self)
   }
 
-  func putChunk(transfer: Int64, seq: Int, file: Int, data: ByteBuffer) async throws {
+  func putChunk(transfer: Int64, seq: Int, file: Int, data: Data) async throws {
     try await rows(
       "INSERT INTO template_chunk (transfer, seq, file, data) VALUES (\(transfer), \(seq), \(file), \(data))")
   }

@@ -144,8 +144,8 @@ public struct TemplatePuller {
         throw ClusterError(
           .failed,
           started
-            ? "the stream from host \(source) stopped after \(received) of \(total) bytes (no chunk for \(Int(stallSeconds)) s); nothing was kept"
-            : "host \(source) did not start sending within \(Int(startSeconds)) s (is its agent running?); nothing was kept"
+            ? "the stream from host \(source) stopped after \(received) of \(total) bytes (no chunk for \(String(format: "%g", stallSeconds)) s); nothing was kept"
+            : "host \(source) did not start sending within \(String(format: "%g", startSeconds)) s (is its agent running?); nothing was kept"
         )
       }
       try await Task.sleep(nanoseconds: 10_000_000)

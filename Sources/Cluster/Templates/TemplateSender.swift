@@ -1,5 +1,4 @@
 import Foundation
-import PostgresNIO
 
 /// The source's side of a template copy: it streams the files of one template folder into the
 /// cluster database in chunks, at most `window` of them waiting for the puller at any moment, so
@@ -27,7 +26,7 @@ struct TemplateSender {
         defer { try? handle.close() }
         while let data = try handle.read(upToCount: chunkSize), !data.isEmpty {
           try await waitForRoom(transfer)
-          try await db.putChunk(transfer: transfer.id, seq: seq, file: index, data: ByteBuffer(bytes: data))
+          try await db.putChunk(transfer: transfer.id, seq: seq, file: index, data: data)
           seq += 1
           sent += Int64(data.count)
         }
