@@ -57,7 +57,13 @@ final class TemplateService: @unchecked Sendable {
       } catch {
         await session.reset()
       }
-      await wake.wait(seconds: pollSeconds)
+      // A wait is ended by a wake only: the agent's stop cancels this task, and wakes it.
+      let wake = self.wake
+      await withTaskCancellationHandler {
+        await wake.wait(seconds: pollSeconds)
+      } onCancel: {
+        wake.fire()
+      }
     }
   }
 
