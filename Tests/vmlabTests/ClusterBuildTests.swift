@@ -155,6 +155,14 @@ final class ClusterBuildTests: ClusterTestCase {
     try startAgent("h1", arguments: ["--offer-memory", "1G"])
     try startAgent("h2", arguments: ["--offer-memory", "2G"])
     try agents["h1"]!.waitForLog("template 'tiny' registered")
+    // `image build` as h1's step, through its agent's builder: the image is there already.
+    let again = try clusterCommand(["image", "build", "tiny", "--host-name", "h1"])
+    XCTAssertEqual(again.status, 1, again.output)
+    XCTAssertTrue(
+      again.error.contains("host h1 could not build image 'tiny': image 'tiny' is already built in"), again.error)
+    let noHost = try clusterCommand(["image", "build", "tiny"])
+    XCTAssertEqual(noHost.status, 2)
+    XCTAssertTrue(noHost.error.contains("with --cluster, say which host builds it: --host-name NAME"), noHost.error)
     let made = try clusterCommand([
       "vm", "create", "web", "--host", "qemu", "--image", "tiny", "--memory", "256M", "--disk", "16M",
       "--host-kind", "hypervisor",
