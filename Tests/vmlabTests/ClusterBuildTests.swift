@@ -67,6 +67,57 @@ final class ClusterBuildTests: ClusterTestCase {
     XCTAssertTrue(table.output.contains("alive"), table.output)
   }
 
+  func testThirtyVMsAskedAtOnceAsOneJobSpreadInProportionToRoom() throws {
+    try startThreeHosts()
+    let url = cluster.url
+    let steps = (1...30).map { CreateVMStep(name: "s\($0)", disks: [8 << 20], memory: 256 << 20) }
+    let placed = try runBlocking {
+      let db = try await ClusterDatabase.connect(url)
+      do {
+        let placed = try await ClusterPlacement(db).createVMs(steps, kind: "build-lab")
+        await db.close()
+        return placed
+      } catch {
+        await db.close()
+        throw error
+      }
+    }
+    XCTAssertEqual(placed.map(\.vm), steps.map(\.name))
+    let counts = Dictionary(placed.map { ($0.host, 1) }, uniquingKeysWith: +)
+    // 4, 2 and 2 GiB offered: 16, 8 and 8 VMs of 256 MiB fit; 30 fill all three in proportion.
+    XCTAssertEqual(counts.values.reduce(0, +), 30)
+    XCTAssertGreaterThanOrEqual(counts["h1"] ?? 0, 14, "\(counts)")
+    XCTAssertGreaterThanOrEqual(counts["h2"] ?? 0, 7, "\(counts)")
+    XCTAssertGreaterThanOrEqual(counts["h3"] ?? 0, 7, "\(counts)")
+    for host in ["h1", "h2", "h3"] {
+      XCTAssertEqual(try localVMs(host), placed.filter { $0.host == host }.map(\.vm).sorted(), "library of \(host)")
+    }
+    let jobs = try clusterCommand(["job", "list"])
+    XCTAssertTrue(jobs.output.contains("build-lab"), jobs.output)
+    XCTAssertTrue(jobs.output.contains("30 VMs"), jobs.output)
+  }
+
+  func testCommandsRunAtOnceDoNotFillTheSameRoom() throws {
+    try startThreeHosts()
+    // 8 VMs of 1 GiB for 4 + 2 + 2 GiB, asked by 8 processes at the same moment.
+    let processes = try (1...8).map { number -> Process in
+      let process = Process()
+      process.executableURL = URL(fileURLWithPath: try VMLabBinary.path)
+      process.arguments = [
+        "--cluster", cluster.urlText, "vm", "create", "p\(number)", "--disk", "8M", "--memory", "1G",
+      ]
+      process.standardOutput = FileHandle.nullDevice
+      process.standardError = FileHandle.nullDevice
+      try process.run()
+      return process
+    }
+    defer { for process in processes where process.isRunning { process.terminate() } }
+    try waitUntil("the 8 commands ended", timeout: 60) { processes.allSatisfy { !$0.isRunning } }
+    XCTAssertEqual(processes.map(\.terminationStatus), Array(repeating: 0, count: 8))
+    let placed = try clusterVMs()
+    XCTAssertEqual(Dictionary(placed.values.map { ($0, 1) }, uniquingKeysWith: +), ["h1": 4, "h2": 2, "h3": 2])
+  }
+
   func testAHostNameIsHonouredAndAWrongOneIsAClearError() throws {
     try startThreeHosts()
     let made = try clusterCommand(["vm", "create", "pinned", "--disk", "8M", "--memory", "1G", "--host-name", "h3"])

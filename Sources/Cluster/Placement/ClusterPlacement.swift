@@ -36,7 +36,8 @@ public struct ClusterPlacement: Sendable {
     let job = try await wait(for: jobID, progress: progress)
     var placed: [PlacedVM] = []
     var failures: [String] = []
-    for (step, status) in zip(steps, job.steps) {
+    // The job lists its steps by host; their ids follow the order they were queued in.
+    for (step, status) in zip(steps, job.steps.sorted { $0.id < $1.id }) {
       if status.state == "done" {
         placed.append(PlacedVM(vm: step.name, host: status.host, message: status.result ?? ""))
       } else {
