@@ -221,7 +221,7 @@ final class ClusterBuildTests: ClusterTestCase {
     XCTAssertEqual(made.status, 0, "\(made.error)\n\(agents["h2"]!.log)")
     XCTAssertTrue(made.output.contains("created VM web on host h2: image 'tiny' copied from host h1"), made.output)
     XCTAssertTrue(
-      made.output.contains("SHA-256 verified; created VM 'web' from image 'tiny' on host qemu"), made.output)
+      made.output.contains("SHA-256 verified; created VM 'web' from image 'tiny' (qemu host)"), made.output)
     XCTAssertEqual(try clusterVMs(), ["web": "h2"])
 
     let started = try localCommand("h2", ["vm", "start", "web", "--ready-timeout", "120"])

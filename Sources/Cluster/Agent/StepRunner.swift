@@ -81,7 +81,7 @@ struct StepRunner {
         name: arguments.name, image: image, extraDiskSizes: arguments.disks, hostKind: hostKind,
         host: arguments.host ?? ImageTemplates.bootingHosts[0], hardware: hardware)
       return Outcome(
-        message: "\(pulled)created VM '\(vm.name)' from image '\(image)' on host \(vm.host)", placed: [vm.name])
+        message: "\(pulled)created VM '\(vm.name)' from image '\(image)' (\(vm.host) host)", placed: [vm.name])
     }
     let vm = try library.createVM(
       name: arguments.name, diskSizes: arguments.disks, additions: arguments.additions ?? false,
