@@ -223,6 +223,7 @@ final class ClusterBuildTests: ClusterTestCase {
     XCTAssertTrue(
       made.output.contains("SHA-256 verified; created VM 'web' from image 'tiny' (qemu host)"), made.output)
     XCTAssertEqual(try clusterVMs(), ["web": "h2"])
+    XCTAssertTrue(made.error.contains("vmlab: VM web on host h2: "), made.error)
 
     let started = try localCommand("h2", ["vm", "start", "web", "--ready-timeout", "120"])
     XCTAssertEqual(started.status, 0, "\(started.output)\(started.error)")

@@ -74,7 +74,7 @@ struct StepRunner {
       try NameRules.validate(image, as: "image")
       var pulled = ""
       if let templates, (try? ImageTemplates(library: library.root).manifest(of: image)) == nil {
-        pulled = try templates.ensure(image: image, progress: { _ in }) + "; "
+        pulled = try templates.ensure(image: image, progress: progress) + "; "
       }
       guard stillHeld() else { throw LeaseLost() }
       let vm = try library.createVM(

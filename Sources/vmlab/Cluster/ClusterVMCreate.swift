@@ -33,12 +33,15 @@ struct ClusterVMCreate {
       hostKind: create.hostKind?.rawValue, additions: create.image == nil ? create.additions : nil,
       memory: create.memory.bytes, image: create.image, cpus: create.cpus)
     let host = create.hostName
+    let shown = ShownProgress()
+    let name = create.name
     let placed = try cluster.withDatabase { db in
       try await ClusterPlacement(db).createVMs([step], host: host, kind: "create-vm") { job in
         guard let step = job.steps.first else { return }
-        if step.state == "running" {
-          FileHandle.standardError.write(Data("vmlab: VM \(create.name) on host \(step.host): \(step.state)\n".utf8))
-        }
+        // A line when the step changes state or another tenth is done (a pull of its image).
+        let line = "vmlab: VM \(name) on host \(step.host): \(step.state)"
+        let tenth = step.state == "running" && step.progress > 0 ? " (\(Int(step.progress * 10) * 10)%)" : ""
+        if shown.isNew(line + tenth) { FileHandle.standardError.write(Data((line + tenth + "\n").utf8)) }
       }
     }
     for vm in placed {
@@ -73,6 +76,19 @@ struct ClusterVMList {
       print(
         "\n\(away.count) VM\(away.count == 1 ? "" : "s") on hosts that are not alive: \(away.map(\.name).joined(separator: ", ")); they wait for their host (disks are local)"
       )
+    }
+  }
+}
+
+/// The last progress line a command printed, so each is printed once.
+final class ShownProgress: @unchecked Sendable {
+  private let lock = NSLock()
+  private var last = ""
+
+  func isNew(_ line: String) -> Bool {
+    lock.withLock {
+      defer { last = line }
+      return line != last
     }
   }
 }
