@@ -109,14 +109,14 @@ extension ClusterDatabase {
   }
 
   /// Takes chunk `seq` away (the puller's side), or nil when it is not there yet.
-  func takeChunk(transfer: Int64, seq: Int) async throws -> (file: Int, data: ByteBuffer)? {
+  func takeChunk(transfer: Int64, seq: Int) async throws -> (file: Int, data: Data)? {
     guard
       let row = try await rows(
         "DELETE FROM template_chunk WHERE transfer = \(transfer) AND seq = \(seq) RETURNING file, data"
       ).first
     else { return nil }
     let (file, data) = try row.decode((Int, ByteBuffer).self)
-    return (file, data)
+    return (file, Data(data.readableBytesView))
   }
 
   /// Moves a transfer on (`sent`, `done`); only from the state it is expected in.

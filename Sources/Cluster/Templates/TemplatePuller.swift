@@ -1,6 +1,5 @@
 import Foundation
 import LabKit
-import PostgresNIO
 
 /// The target's side of a template copy: it asks a live host that has the template to send it,
 /// writes the stream into a hidden folder beside the library's templates, checks every file's
@@ -107,8 +106,8 @@ public struct TemplatePuller {
         guard chunk.file >= 0 && chunk.file < files.count else {
           throw ClusterError(.failed, "host \(source) sent a chunk for file \(chunk.file) of \(files.count)")
         }
-        try handles[chunk.file].write(contentsOf: chunk.data.readableBytesView)
-        received += Int64(chunk.data.readableBytes)
+        try handles[chunk.file].write(contentsOf: chunk.data)
+        received += Int64(chunk.data.count)
         guard received <= total else {
           throw ClusterError(.failed, "host \(source) sent more than the template's \(total) bytes")
         }
