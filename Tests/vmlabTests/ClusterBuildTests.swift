@@ -187,6 +187,40 @@ final class ClusterBuildTests: ClusterTestCase {
       "h3 kept something")
   }
 
+  func testACorruptedTemplateIsRefusedByThePullingAgentAndNothingIsLeft() throws {
+    let source = try StandInImage.make(in: library("h1"))
+    try startAgent("h1")
+    try startAgent("h2")
+    try agents["h1"]!.waitForLog("template 'tiny' registered (5 files")
+    // One byte of h1's kernel rots after it was registered (same size, same time: not hashed again).
+    let path = source + "/vmlinuz"
+    var status = stat()
+    XCTAssertEqual(stat(path, &status), 0)
+    let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
+    try handle.seek(toOffset: 4096)
+    let byte = try XCTUnwrap(try handle.read(upToCount: 1))
+    try handle.seek(toOffset: 4096)
+    try handle.write(contentsOf: Data([byte[0] ^ 0x20]))
+    try handle.close()
+    var times = [status.st_atim, status.st_mtim]
+    XCTAssertEqual(utimensat(AT_FDCWD, path, &times, 0), 0)
+
+    let job = try submit("pull", [try StepRequest(host: "h2", kind: .pullTemplate, ImageStep(image: "tiny"))])
+    let failed = try waitForJob(job)
+    XCTAssertEqual(failed.state, "failed")
+    let error = failed.steps[0].error ?? ""
+    XCTAssertTrue(
+      error.hasPrefix("the copy of image 'tiny' from host h1 does not match its checksum: vmlinuz has SHA-256"),
+      error)
+    XCTAssertTrue(error.hasSuffix("nothing was kept"), error)
+    XCTAssertEqual(
+      (try? FileManager.default.contentsOfDirectory(atPath: library("h2") + "/templates")) ?? [], [],
+      "h2 kept something")
+    let images = try clusterCommand(["image", "list", "--json"])
+    let listed = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(images.output.utf8)) as? [[String: Any]])
+    XCTAssertEqual(listed.compactMap { $0["host"] as? String }, ["h1"])
+  }
+
   func testAnImageVMOnAHostWithoutTheImageIsRefusedWhenNoLiveHostHasIt() throws {
     try startThreeHosts()
     let refused = try clusterCommand([
