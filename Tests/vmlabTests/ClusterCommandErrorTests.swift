@@ -34,7 +34,7 @@ final class ClusterCommandErrorTests: ClusterTestCase {
 
   func testACommandThatDoesNotWorkAcrossHostsRefusesCluster() throws {
     try expect(
-      ["--cluster", cluster.urlText, "vm", "list", "--library", folder.file("lib")], status: 2,
+      ["--cluster", cluster.urlText, "checkpoint", "list", "--library", folder.file("lib")], status: 2,
       saying: "this command does not work across hosts yet")
     XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("lib")), "the local library was used")
   }
