@@ -41,6 +41,29 @@ public final class TestCluster: @unchecked Sendable {
     }
   }
 
+  /// This test's database over TCP with TLS: `Scripts/postgres start --tls` listens on 127.0.0.1
+  /// with TLS only and sets `VMLAB_TEST_CLUSTER_TLS` to a verify-full URL. The URL's own
+  /// parameters are replaced by `parameters` (sslmode, sslrootcert). Skips without that server.
+  public func tlsURLText(_ parameters: [String: String]) throws -> String {
+    guard let text = ProcessInfo.processInfo.environment["VMLAB_TEST_CLUSTER_TLS"], !text.isEmpty else {
+      throw XCTSkip(
+        "VMLAB_TEST_CLUSTER_TLS is not set: the TLS tests need a server on TCP with TLS (Scripts/test starts one; by hand: eval \"$(Scripts/postgres start --tls)\")"
+      )
+    }
+    guard var components = URLComponents(string: text) else {
+      throw XCTSkip("VMLAB_TEST_CLUSTER_TLS is not a URL: \(text)")
+    }
+    components.path = "/" + name
+    components.queryItems = parameters.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
+    return components.string!
+  }
+
+  /// The CA that signed the TLS server's certificate (the `sslrootcert` of `VMLAB_TEST_CLUSTER_TLS`).
+  public var tlsCertificateAuthority: String? {
+    ProcessInfo.processInfo.environment["VMLAB_TEST_CLUSTER_TLS"].flatMap { URLComponents(string: $0) }?
+      .queryItems?.first { $0.name == "sslrootcert" }?.value
+  }
+
   /// A new connection to this test's database.
   public func connect() async throws -> ClusterDatabase {
     try await ClusterDatabase.connect(url)

@@ -22,3 +22,11 @@ extension ClusterDatabase {
     }
   }
 }
+
+extension ClusterDatabase {
+  /// Whether this connection runs over TLS, by the server's account of it (`pg_stat_ssl`).
+  public func usesTLS() async throws -> Bool {
+    let found = try await rows("SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)")
+    return try found[0].decode(Bool.self)
+  }
+}
