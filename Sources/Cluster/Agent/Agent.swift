@@ -142,6 +142,7 @@ public final class Agent: @unchecked Sendable {
         }
         setReachable(true)
       } catch {
+        if Task.isCancelled { return }
         setReachable(false, because: error)
         await session.reset()
       }
@@ -329,6 +330,8 @@ public final class Agent: @unchecked Sendable {
           return
         }
       } catch {
+        // Cancelled because the step ended: the database was reachable as far as this knows.
+        if Task.isCancelled { return }
         setReachable(false, because: error)
         await session.reset()
         if lease.ranOut {

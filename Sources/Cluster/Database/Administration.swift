@@ -1,3 +1,4 @@
+import Foundation
 import PostgresNIO
 
 extension ClusterDatabase {
@@ -28,5 +29,13 @@ extension ClusterDatabase {
   public func usesTLS() async throws -> Bool {
     let found = try await rows("SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)")
     return try found[0].decode(Bool.self)
+  }
+}
+
+extension ClusterDatabase {
+  /// When the server last started (`pg_postmaster_start_time()`), by its clock.
+  public func serverStarted() async throws -> Date {
+    let found = try await rows("SELECT extract(epoch FROM pg_postmaster_start_time())::float8")
+    return Date(timeIntervalSince1970: try found[0].decode(Double.self))
   }
 }

@@ -112,33 +112,52 @@ public final class ClusterDatabase: Sendable {
       }
     }
     let connection = self.connection
-    let answered = try await withThrowingTaskGroup(of: [PostgresRow]?.self) { group in
+    let url = self.url
+    // A caller's cancellation is not the deadline: the statement is still waited for (its effect
+    // is in the database either way), so a cancelled renewal never closes the connection that
+    // other callers share.
+    return try await withThrowingTaskGroup(of: Answer.self) { group in
       group.addTask {
         do {
-          return try await connection.query(query, logger: Self.logger).collect()
+          return .rows(try await connection.query(query, logger: Self.logger).collect())
         } catch {
           throw self.failure(error)
         }
       }
       group.addTask {
-        try await Task.sleep(nanoseconds: UInt64(limit * 1e9))
-        return nil
+        try? await Task.sleep(nanoseconds: UInt64(limit * 1e9))
+        return Task.isCancelled ? .cancelled : .deadline
       }
-      let first = try await group.next()!
-      if first == nil {
-        // Closing the connection ends the statement still waiting on it.
-        try? await connection.close()
+      var timedOut = false
+      do {
+        while let answer = try await group.next() {
+          switch answer {
+          case .rows(let rows):
+            group.cancelAll()
+            return rows
+          case .deadline:
+            // Closing the connection ends the statement still waiting on it.
+            timedOut = true
+            try? await connection.close()
+          case .cancelled:
+            continue
+          }
+        }
+      } catch  where timedOut {
+        throw ClusterError(
+          .database,
+          "the cluster database \(url) did not answer within \(limit) s (the network or the server is down); the connection was closed"
+        )
       }
-      group.cancelAll()
-      return first
+      throw ClusterError(.database, "the cluster database \(url) gave no answer")
     }
-    guard let answered else {
-      throw ClusterError(
-        .database,
-        "the cluster database \(url) did not answer within \(limit) s (the network or the server is down); the connection was closed"
-      )
-    }
-    return answered
+  }
+
+  /// How a statement under an answer timeout ended.
+  private enum Answer: Sendable {
+    case rows([PostgresRow])
+    case deadline
+    case cancelled
   }
 
   /// Runs SQL text as it is, binding nothing (tests that set up a state by hand).
