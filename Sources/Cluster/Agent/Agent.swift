@@ -246,7 +246,9 @@ public final class Agent: @unchecked Sendable {
     // After a failure the library is opened afresh for the next step (opening settles what a
     // failed operation left).
     if case .failure = result { await releaseLibrary() }
-    if let reason = lease.lostReason, lease.isRefused || Self.stoppedForLease(result) {
+    if lease.isRefused || Self.stoppedForLease(result) {
+      // A step stopped between parts records nothing: the next attempt skips what is done.
+      let reason = lease.lostReason ?? "its lease ran out by this agent's clock (no renewal was answered)"
       log("\(name): abandoned, \(reason); its result is not recorded")
       return
     }
