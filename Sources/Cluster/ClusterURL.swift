@@ -3,7 +3,8 @@ import Foundation
 /// Where the cluster's PostgreSQL database is: `postgresql://user[:password]@host[:port]/db` over
 /// TCP, or `postgresql:///db?host=/socket/dir` (or `postgresql://user@/db?host=/dir`) over the UNIX
 /// socket `.s.PGSQL.PORT` in that folder, as libpq spells them. Without a user, the user is the
-/// name of the account running vmlab, as libpq does (peer authentication on a socket).
+/// name of the account running vmlab, as libpq does (peer authentication on a socket). Over TCP,
+/// `sslmode` and `sslrootcert` say how TLS is used, as libpq takes them (`TLSMode`).
 public struct ClusterURL: Sendable, Equatable, CustomStringConvertible {
   public enum Endpoint: Sendable, Equatable {
     case tcp(host: String, port: Int)
@@ -20,6 +21,11 @@ public struct ClusterURL: Sendable, Equatable, CustomStringConvertible {
   public var user: String
   public var password: String?
   public var database: String
+  /// How a TCP connection uses TLS (`sslmode=`); a UNIX socket never does, whatever this says.
+  public var tls: TLSMode
+  /// `sslrootcert=`: the file of CA certificates that `verify-ca` and `verify-full` trust, or
+  /// `system` for the system's trust store; nil for libpq's default, `~/.postgresql/root.crt`.
+  public var rootCertificate: String?
 
   public static let defaultPort = 5432
 
@@ -43,6 +49,8 @@ public struct ClusterURL: Sendable, Equatable, CustomStringConvertible {
     var port: Int?
     var user = ""
     var password: String?
+    var tls = TLSMode.defaultMode
+    var rootCertificate: String?
     for item in components.queryItems ?? [] {
       switch item.name {
       case "host":
@@ -61,14 +69,18 @@ public struct ClusterURL: Sendable, Equatable, CustomStringConvertible {
       case "password":
         password = item.value
       case "sslmode":
-        // Only what this vmlab does: no TLS (sockets and trusted networks); say so rather than pretend.
-        guard item.value == "disable" || item.value == "prefer" || item.value == "allow" else {
+        guard let value = item.value, let mode = TLSMode(rawValue: value) else {
           throw wrong(
-            "sslmode=\(item.value ?? "") is not supported yet (TLS is not implemented); use a UNIX socket or sslmode=disable"
+            "sslmode=\(item.value ?? "") is not a TLS mode (use \(TLSMode.allCases.map(\.rawValue).joined(separator: ", ")))"
           )
         }
+        tls = mode
+      case "sslrootcert":
+        guard let value = item.value, !value.isEmpty else { throw wrong("sslrootcert= names no file") }
+        rootCertificate = value
       default:
-        throw wrong("unknown parameter '\(item.name)' (known: host, port, user, password, sslmode)")
+        throw wrong(
+          "unknown parameter '\(item.name)' (known: host, port, user, password, sslmode, sslrootcert)")
       }
     }
     if let urlPort = components.port {
@@ -107,6 +119,8 @@ public struct ClusterURL: Sendable, Equatable, CustomStringConvertible {
     self.user = user.isEmpty ? Self.accountName() : user
     self.password = password
     self.database = database
+    self.tls = tls
+    self.rootCertificate = rootCertificate
   }
 
   /// The URL as shown to people: any password replaced by `***`.
@@ -115,7 +129,13 @@ public struct ClusterURL: Sendable, Equatable, CustomStringConvertible {
     switch endpoint {
     case .tcp(let host, let port):
       let shownHost = host.contains(":") ? "[\(host)]" : host
+      // The TLS parameters are shown when they differ from the default: an error about a
+      // certificate or a refused connection makes sense only with them.
+      var parameters: [String] = []
+      if tls != .defaultMode { parameters.append("sslmode=\(tls.rawValue)") }
+      if let rootCertificate { parameters.append("sslrootcert=\(rootCertificate)") }
       return "postgresql://\(who)@\(shownHost):\(port)/\(database)"
+        + (parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&"))
     case .socket(let folder, let port):
       return "postgresql://\(who)@/\(database)?host=\(folder)" + (port == Self.defaultPort ? "" : "&port=\(port)")
     }

@@ -41,7 +41,8 @@ final class ClusterURLTests: XCTestCase {
       ("postgresql://lab@db:/vmlab", "the port after ':' is missing"),
       ("postgresql://lab@db/vm/lab", "holds a '/'"),
       ("postgresql:///vmlab?host=relative/dir", "absolute socket folder"),
-      ("postgresql://lab@db/vmlab?sslmode=require", "TLS is not implemented"),
+      ("postgresql://lab@db/vmlab?sslmode=always", "sslmode=always is not a TLS mode (use disable, allow, prefer"),
+      ("postgresql://lab@db/vmlab?sslmode=verify-full&sslrootcert=", "sslrootcert= names no file"),
       ("postgresql://lab@db/vmlab?colour=blue", "unknown parameter 'colour'"),
       ("postgresql://db.example/vmlab?host=/tmp/pg", "both a host 'db.example' and a socket folder"),
       ("postgresql://lab:pw@db:port/vmlab", "not a valid URL"),
@@ -54,6 +55,23 @@ final class ClusterURLTests: XCTestCase {
         XCTAssertTrue(error?.message.contains("postgresql://USER") == true, "shows the forms: \(text)")
       }
     }
+  }
+
+  func testTLSParametersAsLibpqTakesThem() throws {
+    let plain = try ClusterURL("postgresql://lab@db/vmlab")
+    XCTAssertEqual(plain.tls, .prefer, "libpq's default")
+    XCTAssertNil(plain.rootCertificate)
+    XCTAssertEqual(plain.description, "postgresql://lab@db:5432/vmlab", "the default mode is not shown")
+    let strict = try ClusterURL("postgresql://lab:pw@db/vmlab?sslmode=verify-full&sslrootcert=/etc/vmlab/ca.crt")
+    XCTAssertEqual(strict.tls, .verifyFull)
+    XCTAssertEqual(strict.rootCertificate, "/etc/vmlab/ca.crt")
+    XCTAssertEqual(
+      strict.description, "postgresql://lab:***@db:5432/vmlab?sslmode=verify-full&sslrootcert=/etc/vmlab/ca.crt")
+    for mode in TLSMode.allCases {
+      XCTAssertEqual(try ClusterURL("postgresql://lab@db/vmlab?sslmode=\(mode.rawValue)").tls, mode)
+    }
+    // On a socket the mode is taken and ignored, as libpq does.
+    XCTAssertEqual(try ClusterURL("postgresql:///vmlab?host=/tmp/pg&sslmode=require").tls, .require)
   }
 
   func testAPasswordInAWrongURLIsNotEchoed() {

@@ -13,7 +13,7 @@ public final class SocketForwarder {
     import socket, sys, threading
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", int(sys.argv[2])))
+    listener.bind((sys.argv[3], int(sys.argv[2])))
     listener.listen(16)
     print(listener.getsockname()[1], flush=True)
     def pump(source, sink):
@@ -38,13 +38,14 @@ public final class SocketForwarder {
         threading.Thread(target=pump, args=(server, client), daemon=True).start()
     """
 
-  /// Starts forwarding `port` (0: any free port) to `socket`; returns once it listens.
-  public init(to socket: String, port: Int = 0) throws {
+  /// Starts forwarding `port` (0: any free port) of `address` (loopback unless a test gives the
+  /// address of one of its own links) to `socket`; returns once it listens.
+  public init(to socket: String, port: Int = 0, address: String = "127.0.0.1") throws {
     guard
       let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: FileManager.default.isExecutableFile)
     else { throw XCTSkip("python3 is not installed: this test needs it for its TCP forwarder") }
     process.executableURL = URL(fileURLWithPath: python)
-    process.arguments = ["-c", Self.script, socket, String(port)]
+    process.arguments = ["-c", Self.script, socket, String(port), address]
     let output = Pipe()
     process.standardOutput = output
     try process.run()

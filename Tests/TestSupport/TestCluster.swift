@@ -41,6 +41,64 @@ public final class TestCluster: @unchecked Sendable {
     }
   }
 
+  /// This test's database over TCP with TLS: `Scripts/postgres start --tls` listens on 127.0.0.1
+  /// with TLS only and sets `VMLAB_TEST_CLUSTER_TLS` to a verify-full URL. The URL's own
+  /// parameters are replaced by `parameters` (sslmode, sslrootcert). Skips without that server.
+  public func tlsURLText(_ parameters: [String: String]) throws -> String {
+    guard let text = ProcessInfo.processInfo.environment["VMLAB_TEST_CLUSTER_TLS"], !text.isEmpty else {
+      throw XCTSkip(
+        "VMLAB_TEST_CLUSTER_TLS is not set: the TLS tests need a server on TCP with TLS (Scripts/test starts one; by hand: eval \"$(Scripts/postgres start --tls)\")"
+      )
+    }
+    guard var components = URLComponents(string: text) else {
+      throw XCTSkip("VMLAB_TEST_CLUSTER_TLS is not a URL: \(text)")
+    }
+    components.path = "/" + name
+    components.queryItems = parameters.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
+    return components.string!
+  }
+
+  /// The CA that signed the TLS server's certificate (the `sslrootcert` of `VMLAB_TEST_CLUSTER_TLS`).
+  public var tlsCertificateAuthority: String? {
+    ProcessInfo.processInfo.environment["VMLAB_TEST_CLUSTER_TLS"].flatMap { URLComponents(string: $0) }?
+      .queryItems?.first { $0.name == "sslrootcert" }?.value
+  }
+
+  /// Restarts the test server (`pg_ctl restart -m fast` through `Scripts/postgres restart`): every
+  /// connection is cut and the server comes back on the same socket and port. Skips when the
+  /// server is not one `Scripts/postgres` made (`VMLAB_POSTGRES_DIR` unset).
+  public func restartServer() throws {
+    guard let folder = ProcessInfo.processInfo.environment["VMLAB_POSTGRES_DIR"], !folder.isEmpty else {
+      throw XCTSkip(
+        "VMLAB_POSTGRES_DIR is not set: restarting the database needs a server made by Scripts/postgres (Scripts/test starts one)"
+      )
+    }
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("Scripts/postgres").path
+    let log = NSTemporaryDirectory() + "vmlab-postgres-restart-\(UUID().uuidString).log"
+    defer { try? FileManager.default.removeItem(atPath: log) }
+    // posix_spawn and waitpid rather than Foundation's Process: pg_ctl leaves the new server
+    // behind as a daemon, and Process was seen never to notice that the script had ended.
+    let command = "'\(script)' restart '\(folder)' >'\(log)' 2>&1"
+    var pid: pid_t = 0
+    let words: [String] = ["/bin/sh", "-c", command]
+    let argv: [UnsafeMutablePointer<CChar>?] = words.map { word in strdup(word) } + [nil]
+    defer { argv.forEach { free($0) } }
+    let spawned = posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ)
+    guard spawned == 0 else {
+      throw ClusterError(.database, "cannot run Scripts/postgres restart: \(String(cString: strerror(spawned)))")
+    }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    // WIFEXITED and WEXITSTATUS, which Swift does not import.
+    let exited = status & 0x7f == 0
+    let code = (status >> 8) & 0xff
+    guard exited && code == 0 else {
+      let said = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+      throw ClusterError(.database, "Scripts/postgres restart \(folder) failed (status \(status)): \(said)")
+    }
+  }
+
   /// A new connection to this test's database.
   public func connect() async throws -> ClusterDatabase {
     try await ClusterDatabase.connect(url)

@@ -13,7 +13,8 @@ final class AgentProcess {
 
   init(
     cluster: TestCluster, host: String, library: String, logPath: String, heartbeat: Double = 0.5,
-    lease: Double = 3, url: String? = nil, environment: [String: String] = [:], arguments: [String] = []
+    lease: Double = 3, url: String? = nil, environment: [String: String] = [:], arguments: [String] = [],
+    launcher: [String] = []
   ) throws {
     self.host = host
     self.library = library
@@ -21,12 +22,19 @@ final class AgentProcess {
     FileManager.default.createFile(atPath: logPath, contents: nil)
     let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
     try log.seekToEnd()
-    process.executableURL = URL(fileURLWithPath: try VMLabBinary.path)
-    process.arguments =
+    let agentArguments =
       [
         "agent", "--cluster", url ?? cluster.urlText, "--host-name", host, "--library", library,
         "--heartbeat", String(heartbeat), "--lease", String(lease), "--poll", "0.5",
       ] + arguments
+    // A launcher (such as `ip netns exec NS`) execs vmlab in place, so the process is the agent.
+    if let program = launcher.first {
+      process.executableURL = URL(fileURLWithPath: program)
+      process.arguments = Array(launcher.dropFirst()) + [try VMLabBinary.path] + agentArguments
+    } else {
+      process.executableURL = URL(fileURLWithPath: try VMLabBinary.path)
+      process.arguments = agentArguments
+    }
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.standardOutput = log
     process.standardError = log
@@ -96,12 +104,13 @@ class ClusterTestCase: XCTestCase {
   @discardableResult
   func startAgent(
     _ host: String, heartbeat: Double = 0.5, lease: Double = 3, url: String? = nil,
-    environment: [String: String] = [:], arguments: [String] = []
+    environment: [String: String] = [:], arguments: [String] = [], launcher: [String] = []
   ) throws -> AgentProcess {
     if let old = agents[host] { retired.append(old) }
     let agent = try AgentProcess(
       cluster: cluster, host: host, library: library(host), logPath: folder.file("agent-\(host).log"),
-      heartbeat: heartbeat, lease: lease, url: url, environment: environment, arguments: arguments)
+      heartbeat: heartbeat, lease: lease, url: url, environment: environment, arguments: arguments,
+      launcher: launcher)
     agents[host] = agent
     try agent.waitForLog("host '\(host)' registered")
     return agent
@@ -110,6 +119,14 @@ class ClusterTestCase: XCTestCase {
   /// Runs vmlab against the cluster (`--cluster` before the command, as users write it).
   func clusterCommand(_ arguments: [String]) throws -> CommandResult {
     try vmlab(["--cluster", cluster.urlText] + arguments, in: folder.path)
+  }
+
+  /// `host list --json`, by host name.
+  func hostRows() throws -> [String: [String: Any]] {
+    let result = try clusterCommand(["host", "list", "--json"])
+    XCTAssertEqual(result.status, 0, result.error)
+    let hosts = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [[String: Any]])
+    return Dictionary(uniqueKeysWithValues: hosts.map { ($0["name"] as! String, $0) })
   }
 
   func hostStates() throws -> [String: String] {

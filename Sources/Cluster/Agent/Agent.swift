@@ -22,6 +22,14 @@ public final class Agent: @unchecked Sendable {
     public var offeredDisk: Int64?
     /// Builds images for `build-image` steps (the executable's image builder).
     public var buildImage: ImageBuilder?
+    /// Seconds between comparisons of the library with the cluster's placements (one is made at
+    /// start too).
+    public var reconcileSeconds: Double = 60
+
+    /// How long a statement may go unanswered before the connection counts as broken: long
+    /// enough for a loaded server, short enough to notice a cut link before a lease's renewals
+    /// have all been missed by much.
+    var answerTimeout: Double { max(5, leaseSeconds / 3) }
 
     public init(url: ClusterURL, hostName: String, library: String) {
       self.url = url
@@ -34,6 +42,9 @@ public final class Agent: @unchecked Sendable {
   /// Opens the agent's library (waiting for another process that holds it); the executable knows
   /// the hosts.
   let openLibrary: @Sendable () throws -> Library
+  /// Opens the library only if no other process uses it (a `.busy` error otherwise): a
+  /// reconciliation round never waits for a local command.
+  let openLibraryIfFree: @Sendable () throws -> Library
   let hostNames: [String]
   let log: @Sendable (String) -> Void
   /// Which agent process holds the host name: machine, pid and start time.
@@ -50,19 +61,22 @@ public final class Agent: @unchecked Sendable {
   private let session: Session
   private let listenSession: Session
   private let templateService: TemplateService
+  /// What the last reconciliation found, to log only what changed.
+  private var lastDifferences: [String] = []
 
   public init(
     settings: Settings, hostNames: [String], openLibrary: @escaping @Sendable () throws -> Library,
-    log: @escaping @Sendable (String) -> Void
+    openLibraryIfFree: @escaping @Sendable () throws -> Library, log: @escaping @Sendable (String) -> Void
   ) {
     self.settings = settings
     self.hostNames = hostNames
     self.openLibrary = openLibrary
+    self.openLibraryIfFree = openLibraryIfFree
     heldLibrary = HeldLibrary(open: openLibrary)
     self.log = log
     let started = ISO8601DateFormatter().string(from: Date())
     identity = "\(ProcessInfo.processInfo.hostName) pid \(getpid()) since \(started)"
-    session = Session(url: settings.url)
+    session = Session(url: settings.url, answerTimeout: settings.answerTimeout)
     listenSession = Session(url: settings.url)
     templateService = TemplateService(
       url: settings.url, host: settings.hostName, library: settings.library,
@@ -89,7 +103,7 @@ public final class Agent: @unchecked Sendable {
     let vms = try await onThread { [openLibrary] in
       let library = try openLibrary()
       defer { try? library.close() }
-      return Dictionary(try library.vms().map { (NameRules.key($0.name), $0.name) }, uniquingKeysWith: { a, _ in a })
+      return try Self.vmNames(in: library)
     }
     let db = try await session.database()
     let (from, to) = try await db.migrate()
@@ -102,14 +116,9 @@ public final class Agent: @unchecked Sendable {
       try await db.setOffer(
         host: settings.hostName, agent: identity, memory: settings.offeredMemory, disk: settings.offeredDisk)
     }
-    let placements = try await db.reconcilePlacements(host: settings.hostName, vms: vms)
-    for vm in placements.added { log("placement: VM '\(vm)' is in this library; recorded in the cluster") }
-    for vm in placements.removed { log("placement: VM '\(vm)' is not in this library; its placement was removed") }
-    for (vm, other) in placements.elsewhere.sorted(by: { $0.key < $1.key }) {
-      log("placement: VM '\(vm)' is in this library, but the cluster places it on host '\(other)'; left there")
-    }
+    report(try await db.reconcile(host: settings.hostName, agent: identity, vms: vms))
     log(
-      "host '\(settings.hostName)' registered (library \(settings.library), \(vms.count) VMs; heartbeat \(settings.heartbeatSeconds) s, lease \(settings.leaseSeconds) s)"
+      "host '\(settings.hostName)' registered (library \(settings.library), \(vms.count) VMs; heartbeat \(settings.heartbeatSeconds) s, lease \(settings.leaseSeconds) s, reconcile every \(settings.reconcileSeconds) s)"
     )
 
     await withTaskGroup(of: Void.self) { group in
@@ -148,6 +157,7 @@ public final class Agent: @unchecked Sendable {
         }
         setReachable(true)
       } catch {
+        if Task.isCancelled { return }
         setReachable(false, because: error)
         await session.reset()
       }
@@ -195,8 +205,14 @@ public final class Agent: @unchecked Sendable {
 
   private func work() async {
     var lingered = false
+    var nextReconciliation = DispatchTime.now() + settings.reconcileSeconds
     while !isStopping {
       if lock.withLock({ databaseReachable }) {
+        // Between steps, so that it never reads the library while a step changes it.
+        if DispatchTime.now() >= nextReconciliation {
+          await reconcile()
+          nextReconciliation = .now() + settings.reconcileSeconds
+        }
         do {
           let db = try await session.database()
           if let step = try await db.claimStep(
@@ -219,7 +235,10 @@ public final class Agent: @unchecked Sendable {
           await releaseLibrary()
         }
       }
-      await wake.wait(seconds: settings.pollSeconds)
+      let untilReconciliation =
+        Double(nextReconciliation.uptimeNanoseconds &- DispatchTime.now().uptimeNanoseconds) / 1e9
+      await wake.wait(
+        seconds: nextReconciliation > .now() ? min(settings.pollSeconds, untilReconciliation) : settings.pollSeconds)
     }
     await releaseLibrary()
   }
@@ -243,7 +262,7 @@ public final class Agent: @unchecked Sendable {
     let result: Result<StepRunner.Outcome, Error> = await resultOnThread {
       let library = try held.open()
       var runner = StepRunner(
-        library: library, stillHeld: { !lease.isLost },
+        library: library, stillHeld: { lease.mayContinue },
         progress: { fraction in
           Task {
             guard let db = try? await self.session.database() else { return }
@@ -263,10 +282,49 @@ public final class Agent: @unchecked Sendable {
     // After a failure the library is opened afresh for the next step (opening settles what a
     // failed operation left).
     if case .failure = result { await releaseLibrary() }
-    if let reason = lease.lostReason {
+    if lease.isRefused || Self.stoppedForLease(result) {
+      // A step stopped between parts records nothing: the next attempt skips what is done.
+      let reason = lease.lostReason ?? "its lease ran out by this agent's clock (no renewal was answered)"
       log("\(name): abandoned, \(reason); its result is not recorded")
       return
     }
+    if let reason = lease.lostReason {
+      // Only this machine's clock says the lease ran out: the database decides by the fence.
+      log("\(name): \(reason); offering its result with fence \(step.fence) once the database answers")
+    }
+    await record(result, of: step, name: name)
+  }
+
+  /// True when the step stopped between two parts because its lease was lost.
+  private static func stoppedForLease(_ result: Result<StepRunner.Outcome, Error>) -> Bool {
+    if case .failure(let error) = result, error is StepRunner.LeaseLost { return true }
+    return false
+  }
+
+  /// Records a step's result with its fence, trying again until the database answers (the step's
+  /// parts are done in the library; only the database can say whether this claim still owns it).
+  /// A stop gives up: the lease runs out and the step is taken back.
+  private func record(_ result: Result<StepRunner.Outcome, Error>, of step: ClaimedStep, name: String) async {
+    while true {
+      do {
+        try await recordOnce(result, of: step, name: name)
+        return
+      } catch {
+        setReachable(false, because: error)
+        await session.reset()
+        if isStopping {
+          log(
+            "\(name): its result could not be recorded (\(error)); the step will be taken back when its lease runs out")
+          return
+        }
+        log("\(name): its result could not be recorded (\(error)); trying again when the database answers")
+        await wake.wait(seconds: settings.pollSeconds)
+      }
+    }
+  }
+
+  private func recordOnce(_ result: Result<StepRunner.Outcome, Error>, of step: ClaimedStep, name: String) async throws
+  {
     do {
       let db = try await session.database()
       var outcome: (Bool, String)
@@ -297,11 +355,7 @@ public final class Agent: @unchecked Sendable {
         return
       }
       log("\(name): \(outcome.0 ? "done" : "failed"): \(outcome.1)")
-    } catch {
-      // The lease runs out and the reaper queues the step again; its parts are all or nothing.
-      log("\(name): its result could not be recorded (\(error)); the step will be taken back when its lease runs out")
-      setReachable(false, because: error)
-      await session.reset()
+      setReachable(true)
     }
   }
 
@@ -320,14 +374,71 @@ public final class Agent: @unchecked Sendable {
           return
         }
       } catch {
+        // Cancelled because the step ended: the database was reachable as far as this knows.
+        if Task.isCancelled { return }
         setReachable(false, because: error)
         await session.reset()
         if lease.ranOut {
-          lease.lose("its lease ran out while the cluster database could not be reached")
+          lease.lose("its lease ran out while the cluster database could not be reached", refused: false)
           return
         }
       }
     }
+  }
+
+  // MARK: Reconciliation
+
+  /// The VMs of `library`, by key (names compared as the engine compares them).
+  static func vmNames(in library: Library) throws -> [String: String] {
+    Dictionary(try library.vms().map { (NameRules.key($0.name), $0.name) }, uniquingKeysWith: { a, _ in a })
+  }
+
+  /// Compares the library with the VMs the cluster places on this host, and makes the placements
+  /// what the library holds. Uses the library if the agent holds it; otherwise opens it only if no
+  /// local command uses it, and skips this round if one does.
+  private func reconcile() async {
+    let (held, openIfFree) = (heldLibrary, openLibraryIfFree)
+    let listing: Result<[String: String]?, Error> = await resultOnThread {
+      if let library = held.ifOpen { return try Self.vmNames(in: library) }
+      let library: Library
+      do {
+        library = try openIfFree()
+      } catch let error as LabKitError where error.kind == .busy {
+        return nil
+      }
+      defer { try? library.close() }
+      return try Self.vmNames(in: library)
+    }
+    switch listing {
+    case .failure(let error):
+      log(
+        "reconciliation: cannot read the library (\(Self.describe(error))); trying again in \(settings.reconcileSeconds) s"
+      )
+    case .success(nil):
+      log(
+        "reconciliation skipped: another vmlab process is using the library; trying again in \(settings.reconcileSeconds) s"
+      )
+    case .success(let vms?):
+      do {
+        let db = try await session.database()
+        report(try await db.reconcile(host: settings.hostName, agent: identity, vms: vms))
+      } catch {
+        setReachable(false, because: error)
+        await session.reset()
+      }
+    }
+  }
+
+  /// Logs what a reconciliation found when it differs from the last round's findings.
+  private func report(_ found: LibraryDifferences) {
+    let lines = found.lines
+    let changed = lock.withLock {
+      defer { lastDifferences = lines }
+      return lastDifferences != lines
+    }
+    guard changed else { return }
+    if lines.isEmpty { log("reconciliation: the library and the cluster agree") }
+    for line in lines { log("reconciliation: \(line)") }
   }
 
   static func describe(_ error: Error) -> String {
@@ -355,6 +466,9 @@ final class HeldLibrary: @unchecked Sendable {
       return opened
     }
   }
+
+  /// The library if the agent holds it now.
+  var ifOpen: Library? { lock.withLock { library } }
 
   func close() {
     let open = lock.withLock { () -> Library? in

@@ -1,3 +1,4 @@
+import Foundation
 import PostgresNIO
 
 extension ClusterDatabase {
@@ -20,5 +21,21 @@ extension ClusterDatabase {
     else {
       throw ClusterError(.usage, "database name '\(name)' must be 1 to 63 lowercase letters, digits or '_'")
     }
+  }
+}
+
+extension ClusterDatabase {
+  /// Whether this connection runs over TLS, by the server's account of it (`pg_stat_ssl`).
+  public func usesTLS() async throws -> Bool {
+    let found = try await rows("SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)")
+    return try found[0].decode(Bool.self)
+  }
+}
+
+extension ClusterDatabase {
+  /// When the server last started (`pg_postmaster_start_time()`), by its clock.
+  public func serverStarted() async throws -> Date {
+    let found = try await rows("SELECT extract(epoch FROM pg_postmaster_start_time())::float8")
+    return Date(timeIntervalSince1970: try found[0].decode(Double.self))
   }
 }

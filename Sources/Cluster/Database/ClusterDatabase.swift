@@ -7,6 +7,10 @@ import PostgresNIO
 public final class ClusterDatabase: Sendable {
   public let url: ClusterURL
   let connection: PostgresConnection
+  /// The longest a statement may wait for its answer before the connection is taken as broken and
+  /// closed (nil: no limit). A TCP link cut without a word (a partition) would otherwise leave a
+  /// statement waiting for as long as the system's retransmissions last.
+  let answerTimeout: Double?
 
   /// PostgresNIO logs through swift-log; the cluster's own messages are what users read, so its
   /// log is kept to what it calls critical.
@@ -16,19 +20,36 @@ public final class ClusterDatabase: Sendable {
     return logger
   }()
 
-  private init(url: ClusterURL, connection: PostgresConnection) {
+  private init(url: ClusterURL, connection: PostgresConnection, answerTimeout: Double?) {
     self.url = url
     self.connection = connection
+    self.answerTimeout = answerTimeout
   }
 
-  /// Connects to `url` within `timeout` seconds.
-  public static func connect(_ url: ClusterURL, timeout: Double = 10) async throws -> ClusterDatabase {
+  /// Connects to `url` within `timeout` seconds; over TCP with TLS as its `sslmode` asks. With an
+  /// `answerTimeout`, a statement without an answer for that long closes the connection and fails.
+  public static func connect(_ url: ClusterURL, timeout: Double = 10, answerTimeout: Double? = nil) async throws
+    -> ClusterDatabase
+  {
+    do {
+      return try await attempt(url, timeout: timeout, answerTimeout: answerTimeout, firstAttempt: true)
+    } catch let error as PSQLError where url.tls == .allow && error.serverInfo != nil {
+      // libpq's `allow`: the server refused a plain connection, so try again with TLS.
+      return try await attempt(url, timeout: timeout, answerTimeout: answerTimeout, firstAttempt: false)
+    }
+  }
+
+  private static func attempt(_ url: ClusterURL, timeout: Double, answerTimeout: Double?, firstAttempt: Bool)
+    async throws -> ClusterDatabase
+  {
     var configuration: PostgresConnection.Configuration
     switch url.endpoint {
     case .tcp(let host, let port):
       configuration = .init(
-        host: host, port: port, username: url.user, password: url.password, database: url.database, tls: .disable)
+        host: host, port: port, username: url.user, password: url.password, database: url.database,
+        tls: try url.tlsSetting(firstAttempt: firstAttempt))
     case .socket:
+      // libpq never uses TLS on a UNIX socket, and neither does the server: sslmode is ignored.
       configuration = .init(
         unixSocketPath: url.endpoint.socketPath!, username: url.user, password: url.password, database: url.database)
     }
@@ -36,15 +57,34 @@ public final class ClusterDatabase: Sendable {
     do {
       let connection = try await PostgresConnection.connect(
         configuration: configuration, id: Int.random(in: 1...Int.max), logger: logger)
-      return ClusterDatabase(url: url, connection: connection)
+      return ClusterDatabase(url: url, connection: connection, answerTimeout: answerTimeout)
+    } catch let error as PSQLError where url.tls == .allow && firstAttempt && error.serverInfo != nil {
+      throw error
     } catch {
-      var why = Self.reason(error)
+      var why = connectionReason(error, url: url)
       if let socket = url.endpoint.socketPath { why = "socket \(socket): \(why)" }
       throw ClusterError(
         .database,
         "cannot reach the cluster database \(url): \(why); check that PostgreSQL runs there and that --cluster names it (Scripts/postgres start runs one to try cluster mode)"
       )
     }
+  }
+
+  /// Why a connection failed: a TLS problem in words a user can act on (looked for down the chain
+  /// of underlying errors), else the server's or the system's reason.
+  static func connectionReason(_ error: Error, url: ClusterURL) -> String {
+    var next: Error? = error
+    while let current = next {
+      if let tls = tlsReason(current, url: url) { return tls }
+      next = (current as? PSQLError)?.underlying
+    }
+    var why = reason(error)
+    // The server's words for a pg_hba.conf that takes only TLS ("hostssl") lines from this host.
+    if url.tls == .disable, case .tcp = url.endpoint, why.contains("no encryption") {
+      why +=
+        "; the server takes this connection only over TLS, and the URL says sslmode=disable: use sslmode=verify-full with sslrootcert=FILE (or sslmode=require)"
+    }
+    return why
   }
 
   public func close() async {
@@ -64,11 +104,60 @@ public final class ClusterDatabase: Sendable {
   /// Runs one statement and returns its rows.
   @discardableResult
   func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
-    do {
-      return try await connection.query(query, logger: Self.logger).collect()
-    } catch {
-      throw failure(error)
+    guard let limit = answerTimeout else {
+      do {
+        return try await connection.query(query, logger: Self.logger).collect()
+      } catch {
+        throw failure(error)
+      }
     }
+    let connection = self.connection
+    let url = self.url
+    // A caller's cancellation is not the deadline: the statement is still waited for (its effect
+    // is in the database either way), so a cancelled renewal never closes the connection that
+    // other callers share.
+    return try await withThrowingTaskGroup(of: Answer.self) { group in
+      group.addTask {
+        do {
+          return .rows(try await connection.query(query, logger: Self.logger).collect())
+        } catch {
+          throw self.failure(error)
+        }
+      }
+      group.addTask {
+        try? await Task.sleep(nanoseconds: UInt64(limit * 1e9))
+        return Task.isCancelled ? .cancelled : .deadline
+      }
+      var timedOut = false
+      do {
+        while let answer = try await group.next() {
+          switch answer {
+          case .rows(let rows):
+            group.cancelAll()
+            return rows
+          case .deadline:
+            // Closing the connection ends the statement still waiting on it.
+            timedOut = true
+            try? await connection.close()
+          case .cancelled:
+            continue
+          }
+        }
+      } catch  where timedOut {
+        throw ClusterError(
+          .database,
+          "the cluster database \(url) did not answer within \(limit) s (the network or the server is down); the connection was closed"
+        )
+      }
+      throw ClusterError(.database, "the cluster database \(url) gave no answer")
+    }
+  }
+
+  /// How a statement under an answer timeout ended.
+  private enum Answer: Sendable {
+    case rows([PostgresRow])
+    case deadline
+    case cancelled
   }
 
   /// Runs SQL text as it is, binding nothing (tests that set up a state by hand).

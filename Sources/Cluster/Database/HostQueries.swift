@@ -39,6 +39,10 @@ public struct HostStatus: Sendable, Codable, Equatable {
   public var heartbeatSeconds: Double
   public var vmCount: Int
   public var runningSteps: Int
+  /// What the agent's last comparison of its library with the cluster's placements found (empty
+  /// when they agreed), and how many seconds ago it ran (nil before its first).
+  public var differences: [String]
+  public var reconciledAge: Double?
 }
 
 extension ClusterDatabase {
@@ -101,12 +105,17 @@ extension ClusterDatabase {
         h.capabilities::text, extract(epoch FROM now() - h.last_heartbeat)::float8, h.heartbeat_seconds,
         h.stopped_at IS NOT NULL,
         (SELECT count(*) FROM vm_placement p WHERE p.host = h.name),
-        (SELECT count(*) FROM job_step s WHERE s.host = h.name AND s.state = 'running')
+        (SELECT count(*) FROM job_step s WHERE s.host = h.name AND s.state = 'running'),
+        h.differences::text, extract(epoch FROM now() - h.reconciled_at)::float8
       FROM host h ORDER BY h.name
       """)
     return try found.map { row in
       let columns = try row.decode(
-        (String, String, String, String, Int64, Int64, Int64, Int64, String, Double, Double, Bool, Int64, Int64).self)
+        (
+          String, String, String, String, Int64, Int64, Int64, Int64, String, Double, Double, Bool, Int64, Int64,
+          String, Double?
+        ).self)
+      let (differencesJSON, reconciledAge) = (columns.14, columns.15)
       let name = try validatedName(columns.0, as: "host")
       let age = max(0, columns.9)
       let state: HostStatus.State =
@@ -117,7 +126,9 @@ extension ClusterDatabase {
         capacity: HostCapacity(
           memoryTotal: columns.4, memoryFree: columns.5, diskTotal: columns.6, diskFree: columns.7),
         capabilities: capabilities, heartbeatAge: age, heartbeatSeconds: columns.10, vmCount: Int(columns.12),
-        runningSteps: Int(columns.13))
+        runningSteps: Int(columns.13),
+        differences: (try? JSONDecoder().decode([String].self, from: Data(differencesJSON.utf8))) ?? [],
+        reconciledAge: reconciledAge.map { max(0, $0) })
     }
   }
 

@@ -223,6 +223,15 @@ public enum Schema {
           FOR EACH ROW EXECUTE FUNCTION vmlab_transfer_requested()
         """,
       ]),
+    Migration(
+      version: 5, name: "what each agent's last reconciliation of its library found",
+      statements: [
+        // Lines an agent found when it compared its library with the placements, for `host list`.
+        """
+        ALTER TABLE host ADD COLUMN reconciled_at timestamptz,
+          ADD COLUMN differences jsonb NOT NULL DEFAULT '[]'
+        """
+      ]),
   ]
 }
 

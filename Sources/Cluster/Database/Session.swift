@@ -1,18 +1,22 @@
 import Foundation
 
 /// A connection to the cluster database that is made again after it failed (the database
-/// restarted, the network broke): the next caller connects anew.
+/// restarted, the network broke): the next caller connects anew. With an `answerTimeout`, a
+/// statement that gets no answer for that long closes the connection, so a link cut without a word
+/// is found out as a refused one is.
 actor Session {
   let url: ClusterURL
+  let answerTimeout: Double?
   private var current: ClusterDatabase?
 
-  init(url: ClusterURL) {
+  init(url: ClusterURL, answerTimeout: Double? = nil) {
     self.url = url
+    self.answerTimeout = answerTimeout
   }
 
   func database() async throws -> ClusterDatabase {
     if let current, !current.isClosed { return current }
-    let fresh = try await ClusterDatabase.connect(url)
+    let fresh = try await ClusterDatabase.connect(url, answerTimeout: answerTimeout)
     current = fresh
     return fresh
   }

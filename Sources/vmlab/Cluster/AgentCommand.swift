@@ -44,11 +44,18 @@ struct AgentCommand: ParsableCommand, ClusterAware {
       valueName: "size"))
   var offerDisk: SizeArgument?
 
+  @Option(
+    help:
+      "Seconds between comparisons of the library with the cluster's placements (skipped while a local command uses the library)."
+  )
+  var reconcile: Double = 60
+
   @OptionGroup var library: LibraryOptions
 
   func validate() throws {
     for (name, value, range) in [
       ("--heartbeat", heartbeat, 0.1...3600.0), ("--lease", lease, 0.3...86400.0), ("--poll", poll, 0.05...3600.0),
+      ("--reconcile", reconcile, 0.1...86400.0),
     ] where !range.contains(value) {
       throw ValidationError("\(name) must be from \(range.lowerBound) to \(range.upperBound) seconds, not \(value)")
     }
@@ -74,12 +81,15 @@ struct AgentCommand: ParsableCommand, ClusterAware {
       }
       try TinyImageBuilder(templates: ImageTemplates(library: library), progress: log).build()
     }
+    settings.reconcileSeconds = reconcile
     var libraryOptions = library
     libraryOptions.wait = true
     let opener = libraryOptions
+    let path = library.path
     let name = hostName
     let agent = Agent(
       settings: settings, hostNames: Hosts.registry.names, openLibrary: { try opener.open() },
+      openLibraryIfFree: { try Library(at: path, hosts: Hosts.registry, wait: false) },
       log: { line in
         let time = ISO8601DateFormatter.string(
           from: Date(), timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withFullTime, .withFractionalSeconds])

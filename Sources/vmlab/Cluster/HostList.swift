@@ -9,7 +9,9 @@ struct HostList: ParsableCommand, ClusterAware {
     discussion: """
       A host is alive while its agent heartbeats, dead after three missed heartbeats (killed, paused, \
       cut off, or its machine down), stopped after its agent stopped cleanly. Ages come from the \
-      database's clock, so hosts' clocks do not matter.
+      database's clock, so hosts' clocks do not matter. DIFFERENCES is what the agent's last \
+      comparison of its library with the cluster's placements found (--json lists them; the agent's \
+      log says more).
       """)
 
   @Flag(help: "Print JSON.")
@@ -21,11 +23,14 @@ struct HostList: ParsableCommand, ClusterAware {
     let hosts = try cluster.withDatabase { db in try await db.hosts() }
     if json { return try printJSON(hosts) }
     if hosts.isEmpty { return print("no hosts yet: run `vmlab agent --cluster URL --host-name NAME` on each host") }
-    var table = TextTable("HOST", "STATE", "HEARTBEAT", "VMS", "STEPS", "MEMORY FREE", "DISK FREE", "LIBRARY")
+    var table = TextTable(
+      "HOST", "STATE", "HEARTBEAT", "VMS", "STEPS", "DIFFERENCES", "MEMORY FREE", "DISK FREE", "LIBRARY")
     for host in hosts {
       table.add(
         host.name, host.state.rawValue, String(format: "%.1f s ago", host.heartbeatAge), String(host.vmCount),
         host.runningSteps == 0 ? "-" : "\(host.runningSteps) running",
+        host.differences.isEmpty
+          ? "-" : "\(host.differences.count) (see agent log)",
         "\(binarySize(host.capacity.memoryFree)) of \(binarySize(host.capacity.memoryTotal))",
         "\(binarySize(host.capacity.diskFree)) of \(binarySize(host.capacity.diskTotal))", host.library)
     }
