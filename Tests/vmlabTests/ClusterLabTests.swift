@@ -238,6 +238,28 @@ final class ClusterLabTests: ClusterLabTestCase {
     try assertCheckpoints(["clean"])
   }
 
+  func testAHostThatDoesNotPrepareWithinTheTimeoutRollsBackEveryHost() throws {
+    // h1 takes 3 s to prepare; the command gives every host 1 s.
+    try makeLab(slow: ["h1"])
+    let checkpoint = try clusterCommand(["lab", "checkpoint", "class", "clean", "--timeout", "1", "--json"])
+    XCTAssertEqual(checkpoint.status, 1, checkpoint.output)
+    XCTAssertTrue(
+      checkpoint.error.contains("lab 'class' was not checkpointed (rolled back on every host, as it was)"),
+      checkpoint.error)
+    XCTAssertTrue(
+      checkpoint.error.contains("host h1 did not prepare within 1.0 s (its step is running; see --timeout)"),
+      checkpoint.error)
+    // h1 was still preparing: its roll-back step followed its prepare step, and the command waited
+    // for it, as h1 is alive.
+    let operation = try parseJSON(checkpoint.output)
+    XCTAssertEqual(operation["decision"] as? String, "roll-back")
+    XCTAssertEqual(
+      (operation["hosts"] as? [[String: Any]])?.compactMap { $0["decideState"] as? String }, ["done", "done", "done"])
+    try assertCheckpoints([])
+    try assertLibrariesClean()
+    XCTAssertNil(try openOperation())
+  }
+
   func testAHostPausedAfterItPreparedCarriesOutTheCommitWhenItComesBack() throws {
     // h1 and h3 take 3 s to prepare; h2 is fast and is paused once its prepare step is done.
     try makeLab(slow: ["h1", "h3"])
