@@ -45,23 +45,34 @@ public final class TestCluster: @unchecked Sendable {
   /// with TLS only and sets `VMLAB_TEST_CLUSTER_TLS` to a verify-full URL. The URL's own
   /// parameters are replaced by `parameters` (sslmode, sslrootcert). Skips without that server.
   public func tlsURLText(_ parameters: [String: String]) throws -> String {
-    guard let text = ProcessInfo.processInfo.environment["VMLAB_TEST_CLUSTER_TLS"], !text.isEmpty else {
-      throw XCTSkip(
-        "VMLAB_TEST_CLUSTER_TLS is not set: the TLS tests need a server on TCP with TLS (Scripts/test starts one; by hand: eval \"$(Scripts/postgres start --tls)\")"
-      )
-    }
-    guard var components = URLComponents(string: text) else {
-      throw XCTSkip("VMLAB_TEST_CLUSTER_TLS is not a URL: \(text)")
-    }
+    var components = try Self.tlsServer()
     components.path = "/" + name
     components.queryItems = parameters.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
     return components.string!
   }
 
   /// The CA that signed the TLS server's certificate (the `sslrootcert` of `VMLAB_TEST_CLUSTER_TLS`).
-  public var tlsCertificateAuthority: String? {
-    ProcessInfo.processInfo.environment["VMLAB_TEST_CLUSTER_TLS"].flatMap { URLComponents(string: $0) }?
-      .queryItems?.first { $0.name == "sslrootcert" }?.value
+  /// Skips without the TLS server, as `tlsURLText` does.
+  public var tlsCertificateAuthority: String {
+    get throws {
+      guard let ca = try Self.tlsServer().queryItems?.first(where: { $0.name == "sslrootcert" })?.value else {
+        throw XCTSkip("VMLAB_TEST_CLUSTER_TLS names no sslrootcert (Scripts/postgres start --tls sets one)")
+      }
+      return ca
+    }
+  }
+
+  /// `VMLAB_TEST_CLUSTER_TLS`, or a skip saying how to get that server.
+  private static func tlsServer() throws -> URLComponents {
+    guard let text = ProcessInfo.processInfo.environment["VMLAB_TEST_CLUSTER_TLS"], !text.isEmpty else {
+      throw XCTSkip(
+        "VMLAB_TEST_CLUSTER_TLS is not set: the TLS tests need a server on TCP with TLS (Scripts/test starts one; by hand: eval \"$(Scripts/postgres start --tls)\")"
+      )
+    }
+    guard let components = URLComponents(string: text) else {
+      throw XCTSkip("VMLAB_TEST_CLUSTER_TLS is not a URL: \(text)")
+    }
+    return components
   }
 
   /// Restarts the test server (`pg_ctl restart -m fast` through `Scripts/postgres restart`): every

@@ -7,7 +7,7 @@ import XCTest
 /// server's own CA) runs a step end to end, and one given the wrong CA does not start.
 final class ClusterTLSAgentTests: ClusterTestCase {
   func testAnAgentOverTLSRunsAStepEndToEnd() throws {
-    let ca = try XCTUnwrap(cluster.tlsCertificateAuthority)
+    let ca = try cluster.tlsCertificateAuthority
     let overTLS = try cluster.tlsURLText(["sslmode": "verify-full", "sslrootcert": ca])
     let agent = try startAgent("h1", url: overTLS)
     XCTAssertFalse(agent.log.contains(":\(URLComponents(string: overTLS)!.password!)@"), "the password is logged")
