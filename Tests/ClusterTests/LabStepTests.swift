@@ -8,24 +8,10 @@ import XCTest
 /// left waiting, a retried prepare takes that one over instead of preparing twice, a decide carries
 /// the decision out once and says so when asked again, and a roll-back without an id finds what a
 /// late prepare left.
-final class LabStepTests: XCTestCase {
-  var folder: TemporaryFolder!
-  var library: Library!
-
+final class LabStepTests: AgentLibraryTestCase {
   override func setUpWithError() throws {
-    folder = TemporaryFolder()
-    library = try open()
+    try super.setUpWithError()
     for name in ["a", "b"] { _ = try library.createVM(name: name, diskSizes: [8 << 20]) }
-  }
-
-  override func tearDownWithError() throws {
-    try library?.close()
-  }
-
-  private func open() throws -> Library {
-    let hosts = HostRegistry()
-    hosts.register(SimulatedHost(), as: "simulated")
-    return try Library(at: folder.file("library"), hosts: hosts)
   }
 
   private func run<T: Encodable>(_ kind: StepKind, _ arguments: T, attempt: Int = 1) throws -> StepRunner.Outcome {
@@ -33,11 +19,11 @@ final class LabStepTests: XCTestCase {
     var runner = StepRunner(library: library, stillHeld: { true }, progress: { _ in })
     runner.reopen = {
       try self.library.close()
-      self.library = try self.open()
+      self.library = try self.openLibrary()
       return self.library
     }
     return try runner.run(
-      ClaimedStep(id: 1, jobID: 1, kind: kind.rawValue, arguments: text, fence: 1, attempt: attempt, maxAttempts: 3))
+      claimed(kind.rawValue, text, attempt: attempt))
   }
 
   private func checkpointNames(_ vm: String) throws -> [String] {

@@ -7,23 +7,9 @@ import XCTest
 /// What an agent does with a step's arguments on its library: names from the database checked as
 /// names users type, unreadable arguments refused, retries that skip what an earlier attempt did,
 /// and nothing started once the lease is gone.
-final class StepRunnerTests: XCTestCase {
-  var folder: TemporaryFolder!
-  var library: Library!
-
-  override func setUpWithError() throws {
-    folder = TemporaryFolder()
-    let hosts = HostRegistry()
-    hosts.register(SimulatedHost(), as: "simulated")
-    library = try Library(at: folder.file("library"), hosts: hosts)
-  }
-
-  override func tearDownWithError() throws {
-    try library?.close()
-  }
-
+final class StepRunnerTests: AgentLibraryTestCase {
   private func step(_ kind: String, _ arguments: String, attempt: Int = 1) -> ClaimedStep {
-    ClaimedStep(id: 1, jobID: 1, kind: kind, arguments: arguments, fence: 1, attempt: attempt, maxAttempts: 3)
+    claimed(kind, arguments, attempt: attempt)
   }
 
   private func run(_ step: ClaimedStep, held: Bool = true) throws -> StepRunner.Outcome {

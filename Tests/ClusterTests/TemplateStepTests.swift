@@ -6,24 +6,10 @@ import XCTest
 
 /// The template steps on an agent's library: their arguments checked like a user's, an image VM
 /// without its image refused with what to do, and nothing left behind.
-final class TemplateStepTests: XCTestCase {
-  var folder: TemporaryFolder!
-  var library: Library!
-
-  override func setUpWithError() throws {
-    folder = TemporaryFolder()
-    let hosts = HostRegistry()
-    hosts.register(SimulatedHost(), as: "simulated")
-    library = try Library(at: folder.file("library"), hosts: hosts)
-  }
-
-  override func tearDownWithError() throws {
-    try library?.close()
-  }
-
+final class TemplateStepTests: AgentLibraryTestCase {
   private func run(_ kind: String, _ arguments: String) throws -> StepRunner.Outcome {
     try StepRunner(library: library, stillHeld: { true }, progress: { _ in })
-      .run(ClaimedStep(id: 1, jobID: 1, kind: kind, arguments: arguments, fence: 1, attempt: 1, maxAttempts: 3))
+      .run(claimed(kind, arguments))
   }
 
   func testImageNamesFromTheDatabaseAreCheckedLikeAUsersName() {

@@ -38,6 +38,22 @@ public final class ClusterDatabase: Sendable {
       return try await attempt(url, timeout: timeout, answerTimeout: answerTimeout, firstAttempt: false)
     }
   }
+  /// Connects, brings the schema forward and runs `body` on the connection, closed afterwards:
+  /// one short request (a command, a client call).
+  public static func using<T: Sendable>(_ url: ClusterURL, _ body: (ClusterDatabase) async throws -> T) async throws
+    -> T
+  {
+    let db = try await connect(url)
+    do {
+      try await db.migrate()
+      let value = try await body(db)
+      await db.close()
+      return value
+    } catch {
+      await db.close()
+      throw error
+    }
+  }
 
   private static func attempt(_ url: ClusterURL, timeout: Double, answerTimeout: Double?, firstAttempt: Bool)
     async throws -> ClusterDatabase

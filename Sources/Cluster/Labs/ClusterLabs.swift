@@ -89,17 +89,9 @@ public final class ClusterLabs: Sendable {
 
   /// One connection for a short request.
   private func withDatabase<T: Sendable>(_ body: (ClusterDatabase) async throws -> T) async throws -> T {
-    let db = try await ClusterDatabase.connect(url)
-    do {
-      try await db.migrate()
-      let value = try await body(db)
-      await db.close()
-      return value
-    } catch {
-      await db.close()
-      throw error
-    }
+    try await ClusterDatabase.using(url, body)
   }
+
 }
 
 /// A lab operation that did not commit everywhere: why, and the operation as it stands (rolled

@@ -39,18 +39,7 @@ struct ClusterOptions: ParsableArguments {
   /// Connects (bringing the schema forward) and runs `body` against the cluster database.
   func withDatabase<T: Sendable>(_ body: @escaping @Sendable (ClusterDatabase) async throws -> T) throws -> T {
     let url = try url()
-    return try runBlocking {
-      let db = try await ClusterDatabase.connect(url)
-      do {
-        try await db.migrate()
-        let value = try await body(db)
-        await db.close()
-        return value
-      } catch {
-        await db.close()
-        throw error
-      }
-    }
+    return try runBlocking { try await ClusterDatabase.using(url, body) }
   }
 }
 
