@@ -85,17 +85,7 @@ final class ClusterAgentTests: ClusterTestCase {
     let agent = try startAgent("h1", lease: lease, environment: slow)
     try startAgent("h2")
     try startAgent("h3")
-    let setUp = try submit(
-      "set-up",
-      [
-        try StepRequest(
-          host: "h1", kind: .createVM,
-          CreateVMStep(name: "web", disks: [8 << 20], hostKind: "virtual-server", additions: true)),
-        try StepRequest(host: "h1", kind: .startVMs, VMsStep(vms: ["web"])),
-      ])
-    XCTAssertEqual(try waitForJob(setUp).state, "done")
-    let job = try submit(
-      "checkpoint", [try StepRequest(host: "h1", kind: .checkpointVMs, CheckpointVMsStep(vms: ["web"], name: "clean"))])
+    let job = try submitCheckpointOfARunningVM()
     try waitUntil("the checkpoint step running") { try self.job(job).steps[0].state == "running" }
     try agent.waitForLog("(checkpoint-vms, job \(job), attempt 1 of 3")
     return (agent, job)

@@ -40,17 +40,7 @@ final class ClusterFailurePartitionTests: ClusterTestCase {
   func testAHostCutOffMidStepShowsDeadLosesItsLeaseAndItsStaleFenceIsRefusedWhenItComesBack() throws {
     try startHostsInNamespaces(lease: 1.5, environment: ["VMLAB_SIMULATED_SHUTDOWN_SECONDS": "3"])
     try waitUntil("three hosts alive") { try hostStates() == ["h1": "alive", "h2": "alive", "h3": "alive"] }
-    let setUp = try submit(
-      "set-up",
-      [
-        try StepRequest(
-          host: "h1", kind: .createVM,
-          CreateVMStep(name: "web", disks: [8 << 20], hostKind: "virtual-server", additions: true)),
-        try StepRequest(host: "h1", kind: .startVMs, VMsStep(vms: ["web"])),
-      ])
-    XCTAssertEqual(try waitForJob(setUp).state, "done")
-    let job = try submit(
-      "checkpoint", [try StepRequest(host: "h1", kind: .checkpointVMs, CheckpointVMsStep(vms: ["web"], name: "clean"))])
+    let job = try submitCheckpointOfARunningVM()
     let h1 = agents["h1"]!
     try h1.waitForLog("(checkpoint-vms, job \(job), attempt 1 of 3")
     let firstFence = try self.job(job).steps[0].fence

@@ -150,6 +150,23 @@ class ClusterTestCase: XCTestCase {
     throw XCTSkip("gave up waiting: \(what)")
   }
 
+  /// A running VM `web` on host h1 (a virtual-server VM with additions, so a checkpoint shuts it
+  /// down first: slow when `VMLAB_SIMULATED_SHUTDOWN_SECONDS` is set), then a job that checkpoints
+  /// it: the step the failure tests interrupt. Returns that job's id.
+  func submitCheckpointOfARunningVM() throws -> Int64 {
+    let setUp = try submit(
+      "set-up",
+      [
+        try StepRequest(
+          host: "h1", kind: .createVM,
+          CreateVMStep(name: "web", disks: [8 << 20], hostKind: "virtual-server", additions: true)),
+        try StepRequest(host: "h1", kind: .startVMs, VMsStep(vms: ["web"])),
+      ])
+    XCTAssertEqual(try waitForJob(setUp).state, "done")
+    return try submit(
+      "checkpoint", [try StepRequest(host: "h1", kind: .checkpointVMs, CheckpointVMsStep(vms: ["web"], name: "clean"))])
+  }
+
   /// Queues a job through the cluster API (the client's part that later commands build on).
   func submit(_ kind: String, _ steps: [StepRequest], maxAttempts: Int = 3) throws -> Int64 {
     let url = cluster.url
