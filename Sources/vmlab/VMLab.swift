@@ -45,7 +45,7 @@ enum Main {
     if leading.cluster != nil && !(command is ClusterAware) {
       // Working on the local library instead would mislead: the user asked for the cluster.
       let usage = ValidationError(
-        "--cluster: this command does not work across hosts yet (in cluster mode: host list, job list, agent); drop --cluster to use the local library"
+        "--cluster: this command does not work across hosts yet (in cluster mode: host list, job list, lab, agent); drop --cluster to use the local library"
       )
       FileHandle.standardError.write(Data((UsageErrors.message(usage, in: command) + "\n").utf8))
       Foundation.exit(ExitCode.usage.rawValue)

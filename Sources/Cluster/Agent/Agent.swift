@@ -211,7 +211,7 @@ public final class Agent: @unchecked Sendable {
     let held = heldLibrary
     let result: Result<StepRunner.Outcome, Error> = await resultOnThread {
       let library = try held.open()
-      let runner = StepRunner(
+      var runner = StepRunner(
         library: library, stillHeld: { !lease.isLost },
         progress: { fraction in
           Task {
@@ -221,6 +221,10 @@ public final class Agent: @unchecked Sendable {
             }
           }
         })
+      runner.reopen = {
+        held.close()
+        return try held.open()
+      }
       return try runner.run(step)
     }
     renewal.cancel()
@@ -244,6 +248,12 @@ public final class Agent: @unchecked Sendable {
             log("\(name): abandoned, its fence \(step.fence) was refused when it recorded VM '\(vm)'")
             return
           }
+        }
+        if let prepared = done.prepared,
+          !(try await db.recordPrepared(step: step.id, fence: step.fence, operation: prepared))
+        {
+          log("\(name): abandoned, its fence \(step.fence) was refused when it recorded prepared operation \(prepared)")
+          return
         }
       case .failure(let error):
         outcome = (false, Self.describe(error))

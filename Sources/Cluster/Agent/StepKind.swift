@@ -10,6 +10,12 @@ public enum StepKind: String, Sendable, Codable, CaseIterable {
   case checkpointVMs = "checkpoint-vms"
   /// Arguments `RestoreVMsStep`.
   case restoreVMs = "restore-vms"
+  /// Arguments `PrepareCheckpointStep`: phase one of a lab checkpoint across hosts.
+  case prepareCheckpoint = "prepare-checkpoint"
+  /// Arguments `PrepareRestoreStep`: phase one of a lab restore across hosts.
+  case prepareRestore = "prepare-restore"
+  /// Arguments `DecideStep`: phase two, the coordinator's decision carried out on this host.
+  case decide = "decide"
 }
 
 /// `create-vm`: a new VM with empty dynamic disks of these sizes (bytes), stopped.
@@ -66,5 +72,59 @@ public struct RestoreVMsStep: Codable, Sendable, Equatable {
   public init(vms: [String], checkpoint: String) {
     self.vms = vms
     self.checkpoint = checkpoint
+  }
+}
+
+/// `prepare-checkpoint`: phase one of checkpoint `name` of these VMs (`Library.prepareCheckpoint`).
+/// The id of the operation the library prepared is recorded under the step's fence; an attempt
+/// after the first takes over the operation an earlier attempt prepared on exactly these VMs.
+public struct PrepareCheckpointStep: Codable, Sendable, Equatable {
+  /// The lab operation it belongs to (for the agent's log).
+  public var operation: Int64
+  public var vms: [String]
+  public var name: String
+  public var description: String
+  public var disksOnly: Bool
+
+  public init(operation: Int64, vms: [String], name: String, description: String = "", disksOnly: Bool = false) {
+    self.operation = operation
+    self.vms = vms
+    self.name = name
+    self.description = description
+    self.disksOnly = disksOnly
+  }
+}
+
+/// `prepare-restore`: phase one of a restore of these VMs to their checkpoint `checkpoint`, or each
+/// one's most recent when it is nil (`Library.prepareRestore`).
+public struct PrepareRestoreStep: Codable, Sendable, Equatable {
+  public var operation: Int64
+  public var vms: [String]
+  public var checkpoint: String?
+
+  public init(operation: Int64, vms: [String], checkpoint: String?) {
+    self.operation = operation
+    self.vms = vms
+    self.checkpoint = checkpoint
+  }
+}
+
+/// `decide`: commits or rolls back the operation this host's library prepared
+/// (`Library.decidePrepared`). Without `prepared` (the host's prepare never reported one: it was
+/// dead, late or failed) only a roll-back is asked, of whatever operation waits on exactly `vms`.
+public struct DecideStep: Codable, Sendable, Equatable {
+  public var operation: Int64
+  /// `checkpoint` or `restore`: the kind of operation the library prepared.
+  public var kind: String
+  public var vms: [String]
+  public var prepared: Int64?
+  public var commit: Bool
+
+  public init(operation: Int64, kind: String, vms: [String], prepared: Int64?, commit: Bool) {
+    self.operation = operation
+    self.kind = kind
+    self.vms = vms
+    self.prepared = prepared
+    self.commit = commit
   }
 }

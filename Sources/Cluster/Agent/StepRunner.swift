@@ -9,6 +9,9 @@ struct StepRunner {
   struct Outcome: Sendable {
     var message: String
     var placed: [String] = []
+    /// The id of the operation a prepare step left waiting in the library, to record in the
+    /// cluster database under the step's fence.
+    var prepared: Int64? = nil
   }
 
   /// The lease was lost between two parts of a step; what was done so far is kept (each part is
@@ -18,6 +21,9 @@ struct StepRunner {
   let library: Library
   let stillHeld: () -> Bool
   let progress: (Double) -> Void
+  /// Closes the library and opens it again, so that its list of operations waiting for a decision
+  /// is read afresh from the journal (a retried prepare or a decide without an id looks there).
+  var reopen: (() throws -> Library)? = nil
 
   func run(_ step: ClaimedStep) throws -> Outcome {
     guard let kind = StepKind(rawValue: step.kind) else {
@@ -32,6 +38,11 @@ struct StepRunner {
     case .startVMs: return try startVMs(try decode(VMsStep.self, arguments, kind))
     case .checkpointVMs: return try checkpointVMs(try decode(CheckpointVMsStep.self, arguments, kind))
     case .restoreVMs: return try restoreVMs(try decode(RestoreVMsStep.self, arguments, kind))
+    case .prepareCheckpoint:
+      return try prepareCheckpoint(try decode(PrepareCheckpointStep.self, arguments, kind), attempt: step.attempt)
+    case .prepareRestore:
+      return try prepareRestore(try decode(PrepareRestoreStep.self, arguments, kind), attempt: step.attempt)
+    case .decide: return try decide(try decode(DecideStep.self, arguments, kind))
     }
   }
 
@@ -44,7 +55,7 @@ struct StepRunner {
   }
 
   /// Names from the database are checked as names a user typed (they become folder names).
-  private func checked(_ names: [String]) throws -> [String] {
+  func checked(_ names: [String]) throws -> [String] {
     guard !names.isEmpty else { throw ClusterError(.usage, "the step names no VMs") }
     for name in names { try NameRules.validate(name, as: "VM") }
     return names

@@ -116,6 +116,52 @@ public enum Schema {
           FOR EACH ROW WHEN (NEW.state = 'queued') EXECUTE FUNCTION vmlab_step_queued()
         """,
       ]),
+    Migration(
+      version: 3, name: "lab operations",
+      statements: [
+        // Lab names are compared as VM names are (`Web` and `web` are one lab).
+        "CREATE UNIQUE INDEX lab_name_key ON lab (lower(name))",
+        // A lab checkpoint or restore across hosts, as its coordinator's log: `decision` is written
+        // (once: only while it is NULL) before any decide step is queued, so whoever finishes the
+        // operation after its coordinator died knows what every host must do. `coordinator_seen` is
+        // renewed while the coordinator runs; one silent too long has died.
+        """
+        CREATE TABLE lab_operation (
+          id bigserial PRIMARY KEY,
+          lab text NOT NULL REFERENCES lab (name) ON DELETE CASCADE,
+          kind text NOT NULL CHECK (kind IN ('checkpoint', 'restore')),
+          checkpoint text,
+          description text NOT NULL DEFAULT '',
+          disks_only boolean NOT NULL DEFAULT false,
+          decision text CHECK (decision IN ('commit', 'roll-back')),
+          reason text,
+          created_by text NOT NULL DEFAULT '',
+          created_at timestamptz NOT NULL DEFAULT now(),
+          coordinator_seen timestamptz NOT NULL DEFAULT now(),
+          coordinator_left boolean NOT NULL DEFAULT false,
+          decided_at timestamptz,
+          finished_at timestamptz,
+          prepare_job bigint REFERENCES job (id) ON DELETE SET NULL,
+          decide_job bigint REFERENCES job (id) ON DELETE SET NULL
+        )
+        """,
+        // One open operation per lab: a second client's insert finds this one and says busy.
+        "CREATE UNIQUE INDEX lab_operation_open ON lab_operation (lab) WHERE finished_at IS NULL",
+        // Each host's part: its VMs, its prepare step, the id of the operation its library prepared
+        // (written under the prepare step's fence), and its decide step.
+        """
+        CREATE TABLE lab_operation_host (
+          operation bigint NOT NULL REFERENCES lab_operation (id) ON DELETE CASCADE,
+          host text NOT NULL REFERENCES host (name),
+          vms jsonb NOT NULL,
+          prepare_step bigint REFERENCES job_step (id) ON DELETE SET NULL,
+          prepared_id bigint,
+          decide_step bigint REFERENCES job_step (id) ON DELETE SET NULL,
+          PRIMARY KEY (operation, host)
+        )
+        """,
+        "CREATE INDEX lab_operation_host_prepare ON lab_operation_host (prepare_step)",
+      ]),
   ]
 }
 

@@ -8,7 +8,7 @@ struct LabCommand: ParsableCommand {
     subcommands: [LabCreate.self, LabList.self, LabShow.self, LabCheckpoint.self, LabRestore.self])
 }
 
-struct LabCreate: ParsableCommand {
+struct LabCreate: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(
     commandName: "create", abstract: "Create a lab of VMs (more can be added by running it again with --add).")
 
@@ -23,14 +23,17 @@ struct LabCreate: ParsableCommand {
 
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
   func run() throws {
+    if cluster.isSet { return try ClusterLabCommands(cluster: cluster).create(name, vms: vms, add: add) }
     let library = try self.library.open()
     let lab = add ? try library.addToLab(name, vms: vms) : try library.createLab(name: name, vms: vms)
     print("lab \(lab.name): \(lab.vms.joined(separator: ", "))")
   }
 }
 
-struct LabList: ParsableCommand {
+struct LabList: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(commandName: "list", abstract: "List the labs.")
 
   @Flag(help: "Print JSON.")
@@ -38,7 +41,10 @@ struct LabList: ParsableCommand {
 
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
   func run() throws {
+    if cluster.isSet { return try ClusterLabCommands(cluster: cluster).list(json: json) }
     let labs = try library.open().labs()
     if json { return try printJSON(labs) }
     if labs.isEmpty { return print("no labs; create one with `vmlab lab create NAME VM…`") }
@@ -48,7 +54,7 @@ struct LabList: ParsableCommand {
   }
 }
 
-struct LabShow: ParsableCommand {
+struct LabShow: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a lab's VMs and checkpoints.")
 
   @Argument(help: "The lab.")
@@ -59,7 +65,10 @@ struct LabShow: ParsableCommand {
 
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
   func run() throws {
+    if cluster.isSet { return try ClusterLabCommands(cluster: cluster).show(name, json: json) }
     let library = try self.library.open()
     let lab = try library.lab(named: name)
     let common = try library.labCheckpointNames(name)
@@ -95,7 +104,7 @@ func printLabResults(_ results: [LabMemberResult], json: Bool) throws {
   table.print()
 }
 
-struct LabCheckpoint: ParsableCommand {
+struct LabCheckpoint: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(
     commandName: "checkpoint", abstract: "Checkpoint every VM of a lab under one name, all or nothing.")
 
@@ -108,14 +117,37 @@ struct LabCheckpoint: ParsableCommand {
   @Flag(help: "Print JSON.")
   var json = false
 
+  @Option(name: .customLong("description"), help: "With --cluster: the checkpoint's description.")
+  var checkpointDescription: String?
+
+  @Flag(help: "With --cluster: the disks only, not the memory of running VMs.")
+  var disksOnly = false
+
+  @OptionGroup var timeout: ClusterLabTimeout
+
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
   func run() throws {
+    if cluster.isSet {
+      let (name, checkpoint, description, disksOnly, timeout) = (
+        name, checkpoint, checkpointDescription ?? "", disksOnly, try timeout.seconds()
+      )
+      return try ClusterLabCommands(cluster: cluster).operate(json: json) { labs, progress in
+        try await labs.checkpoint(
+          lab: name, name: checkpoint, description: description, disksOnly: disksOnly, timeout: timeout,
+          progress: progress)
+      }
+    }
+    if checkpointDescription != nil || disksOnly || timeout.timeout != nil {
+      throw ValidationError("--description, --disks-only and --timeout are for a lab across hosts: give --cluster URL")
+    }
     try printLabResults(try library.open().checkpointLab(name, checkpoint: checkpoint), json: json)
   }
 }
 
-struct LabRestore: ParsableCommand {
+struct LabRestore: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(
     commandName: "restore",
     abstract: "Restore every VM of a lab to a checkpoint they share (or each one's most recent).")
@@ -132,13 +164,24 @@ struct LabRestore: ParsableCommand {
   @Flag(help: "Print JSON.")
   var json = false
 
+  @OptionGroup var timeout: ClusterLabTimeout
+
   @OptionGroup var library: LibraryOptions
+
+  @OptionGroup var cluster: ClusterOptions
 
   func validate() throws {
     if (checkpoint == nil) == !mostRecent { throw ValidationError("name a checkpoint or pass --most-recent") }
   }
 
   func run() throws {
+    if cluster.isSet {
+      let (name, checkpoint, timeout) = (name, checkpoint, try timeout.seconds())
+      return try ClusterLabCommands(cluster: cluster).operate(json: json) { labs, progress in
+        try await labs.restore(lab: name, checkpoint: checkpoint, timeout: timeout, progress: progress)
+      }
+    }
+    if timeout.timeout != nil { throw ValidationError("--timeout is for a lab across hosts: give --cluster URL") }
     try printLabResults(try library.open().restoreLab(name, checkpoint: checkpoint), json: json)
   }
 }

@@ -1,0 +1,426 @@
+import Foundation
+import LabKit
+import PostgresNIO
+
+/// A lab of the cluster: VMs on any hosts, checkpointed and restored as one.
+public struct ClusterLab: Sendable, Codable, Equatable {
+  /// A member VM, where it is and whether its host is alive.
+  public struct Member: Sendable, Codable, Equatable {
+    public var vm: String
+    /// Empty when no host holds the VM any more (its placement was removed).
+    public var host: String
+    /// `alive`, `dead` or `stopped` (as `host list` says), or `missing` when no host holds it.
+    public var hostState: String
+  }
+
+  public var name: String
+  public var createdAt: Date
+  public var members: [Member]
+  /// The lab's open operation, if one is under way or waits for a host.
+  public var operation: LabOperationStatus?
+
+  /// The members by host, hosts in name order.
+  public var membersByHost: [(host: String, vms: [String])] {
+    Dictionary(grouping: members.filter { !$0.host.isEmpty }, by: \.host).sorted { $0.key < $1.key }.map {
+      ($0.key, $0.value.map(\.vm))
+    }
+  }
+}
+
+/// A lab operation as the coordinator's log holds it, with each host's part.
+public struct LabOperationStatus: Sendable, Codable, Equatable {
+  /// One host's part: its VMs, and how far its prepare and decide steps are.
+  public struct HostPart: Sendable, Codable, Equatable {
+    public var host: String
+    public var vms: [String]
+    /// `alive`, `dead` or `stopped`.
+    public var hostState: String
+    public var prepareStep: Int64?
+    /// `queued`, `running`, `done` or `failed` (nil before the step was queued).
+    public var prepareState: String?
+    public var prepareError: String?
+    /// The id of the operation the host's library prepared (recorded under the step's fence).
+    public var preparedID: Int64?
+    public var decideStep: Int64?
+    public var decideState: String?
+    public var decideResult: String?
+    public var decideError: String?
+  }
+
+  public var id: Int64
+  public var lab: String
+  /// `checkpoint` or `restore`.
+  public var kind: String
+  /// The checkpoint's name (nil for a restore to each VM's most recent checkpoint).
+  public var checkpoint: String?
+  /// `commit` or `roll-back` once decided.
+  public var decision: String?
+  public var reason: String?
+  public var createdBy: String
+  public var createdAt: Date
+  /// Seconds since the coordinator last said it runs, by the database's clock (a billion once it
+  /// left the operation to whoever comes next).
+  public var coordinatorAge: Double
+  public var finished: Bool
+  public var prepareJob: Int64?
+  public var decideJob: Int64?
+  public var hosts: [HostPart]
+
+  /// What it is, for "busy" errors and `lab show`: `checkpoint 'clean' (operation 4)`.
+  public var summary: String {
+    let what =
+      kind == "checkpoint"
+      ? "checkpoint '\(checkpoint ?? "")'"
+      : checkpoint.map { "restore to '\($0)'" } ?? "restore to each VM's most recent checkpoint"
+    return "\(what) (operation \(id))"
+  }
+
+  /// Hosts whose decide step has not finished yet (all that may need one, before they are queued).
+  public var hostsOwingTheDecision: [HostPart] {
+    guard decision != nil else { return [] }
+    if decideJob == nil { return hosts.filter { $0.prepareState != "failed" } }
+    return hosts.filter { $0.decideStep != nil && $0.decideState != "done" }
+  }
+}
+
+extension ClusterDatabase {
+  // MARK: Labs
+
+  /// Creates the lab `name` of `vms` (placed on any hosts), or adds them to it with `add`. Every VM
+  /// must be placed on a host; otherwise nothing changes.
+  @discardableResult
+  public func createLab(_ name: String, vms: [String], add: Bool = false) async throws -> ClusterLab {
+    try checkName(name, as: "lab")
+    for vm in vms { try checkName(vm, as: "VM") }
+    let keys = vms.map(NameRules.key)
+    let placed = Set(
+      try await rows("SELECT vm_key FROM vm_placement WHERE vm_key = ANY(\(keys))").map { try $0.decode(String.self) })
+    let unplaced = vms.filter { !placed.contains(NameRules.key($0)) }
+    if !unplaced.isEmpty {
+      throw ClusterError(
+        .notFound,
+        "no host holds VM \(unplaced.map { "'\($0)'" }.joined(separator: ", ")) (see `vmlab --cluster URL host list`; an agent records its library's VMs when it starts); lab '\(name)' was not \(add ? "changed" : "created")"
+      )
+    }
+    let labName: String = try await transaction { db in
+      let existing = try await db.rows("SELECT name FROM lab WHERE lower(name) = \(NameRules.key(name))")
+      let labName: String
+      if let row = existing.first {
+        guard add else {
+          throw ClusterError(
+            .usage, "lab '\(name)' exists already; add VMs to it with `lab create \(name) VM… --add`")
+        }
+        labName = try row.decode(String.self)
+      } else {
+        guard !add else { throw ClusterError(.notFound, "no lab '\(name)' to add to; create it first") }
+        try await db.rows("INSERT INTO lab (name) VALUES (\(name))")
+        labName = name
+      }
+      for key in keys {
+        try await db.rows("INSERT INTO lab_member (lab, vm_key) VALUES (\(labName), \(key)) ON CONFLICT DO NOTHING")
+      }
+      return labName
+    }
+    return try await lab(named: labName)
+  }
+
+  /// Every lab, by name, with its members and open operation.
+  public func labs() async throws -> [ClusterLab] {
+    var found: [ClusterLab] = []
+    for row in try await rows("SELECT name FROM lab ORDER BY lower(name)") {
+      found.append(try await lab(named: try row.decode(String.self)))
+    }
+    return found
+  }
+
+  /// The lab `name` (compared as VM names are).
+  public func lab(named name: String) async throws -> ClusterLab {
+    let found = try await rows("SELECT name, created_at FROM lab WHERE lower(name) = \(NameRules.key(name))")
+    guard let row = found.first else {
+      let all = try await rows("SELECT name FROM lab ORDER BY lower(name)").map { try $0.decode(String.self) }
+      throw ClusterError(
+        .notFound,
+        "no lab '\(name)' in the cluster \(url) (labs: \(all.isEmpty ? "none yet; create one with `lab create NAME VM…`" : all.joined(separator: ", ")))"
+      )
+    }
+    let (labName, created) = try row.decode((String, Date).self)
+    let states = Dictionary(uniqueKeysWithValues: try await hosts().map { ($0.name, $0.state.rawValue) })
+    var members: [ClusterLab.Member] = []
+    for member in try await rows(
+      """
+      SELECT m.vm_key, p.vm, p.host FROM lab_member m LEFT JOIN vm_placement p ON p.vm_key = m.vm_key
+      WHERE m.lab = \(labName) ORDER BY m.vm_key
+      """)
+    {
+      let (key, vm, host) = try member.decode((String, String?, String?).self)
+      if let vm, let host {
+        members.append(
+          ClusterLab.Member(
+            vm: try validatedName(vm, as: "VM"), host: try validatedName(host, as: "host"),
+            hostState: states[host] ?? "dead"))
+      } else {
+        members.append(ClusterLab.Member(vm: try validatedName(key, as: "VM"), host: "", hostState: "missing"))
+      }
+    }
+    return ClusterLab(
+      name: try validatedName(labName, as: "lab"), createdAt: created, members: members,
+      operation: try await openLabOperation(lab: labName))
+  }
+
+  /// Removes the lab (its VMs stay where they are). Refused while an operation on it is open.
+  public func removeLab(_ name: String) async throws {
+    let lab = try await lab(named: name)
+    if let open = lab.operation {
+      throw ClusterError(
+        .usage, "lab '\(lab.name)' is busy: \(open.summary) is open; it can be removed once that finishes")
+    }
+    try await rows("DELETE FROM lab WHERE name = \(lab.name)")
+  }
+
+  private func checkName(_ name: String, as what: String) throws {
+    do {
+      try NameRules.validate(name, as: what)
+    } catch let error as LabKitError {
+      throw ClusterError(.usage, error.message)
+    }
+  }
+
+  // MARK: Lab operations (the coordinator's log)
+
+  /// Opens an operation on `lab` and queues its prepare steps, in one transaction. Returns nil
+  /// without changing anything when the lab already has an open operation.
+  func beginLabOperation(
+    lab: String, kind: String, checkpoint: String?, description: String, disksOnly: Bool, createdBy: String,
+    parts: [(host: String, vms: [String])]
+  ) async throws -> (operation: Int64, job: Int64)? {
+    try await transaction { db in
+      let opened = try await db.rows(
+        """
+        INSERT INTO lab_operation (lab, kind, checkpoint, description, disks_only, created_by)
+        VALUES (\(lab), \(kind), \(checkpoint), \(description), \(disksOnly), \(createdBy))
+        ON CONFLICT (lab) WHERE finished_at IS NULL DO NOTHING RETURNING id
+        """)
+      guard let row = opened.first else { return nil }
+      let operation = try row.decode(Int64.self)
+      let steps = try parts.map { part -> StepRequest in
+        kind == "checkpoint"
+          ? try StepRequest(
+            host: part.host, kind: .prepareCheckpoint,
+            PrepareCheckpointStep(
+              operation: operation, vms: part.vms, name: checkpoint ?? "", description: description,
+              disksOnly: disksOnly))
+          : try StepRequest(
+            host: part.host, kind: .prepareRestore,
+            PrepareRestoreStep(operation: operation, vms: part.vms, checkpoint: checkpoint))
+      }
+      let (job, stepIDs) = try await db.insertJob(
+        kind: "lab-\(kind)-prepare", target: lab, createdBy: createdBy, steps: steps)
+      for (part, step) in zip(parts, stepIDs) {
+        let vms = String(decoding: try JSONEncoder().encode(part.vms), as: UTF8.self)
+        try await db.rows(
+          """
+          INSERT INTO lab_operation_host (operation, host, vms, prepare_step)
+          VALUES (\(operation), \(part.host), \(vms)::jsonb, \(step))
+          """)
+      }
+      try await db.rows("UPDATE lab_operation SET prepare_job = \(job) WHERE id = \(operation)")
+      return (operation, job)
+    }
+  }
+
+  /// Inserts a job and its steps inside the caller's transaction; returns the job's and the steps' ids.
+  private func insertJob(kind: String, target: String, createdBy: String, steps: [StepRequest]) async throws -> (
+    Int64, [Int64]
+  ) {
+    let job = try await rows(
+      "INSERT INTO job (kind, target, created_by) VALUES (\(kind), \(target), \(createdBy)) RETURNING id")
+    let id = try job[0].decode(Int64.self)
+    var stepIDs: [Int64] = []
+    for step in steps {
+      let inserted = try await rows(
+        """
+        INSERT INTO job_step (job_id, host, kind, arguments) VALUES (\(id), \(step.host), \(step.kind.rawValue),
+          \(step.arguments)::jsonb) RETURNING id
+        """)
+      stepIDs.append(try inserted[0].decode(Int64.self))
+    }
+    return (id, stepIDs)
+  }
+
+  /// Records the id of the operation a prepare step left waiting in its host's library, as a write
+  /// of that step (refused, and nothing written, with a stale fence).
+  public func recordPrepared(step: Int64, fence: Int64, operation: Int64) async throws -> Bool {
+    !(try await rows(
+      """
+      UPDATE lab_operation_host SET prepared_id = \(operation)
+      WHERE prepare_step = \(step) AND EXISTS
+        (SELECT 1 FROM job_step WHERE id = \(step) AND fence = \(fence) AND state = 'running')
+      RETURNING operation
+      """
+    ).isEmpty)
+  }
+
+  /// The open operation of `lab`, if any.
+  public func openLabOperation(lab: String) async throws -> LabOperationStatus? {
+    let found = try await rows(
+      "SELECT id FROM lab_operation WHERE lab = \(lab) AND finished_at IS NULL")
+    guard let row = found.first else { return nil }
+    return try await labOperation(try row.decode(Int64.self))
+  }
+
+  /// The operation `id` with each host's part, its steps' states and its hosts' liveness.
+  public func labOperation(_ id: Int64) async throws -> LabOperationStatus {
+    let found = try await rows(
+      """
+      SELECT lab, kind, checkpoint, decision, reason, created_by, created_at,
+        CASE WHEN coordinator_left THEN 1e9::float8
+          ELSE extract(epoch FROM now() - coordinator_seen)::float8 END,
+        finished_at IS NOT NULL, prepare_job, decide_job
+      FROM lab_operation WHERE id = \(id)
+      """)
+    guard let row = found.first else { throw ClusterError(.notFound, "no lab operation \(id)") }
+    let c = try row.decode(
+      (String, String, String?, String?, String?, String, Date, Double, Bool, Int64?, Int64?).self)
+    let states = Dictionary(uniqueKeysWithValues: try await hosts().map { ($0.name, $0.state.rawValue) })
+    var parts: [LabOperationStatus.HostPart] = []
+    for part in try await rows(
+      """
+      SELECT h.host, h.vms::text, h.prepare_step, p.state, p.error, h.prepared_id, h.decide_step, d.state, d.result,
+        d.error
+      FROM lab_operation_host h
+        LEFT JOIN job_step p ON p.id = h.prepare_step
+        LEFT JOIN job_step d ON d.id = h.decide_step
+      WHERE h.operation = \(id) ORDER BY h.host
+      """)
+    {
+      let p = try part.decode(
+        (String, String, Int64?, String?, String?, Int64?, Int64?, String?, String?, String?).self)
+      let vms = try JSONDecoder().decode([String].self, from: Data(p.1.utf8))
+      for vm in vms { _ = try validatedName(vm, as: "VM") }
+      parts.append(
+        LabOperationStatus.HostPart(
+          host: try validatedName(p.0, as: "host"), vms: vms, hostState: states[p.0] ?? "dead", prepareStep: p.2,
+          prepareState: p.3, prepareError: p.4, preparedID: p.5, decideStep: p.6, decideState: p.7,
+          decideResult: p.8, decideError: p.9))
+    }
+    return LabOperationStatus(
+      id: id, lab: c.0, kind: c.1, checkpoint: c.2, decision: c.3, reason: c.4, createdBy: c.5, createdAt: c.6,
+      coordinatorAge: max(0, c.7), finished: c.8, prepareJob: c.9, decideJob: c.10, hosts: parts)
+  }
+
+  /// The coordinator says it still runs.
+  func touchLabOperation(_ id: Int64) async throws {
+    try await rows("UPDATE lab_operation SET coordinator_seen = now() WHERE id = \(id) AND finished_at IS NULL")
+  }
+
+  /// Writes the decision of operation `id`, unless one was written already; returns the decision
+  /// in force (the first one written wins, so a coordinator and whoever finishes after it agree).
+  func decideLabOperation(_ id: Int64, commit: Bool, reason: String) async throws -> (commit: Bool, reason: String) {
+    let decision = commit ? "commit" : "roll-back"
+    try await rows(
+      """
+      UPDATE lab_operation SET decision = \(decision), reason = \(reason), decided_at = now()
+      WHERE id = \(id) AND decision IS NULL
+      """)
+    let row = try await rows("SELECT decision, coalesce(reason, '') FROM lab_operation WHERE id = \(id)")
+    let (written, why) = try row[0].decode((String, String).self)
+    return (written == "commit", why)
+  }
+
+  /// Queues the decide steps of decided operation `id` in one transaction (a job of its own),
+  /// unless they were queued already; returns the hosts given one. A host whose prepare step was
+  /// still queued has it taken back and needs no decision unless an earlier attempt ran; one whose prepare failed prepared
+  /// nothing; every other host (prepared, or still preparing) gets one, and steps run in order on
+  /// a host, so a decide step always comes after the prepare it settles.
+  @discardableResult
+  func queueDecideSteps(_ id: Int64, createdBy: String) async throws -> [String] {
+    try await transaction { db in
+      let operation = try await db.rows(
+        "SELECT lab, kind, decision, decide_job FROM lab_operation WHERE id = \(id) FOR UPDATE")
+      let (lab, kind, decision, decideJob) = try operation[0].decode((String, String, String?, Int64?).self)
+      guard let decision, decideJob == nil else { return [] }
+      let commit = decision == "commit"
+      // Locked, so that no agent claims a prepare step while this decides what it needs (claims
+      // skip locked rows).
+      try await db.rows(
+        """
+        SELECT id FROM job_step WHERE id IN (SELECT prepare_step FROM lab_operation_host WHERE operation = \(id))
+        ORDER BY id FOR UPDATE
+        """)
+      let parts = try await db.rows(
+        """
+        SELECT h.host, h.vms::text, h.prepared_id, s.id, s.state, coalesce(s.attempts, 0) FROM lab_operation_host h
+          LEFT JOIN job_step s ON s.id = h.prepare_step
+        WHERE h.operation = \(id) ORDER BY h.host
+        """)
+      var steps: [StepRequest] = []
+      var hosts: [String] = []
+      for part in parts {
+        let (host, vmsText, prepared, step, state, attempts) = try part.decode(
+          (String, String, Int64?, Int64?, String?, Int).self)
+        if state == "queued", let step {
+          let why = "not run: lab operation \(id) was decided (\(decision)) before this host took its prepare step"
+          try await db.rows(
+            "UPDATE job_step SET state = 'failed', finished_at = now(), error = \(why) WHERE id = \(step)")
+          // Queued again after an attempt whose agent died: that attempt may have prepared.
+          if attempts == 0 { continue }
+        }
+        if state == "failed" || state == nil { continue }
+        if state == "running", let step {
+          // Not to be tried again once its lease runs out (its agent died): the decide step
+          // queued here settles whatever that attempt left, and a later attempt would prepare
+          // again with no decision to follow.
+          try await db.rows("UPDATE job_step SET max_attempts = attempts WHERE id = \(step) AND state = 'running'")
+        }
+        let vms = try JSONDecoder().decode([String].self, from: Data(vmsText.utf8))
+        steps.append(
+          try StepRequest(
+            host: host, kind: .decide,
+            DecideStep(operation: id, kind: kind, vms: vms, prepared: prepared, commit: commit)))
+        hosts.append(host)
+      }
+      let job: Int64
+      if steps.isEmpty {
+        // Nothing to decide anywhere; an empty job records the decision in `job list` all the same.
+        let made = try await db.rows(
+          "INSERT INTO job (kind, target, created_by) VALUES (\(commit ? "lab-commit" : "lab-roll-back"), \(lab), \(createdBy)) RETURNING id"
+        )
+        job = try made[0].decode(Int64.self)
+      } else {
+        let stepIDs: [Int64]
+        (job, stepIDs) = try await db.insertJob(
+          kind: commit ? "lab-commit" : "lab-roll-back", target: lab, createdBy: createdBy, steps: steps)
+        for (host, step) in zip(hosts, stepIDs) {
+          try await db.rows(
+            "UPDATE lab_operation_host SET decide_step = \(step) WHERE operation = \(id) AND host = \(host)")
+        }
+      }
+      try await db.rows("UPDATE lab_operation SET decide_job = \(job) WHERE id = \(id)")
+      return hosts
+    }
+  }
+
+  /// Queues again the decide steps of operation `id` that failed; returns their hosts.
+  func requeueFailedDecideSteps(_ id: Int64) async throws -> [String] {
+    try await rows(
+      """
+      UPDATE job_step s SET state = 'queued', finished_at = NULL, lease_until = NULL,
+        max_attempts = s.attempts + 3
+      FROM lab_operation_host h
+      WHERE h.operation = \(id) AND h.decide_step = s.id AND s.state = 'failed'
+      RETURNING s.host
+      """
+    ).map { try $0.decode(String.self) }
+  }
+
+  /// The coordinator leaves an operation it could not finish (a host owes the decision): whoever
+  /// comes next finishes it without waiting for the coordinator to count as gone.
+  func leaveLabOperation(_ id: Int64) async throws {
+    try await rows("UPDATE lab_operation SET coordinator_left = true WHERE id = \(id)")
+  }
+
+  /// Closes operation `id`: the lab is free for the next one.
+  func finishLabOperation(_ id: Int64) async throws {
+    try await rows("UPDATE lab_operation SET finished_at = now() WHERE id = \(id) AND finished_at IS NULL")
+  }
+}

@@ -1,0 +1,151 @@
+import LabKit
+import TestSupport
+import XCTest
+
+@testable import Cluster
+
+/// Labs and the coordinator's log in the database, without agents: what a lab holds, one open
+/// operation per lab, the decision written once, decide steps queued once and only where needed,
+/// and a stale prepare step recording nothing.
+final class LabQueriesTests: XCTestCase {
+  var cluster: TestCluster!
+  var db: ClusterDatabase!
+
+  override func setUp() async throws {
+    cluster = try TestCluster()
+    db = try await cluster.connect()
+    try await db.migrate()
+    for (host, heartbeat) in [("h1", 60.0), ("h2", 60.0), ("h3", 0.01)] {
+      try await db.register(
+        host: host, agent: "agent-\(host)", address: "", library: "/lib/\(host)",
+        capacity: HostCapacity(memoryTotal: 0, memoryFree: 0, diskTotal: 0, diskFree: 0), capabilities: [],
+        heartbeatSeconds: heartbeat)
+    }
+    _ = try await db.reconcilePlacements(host: "h1", vms: ["web": "Web", "db": "db"])
+    _ = try await db.reconcilePlacements(host: "h2", vms: ["app": "app"])
+    _ = try await db.reconcilePlacements(host: "h3", vms: ["cache": "cache"])
+  }
+
+  override func tearDown() async throws {
+    await db?.close()
+    cluster?.remove()
+  }
+
+  private func message(of body: () async throws -> Void) async -> String {
+    do {
+      try await body()
+      return "no error"
+    } catch {
+      return "\(error)"
+    }
+  }
+
+  func testALabHoldsVMsOfSeveralHostsWithTheirHostAndWhetherItIsAlive() async throws {
+    let lab = try await db.createLab("class", vms: ["web", "app"])
+    XCTAssertEqual(lab.members.map(\.vm), ["app", "Web"])
+    XCTAssertEqual(lab.members.map(\.host), ["h2", "h1"])
+    XCTAssertEqual(lab.membersByHost.map(\.host), ["h1", "h2"])
+    let added = try await db.createLab("CLASS", vms: ["cache", "db"], add: true)
+    XCTAssertEqual(added.name, "class", "lab names compare as VM names do")
+    XCTAssertEqual(added.members.count, 4)
+    // h3 heartbeats every 10 ms, so it is dead a moment after registering.
+    try await Task.sleep(nanoseconds: 100_000_000)
+    let shown = try await db.lab(named: "class")
+    XCTAssertEqual(shown.members.first { $0.vm == "cache" }?.hostState, "dead")
+    XCTAssertEqual(shown.members.first { $0.vm == "Web" }?.hostState, "alive")
+    let names = try await db.labs().map(\.name)
+    XCTAssertEqual(names, ["class"])
+    try await db.removeLab("Class")
+    let left = try await db.labs().count
+    XCTAssertEqual(left, 0)
+    let placements = try await db.placements(host: "h1").count
+    XCTAssertEqual(placements, 2, "removing a lab leaves its VMs where they are")
+  }
+
+  func testWrongLabRequestsSayWhatIsWrongAndChangeNothing() async throws {
+    let unplaced = await message { try await self.db.createLab("class", vms: ["web", "nowhere"]) }
+    XCTAssertTrue(unplaced.contains("no host holds VM 'nowhere'"), unplaced)
+    XCTAssertTrue(unplaced.contains("lab 'class' was not created"), unplaced)
+    let labs = try await db.labs().count
+    XCTAssertEqual(labs, 0, "nothing of the lab was made")
+    let badName = await message { try await self.db.createLab("../x", vms: ["web"]) }
+    XCTAssertTrue(badName.contains("lab name '../x' is not allowed"), badName)
+    try await db.createLab("class", vms: ["web"])
+    let twice = await message { try await self.db.createLab("class", vms: ["app"]) }
+    XCTAssertTrue(twice.contains("lab 'class' exists already") && twice.contains("--add"), twice)
+    let addToNone = await message { try await self.db.createLab("other", vms: ["app"], add: true) }
+    XCTAssertTrue(addToNone.contains("no lab 'other' to add to"), addToNone)
+    let missing = await message { _ = try await self.db.lab(named: "nope") }
+    XCTAssertTrue(missing.contains("no lab 'nope'") && missing.contains("labs: class"), missing)
+    let members = try await db.lab(named: "class").members.map(\.vm)
+    XCTAssertEqual(members, ["Web"])
+  }
+
+  private func begin(_ lab: String = "class") async throws -> (operation: Int64, job: Int64)? {
+    let shown = try await db.lab(named: lab)
+    return try await db.beginLabOperation(
+      lab: shown.name, kind: "checkpoint", checkpoint: "clean", description: "", disksOnly: false,
+      createdBy: "tester", parts: shown.membersByHost)
+  }
+
+  func testOneOpenOperationPerLabAndARemovalWaitsForIt() async throws {
+    try await db.createLab("class", vms: ["web", "db", "app"])
+    let begun = try await begin()
+    let first = try XCTUnwrap(begun)
+    let second = try await begin()
+    XCTAssertNil(second, "a second operation on the lab is refused while the first is open")
+    let job = try await db.jobs(ids: [first.job])[0]
+    XCTAssertEqual(job.steps.map(\.host), ["h1", "h2"], "one prepare step per host holding members")
+    XCTAssertTrue(job.steps.allSatisfy { $0.kind == "prepare-checkpoint" })
+    let removal = await message { try await self.db.removeLab("class") }
+    XCTAssertTrue(removal.contains("lab 'class' is busy") && removal.contains("operation \(first.operation)"), removal)
+    try await db.finishLabOperation(first.operation)
+    let third = try await begin()
+    XCTAssertNotNil(third, "the lab is free once its operation finished")
+  }
+
+  func testTheFirstDecisionWrittenStands() async throws {
+    try await db.createLab("class", vms: ["web", "app"])
+    let begun = try await begin()
+    let (operation, _) = try XCTUnwrap(begun)
+    let first = try await db.decideLabOperation(operation, commit: false, reason: "presumed abort")
+    let late = try await db.decideLabOperation(operation, commit: true, reason: "every host prepared")
+    XCTAssertFalse(first.commit)
+    XCTAssertFalse(late.commit, "a coordinator that comes back follows the decision already written")
+    XCTAssertEqual(late.reason, "presumed abort")
+  }
+
+  func testAStalePrepareStepRecordsNothingAndRollBackSkipsHostsThatNeverStarted() async throws {
+    try await db.createLab("class", vms: ["web", "app"])
+    let begun = try await begin()
+    let (operation, _) = try XCTUnwrap(begun)
+    let claim = try await db.claimStep(host: "h1", agent: "agent-h1", leaseSeconds: 30)
+    let claimed = try XCTUnwrap(claim)
+    let stale = try await db.recordPrepared(step: claimed.id, fence: claimed.fence - 1, operation: 7)
+    XCTAssertFalse(stale, "a stale fence writes nothing")
+    let recorded = try await db.recordPrepared(step: claimed.id, fence: claimed.fence, operation: 7)
+    XCTAssertTrue(recorded)
+    // h2's prepare step is still queued: a roll-back takes it back and queues nothing for h2.
+    _ = try await db.decideLabOperation(operation, commit: false, reason: "h2 is late")
+    let queued = try await db.queueDecideSteps(operation, createdBy: "tester")
+    XCTAssertEqual(queued, ["h1"])
+    let again = try await db.queueDecideSteps(operation, createdBy: "tester")
+    XCTAssertEqual(again, [], "queued once")
+    let status = try await db.labOperation(operation)
+    let h1 = try XCTUnwrap(status.hosts.first { $0.host == "h1" })
+    let h2 = try XCTUnwrap(status.hosts.first { $0.host == "h2" })
+    XCTAssertEqual(h1.preparedID, 7)
+    XCTAssertEqual(h1.decideState, "queued")
+    XCTAssertEqual(h2.prepareState, "failed")
+    XCTAssertTrue(h2.prepareError?.contains("decided (roll-back) before this host took") == true, "\(h2)")
+    XCTAssertNil(h2.decideStep)
+    XCTAssertEqual(status.hostsOwingTheDecision.map(\.host), ["h1"])
+    let decideClaim = try await db.claimStep(host: "h1", agent: "agent-h1", leaseSeconds: 30)
+    let decide = try XCTUnwrap(decideClaim)
+    let arguments = try JSONDecoder().decode(DecideStep.self, from: Data(decide.arguments.utf8))
+    XCTAssertEqual(
+      arguments, DecideStep(operation: operation, kind: "checkpoint", vms: ["Web"], prepared: 7, commit: false))
+    let h2Claim = try await db.claimStep(host: "h2", agent: "agent-h2", leaseSeconds: 30)
+    XCTAssertNil(h2Claim, "h2 runs nothing")
+  }
+}
