@@ -19,6 +19,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
+    // Already in the graph through PostgresNIO (SCRAM); the cluster checks template files with its SHA-256.
+    .package(url: "https://github.com/apple/swift-crypto", "3.9.0"..<"6.0.0"),
   ],
   targets: [
     // The disk format: fixed, dynamic and differencing VHDs, chains, merge.
@@ -42,7 +44,10 @@ let package = Package(
     // hosts, placement and jobs; each agent runs its steps on its own library through LabKit.
     .target(
       name: "Cluster",
-      dependencies: ["LabKit", .product(name: "PostgresNIO", package: "postgres-nio")]
+      dependencies: [
+        "LabKit", .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "Crypto", package: "swift-crypto"),
+      ]
     ),
     // Debian's liblua5.4 (pkg-config lua5.4).
     .systemLibrary(

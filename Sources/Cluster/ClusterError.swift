@@ -9,6 +9,8 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
     case notFound
     /// An agent's lease on a step was taken back: its writes for that step are refused.
     case staleFence
+    /// Work across hosts that could not be done: no host has room, a step failed, a transfer broke.
+    case failed
   }
 
   public let kind: Kind

@@ -10,7 +10,7 @@ struct VMLab: ParsableCommand {
     abstract: "Virtual machines, VHD disks and VM checkpoints for training labs, scripted in Lua.",
     discussion: """
       --library DIR and --wait may come before the command too (vmlab --library ~/labs vm list).
-      Many hosts: vmlab --cluster URL host list | job list, and vmlab agent on each host.
+      Many hosts: vmlab --cluster URL host list | job list | vm create | vm list | image build | image list, and vmlab agent on each host.
       Exit codes: 0 success, 1 an operation failed, 2 a usage error.
       """,
     version: "0.1.0",
@@ -45,7 +45,7 @@ enum Main {
     if leading.cluster != nil && !(command is ClusterAware) {
       // Working on the local library instead would mislead: the user asked for the cluster.
       let usage = ValidationError(
-        "--cluster: this command does not work across hosts yet (in cluster mode: host list, job list, lab, agent); drop --cluster to use the local library"
+        "--cluster: this command does not work across hosts yet (in cluster mode: host list, job list, vm create, vm list, image build, image list, lab, agent); drop --cluster to use the local library"
       )
       FileHandle.standardError.write(Data((UsageErrors.message(usage, in: command) + "\n").utf8))
       Foundation.exit(ExitCode.usage.rawValue)

@@ -13,7 +13,7 @@ final class AgentProcess {
 
   init(
     cluster: TestCluster, host: String, library: String, logPath: String, heartbeat: Double = 0.5,
-    lease: Double = 3, url: String? = nil, environment: [String: String] = [:]
+    lease: Double = 3, url: String? = nil, environment: [String: String] = [:], arguments: [String] = []
   ) throws {
     self.host = host
     self.library = library
@@ -22,10 +22,11 @@ final class AgentProcess {
     let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
     try log.seekToEnd()
     process.executableURL = URL(fileURLWithPath: try VMLabBinary.path)
-    process.arguments = [
-      "agent", "--cluster", url ?? cluster.urlText, "--host-name", host, "--library", library,
-      "--heartbeat", String(heartbeat), "--lease", String(lease), "--poll", "0.5",
-    ]
+    process.arguments =
+      [
+        "agent", "--cluster", url ?? cluster.urlText, "--host-name", host, "--library", library,
+        "--heartbeat", String(heartbeat), "--lease", String(lease), "--poll", "0.5",
+      ] + arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.standardOutput = log
     process.standardError = log
@@ -95,12 +96,12 @@ class ClusterTestCase: XCTestCase {
   @discardableResult
   func startAgent(
     _ host: String, heartbeat: Double = 0.5, lease: Double = 3, url: String? = nil,
-    environment: [String: String] = [:]
+    environment: [String: String] = [:], arguments: [String] = []
   ) throws -> AgentProcess {
     if let old = agents[host] { retired.append(old) }
     let agent = try AgentProcess(
       cluster: cluster, host: host, library: library(host), logPath: folder.file("agent-\(host).log"),
-      heartbeat: heartbeat, lease: lease, url: url, environment: environment)
+      heartbeat: heartbeat, lease: lease, url: url, environment: environment, arguments: arguments)
     agents[host] = agent
     try agent.waitForLog("host '\(host)' registered")
     return agent

@@ -16,6 +16,12 @@ public final class Agent: @unchecked Sendable {
     public var leaseSeconds: Double = 15
     /// The longest wait between looks for work when no notification comes.
     public var pollSeconds: Double = 2
+    /// At most this much memory and disk for cluster VMs (`--offer-memory`, `--offer-disk`); nil:
+    /// what the machine has free.
+    public var offeredMemory: Int64?
+    public var offeredDisk: Int64?
+    /// Builds images for `build-image` steps (the executable's image builder).
+    public var buildImage: ImageBuilder?
 
     public init(url: ClusterURL, hostName: String, library: String) {
       self.url = url
@@ -43,6 +49,7 @@ public final class Agent: @unchecked Sendable {
   private let heldLibrary: HeldLibrary
   private let session: Session
   private let listenSession: Session
+  private let templateService: TemplateService
 
   public init(
     settings: Settings, hostNames: [String], openLibrary: @escaping @Sendable () throws -> Library,
@@ -57,6 +64,9 @@ public final class Agent: @unchecked Sendable {
     identity = "\(ProcessInfo.processInfo.hostName) pid \(getpid()) since \(started)"
     session = Session(url: settings.url)
     listenSession = Session(url: settings.url)
+    templateService = TemplateService(
+      url: settings.url, host: settings.hostName, library: settings.library,
+      pollSeconds: min(settings.pollSeconds, 1), log: log)
   }
 
   /// Asks the agent to stop: it starts no new step, finishes the one under way, records the host
@@ -88,6 +98,10 @@ public final class Agent: @unchecked Sendable {
       host: settings.hostName, agent: identity, address: ProcessInfo.processInfo.hostName, library: settings.library,
       capacity: .measure(library: settings.library), capabilities: hostNames,
       heartbeatSeconds: settings.heartbeatSeconds)
+    if settings.offeredMemory != nil || settings.offeredDisk != nil {
+      try await db.setOffer(
+        host: settings.hostName, agent: identity, memory: settings.offeredMemory, disk: settings.offeredDisk)
+    }
     let placements = try await db.reconcilePlacements(host: settings.hostName, vms: vms)
     for vm in placements.added { log("placement: VM '\(vm)' is in this library; recorded in the cluster") }
     for vm in placements.removed { log("placement: VM '\(vm)' is not in this library; its placement was removed") }
@@ -101,6 +115,7 @@ public final class Agent: @unchecked Sendable {
     await withTaskGroup(of: Void.self) { group in
       group.addTask { await self.heartbeats() }
       group.addTask { await self.listen() }
+      group.addTask { await self.templateService.run() }
       await self.work()
       group.cancelAll()
     }
@@ -209,6 +224,10 @@ public final class Agent: @unchecked Sendable {
     let lease = Lease(seconds: settings.leaseSeconds)
     let renewal = Task { await keep(lease, of: step) }
     let held = heldLibrary
+    let service = templateService
+    let templates = AgentTemplates(
+      url: settings.url, host: settings.hostName, library: settings.library, builder: settings.buildImage, log: log,
+      changed: { service.fire() })
     let result: Result<StepRunner.Outcome, Error> = await resultOnThread {
       let library = try held.open()
       var runner = StepRunner(
@@ -225,6 +244,7 @@ public final class Agent: @unchecked Sendable {
         held.close()
         return try held.open()
       }
+      runner.templates = templates
       return try runner.run(step)
     }
     renewal.cancel()

@@ -1,4 +1,5 @@
 import Foundation
+import LabKit
 
 /// What an agent can be asked to do on its own library: the engine operations a lab needs per host.
 public enum StepKind: String, Sendable, Codable, CaseIterable {
@@ -16,9 +17,15 @@ public enum StepKind: String, Sendable, Codable, CaseIterable {
   case prepareRestore = "prepare-restore"
   /// Arguments `DecideStep`: phase two, the coordinator's decision carried out on this host.
   case decide = "decide"
+  /// Arguments `ImageStep`: build the image into the agent's library (it is then registered).
+  case buildImage = "build-image"
+  /// Arguments `ImageStep`: copy the image's template from a host that has it, verified.
+  case pullTemplate = "pull-template"
 }
 
-/// `create-vm`: a new VM with empty dynamic disks of these sizes (bytes), stopped.
+/// `create-vm`: a new VM with empty dynamic disks of these sizes (bytes), stopped; with `image`,
+/// disk 1 is a linked clone of that image's root disk (pulled from another host first when this
+/// host's library does not have it) and `disks` are the extra disks.
 public struct CreateVMStep: Codable, Sendable, Equatable {
   public var name: String
   public var disks: [UInt64]
@@ -29,10 +36,17 @@ public struct CreateVMStep: Codable, Sendable, Equatable {
   public var additions: Bool?
   /// Bytes, a whole number of MiB; default 1 GiB.
   public var memory: UInt64?
+  /// A built image (`vmlab image list`); needs a host that boots guests (`qemu`).
+  public var image: String?
+  /// Virtual CPUs; default 1.
+  public var cpus: Int?
+
+  /// The memory of a VM whose step names none.
+  public static let defaultMemory = Hardware.defaultMemory
 
   public init(
     name: String, disks: [UInt64], host: String? = nil, hostKind: String? = nil, additions: Bool? = nil,
-    memory: UInt64? = nil
+    memory: UInt64? = nil, image: String? = nil, cpus: Int? = nil
   ) {
     self.name = name
     self.disks = disks
@@ -40,6 +54,8 @@ public struct CreateVMStep: Codable, Sendable, Equatable {
     self.hostKind = hostKind
     self.additions = additions
     self.memory = memory
+    self.image = image
+    self.cpus = cpus
   }
 }
 
@@ -127,4 +143,11 @@ public struct DecideStep: Codable, Sendable, Equatable {
     self.prepared = prepared
     self.commit = commit
   }
+}
+
+/// `build-image` and `pull-template`: one image by name.
+public struct ImageStep: Codable, Sendable, Equatable {
+  public var image: String
+
+  public init(image: String) { self.image = image }
 }

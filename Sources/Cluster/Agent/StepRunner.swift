@@ -24,6 +24,8 @@ struct StepRunner {
   /// Closes the library and opens it again, so that its list of operations waiting for a decision
   /// is read afresh from the journal (a retried prepare or a decide without an id looks there).
   var reopen: (() throws -> Library)? = nil
+  /// Pulls and builds templates; without it, image steps need the image in the library already.
+  var templates: AgentTemplates? = nil
 
   func run(_ step: ClaimedStep) throws -> Outcome {
     guard let kind = StepKind(rawValue: step.kind) else {
@@ -43,6 +45,8 @@ struct StepRunner {
     case .prepareRestore:
       return try prepareRestore(try decode(PrepareRestoreStep.self, arguments, kind), attempt: step.attempt)
     case .decide: return try decide(try decode(DecideStep.self, arguments, kind))
+    case .buildImage: return try buildImage(try decode(ImageStep.self, arguments, kind))
+    case .pullTemplate: return try pullTemplate(try decode(ImageStep.self, arguments, kind))
     }
   }
 
@@ -76,10 +80,23 @@ struct StepRunner {
       }
       hostKind = parsed
     }
+    let hardware = Hardware(memory: arguments.memory ?? Hardware.defaultMemory, cpus: arguments.cpus ?? 1)
+    if let image = arguments.image {
+      try NameRules.validate(image, as: "image")
+      var pulled = ""
+      if let templates, (try? ImageTemplates(library: library.root).manifest(of: image)) == nil {
+        pulled = try templates.ensure(image: image, progress: { _ in }) + "; "
+      }
+      guard stillHeld() else { throw LeaseLost() }
+      let vm = try library.createVM(
+        name: arguments.name, image: image, extraDiskSizes: arguments.disks, hostKind: hostKind,
+        host: arguments.host ?? ImageTemplates.bootingHosts[0], hardware: hardware)
+      return Outcome(
+        message: "\(pulled)created VM '\(vm.name)' from image '\(image)' on host \(vm.host)", placed: [vm.name])
+    }
     let vm = try library.createVM(
       name: arguments.name, diskSizes: arguments.disks, additions: arguments.additions ?? false,
-      hostKind: hostKind, host: arguments.host,
-      hardware: Hardware(memory: arguments.memory ?? Hardware.defaultMemory))
+      hostKind: hostKind, host: arguments.host, hardware: hardware)
     return Outcome(message: "created VM '\(vm.name)' on host \(vm.host)", placed: [vm.name])
   }
 
@@ -126,5 +143,17 @@ struct StepRunner {
     progress(1)
     return Outcome(
       message: "restored \(outcomes.map(\.vm).joined(separator: ", ")) to checkpoint '\(arguments.checkpoint)'")
+  }
+
+  private func buildImage(_ arguments: ImageStep) throws -> Outcome {
+    try NameRules.validate(arguments.image, as: "image")
+    guard let templates else { throw ClusterError(.failed, "this agent cannot build images") }
+    return Outcome(message: try templates.build(image: arguments.image))
+  }
+
+  private func pullTemplate(_ arguments: ImageStep) throws -> Outcome {
+    try NameRules.validate(arguments.image, as: "image")
+    guard let templates else { throw ClusterError(.failed, "this agent cannot pull templates") }
+    return Outcome(message: try templates.ensure(image: arguments.image, progress: progress))
   }
 }

@@ -162,6 +162,67 @@ public enum Schema {
         """,
         "CREATE INDEX lab_operation_host_prepare ON lab_operation_host (prepare_step)",
       ]),
+    Migration(
+      version: 4, name: "templates",
+      statements: [
+        // What an agent offers to cluster VMs when it gives them only part of its machine
+        // (`vmlab agent --offer-memory/--offer-disk`); NULL: the measured free figures alone.
+        "ALTER TABLE host ADD COLUMN memory_offered bigint, ADD COLUMN disk_offered bigint",
+        // Which host's library holds which image template, with each file's size and SHA-256
+        // (`files`: [{name, size, sha256}]), so other hosts can pull it and verify the copy.
+        """
+        CREATE TABLE template (
+          image text NOT NULL,
+          host text NOT NULL REFERENCES host (name) ON DELETE CASCADE,
+          files jsonb NOT NULL,
+          bytes bigint NOT NULL,
+          built text NOT NULL DEFAULT '',
+          registered_at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (image, host)
+        )
+        """,
+        // One copy of a template from `source` to `target`: requested by the target's agent,
+        // sent by the source's agent, done once the target verified and kept it.
+        """
+        CREATE TABLE template_transfer (
+          id bigserial PRIMARY KEY,
+          image text NOT NULL,
+          source text NOT NULL REFERENCES host (name) ON DELETE CASCADE,
+          target text NOT NULL REFERENCES host (name) ON DELETE CASCADE,
+          files jsonb NOT NULL,
+          state text NOT NULL DEFAULT 'requested'
+            CHECK (state IN ('requested', 'sending', 'sent', 'done', 'failed')),
+          error text,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          updated_at timestamptz NOT NULL DEFAULT now()
+        )
+        """,
+        // The stream itself: a bounded window of chunks the sender adds and the puller takes
+        // away. Unlogged: the bytes are transient (a crash loses them and the pull fails, verified
+        // by checksum either way), so they cost no write-ahead log.
+        """
+        CREATE UNLOGGED TABLE template_chunk (
+          transfer bigint NOT NULL REFERENCES template_transfer (id) ON DELETE CASCADE,
+          seq integer NOT NULL,
+          file integer NOT NULL,
+          data bytea NOT NULL,
+          PRIMARY KEY (transfer, seq)
+        )
+        """,
+        // Source agents LISTEN on vmlab_transfers; the payload is the source host's name.
+        """
+        CREATE FUNCTION vmlab_transfer_requested() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM pg_notify('vmlab_transfers', NEW.source);
+          RETURN NULL;
+        END
+        $$
+        """,
+        """
+        CREATE TRIGGER template_transfer_requested AFTER INSERT ON template_transfer
+          FOR EACH ROW EXECUTE FUNCTION vmlab_transfer_requested()
+        """,
+      ]),
   ]
 }
 

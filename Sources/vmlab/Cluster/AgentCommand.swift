@@ -3,6 +3,7 @@ import Cluster
 import Dispatch
 import Foundation
 import LabKit
+import QEMUHost
 
 /// `vmlab agent`: this host's member of a cluster (see `Cluster.Agent`).
 struct AgentCommand: ParsableCommand, ClusterAware {
@@ -31,6 +32,18 @@ struct AgentCommand: ParsableCommand, ClusterAware {
   @Option(help: "Longest wait, in seconds, between looks for work when no notification comes.")
   var poll: Double = 2
 
+  @Option(
+    help: ArgumentHelp(
+      "Offer at most this much memory to cluster VMs (less what its VMs were given); default: the machine's free memory.",
+      valueName: "size"))
+  var offerMemory: SizeArgument?
+
+  @Option(
+    help: ArgumentHelp(
+      "Offer at most this much disk to cluster VMs (less their disks at full size); default: the library's free space.",
+      valueName: "size"))
+  var offerDisk: SizeArgument?
+
   @OptionGroup var library: LibraryOptions
 
   func validate() throws {
@@ -51,6 +64,16 @@ struct AgentCommand: ParsableCommand, ClusterAware {
     settings.heartbeatSeconds = heartbeat
     settings.leaseSeconds = lease
     settings.pollSeconds = poll
+    settings.offeredMemory = offerMemory.map { Int64(clamping: $0.bytes) }
+    settings.offeredDisk = offerDisk.map { Int64(clamping: $0.bytes) }
+    settings.buildImage = { image, library, log in
+      guard ImageTemplates.buildable.contains(image) else {
+        throw LabKitError(
+          .invalidArgument,
+          "vmlab cannot build an image '\(image)'; it builds: \(ImageTemplates.buildable.joined(separator: ", "))")
+      }
+      try TinyImageBuilder(templates: ImageTemplates(library: library), progress: log).build()
+    }
     var libraryOptions = library
     libraryOptions.wait = true
     let opener = libraryOptions

@@ -10,7 +10,7 @@ struct ImageCommand: ParsableCommand {
     subcommands: [ImageBuild.self, ImageList.self])
 }
 
-struct ImageBuild: ParsableCommand {
+struct ImageBuild: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(
     commandName: "build",
     abstract: "Build an image into the library's templates/ from Debian packages (apt-get download, no install).",
@@ -26,12 +26,25 @@ struct ImageBuild: ParsableCommand {
   @Flag(help: "Replace the image when it is already built (refused while a VM uses it).")
   var rebuild = false
 
+  @Option(help: ArgumentHelp("With --cluster: the host whose agent builds it.", valueName: "name"))
+  var hostName: String?
+
   @OptionGroup var library: LibraryOptions
+
+  @OptionGroup var cluster: ClusterOptions
 
   func run() throws {
     guard ImageTemplates.buildable.contains(image) else {
       throw ValidationError(
         "vmlab cannot build an image '\(image)'; it builds: \(ImageTemplates.buildable.joined(separator: ", "))")
+    }
+    if cluster.isSet {
+      if rebuild { throw ValidationError("--rebuild is not taken with --cluster; rebuild it in that host's library") }
+      return try ClusterImageBuild(image: image, host: hostName, cluster: cluster).run()
+    }
+    if hostName != nil {
+      throw ValidationError(
+        "--host-name builds the image on a cluster's host: give --cluster URL (or set VMLAB_CLUSTER)")
     }
     // The library is held only to check and to put the image in place, not while downloading.
     let root = try checkedLibrary { _ in }
@@ -79,15 +92,19 @@ struct ImageBuild: ParsableCommand {
   }
 }
 
-struct ImageList: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "list", abstract: "List the built images.")
+struct ImageList: ParsableCommand, ClusterAware {
+  static let configuration = CommandConfiguration(
+    commandName: "list", abstract: "List the built images (with --cluster: each image and the hosts holding it).")
 
   @Flag(help: "Print JSON.")
   var json = false
 
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
   func run() throws {
+    if cluster.isSet { return try ClusterImageList(json: json, cluster: cluster).run() }
     let library = try self.library.open()
     defer { try? library.close() }
     let templates = ImageTemplates(library: library.root)

@@ -22,7 +22,7 @@ enum HostChoice: String, ExpressibleByArgument, CaseIterable {
   case simulated, qemu
 }
 
-struct VMCreate: ParsableCommand {
+struct VMCreate: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(
     commandName: "create", abstract: "Create a VM with new disks, from a VHD, or as a linked clone.",
     discussion: """
@@ -31,6 +31,7 @@ struct VMCreate: ParsableCommand {
         vmlab vm create student01 --from base.vhd --linked
         vmlab vm create tiny --disk 1G --memory 256M --cpus 2 --kernel vmlinuz --initrd initrd.img --append console=ttyS0
         vmlab vm create web01 --host qemu --image tiny --disk 1G --memory 256M
+        vmlab --cluster URL vm create web01 --disk 8G [--host-name host2]   (placed on a live host)
       """)
 
   @Argument(help: "The VM's name: letters, digits, '-', '_' or '.'.")
@@ -81,7 +82,14 @@ struct VMCreate: ParsableCommand {
   @Option(help: "auto (KVM where it works, else TCG), kvm or tcg.")
   var accelerator: Hardware.Accelerator = .auto
 
+  @Option(
+    help: ArgumentHelp(
+      "With --cluster: create it on this host (default: the live host with the most room).", valueName: "name"))
+  var hostName: String?
+
   @OptionGroup var library: LibraryOptions
+
+  @OptionGroup var cluster: ClusterOptions
 
   func validate() throws {
     if image != nil {
@@ -110,6 +118,11 @@ struct VMCreate: ParsableCommand {
   }
 
   func run() throws {
+    // Checked here, not in validate(): --cluster before the command is known only once it runs.
+    if cluster.isSet { return try ClusterVMCreate(create: self, cluster: cluster).run() }
+    if hostName != nil {
+      throw ValidationError("--host-name places a VM on a cluster's host: give --cluster URL (or set VMLAB_CLUSTER)")
+    }
     if image == nil { try Hosts.check(host.rawValue) }
     let library = try self.library.open()
     let vm: VirtualMachine
@@ -140,15 +153,19 @@ struct VMCreate: ParsableCommand {
   }
 }
 
-struct VMList: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "list", abstract: "List the VMs.")
+struct VMList: ParsableCommand, ClusterAware {
+  static let configuration = CommandConfiguration(
+    commandName: "list", abstract: "List the VMs (with --cluster: every VM of the cluster, with its host).")
 
   @Flag(help: "Print JSON.")
   var json = false
 
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
   func run() throws {
+    if cluster.isSet { return try ClusterVMList(json: json, cluster: cluster).run() }
     let library = try self.library.open()
     let vms = try library.vms()
     if json { return try printJSON(vms) }

@@ -1,0 +1,86 @@
+import Foundation
+
+/// The agent's template work beside its steps: it registers the library's templates, and sends
+/// those other hosts ask for. Sending never waits behind a step (a host busy with a long step
+/// still serves its templates), and it is woken by `LISTEN vmlab_transfers`, with polling as the
+/// fallback.
+final class TemplateService: @unchecked Sendable {
+  let host: String
+  let library: String
+  let pollSeconds: Double
+  let log: @Sendable (String) -> Void
+  private let session: Session
+  private let listenSession: Session
+  private let registrar: TemplateRegistrar
+  private let wake = WakeSignal()
+
+  init(url: ClusterURL, host: String, library: String, pollSeconds: Double, log: @escaping @Sendable (String) -> Void) {
+    self.host = host
+    self.library = library
+    self.pollSeconds = pollSeconds
+    self.log = log
+    session = Session(url: url)
+    listenSession = Session(url: url)
+    registrar = TemplateRegistrar(host: host, library: library)
+  }
+
+  /// Asks for a look now (a template was built or pulled).
+  func fire() { wake.fire() }
+
+  /// Runs until the task is cancelled.
+  func run() async {
+    TemplateRegistrar.sweepLeftovers(library: library)
+    await withTaskGroup(of: Void.self) { group in
+      group.addTask { await self.listen() }
+      group.addTask { await self.work() }
+      await group.next()
+      group.cancelAll()
+    }
+    await session.close()
+    await listenSession.close()
+  }
+
+  private func work() async {
+    while !Task.isCancelled {
+      do {
+        let db = try await session.database()
+        for line in try await registrar.scan(db) { log(line) }
+        for transfer in try await db.claimTransfers(source: host) {
+          log("sending template '\(transfer.image)' to host \(transfer.target) (transfer \(transfer.id))")
+          do {
+            let bytes = try await TemplateSender(db: db, library: library).send(transfer)
+            log("sent template '\(transfer.image)' to host \(transfer.target): \(bytes) bytes")
+          } catch {
+            log("could not send template '\(transfer.image)' to host \(transfer.target): \(error)")
+          }
+        }
+      } catch {
+        await session.reset()
+      }
+      // A wait is ended by a wake only: the agent's stop cancels this task, and wakes it.
+      let wake = self.wake
+      await withTaskCancellationHandler {
+        await wake.wait(seconds: pollSeconds)
+      } onCancel: {
+        wake.fire()
+      }
+    }
+  }
+
+  private func listen() async {
+    while !Task.isCancelled {
+      do {
+        let db = try await listenSession.database()
+        try await db.listen(on: transfersChannel) { payload in
+          if payload == self.host { self.wake.fire() }
+        }
+      } catch {
+        await listenSession.reset()
+      }
+      try? await Task.sleep(nanoseconds: UInt64(pollSeconds * 1e9))
+    }
+  }
+}
+
+/// The channel source agents listen on for transfer requests.
+let transfersChannel = "vmlab_transfers"
