@@ -1,5 +1,4 @@
 import Foundation
-import LabKit
 import VHD
 
 /// What the `vmlab` module asks of the engine: every call a script can make on VMs, checkpoints,
