@@ -17,6 +17,8 @@ public protocol LabEngine: AnyObject {
 
   func vms() throws -> [VirtualMachine]
   func vm(named name: String) throws -> VirtualMachine
+  /// The cluster host that holds the VM; nil for one library, whose VMs are all on this machine.
+  func clusterHost(of vm: String) throws -> String?
   func createVM(
     name: String, diskSizes: [UInt64], additions: Bool, hostKind: HostKind?, host: String?, hardware: Hardware
   ) throws -> VirtualMachine
@@ -88,6 +90,8 @@ public protocol LabEngine: AnyObject {
 /// One library is the engine of a script run without `--cluster`.
 extension Library: LabEngine {
   public var hostNames: [String] { hosts.names }
+
+  public func clusterHost(of vm: String) throws -> String? { nil }
 
   public func simulatedGuest(of vm: String) throws -> SimulatedGuest {
     try SimulatedGuest(library: self, vm: vm)

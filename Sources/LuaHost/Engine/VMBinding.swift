@@ -32,6 +32,8 @@ extension EngineBinding {
     // `hostName` is its older spelling. The kind (`virtual-server`, `hypervisor`) is `hostKind`.
     vm.property("host") { handle in .text(try self.current(handle).host) }
     vm.property("hostName") { handle in .text(try self.current(handle).host) }
+    // With --cluster, the cluster host that holds the VM (nil without: every VM is on this machine).
+    vm.property("clusterHost") { handle in try self.engine.clusterHost(of: handle.name).map { .text($0) } ?? .nil }
     vm.property("hostKind") { handle in .text(try self.current(handle).hostKind.rawValue) }
     vm.property("hardware") { handle in
       let hardware = try self.current(handle).hardware
