@@ -136,4 +136,18 @@ final class ClusterScriptTests: ClusterTestCase {
     XCTAssertEqual(result.status, 1, result.output)
     XCTAssertTrue(result.error.contains("has no hosts: start `vmlab agent --cluster URL --library PATH`"), result.error)
   }
+
+  func testTheReplAndVMLABClusterUseTheClusterToo() throws {
+    try startAgent("h1", arguments: ["--offer-memory", "1G", "--offer-disk", "10G"])
+    let made = try clusterCommand(["vm", "create", "web01", "--disk", "8M", "--memory", "64M"])
+    XCTAssertEqual(made.status, 0, made.error)
+    let repl = try vmlab(
+      ["repl"], in: folder.path, input: "print(vmlab.vm.get('web01').clusterHost)\n",
+      environment: ["VMLAB_CLUSTER": cluster.urlText])
+    XCTAssertEqual(repl.status, 0, repl.error)
+    XCTAssertEqual(repl.output, "h1\n")
+    let local = try vmlab(["run", "-e", "print(#vmlab.vms())", "--library", folder.file("empty")], in: folder.path)
+    XCTAssertEqual(local.status, 0, local.error)
+    XCTAssertEqual(local.output, "0\n", "without --cluster a script sees its one library")
+  }
 }
