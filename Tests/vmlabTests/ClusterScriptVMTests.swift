@@ -114,5 +114,12 @@ final class ClusterScriptVMTests: ClusterTestCase {
     XCTAssertTrue(exported.error.contains("run it on host h1 with vmlab --library \(library("h1"))"), exported.error)
     XCTAssertEqual(
       try localJSON("h1", ["checkpoint", "list", "--vm", "b"]).compactMap { $0["name"] as? String }, ["one"])
+
+    // vm:exec goes to the VM's host, which says what its library says of a simulated guest.
+    let exec = try lua("vmlab.vm.get('b'):exec('true')")
+    XCTAssertEqual(exec.status, 1, exec.output)
+    XCTAssertTrue(
+      exec.error.contains("host h1: VM 'b' runs on the host 'simulated', which runs no guest to reach inside"),
+      exec.error)
   }
 }

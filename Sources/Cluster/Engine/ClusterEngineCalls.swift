@@ -95,7 +95,20 @@ extension ClusterEngine {
 
   public func simulatedGuest(of vm: String) throws -> SimulatedGuest { throw unavailable("vm:read/vm:write", vm: vm) }
 
-  public func runningGuest(of vm: String) throws -> RunningGuest { throw unavailable("vm:exec/vm:waitReady", vm: vm) }
+  /// Through a step on the VM's host, whose agent reaches the guest.
+  public func run(_ command: GuestCommand, inGuestOf vm: String) throws -> GuestCommandResult {
+    guard
+      let output = try operate(VMOperationStep(vm: vm, operation: .exec, command: GuestCommandStep(command))).guest
+    else {
+      throw ClusterError(.failed, "VM '\(vm)': its host did not say what the command left")
+    }
+    return GuestCommandResult(
+      standardOutput: output.standardOutput, standardError: output.standardError, status: output.status)
+  }
+
+  public func waitUntilReady(guestOf vm: String, timeout: Double) throws {
+    try operate(VMOperationStep(vm: vm, operation: .waitReady, timeout: timeout))
+  }
 
   // MARK: Checkpoints
 

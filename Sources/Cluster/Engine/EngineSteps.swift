@@ -24,6 +24,8 @@ public struct VMOperationStep: Codable, Sendable, Equatable {
     case checkpoint
     /// Restore, merge or remove the checkpoint `checkpoint` (the library's id).
     case restore, merge, removeCheckpoint = "remove-checkpoint"
+    /// Run `command` in the real guest; wait until the guest answers (`timeout` seconds).
+    case exec, waitReady = "wait-ready"
   }
 
   public var vm: String
@@ -32,11 +34,15 @@ public struct VMOperationStep: Codable, Sendable, Equatable {
   public var description: String?
   public var disksOnly: Bool?
   public var checkpoint: Int64?
+  public var command: GuestCommandStep?
+  public var timeout: Double?
 
   public init(
     vm: String, operation: Operation, name: String? = nil, description: String? = nil, disksOnly: Bool? = nil,
-    checkpoint: Int64? = nil
+    checkpoint: Int64? = nil, command: GuestCommandStep? = nil, timeout: Double? = nil
   ) {
+    self.command = command
+    self.timeout = timeout
     self.vm = vm
     self.operation = operation
     self.name = name
@@ -46,12 +52,35 @@ public struct VMOperationStep: Codable, Sendable, Equatable {
   }
 }
 
+/// A command for the guest as a step carries it (`GuestCommand`).
+public struct GuestCommandStep: Codable, Sendable, Equatable {
+  public var path: String
+  public var arguments: [String]
+  public var input: Data?
+  public var timeout: Double
+
+  public init(_ command: GuestCommand) {
+    path = command.path
+    arguments = command.arguments
+    input = command.input
+    timeout = command.timeout
+  }
+}
+
+/// What a command left in the guest, as a step answers it (`GuestCommandResult`).
+public struct GuestOutput: Codable, Sendable, Equatable {
+  public var standardOutput: Data
+  public var standardError: Data
+  public var status: Int32
+}
+
 /// What a `vm-operation` step answers: the VM afterwards (nil once removed) and what the call
 /// returns besides.
 public struct VMOperationResult: Codable, Sendable, Equatable {
   public var summary: VMSummary?
   public var checkpoint: CheckpointResult?
   public var plan: OperationPlan?
+  public var guest: GuestOutput?
 }
 
 // The agent's side: the calls run through LabKit's public API on the agent's own library.
@@ -87,6 +116,16 @@ extension StepRunner {
     case .merge: result.plan = try library.merge(checkpoint: try checkpointID(arguments, of: name), whatIf: false)
     case .removeCheckpoint:
       result.plan = try library.remove(checkpoint: try checkpointID(arguments, of: name), whatIf: false)
+    case .exec:
+      guard let step = arguments.command else {
+        throw ClusterError(.usage, "step 'exec' of VM '\(name)' names no command")
+      }
+      let command = GuestCommand(path: step.path, arguments: step.arguments, input: step.input, timeout: step.timeout)
+      let done = try library.run(command, inGuestOf: name)
+      result.guest = GuestOutput(
+        standardOutput: done.standardOutput, standardError: done.standardError, status: done.status)
+    case .waitReady:
+      try library.waitUntilReady(guestOf: name, timeout: arguments.timeout ?? GuestCommand.defaultTimeout)
     }
     result.summary = try summary(of: name)
     return Outcome(message: try Self.json(result))

@@ -38,8 +38,10 @@ public protocol LabEngine: AnyObject {
   func recentConsole(of vm: String, lines: Int) throws -> String
   /// The simulated guest's view of its disks (only the simulated host has one).
   func simulatedGuest(of vm: String) throws -> SimulatedGuest
-  /// A real guest, reached through its host's guest agent.
-  func runningGuest(of vm: String) throws -> RunningGuest
+  /// Runs `command` in the VM's real guest, through its host's guest agent.
+  func run(_ command: GuestCommand, inGuestOf vm: String) throws -> GuestCommandResult
+  /// Waits until the VM's real guest answers, at most `timeout` seconds.
+  func waitUntilReady(guestOf vm: String, timeout: Double) throws
 
   // MARK: Checkpoints
 
@@ -97,7 +99,11 @@ extension Library: LabEngine {
     try SimulatedGuest(library: self, vm: vm)
   }
 
-  public func runningGuest(of vm: String) throws -> RunningGuest {
-    try RunningGuest(library: self, vm: vm)
+  public func run(_ command: GuestCommand, inGuestOf vm: String) throws -> GuestCommandResult {
+    try RunningGuest(library: self, vm: vm).run(command)
+  }
+
+  public func waitUntilReady(guestOf vm: String, timeout: Double) throws {
+    try RunningGuest(library: self, vm: vm).waitUntilReady(timeout: timeout)
   }
 }

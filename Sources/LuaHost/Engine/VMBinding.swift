@@ -137,7 +137,7 @@ extension EngineBinding {
     // not held while they run (`RunningGuest` keeps only what the host needs).
     vm.method("exec") { handle, arguments in
       let command = try self.guestCommand(arguments)
-      let result = try self.engine.runningGuest(of: try self.current(handle).name).run(command)
+      let result = try self.engine.run(command, inGuestOf: try self.current(handle).name)
       return [
         try self.table([
           "stdout": .string([UInt8](result.standardOutput)), "stderr": .string([UInt8](result.standardError)),
@@ -149,7 +149,7 @@ extension EngineBinding {
       try arguments.checkOptions(1, allowed: ["timeout"])
       let timeout = try arguments.option(1, "timeout", as: Double.self) ?? GuestCommand.defaultTimeout
       guard timeout > 0 else { throw arguments.error(1, "field 'timeout': give more than 0 seconds") }
-      try self.engine.runningGuest(of: try self.current(handle).name).waitUntilReady(timeout: timeout)
+      try self.engine.waitUntilReady(guestOf: try self.current(handle).name, timeout: timeout)
       return [try self.wrapVM(handle)]
     }
 
