@@ -45,7 +45,7 @@ let package = Package(
     .target(
       name: "Cluster",
       dependencies: [
-        "LabKit", .product(name: "PostgresNIO", package: "postgres-nio"),
+        "LabKit", "VHD", .product(name: "PostgresNIO", package: "postgres-nio"),
         .product(name: "Crypto", package: "swift-crypto"),
       ]
     ),

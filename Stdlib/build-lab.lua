@@ -66,7 +66,7 @@ local group = lab.build(spec)
 local rows = {}
 for _, vm in ipairs(group.vms) do
   local checkpoint = vm:mostRecentCheckpoint()
-  rows[#rows + 1] = { vm.name, vm.state, vm.hostName, #vm.disks, checkpoint and checkpoint.name or "-" }
+  rows[#rows + 1] = { vm.name, vm.state, vm.clusterHost or vm.hostName, #vm.disks, checkpoint and checkpoint.name or "-" }
 end
 lab.printTable({ "VM", "STATE", "HOST", "DISKS", "CHECKPOINT" }, rows)
 print(string.format("lab '%s' ready in %s: %d VMs checkpointed as 'clean'", group.name,

@@ -29,13 +29,14 @@ local rows = {}
 for _, vm in ipairs(vms) do
   local checkpoints = vm:checkpoints()
   if #checkpoints == 0 then
-    rows[#rows + 1] = { vm.name, vm.state, #vm.disks, "-", "", "" }
+    rows[#rows + 1] = { vm.name, vm.state, vm.clusterHost or vm.host, #vm.disks, "-", "", "" }
   end
   for index, checkpoint in ipairs(checkpoints) do
     rows[#rows + 1] = {
-      index == 1 and vm.name or "", index == 1 and vm.state or "", index == 1 and #vm.disks or "",
+      index == 1 and vm.name or "", index == 1 and vm.state or "", index == 1 and (vm.clusterHost or vm.host) or "",
+      index == 1 and #vm.disks or "",
       checkpoint.name, checkpoint.created, lab.bytes(checkpoint.space),
     }
   end
 end
-lab.printTable({ "VM", "STATE", "DISKS", "CHECKPOINT", "CREATED", "SPACE" }, rows)
+lab.printTable({ "VM", "STATE", "HOST", "DISKS", "CHECKPOINT", "CREATED", "SPACE" }, rows)

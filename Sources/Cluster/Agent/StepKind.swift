@@ -21,6 +21,12 @@ public enum StepKind: String, Sendable, Codable, CaseIterable {
   case buildImage = "build-image"
   /// Arguments `ImageStep`: copy the image's template from a host that has it, verified.
   case pullTemplate = "pull-template"
+  /// Arguments `DescribeVMsStep`: the VMs and their checkpoints as the library holds them, as
+  /// JSON in the step's result (`VMSummary`), for a script run with `--cluster`.
+  case describeVMs = "describe-vms"
+  /// Arguments `VMOperationStep`: one engine call on one VM, its answer as JSON in the step's
+  /// result (`VMOperationResult`).
+  case vmOperation = "vm-operation"
 }
 
 /// `create-vm`: a new VM with empty dynamic disks of these sizes (bytes), stopped; with `image`,

@@ -47,6 +47,8 @@ struct StepRunner {
     case .decide: return try decide(try decode(DecideStep.self, arguments, kind))
     case .buildImage: return try buildImage(try decode(ImageStep.self, arguments, kind))
     case .pullTemplate: return try pullTemplate(try decode(ImageStep.self, arguments, kind))
+    case .describeVMs: return try describeVMs(try decode(DescribeVMsStep.self, arguments, kind))
+    case .vmOperation: return try vmOperation(try decode(VMOperationStep.self, arguments, kind))
     }
   }
 

@@ -25,6 +25,23 @@ public struct Job: Codable, Equatable, Sendable {
   /// What it produced, in a line (for example the checkpoint's id and name).
   public var result: String?
 
+  /// A job another engine ran (a cluster's), as a script sees it.
+  public init(
+    id: Int64, kind: String, target: String, status: JobStatus, progress: Double, created: Date,
+    started: Date? = nil, finished: Date? = nil, error: String? = nil, result: String? = nil
+  ) {
+    self.id = id
+    self.kind = kind
+    self.target = target
+    self.status = status
+    self.progress = progress
+    self.created = created
+    self.started = started
+    self.finished = finished
+    self.error = error
+    self.result = result
+  }
+
   init(_ record: JobRecord) {
     id = record.id!
     kind = record.kind

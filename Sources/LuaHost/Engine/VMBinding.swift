@@ -32,6 +32,8 @@ extension EngineBinding {
     // `hostName` is its older spelling. The kind (`virtual-server`, `hypervisor`) is `hostKind`.
     vm.property("host") { handle in .text(try self.current(handle).host) }
     vm.property("hostName") { handle in .text(try self.current(handle).host) }
+    // With --cluster, the cluster host that holds the VM (nil without: every VM is on this machine).
+    vm.property("clusterHost") { handle in try self.engine.clusterHost(of: handle.name).map { .text($0) } ?? .nil }
     vm.property("hostKind") { handle in .text(try self.current(handle).hostKind.rawValue) }
     vm.property("hardware") { handle in
       let hardware = try self.current(handle).hardware
@@ -135,7 +137,7 @@ extension EngineBinding {
     // not held while they run (`RunningGuest` keeps only what the host needs).
     vm.method("exec") { handle, arguments in
       let command = try self.guestCommand(arguments)
-      let result = try self.engine.runningGuest(of: try self.current(handle).name).run(command)
+      let result = try self.engine.run(command, inGuestOf: try self.current(handle).name)
       return [
         try self.table([
           "stdout": .string([UInt8](result.standardOutput)), "stderr": .string([UInt8](result.standardError)),
@@ -147,7 +149,7 @@ extension EngineBinding {
       try arguments.checkOptions(1, allowed: ["timeout"])
       let timeout = try arguments.option(1, "timeout", as: Double.self) ?? GuestCommand.defaultTimeout
       guard timeout > 0 else { throw arguments.error(1, "field 'timeout': give more than 0 seconds") }
-      try self.engine.runningGuest(of: try self.current(handle).name).waitUntilReady(timeout: timeout)
+      try self.engine.waitUntilReady(guestOf: try self.current(handle).name, timeout: timeout)
       return [try self.wrapVM(handle)]
     }
 

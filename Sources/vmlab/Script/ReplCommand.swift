@@ -1,11 +1,12 @@
 import ArgumentParser
+import Cluster
 import Foundation
 import LuaHost
 
 /// `vmlab repl`: interactive Lua with the engine loaded, as the standalone `lua` behaves: a line
 /// that is an expression prints its values, an incomplete chunk continues on a `>>` prompt, an
 /// error is printed and the session goes on.
-struct ReplCommand: ParsableCommand {
+struct ReplCommand: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(
     commandName: "repl", abstract: "Interactive Lua with the engine loaded as `vmlab`.",
     discussion: """
@@ -18,11 +19,13 @@ struct ReplCommand: ParsableCommand {
       """)
 
   @OptionGroup var library: LibraryOptions
+  @OptionGroup var cluster: ClusterOptions
   @OptionGroup var limits: SandboxOptions
 
   func run() throws {
     let host = try ScriptHost(
-      library: library, sandbox: limits, scriptFolder: FileManager.default.currentDirectoryPath)
+      library: library, cluster: cluster.isSet ? try cluster.url() : nil, sandbox: limits,
+      scriptFolder: FileManager.default.currentDirectoryPath)
     var reader: LineReader = isatty(STDIN_FILENO) != 0 ? EditLineReader() : PlainLineReader()
     if reader.isInteractive {
       let lua = host.state[global: "_VERSION"].stringValue ?? "Lua"

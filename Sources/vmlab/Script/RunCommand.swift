@@ -1,10 +1,11 @@
 import ArgumentParser
+import Cluster
 import Foundation
 import LuaHost
 
 /// `vmlab run`: runs a Lua script (a file, a bundled Stdlib script, or -e chunks) with the engine
 /// loaded as `vmlab`, the way the standalone `lua` runs one.
-struct RunCommand: ParsableCommand {
+struct RunCommand: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(
     commandName: "run", abstract: "Run a Lua script with the engine loaded as the module `vmlab`.",
     discussion: """
@@ -30,6 +31,7 @@ struct RunCommand: ParsableCommand {
   var chunks: [String] = []
 
   @OptionGroup var library: LibraryOptions
+  @OptionGroup var cluster: ClusterOptions
   @OptionGroup var limits: SandboxOptions
 
   /// Measures the bridge's per-call cost (Scripts/bench) and prints it as JSON.
@@ -55,7 +57,8 @@ struct RunCommand: ParsableCommand {
     if benchBridge { return try benchmark() }
     let scriptPath = try script.first.map(resolve)
     let folder = scriptPath.flatMap { $0 == "-" ? nil : URL(fileURLWithPath: $0).deletingLastPathComponent().path }
-    let host = try ScriptHost(library: library, sandbox: limits, scriptFolder: folder)
+    let host = try ScriptHost(
+      library: library, cluster: cluster.isSet ? try cluster.url() : nil, sandbox: limits, scriptFolder: folder)
     let state = host.state
     let arguments = Array(script.dropFirst())
     setArgTable(state, script: scriptPath, arguments: arguments)

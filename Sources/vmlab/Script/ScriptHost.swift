@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Foundation
 import LabKit
 import LuaHost
@@ -37,10 +38,14 @@ final class ScriptHost {
   let state: LuaState
   private let libraryOptions: LibraryOptions
   private(set) var library: Library?
+  /// With --cluster, the engine over the cluster database and its agents instead of a library.
+  private(set) var clusterEngine: ClusterEngine?
   /// The jobs the script queued: waited for and reported when the session ends.
   let queuedJobs = QueuedJobs()
 
-  init(library libraryOptions: LibraryOptions, sandbox: SandboxOptions, scriptFolder: String?) throws {
+  init(
+    library libraryOptions: LibraryOptions, cluster: ClusterURL? = nil, sandbox: SandboxOptions, scriptFolder: String?
+  ) throws {
     self.libraryOptions = libraryOptions
     if sandbox.sandbox {
       var limits = LuaSandbox()
@@ -53,6 +58,11 @@ final class ScriptHost {
       if let memory = sandbox.memoryLimit, memory.bytes > 0 { state.memoryLimit = Int(clamping: memory.bytes) }
     }
     VMLabModule.install(in: state, fileAccess: !sandbox.sandbox, queuedJobs: queuedJobs) { [unowned self] in
+      if let cluster {
+        let engine = try ClusterEngine(url: cluster)
+        self.clusterEngine = engine
+        return engine
+      }
       let library = try self.libraryOptions.open()
       self.library = library
       return library
@@ -111,17 +121,27 @@ final class ScriptHost {
   /// library. Returns false when a queued job failed.
   @discardableResult
   func finish() -> Bool {
+    if let engine = clusterEngine {
+      clusterEngine = nil
+      defer { engine.close() }
+      return report(failuresIn: engine)
+    }
     guard let library else { return true }
     self.library = nil
+    defer { try? library.close() }
+    return report(failuresIn: library)
+  }
+
+  /// Waits for the jobs the script queued on `engine` and reports those that failed; false when
+  /// one failed or their outcome is unknown.
+  private func report(failuresIn engine: any LabEngine) -> Bool {
     let failed: [Job]
     do {
-      failed = try queuedJobs.failures(in: library)
+      failed = try queuedJobs.failures(in: engine)
     } catch {
       Self.report(error)  // the jobs' outcome is unknown: not a success
-      try? library.close()
       return false
     }
-    try? library.close()
     guard !failed.isEmpty else { return true }
     fflush(nil)
     let count = queuedJobs.ids.count

@@ -7,6 +7,13 @@ public struct Lab: Codable, Equatable, Sendable {
   public var created: Date
   /// Member VM names, in the order they were added.
   public var vms: [String]
+
+  public init(id: Int64, name: String, created: Date, vms: [String]) {
+    self.id = id
+    self.name = name
+    self.created = created
+    self.vms = vms
+  }
 }
 
 /// What a lab operation did to one VM.
@@ -19,4 +26,17 @@ public struct LabMemberResult: Codable, Equatable, Sendable {
   public var seconds: Double
   /// The operation was done for this VM, but its host failed to start it again: why.
   public var hostFailure: String? = nil
+
+  public init(
+    vm: String, checkpoint: String, checkpointID: Int64, action: PowerAction, state: PowerState, seconds: Double,
+    hostFailure: String? = nil
+  ) {
+    self.vm = vm
+    self.checkpoint = checkpoint
+    self.checkpointID = checkpointID
+    self.action = action
+    self.state = state
+    self.seconds = seconds
+    self.hostFailure = hostFailure
+  }
 }

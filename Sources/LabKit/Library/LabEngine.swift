@@ -1,5 +1,4 @@
 import Foundation
-import LabKit
 import VHD
 
 /// What the `vmlab` module asks of the engine: every call a script can make on VMs, checkpoints,
@@ -18,6 +17,8 @@ public protocol LabEngine: AnyObject {
 
   func vms() throws -> [VirtualMachine]
   func vm(named name: String) throws -> VirtualMachine
+  /// The cluster host that holds the VM; nil for one library, whose VMs are all on this machine.
+  func clusterHost(of vm: String) throws -> String?
   func createVM(
     name: String, diskSizes: [UInt64], additions: Bool, hostKind: HostKind?, host: String?, hardware: Hardware
   ) throws -> VirtualMachine
@@ -37,8 +38,10 @@ public protocol LabEngine: AnyObject {
   func recentConsole(of vm: String, lines: Int) throws -> String
   /// The simulated guest's view of its disks (only the simulated host has one).
   func simulatedGuest(of vm: String) throws -> SimulatedGuest
-  /// A real guest, reached through its host's guest agent.
-  func runningGuest(of vm: String) throws -> RunningGuest
+  /// Runs `command` in the VM's real guest, through its host's guest agent.
+  func run(_ command: GuestCommand, inGuestOf vm: String) throws -> GuestCommandResult
+  /// Waits until the VM's real guest answers, at most `timeout` seconds.
+  func waitUntilReady(guestOf vm: String, timeout: Double) throws
 
   // MARK: Checkpoints
 
@@ -90,11 +93,17 @@ public protocol LabEngine: AnyObject {
 extension Library: LabEngine {
   public var hostNames: [String] { hosts.names }
 
+  public func clusterHost(of vm: String) throws -> String? { nil }
+
   public func simulatedGuest(of vm: String) throws -> SimulatedGuest {
     try SimulatedGuest(library: self, vm: vm)
   }
 
-  public func runningGuest(of vm: String) throws -> RunningGuest {
-    try RunningGuest(library: self, vm: vm)
+  public func run(_ command: GuestCommand, inGuestOf vm: String) throws -> GuestCommandResult {
+    try RunningGuest(library: self, vm: vm).run(command)
+  }
+
+  public func waitUntilReady(guestOf vm: String, timeout: Double) throws {
+    try RunningGuest(library: self, vm: vm).waitUntilReady(timeout: timeout)
   }
 }
