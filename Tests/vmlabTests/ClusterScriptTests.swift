@@ -81,6 +81,12 @@ final class ClusterScriptTests: ClusterTestCase {
     let reset = try script(["reset-lab.lua"])
     XCTAssertEqual(reset.status, 0, "\(reset.output)\(reset.error)")
     XCTAssertTrue(reset.output.contains("lab 'classroom': 6 VMs restored"), reset.output)
+    // build-lab leaves its VMs running: each was stopped for the restore and runs again, as a
+    // restore on one library says (`turned off`, now `running`), never `was stopped`.
+    for vm in all {
+      let row = reset.output.split(separator: "\n").first { $0.hasPrefix(vm + " ") }.map(String.init) ?? ""
+      XCTAssertTrue(row.contains("turned off") && row.contains("running"), "\(vm):\n\(reset.output)")
+    }
     for host in hosts {
       for vm in byHost[host]! { XCTAssertEqual(try read(host, vm), before[vm], "\(vm) on \(host) after reset-lab") }
     }

@@ -307,12 +307,25 @@ extension ClusterEngine {
       let current =
         checkpoint.flatMap { name in entry.summary.checkpoints.last { NameRules.key($0.name) == NameRules.key(name) } }
         ?? entry.summary.checkpoints.first { $0.id == vm.currentCheckpointID }
-      let was = before[NameRules.key(vm.name)] ?? vm.state
-      let action: PowerAction =
-        was == vm.state ? .none : (vm.state == .stopped ? (was == .saved ? .savedStateDiscarded : .turnedOff) : .none)
+      let action = Self.powerAction(
+        was: before[NameRules.key(vm.name)] ?? vm.state, now: vm.state, additions: vm.additions,
+        online: current?.online ?? false)
       return LabMemberResult(
         vm: vm.name, checkpoint: current?.name ?? checkpoint ?? "", checkpointID: current?.id ?? 0, action: action,
         state: vm.state, seconds: seconds)
+    }
+  }
+
+  /// What an operation did to a VM's power, read from its state before and after by the rules the
+  /// engine follows: a VM that ran and runs again was checkpointed or restored online when the
+  /// checkpoint holds its memory, else stopped for it (shut down through its additions, or turned
+  /// off) and started again.
+  static func powerAction(was: PowerState, now: PowerState, additions: Bool, online: Bool) -> PowerAction {
+    switch (was, now) {
+    case (.stopped, _): return .none
+    case (.saved, _): return .savedStateDiscarded
+    case (_, .running) where online: return .online
+    default: return additions ? .shutDown : .turnedOff
     }
   }
 
