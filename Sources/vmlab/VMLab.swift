@@ -45,7 +45,7 @@ enum Main {
     if leading.cluster != nil && !(command is ClusterAware) {
       // Working on the local library instead would mislead: the user asked for the cluster.
       let usage = ValidationError(
-        "--cluster: this command does not work across hosts yet (in cluster mode: host list, job list, vm create, vm list, image build, image list, lab, agent); drop --cluster to use the local library"
+        "--cluster: this command does not work across hosts yet (in cluster mode: host list, job list, vm create, vm list, image build, image list, lab, run, repl, agent); drop --cluster to use the local library"
       )
       FileHandle.standardError.write(Data((UsageErrors.message(usage, in: command) + "\n").utf8))
       Foundation.exit(ExitCode.usage.rawValue)
@@ -64,9 +64,21 @@ enum Main {
       let usage = ValidationError(error.message)
       FileHandle.standardError.write(Data((UsageErrors.message(usage, in: command) + "\n").utf8))
       Foundation.exit(ExitCode.usage.rawValue)
+    } catch let error as LabKitError where error.kind == .notFound && !(command is ClusterAware) && clusterIsSet {
+      // The user works with a cluster, but this command reads only this machine's library.
+      FileHandle.standardError.write(
+        Data(
+          ("vmlab: error: \(error.message)\nnote: VMLAB_CLUSTER is set, but this command works on this machine's library only; `vmlab vm list --cluster` shows which host holds each VM (run the command there, or in a script: vmlab run --cluster …)\n")
+            .utf8))
+      Foundation.exit(ExitCode.failure.rawValue)
     } catch {
       exit(with: error)
     }
+  }
+
+  /// Whether `VMLAB_CLUSTER` names a cluster (read by the commands that work across hosts).
+  static var clusterIsSet: Bool {
+    !(ProcessInfo.processInfo.environment["VMLAB_CLUSTER"] ?? "").isEmpty
   }
 
   /// Help and version exit 0; argument errors 2; failed operations 1, with the message on stderr.

@@ -39,6 +39,20 @@ final class ClusterCommandErrorTests: ClusterTestCase {
     XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("lib")), "the local library was used")
   }
 
+  /// A user of a cluster who runs a local-only command on a VM of the cluster learns why it is not
+  /// found here and where to look, without the local library being mistaken for the cluster.
+  func testALocalCommandNotFindingAVMWhileVMLABCLUSTERIsSetSaysWhereToLook() throws {
+    let library = folder.file("lib")
+    try expect(
+      ["vm", "start", "student01", "--library", library], status: 1,
+      saying: "note: VMLAB_CLUSTER is set, but this command works on this machine's library only",
+      environment: ["VMLAB_CLUSTER": cluster.urlText])
+    let plain = try vmlab(
+      ["vm", "start", "student01", "--library", library], in: folder.path, environment: ["VMLAB_CLUSTER": ""])
+    XCTAssertEqual(plain.status, 1)
+    XCTAssertFalse(plain.error.contains("VMLAB_CLUSTER"), plain.error)
+  }
+
   func testAnUnreachableDatabaseIsAnErrorNamingIt() throws {
     let nowhere = "postgresql:///vmlab?host=\(folder.file("no-server"))"
     try expect(
