@@ -69,19 +69,8 @@ final class ClusterBuildTests: ClusterTestCase {
 
   func testThirtyVMsAskedAtOnceAsOneJobSpreadInProportionToRoom() throws {
     try startThreeHosts()
-    let url = cluster.url
     let steps = (1...30).map { CreateVMStep(name: "s\($0)", disks: [8 << 20], memory: 256 << 20) }
-    let placed = try runBlocking {
-      let db = try await ClusterDatabase.connect(url)
-      do {
-        let placed = try await ClusterPlacement(db).createVMs(steps, kind: "build-lab")
-        await db.close()
-        return placed
-      } catch {
-        await db.close()
-        throw error
-      }
-    }
+    let placed = try database { db in try await ClusterPlacement(db).createVMs(steps, kind: "build-lab") }
     XCTAssertEqual(placed.map(\.vm), steps.map(\.name))
     let counts = Dictionary(placed.map { ($0.host, 1) }, uniquingKeysWith: +)
     // 4, 2 and 2 GiB offered: 16, 8 and 8 VMs of 256 MiB fit; 30 fill all three in proportion.

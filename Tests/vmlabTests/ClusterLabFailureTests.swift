@@ -18,26 +18,11 @@ final class ClusterLabFailureTests: ClusterLabTestCase {
     return last!
   }
 
-  private func withDatabase<T: Sendable>(_ body: @escaping @Sendable (ClusterDatabase) async throws -> T) throws -> T {
-    let url = cluster.url
-    return try runBlocking {
-      let db = try await ClusterDatabase.connect(url)
-      do {
-        let value = try await body(db)
-        await db.close()
-        return value
-      } catch {
-        await db.close()
-        throw error
-      }
-    }
-  }
-
   func testACoordinatorThatDiedAfterItDecidedIsFinishedByTheNextCommand() throws {
     try makeLab()
     // The coordinator's first phase and its decision, as `ClusterLabs` writes them, and then
     // nothing: it died before it queued a decide step.
-    let operation = try withDatabase { db in
+    let operation = try database { db in
       let lab = try await db.lab(named: "class")
       let begun = try await db.beginLabOperation(
         lab: "class", kind: "checkpoint", checkpoint: "clean", description: "", disksOnly: false,
@@ -45,9 +30,9 @@ final class ClusterLabFailureTests: ClusterLabTestCase {
       return try XCTUnwrap(begun).operation
     }
     try waitUntil("every host prepared") {
-      try withDatabase { db in try await db.labOperation(operation) }.hosts.allSatisfy { $0.preparedID != nil }
+      try database { db in try await db.labOperation(operation) }.hosts.allSatisfy { $0.preparedID != nil }
     }
-    _ = try withDatabase { db in try await db.decideLabOperation(operation, commit: true, reason: "every host prepared")
+    _ = try database { db in try await db.decideLabOperation(operation, commit: true, reason: "every host prepared")
     }
     // Prepared and waiting: each library says so, and its VMs refuse other work.
     let waiting = try localCommand("h2", ["library", "check"])
@@ -63,7 +48,7 @@ final class ClusterLabFailureTests: ClusterLabTestCase {
     XCTAssertEqual(restore.status, 0, restore.error)
     try assertCheckpoints(["clean"])
     try assertLibrariesClean()
-    let finished = try withDatabase { db in try await db.labOperation(operation) }
+    let finished = try database { db in try await db.labOperation(operation) }
     XCTAssertTrue(finished.finished)
     XCTAssertEqual(finished.decision, "commit")
   }

@@ -115,13 +115,7 @@ class ClusterLabTestCase: ClusterTestCase {
 
   /// The lab's open operation as the database holds it.
   func openOperation() throws -> LabOperationStatus? {
-    let url = cluster.url
-    return try runBlocking {
-      let db = try await ClusterDatabase.connect(url)
-      let open = try await db.lab(named: "class").operation
-      await db.close()
-      return open
-    }
+    try database { db in try await db.lab(named: "class").operation }
   }
 
   func hostPart(_ host: String) throws -> LabOperationStatus.HostPart? {

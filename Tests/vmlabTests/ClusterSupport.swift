@@ -167,30 +167,19 @@ class ClusterTestCase: XCTestCase {
       "checkpoint", [try StepRequest(host: "h1", kind: .checkpointVMs, CheckpointVMsStep(vms: ["web"], name: "clean"))])
   }
 
+  /// Runs `body` on a connection of its own to the test's cluster database (closed afterwards).
+  func database<T: Sendable>(_ body: @escaping @Sendable (ClusterDatabase) async throws -> T) throws -> T {
+    let url = cluster.url
+    return try runBlocking { try await ClusterDatabase.using(url, body) }
+  }
+
   /// Queues a job through the cluster API (the client's part that later commands build on).
   func submit(_ kind: String, _ steps: [StepRequest], maxAttempts: Int = 3) throws -> Int64 {
-    let url = cluster.url
-    return try runBlocking {
-      let db = try await ClusterDatabase.connect(url)
-      do {
-        let id = try await db.submitJob(kind: kind, steps: steps, maxAttempts: maxAttempts)
-        await db.close()
-        return id
-      } catch {
-        await db.close()
-        throw error
-      }
-    }
+    try database { db in try await db.submitJob(kind: kind, steps: steps, maxAttempts: maxAttempts) }
   }
 
   func job(_ id: Int64) throws -> ClusterJob {
-    let url = cluster.url
-    return try runBlocking {
-      let db = try await ClusterDatabase.connect(url)
-      let jobs = try await db.jobs(ids: [id])
-      await db.close()
-      return jobs[0]
-    }
+    try database { db in try await db.jobs(ids: [id])[0] }
   }
 
   /// Waits until job `id` is done or failed and returns it.
