@@ -4,7 +4,8 @@ import Foundation
 /// TCP, or `postgresql:///db?host=/socket/dir` (or `postgresql://user@/db?host=/dir`) over the UNIX
 /// socket `.s.PGSQL.PORT` in that folder, as libpq spells them. Without a user, the user is the
 /// name of the account running vmlab, as libpq does (peer authentication on a socket). Over TCP,
-/// `sslmode` and `sslrootcert` say how TLS is used, as libpq takes them (`TLSMode`).
+/// `sslmode` and `sslrootcert` say how TLS is used, and `sslcert` and `sslkey` name the client
+/// certificate and its key, as libpq takes them (`TLSMode`, `ClientCertificate`).
 public struct ClusterURL: Sendable, Equatable, CustomStringConvertible {
   public enum Endpoint: Sendable, Equatable {
     case tcp(host: String, port: Int)
@@ -26,6 +27,13 @@ public struct ClusterURL: Sendable, Equatable, CustomStringConvertible {
   /// `sslrootcert=`: the file of CA certificates that `verify-ca` and `verify-full` trust, or
   /// `system` for the system's trust store; nil for libpq's default, `~/.postgresql/root.crt`.
   public var rootCertificate: String?
+  /// `sslcert=`: the client certificate (PEM, optionally followed by its intermediate CAs) shown
+  /// to a server that asks for one (pg_hba.conf's `cert` method); nil for libpq's default,
+  /// `~/.postgresql/postgresql.crt` when that file exists.
+  public var clientCertificate: String?
+  /// `sslkey=`: the client certificate's private key (PEM, unencrypted, mode 0600 or less); nil
+  /// for libpq's default, `~/.postgresql/postgresql.key`.
+  public var clientKey: String?
 
   public static let defaultPort = 5432
 
@@ -51,6 +59,8 @@ public struct ClusterURL: Sendable, Equatable, CustomStringConvertible {
     var password: String?
     var tls = TLSMode.defaultMode
     var rootCertificate: String?
+    var clientCertificate: String?
+    var clientKey: String?
     for item in components.queryItems ?? [] {
       switch item.name {
       case "host":
@@ -78,9 +88,15 @@ public struct ClusterURL: Sendable, Equatable, CustomStringConvertible {
       case "sslrootcert":
         guard let value = item.value, !value.isEmpty else { throw wrong("sslrootcert= names no file") }
         rootCertificate = value
+      case "sslcert":
+        guard let value = item.value, !value.isEmpty else { throw wrong("sslcert= names no file") }
+        clientCertificate = value
+      case "sslkey":
+        guard let value = item.value, !value.isEmpty else { throw wrong("sslkey= names no file") }
+        clientKey = value
       default:
         throw wrong(
-          "unknown parameter '\(item.name)' (known: host, port, user, password, sslmode, sslrootcert)")
+          "unknown parameter '\(item.name)' (known: host, port, user, password, sslmode, sslrootcert, sslcert, sslkey)")
       }
     }
     if let urlPort = components.port {
@@ -121,6 +137,8 @@ public struct ClusterURL: Sendable, Equatable, CustomStringConvertible {
     self.database = database
     self.tls = tls
     self.rootCertificate = rootCertificate
+    self.clientCertificate = clientCertificate
+    self.clientKey = clientKey
   }
 
   /// The URL as shown to people: any password replaced by `***`.
@@ -134,6 +152,8 @@ public struct ClusterURL: Sendable, Equatable, CustomStringConvertible {
       var parameters: [String] = []
       if tls != .defaultMode { parameters.append("sslmode=\(tls.rawValue)") }
       if let rootCertificate { parameters.append("sslrootcert=\(rootCertificate)") }
+      if let clientCertificate { parameters.append("sslcert=\(clientCertificate)") }
+      if let clientKey { parameters.append("sslkey=\(clientKey)") }
       return "postgresql://\(who)@\(shownHost):\(port)/\(database)"
         + (parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&"))
     case .socket(let folder, let port):

@@ -43,6 +43,12 @@ final class ClusterURLTests: XCTestCase {
       ("postgresql:///vmlab?host=relative/dir", "absolute socket folder"),
       ("postgresql://lab@db/vmlab?sslmode=always", "sslmode=always is not a TLS mode (use disable, allow, prefer"),
       ("postgresql://lab@db/vmlab?sslmode=verify-full&sslrootcert=", "sslrootcert= names no file"),
+      ("postgresql://lab@db/vmlab?sslcert=", "sslcert= names no file"),
+      ("postgresql://lab@db/vmlab?sslcert=/c.crt&sslkey=", "sslkey= names no file"),
+      (
+        "postgresql://lab@db/vmlab?sslpassword=x",
+        "unknown parameter 'sslpassword' (known: host, port, user, password, sslmode, sslrootcert, sslcert, sslkey)"
+      ),
       ("postgresql://lab@db/vmlab?colour=blue", "unknown parameter 'colour'"),
       ("postgresql://db.example/vmlab?host=/tmp/pg", "both a host 'db.example' and a socket folder"),
       ("postgresql://lab:pw@db:port/vmlab", "not a valid URL"),
@@ -67,6 +73,17 @@ final class ClusterURLTests: XCTestCase {
     XCTAssertEqual(strict.rootCertificate, "/etc/vmlab/ca.crt")
     XCTAssertEqual(
       strict.description, "postgresql://lab:***@db:5432/vmlab?sslmode=verify-full&sslrootcert=/etc/vmlab/ca.crt")
+    XCTAssertNil(plain.clientCertificate)
+    XCTAssertNil(plain.clientKey)
+    let withCertificate = try ClusterURL(
+      "postgresql://lab@db/vmlab?sslmode=verify-full&sslrootcert=/etc/vmlab/ca.crt&sslcert=/etc/vmlab/host1.crt&sslkey=/etc/vmlab/host1.key"
+    )
+    XCTAssertEqual(withCertificate.clientCertificate, "/etc/vmlab/host1.crt")
+    XCTAssertEqual(withCertificate.clientKey, "/etc/vmlab/host1.key")
+    XCTAssertEqual(
+      withCertificate.description,
+      "postgresql://lab@db:5432/vmlab?sslmode=verify-full&sslrootcert=/etc/vmlab/ca.crt&sslcert=/etc/vmlab/host1.crt&sslkey=/etc/vmlab/host1.key",
+      "the files are shown (they are no secret; errors about them need them)")
     for mode in TLSMode.allCases {
       XCTAssertEqual(try ClusterURL("postgresql://lab@db/vmlab?sslmode=\(mode.rawValue)").tls, mode)
     }

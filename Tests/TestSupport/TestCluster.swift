@@ -62,6 +62,48 @@ public final class TestCluster: @unchecked Sendable {
     }
   }
 
+  /// This test's database over TCP with TLS as the role of client certificate authentication:
+  /// `Scripts/postgres start --tls` sets `VMLAB_TEST_CLUSTER_CERT` to a URL with `sslcert` and
+  /// `sslkey` (a certificate for CN=vmlab_cert) and no password. `changes` replaces or adds
+  /// parameters (nil removes one). Skips without that server.
+  public func certificateURLText(_ changes: [String: String?] = [:]) throws -> String {
+    var components = try Self.certificateServer()
+    components.path = "/" + name
+    var items = Dictionary(
+      (components.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { a, _ in a })
+    for (key, value) in changes { items[key] = value }
+    components.queryItems = items.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
+    return components.string!
+  }
+
+  /// The files of `VMLAB_TEST_CLUSTER_CERT`: its client certificate and key, and the client CA
+  /// (certificate and key) the server trusts for clients, which can sign certificates for
+  /// other names.
+  public var clientCertificateFiles: (certificate: String, key: String, caCertificate: String, caKey: String) {
+    get throws {
+      let items = try Self.certificateServer().queryItems ?? []
+      guard let certificate = items.first(where: { $0.name == "sslcert" })?.value,
+        let key = items.first(where: { $0.name == "sslkey" })?.value
+      else {
+        throw XCTSkip("VMLAB_TEST_CLUSTER_CERT names no sslcert and sslkey (Scripts/postgres start --tls sets them)")
+      }
+      let folder = (certificate as NSString).deletingLastPathComponent
+      return (certificate, key, folder + "/client-ca.crt", folder + "/client-ca.key")
+    }
+  }
+
+  private static func certificateServer() throws -> URLComponents {
+    guard let text = ProcessInfo.processInfo.environment["VMLAB_TEST_CLUSTER_CERT"], !text.isEmpty else {
+      throw XCTSkip(
+        "VMLAB_TEST_CLUSTER_CERT is not set: the client certificate tests need the TLS server of Scripts/postgres (Scripts/test starts one; by hand: eval \"$(Scripts/postgres start --tls)\")"
+      )
+    }
+    guard let components = URLComponents(string: text) else {
+      throw XCTSkip("VMLAB_TEST_CLUSTER_CERT is not a URL: \(text)")
+    }
+    return components
+  }
+
   /// `VMLAB_TEST_CLUSTER_TLS`, or a skip saying how to get that server.
   private static func tlsServer() throws -> URLComponents {
     guard let text = ProcessInfo.processInfo.environment["VMLAB_TEST_CLUSTER_TLS"], !text.isEmpty else {

@@ -4,7 +4,8 @@ import TestSupport
 import XCTest
 
 /// A `vmlab agent` that reaches the database over TCP with TLS (verify-full against the test
-/// server's own CA) runs a step end to end, and one given the wrong CA does not start.
+/// server's own CA) runs a step end to end, and one given the wrong CA does not start; an agent
+/// and a client that log in with a client certificate (pg_hba `cert`, no password) work together.
 final class ClusterTLSAgentTests: ClusterTestCase {
   func testAnAgentOverTLSRunsAStepEndToEnd() throws {
     let ca = try cluster.tlsCertificateAuthority
@@ -40,5 +41,58 @@ final class ClusterTLSAgentTests: ClusterTestCase {
     XCTAssertEqual(result.status, 1, result.error)
     XCTAssertTrue(result.error.contains("the server's certificate could not be verified"), result.error)
     XCTAssertTrue(result.error.contains(certificate), result.error)
+  }
+
+  func testAnAgentAndAClientLoggedInByClientCertificateWorkTogether() throws {
+    let overCertificate = try cluster.certificateURLText()
+    XCTAssertNil(URLComponents(string: overCertificate)?.password)
+    let agent = try startAgent("h1", url: overCertificate)
+    let created = try vmlab(["--cluster", overCertificate, "vm", "create", "web", "--disk", "8M"], in: folder.path)
+    XCTAssertEqual(created.status, 0, "\(created.error)\n\(agent.log)")
+    XCTAssertTrue(created.output.contains("created VM web on host h1"), created.output)
+    let hosts = try vmlab(["--cluster", overCertificate, "host", "list", "--json"], in: folder.path)
+    XCTAssertEqual(hosts.status, 0, hosts.error)
+    let rows = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(hosts.output.utf8)) as? [[String: Any]])
+    XCTAssertEqual(rows.map { $0["name"] as? String }, ["h1"], hosts.output)
+    XCTAssertEqual(rows.map { $0["state"] as? String }, ["alive"], hosts.output)
+    XCTAssertEqual(rows.map { $0["vmCount"] as? Int }, [1], hosts.output)
+    let listed = try localCommand("h1", ["vm", "list", "--json"])
+    XCTAssertTrue(listed.output.contains("\"web\""), "the VM is in h1's library: \(listed.output)")
+  }
+
+  func testAnAgentWithAKeyOthersCanReadDoesNotStartAndSaysHowToFixIt() throws {
+    let key = folder.file("loose.key")
+    try FileManager.default.copyItem(atPath: try cluster.clientCertificateFiles.key, toPath: key)
+    chmod(key, 0o644)
+    let url = try cluster.certificateURLText(["sslkey": key])
+    let result = try vmlab(
+      ["agent", "--cluster", url, "--host-name", "h1", "--library", library("h1")], in: folder.path)
+    XCTAssertEqual(result.status, 2, result.error)
+    XCTAssertTrue(result.error.contains("sslkey '\(key)' has group or world access (mode 0644)"), result.error)
+    XCTAssertTrue(result.error.contains("chmod 600 '\(key)'"), result.error)
+  }
+
+  func testCertificateAndKeyFilesVmlabCannotReadAreUsageErrorsNamingThem() throws {
+    // Root reads every file, so as root the command runs as nobody, who cannot read these.
+    let files = try cluster.clientCertificateFiles
+    let (certificate, key) = (folder.file("locked.crt"), folder.file("locked.key"))
+    try FileManager.default.copyItem(atPath: files.certificate, toPath: certificate)
+    try FileManager.default.copyItem(atPath: files.key, toPath: key)
+    chmod(folder.path, 0o755)
+    for (changes, file, parameter) in [
+      (["sslcert": certificate], certificate, "sslcert"), (["sslkey": key], key, "sslkey"),
+    ] as [([String: String?], String, String)] {
+      chmod(file, 0o000)
+      let arguments = ["--cluster", try cluster.certificateURLText(changes), "host", "list"]
+      let binary = try VMLabBinary.path
+      let result =
+        geteuid() == 0
+        ? try runProgram(
+          "/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", binary] + arguments,
+          in: folder.path)
+        : try vmlab(arguments, in: folder.path)
+      XCTAssertEqual(result.status, 2, result.error)
+      XCTAssertTrue(result.error.contains("\(parameter) '\(file)' cannot be read (permission denied)"), result.error)
+    }
   }
 }
