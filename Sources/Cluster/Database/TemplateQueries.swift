@@ -108,26 +108,39 @@ extension ClusterDatabase {
       "INSERT INTO template_chunk (transfer, seq, file, data) VALUES (\(transfer), \(seq), \(file), \(data))")
   }
 
-  /// Takes chunk `seq` away (the puller's side), or nil when it is not there yet.
+  /// Takes chunk `seq` away (the puller's side), or nil when it is not there yet. A chunk taken
+  /// marks the transfer as moving (`updated_at`), which is what tells one in flight from one
+  /// abandoned (`pruneTransfers`).
   func takeChunk(transfer: Int64, seq: Int) async throws -> (file: Int, data: Data)? {
     guard
       let row = try await rows(
-        "DELETE FROM template_chunk WHERE transfer = \(transfer) AND seq = \(seq) RETURNING file, data"
+        """
+        WITH taken AS (DELETE FROM template_chunk WHERE transfer = \(transfer) AND seq = \(seq) RETURNING file, data),
+          moved AS (UPDATE template_transfer SET updated_at = now()
+            WHERE id = \(transfer) AND EXISTS (SELECT 1 FROM taken))
+        SELECT file, data FROM taken
+        """
       ).first
     else { return nil }
     let (file, data) = try row.decode((Int, ByteBuffer).self)
     return (file, Data(data.readableBytesView))
   }
 
-  /// Moves a transfer on (`sent`, `done`); only from the state it is expected in.
+  /// Moves a transfer on (`sent`, `done`); only from the state it is expected in. A transfer
+  /// done keeps no chunk (a copy that appeared meanwhile is done without reading them all).
   @discardableResult
   func setTransfer(_ id: Int64, state: String, from: [String]) async throws -> Bool {
-    !(try await rows(
-      """
-      UPDATE template_transfer SET state = \(state), updated_at = now()
-      WHERE id = \(id) AND state = ANY(\(from)) RETURNING id
-      """
-    ).isEmpty)
+    let moved =
+      !(try await rows(
+        """
+        UPDATE template_transfer SET state = \(state), updated_at = now()
+        WHERE id = \(id) AND state = ANY(\(from)) RETURNING id
+        """
+      ).isEmpty)
+    if moved && TransferPruning.ended.contains(state) {
+      try await rows("DELETE FROM template_chunk WHERE transfer = \(id)")
+    }
+    return moved
   }
 
   /// Ends a transfer as failed, with why, and drops its chunks.
@@ -138,5 +151,46 @@ extension ClusterDatabase {
       WHERE id = \(id) AND state <> 'done'
       """)
     try await rows("DELETE FROM template_chunk WHERE transfer = \(id)")
+  }
+
+  /// Applies `rule` to the transfers of every host (see `TransferPruning`): gives up the
+  /// unfinished ones that stopped moving, drops every chunk of a transfer that ended, and
+  /// deletes ended rows older than the rule keeps, except each target's latest copy of an image.
+  /// Each statement is idempotent, so agents pruning at once do no harm.
+  func pruneTransfers(_ rule: TransferPruning) async throws -> TransferPruning.Outcome {
+    let unfinished = TransferPruning.unfinished
+    let ended = TransferPruning.ended
+    let reason =
+      "abandoned: no chunk moved for \(TransferPruning.duration(rule.abandonedAfter)) (its puller or sender stopped); its chunks were dropped"
+    let abandoned = try await rows(
+      """
+      UPDATE template_transfer SET state = 'failed', error = \(reason), updated_at = now()
+      WHERE state = ANY(\(unfinished)) AND updated_at < now() - make_interval(secs => \(rule.abandonedAfter))
+      RETURNING id
+      """
+    ).map { try $0.decode(Int64.self) }
+    let chunks = try await rows(
+      """
+      DELETE FROM template_chunk c WHERE NOT EXISTS (
+        SELECT 1 FROM template_transfer t WHERE t.id = c.transfer AND t.state = ANY(\(unfinished)))
+      RETURNING transfer
+      """
+    ).count
+    let deleted = try await rows(
+      """
+      DELETE FROM template_transfer t
+      WHERE t.state = ANY(\(ended)) AND t.updated_at < now() - make_interval(secs => \(rule.keepEndedFor))
+        AND EXISTS (SELECT 1 FROM template_transfer n WHERE n.image = t.image AND n.target = t.target AND n.id > t.id)
+      RETURNING id
+      """
+    ).count
+    return TransferPruning.Outcome(abandoned: abandoned.sorted(), deletedRows: deleted, deletedChunks: chunks)
+  }
+
+  /// Every transfer, oldest first (to see what pruning kept).
+  func transfers() async throws -> [TemplateTransfer] {
+    try await rows(
+      "SELECT id, image, source, target, files::text, state, error FROM template_transfer ORDER BY id"
+    ).map(Self.transfer)
   }
 }

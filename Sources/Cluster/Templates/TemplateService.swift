@@ -3,21 +3,26 @@ import Foundation
 /// The agent's template work beside its steps: it registers the library's templates, and sends
 /// those other hosts ask for. Sending never waits behind a step (a host busy with a long step
 /// still serves its templates), and it is woken by `LISTEN vmlab_transfers`, with polling as the
-/// fallback.
+/// fallback. It also prunes the cluster's finished and abandoned transfers (`TransferPruning`).
 final class TemplateService: @unchecked Sendable {
   let host: String
   let library: String
   let pollSeconds: Double
+  let pruning: TransferPruning
   let log: @Sendable (String) -> Void
   private let session: Session
   private let listenSession: Session
   private let registrar: TemplateRegistrar
   private let wake = WakeSignal()
 
-  init(url: ClusterURL, host: String, library: String, pollSeconds: Double, log: @escaping @Sendable (String) -> Void) {
+  init(
+    url: ClusterURL, host: String, library: String, pollSeconds: Double, pruning: TransferPruning = TransferPruning(),
+    log: @escaping @Sendable (String) -> Void
+  ) {
     self.host = host
     self.library = library
     self.pollSeconds = pollSeconds
+    self.pruning = pruning
     self.log = log
     session = Session(url: url)
     listenSession = Session(url: url)
@@ -41,10 +46,18 @@ final class TemplateService: @unchecked Sendable {
   }
 
   private func work() async {
+    // The monotonic time of the last pruning round (nil: none yet, so the first is at start).
+    var pruned: TimeInterval?
     while !Task.isCancelled {
       do {
         let db = try await session.database()
         for line in try await registrar.scan(db) { log(line) }
+        let now = ProcessInfo.processInfo.systemUptime
+        if pruned.map({ now - $0 >= pruning.interval }) ?? true {
+          let outcome = try await db.pruneTransfers(pruning)
+          pruned = now
+          if !outcome.isEmpty { log(outcome.line(pruning)) }
+        }
         for transfer in try await db.claimTransfers(source: host) {
           log("sending template '\(transfer.image)' to host \(transfer.target) (transfer \(transfer.id))")
           do {
