@@ -195,6 +195,38 @@ final class ClientCertificateTests: XCTestCase {
     XCTAssertTrue(message.contains("ssl_ca_file"), "says where the server's trusted CAs are: \(message)")
   }
 
+  func testAServerThatAsksForAPasswordInsteadSaysSoAndPointsAtPgHbaOrder() async throws {
+    // The test server's owner logs in over TCP with a password (scram-sha-256), not a certificate:
+    // as when a `cert` line comes after a password line in pg_hba.conf.
+    let files = try cluster.clientCertificateFiles
+    let ca = try cluster.tlsCertificateAuthority
+    func message(_ parameters: [String: String]) async throws -> String {
+      var components = try XCTUnwrap(URLComponents(string: try cluster.tlsURLText(parameters)))
+      components.password = nil
+      do {
+        let db = try await ClusterDatabase.connect(try ClusterURL(try XCTUnwrap(components.string)), timeout: 10)
+        await db.close()
+        XCTFail("connected without a password: \(parameters)")
+        return ""
+      } catch let error as ClusterError {
+        XCTAssertEqual(error.kind, .database)
+        return error.message
+      }
+    }
+    let owner = try XCTUnwrap(URLComponents(string: try cluster.tlsURLText([:]))?.user)
+    let withCertificate = try await message([
+      "sslmode": "verify-full", "sslrootcert": ca, "sslcert": files.certificate, "sslkey": files.key,
+    ])
+    XCTAssertTrue(
+      withCertificate.contains("the server asks for a password for user '\(owner)' and the URL gives none"),
+      withCertificate)
+    XCTAssertTrue(withCertificate.contains("sslcert '\(files.certificate)'"), withCertificate)
+    XCTAssertTrue(withCertificate.contains("before the lines that ask a password"), withCertificate)
+    let without = try await message(["sslmode": "verify-full", "sslrootcert": ca])
+    XCTAssertTrue(without.contains("add it (postgresql://\(owner):PASSWORD@…)"), without)
+    XCTAssertTrue(without.contains("or log in with a client certificate (sslcert, sslkey)"), without)
+  }
+
   func testOverAUNIXSocketTheCertificateIsIgnoredAsLibpqDoes() async throws {
     // A socket never uses TLS, so even a key file that would be refused is never read.
     let key = try keyCopy(mode: 0o644)

@@ -85,6 +85,15 @@ extension ClusterDatabase {
       return
         "the server does not offer TLS, and sslmode=\(url.tls.rawValue) demands it; turn ssl on in its postgresql.conf, or use sslmode=prefer on a network you trust"
     }
+    if let error = error as? PSQLError, error.code == .authMechanismRequiresPassword, url.password == nil {
+      // pg_hba.conf's first line that matches decides: a `cert` line after a password line for
+      // the same hosts is never reached, the usual slip when client certificates are added.
+      let certificate = ClientCertificate.file(for: url).map {
+        "; the URL shows a client certificate (sslcert '\($0)'), so if the server should take it, put its `hostssl … cert` line in pg_hba.conf before the lines that ask a password of this host (the first line that matches decides)"
+      }
+      return
+        "the server asks for a password for user '\(url.user)' and the URL gives none: add it (postgresql://\(url.user):PASSWORD@…)\(certificate ?? ", or log in with a client certificate (sslcert, sslkey)")"
+    }
     if let error = error as? PSQLError, let message = error.serverInfo?[.message] {
       return clientCertificateRefusal(message, url: url)
     }
