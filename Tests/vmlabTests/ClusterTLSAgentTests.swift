@@ -95,4 +95,31 @@ final class ClusterTLSAgentTests: ClusterTestCase {
       XCTAssertTrue(result.error.contains("\(parameter) '\(file)' cannot be read (permission denied)"), result.error)
     }
   }
+
+  func testARootOwnedKeyMayBeReadByItsGroupAndNoFurtherAsLibpqAllows() throws {
+    guard geteuid() == 0 else { throw XCTSkip("a key owned by root, used by another user, needs root to set up") }
+    // The command runs as nobody in group nogroup (65534), and the key is root's.
+    let key = folder.file("shared.key")
+    try FileManager.default.copyItem(atPath: try cluster.clientCertificateFiles.key, toPath: key)
+    XCTAssertEqual(chown(key, 0, 65534), 0)
+    chmod(folder.path, 0o755)
+    let url = try cluster.certificateURLText(["sslkey": key])
+    func asNobody() throws -> CommandResult {
+      try runProgram(
+        "/usr/bin/setpriv",
+        [
+          "--reuid=65534", "--regid=65534", "--clear-groups", "--", try VMLabBinary.path, "--cluster", url, "host",
+          "list",
+        ],
+        in: folder.path)
+    }
+    chmod(key, 0o640)
+    let shared = try asNobody()
+    XCTAssertEqual(shared.status, 0, "a root-owned key its group may read is taken: \(shared.error)")
+    chmod(key, 0o644)
+    let open = try asNobody()
+    XCTAssertEqual(open.status, 2, open.error)
+    XCTAssertTrue(open.error.contains("sslkey '\(key)' is owned by root with mode 0644"), open.error)
+    XCTAssertTrue(open.error.contains("run `chmod 640 '\(key)'`"), open.error)
+  }
 }
