@@ -110,6 +110,7 @@ final class ClientCertificateTests: XCTestCase {
     XCTAssertTrue(message.contains("the server asks for a client certificate"), message)
     XCTAssertTrue(message.contains("vmlab_cert"), "names the user: \(message)")
     XCTAssertTrue(message.contains("add sslcert=FILE&sslkey=FILE"), "says what to do: \(message)")
+    XCTAssertFalse(message.contains("check that PostgreSQL runs there"), "the server does run: \(message)")
   }
 
   func testMissingFilesAreUsageErrorsNamingThem() async throws {

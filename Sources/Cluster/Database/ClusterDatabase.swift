@@ -79,21 +79,19 @@ public final class ClusterDatabase: Sendable {
     } catch {
       var why = connectionReason(error, url: url)
       if let socket = url.endpoint.socketPath { why = "socket \(socket): \(why)" }
-      throw ClusterError(
-        .database,
-        "cannot reach the cluster database \(url): \(why); check that PostgreSQL runs there and that --cluster names it (Scripts/postgres start runs one to try cluster mode)"
-      )
+      // A TLS or login refusal already says what to do; the server does run.
+      let hint =
+        tlsExplanation(error, url: url) != nil
+        ? ""
+        : "; check that PostgreSQL runs there and that --cluster names it (Scripts/postgres start runs one to try cluster mode)"
+      throw ClusterError(.database, "cannot reach the cluster database \(url): \(why)\(hint)")
     }
   }
 
   /// Why a connection failed: a TLS problem in words a user can act on (looked for down the chain
   /// of underlying errors), else the server's or the system's reason.
   static func connectionReason(_ error: Error, url: ClusterURL) -> String {
-    var next: Error? = error
-    while let current = next {
-      if let tls = tlsReason(current, url: url) { return tls }
-      next = (current as? PSQLError)?.underlying
-    }
+    if let tls = tlsExplanation(error, url: url) { return tls }
     var why = reason(error)
     // The server's words for a pg_hba.conf that takes only TLS ("hostssl") lines from this host.
     if url.tls == .disable, case .tcp = url.endpoint, why.contains("no encryption") {
@@ -101,6 +99,16 @@ public final class ClusterDatabase: Sendable {
         "; the server takes this connection only over TLS, and the URL says sslmode=disable: use sslmode=verify-full with sslrootcert=FILE (or sslmode=require)"
     }
     return why
+  }
+
+  /// A TLS or login problem found down the chain of underlying errors, in words a user can act on.
+  static func tlsExplanation(_ error: Error, url: ClusterURL) -> String? {
+    var next: Error? = error
+    while let current = next {
+      if let tls = tlsReason(current, url: url) { return tls }
+      next = (current as? PSQLError)?.underlying
+    }
+    return nil
   }
 
   public func close() async {
