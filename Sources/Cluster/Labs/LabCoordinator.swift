@@ -26,9 +26,11 @@ struct LabCoordinator {
   let request: Request
   let progress: @Sendable (LabOperationStatus) -> Void
   private let session: Session
-  /// When the coordinator began: it looks at the steps every 5 ms for the first seconds (a lab
-  /// restore's phases take tens of milliseconds, and a look costs about a millisecond of the
-  /// database's time), then every 50 ms.
+  /// Wakes the waits when a step of the operation ends.
+  private let watch = LabStepWatch()
+  /// When the coordinator began: without its LISTEN it looks at the steps every 5 ms for the first
+  /// seconds (a lab restore's phases take tens of milliseconds, and a look costs about a
+  /// millisecond of the database's time), then every 50 ms.
   private let started = Date()
 
   init(labs: ClusterLabs, request: Request, progress: @escaping @Sendable (LabOperationStatus) -> Void) {
@@ -43,9 +45,11 @@ struct LabCoordinator {
   func run() async throws -> LabOperationStatus {
     do {
       let result = try await coordinate()
+      watch.stop()
       await session.close()
       return result
     } catch {
+      watch.stop()
       await session.close()
       throw error
     }
@@ -56,6 +60,8 @@ struct LabCoordinator {
       throw ClusterError(.usage, "--timeout must be more than 0 seconds, not \(request.timeout)")
     }
     _ = try await retrying { db in try await db.migrate() }
+    // In place before any step is queued, so that the first step's end already wakes the wait.
+    await watch.start(on: session)
     var lab = try await retrying { db in try await db.lab(named: request.lab) }
     if let open = lab.operation {
       try await finishLeftOver(open)
@@ -85,13 +91,14 @@ struct LabCoordinator {
     // operation was opened, and a retry would find it and call the lab busy.
     let db = try await session.database()
     guard
-      let (operation, _) = try await db.beginLabOperation(
+      let (operation, job) = try await db.beginLabOperation(
         lab: lab.name, kind: request.kind, checkpoint: request.checkpoint, description: request.description,
         disksOnly: request.disksOnly, createdBy: labs.who, parts: lab.membersByHost)
     else {
       let open = try await retrying { db in try await db.openLabOperation(lab: lab.name) }
       throw ClusterError(.database, busy(open, lab: lab.name))
     }
+    watch.watch(job: job)
     return try await carryOut(operation)
   }
 
@@ -123,15 +130,16 @@ struct LabCoordinator {
           try await retrying { db in try await db.touchLabOperation(id) }
           touched = Date()
         }
-        try await pause()
+        await pause()
       }
     }
-    // The decision is durable before any host is told: whoever finishes after a crash follows it.
+    // The decision and the decide steps commit together: no host is told before the decision is
+    // durable, and whoever finishes after a crash follows it.
     let wanted = decision!
     let decided = try await retrying { db in
-      try await db.decideLabOperation(id, commit: wanted.commit, reason: wanted.reason)
+      try await db.decideAndQueueSteps(id, commit: wanted.commit, reason: wanted.reason, createdBy: labs.who)
     }
-    _ = try await retrying { db in try await db.queueDecideSteps(id, createdBy: labs.who) }
+    watch.watch(job: decided.decideJob)
     let status = try await waitForDecision(id, deadline: deadline)
     if !status.hostsOwingTheDecision.isEmpty {
       try? await retrying { db in try await db.leaveLabOperation(id) }
@@ -192,13 +200,15 @@ struct LabCoordinator {
         try await retrying { db in try await db.touchLabOperation(id) }
         touched = Date()
       }
-      try await pause()
+      await pause()
     }
   }
 
-  private func pause() async throws {
-    let seconds = Date().timeIntervalSince(started) < 3 ? 0.005 : 0.05
-    try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+  /// Until a step ends (the LISTEN wakes it) or the next poll is due: with the LISTEN in place the
+  /// poll only catches what no step announces, such as a host that stopped heartbeating.
+  private func pause() async {
+    let seconds = watch.isListening ? 0.1 : Date().timeIntervalSince(started) < 3 ? 0.005 : 0.05
+    await watch.wake.wait(seconds: seconds)
   }
 
   // MARK: An operation left open
@@ -220,6 +230,7 @@ struct LabCoordinator {
     _ = try await retrying { db in try await db.queueDecideSteps(id, createdBy: labs.who) }
     _ = try await retrying { db in try await db.requeueFailedDecideSteps(id) }
     try await retrying { db in try await db.touchLabOperation(id) }
+    watch.watch(job: try await retrying { db in try await db.labOperation(id) }.decideJob)
     open = try await waitForDecision(id, deadline: Date().addingTimeInterval(request.timeout))
     if open.hostsOwingTheDecision.isEmpty {
       try await retrying { db in try await db.finishLabOperation(id) }
@@ -288,7 +299,7 @@ struct LabCoordinator {
           try await Task.sleep(nanoseconds: 100_000_000)
           if !used.isClosed { throw error }
         }
-        await session.reset()
+        await session.reset(failed: used)
         guard Date() < deadline else {
           throw ClusterError(
             .database,
