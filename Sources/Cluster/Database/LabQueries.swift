@@ -135,7 +135,11 @@ extension ClusterDatabase {
 
   /// The lab `name` (compared as VM names are).
   public func lab(named name: String) async throws -> ClusterLab {
-    let found = try await rows("SELECT name, created_at FROM lab WHERE lower(name) = \(NameRules.key(name))")
+    let found = try await rows(
+      """
+      SELECT name, created_at, (SELECT id FROM lab_operation o WHERE o.lab = l.name AND o.finished_at IS NULL)
+      FROM lab l WHERE lower(name) = \(NameRules.key(name))
+      """)
     guard let row = found.first else {
       let all = try await rows("SELECT name FROM lab ORDER BY lower(name)").map { try $0.decode(String.self) }
       throw ClusterError(
@@ -143,28 +147,42 @@ extension ClusterDatabase {
         "no lab '\(name)' in the cluster \(url) (labs: \(all.isEmpty ? "none yet; create one with `lab create NAME VM…`" : all.joined(separator: ", ")))"
       )
     }
-    let (labName, created) = try row.decode((String, Date).self)
-    let states = Dictionary(uniqueKeysWithValues: try await hosts().map { ($0.name, $0.state.rawValue) })
+    let (labName, created, open) = try row.decode((String, Date, Int64?).self)
     var members: [ClusterLab.Member] = []
     for member in try await rows(
       """
-      SELECT m.vm_key, p.vm, p.host FROM lab_member m LEFT JOIN vm_placement p ON p.vm_key = m.vm_key
+      SELECT m.vm_key, p.vm, p.host, \(unescaped: Self.hostStateColumns)
+      FROM lab_member m LEFT JOIN vm_placement p ON p.vm_key = m.vm_key LEFT JOIN host hs ON hs.name = p.host
       WHERE m.lab = \(labName) ORDER BY m.vm_key
       """)
     {
-      let (key, vm, host) = try member.decode((String, String?, String?).self)
+      let (key, vm, host, stopped, age, heartbeat) = try member.decode(
+        (String, String?, String?, Bool?, Double?, Double?).self)
       if let vm, let host {
         members.append(
           ClusterLab.Member(
             vm: try validatedName(vm, as: "VM"), host: try validatedName(host, as: "host"),
-            hostState: states[host] ?? "dead"))
+            hostState: Self.hostState(stopped: stopped, age: age, heartbeat: heartbeat)))
       } else {
         members.append(ClusterLab.Member(vm: try validatedName(key, as: "VM"), host: "", hostState: "missing"))
       }
     }
+    var operation: LabOperationStatus?
+    if let open { operation = try await labOperation(open) }
     return ClusterLab(
-      name: try validatedName(labName, as: "lab"), createdAt: created, members: members,
-      operation: try await openLabOperation(lab: labName))
+      name: try validatedName(labName, as: "lab"), createdAt: created, members: members, operation: operation)
+  }
+
+  /// A host's row as `hostState` reads it, joined as `hs`: whether it stopped, its heartbeat's age
+  /// by the database's clock, its heartbeat interval. Read beside a lab's rows, so that a
+  /// coordinator's look at its operation is one statement rather than one more for every host.
+  private static let hostStateColumns =
+    "hs.stopped_at IS NOT NULL, extract(epoch FROM now() - hs.last_heartbeat)::float8, hs.heartbeat_seconds"
+
+  /// `alive`, `dead` or `stopped` from those columns; a host without a row counts as dead.
+  private static func hostState(stopped: Bool?, age: Double?, heartbeat: Double?) -> String {
+    guard let stopped, let age, let heartbeat else { return HostStatus.State.dead.rawValue }
+    return hostState(stopped: stopped, heartbeatAge: age, heartbeatSeconds: heartbeat).rawValue
   }
 
   /// Removes the lab (its VMs stay where they are). Refused while an operation on it is open.
@@ -284,31 +302,46 @@ extension ClusterDatabase {
     guard let row = found.first else { throw ClusterError(.notFound, "no lab operation \(id)") }
     let c = try row.decode(
       (String, String, String?, String?, String?, String, Date, Double, Bool, Int64?, Int64?).self)
-    let states = Dictionary(uniqueKeysWithValues: try await hosts().map { ($0.name, $0.state.rawValue) })
     var parts: [LabOperationStatus.HostPart] = []
     for part in try await rows(
       """
       SELECT h.host, h.vms::text, h.prepare_step, p.state, p.error, h.prepared_id, h.decide_step, d.state, d.result,
-        d.error
+        d.error, \(unescaped: Self.hostStateColumns)
       FROM lab_operation_host h
         LEFT JOIN job_step p ON p.id = h.prepare_step
         LEFT JOIN job_step d ON d.id = h.decide_step
+        LEFT JOIN host hs ON hs.name = h.host
       WHERE h.operation = \(id) ORDER BY h.host
       """)
     {
       let p = try part.decode(
-        (String, String, Int64?, String?, String?, Int64?, Int64?, String?, String?, String?).self)
+        (
+          String, String, Int64?, String?, String?, Int64?, Int64?, String?, String?, String?, Bool?, Double?, Double?
+        ).self)
       let vms = try JSONDecoder().decode([String].self, from: Data(p.1.utf8))
       for vm in vms { _ = try validatedName(vm, as: "VM") }
+      let state = Self.hostState(stopped: p.10, age: p.11, heartbeat: p.12)
       parts.append(
         LabOperationStatus.HostPart(
-          host: try validatedName(p.0, as: "host"), vms: vms, hostState: states[p.0] ?? "dead", prepareStep: p.2,
+          host: try validatedName(p.0, as: "host"), vms: vms, hostState: state, prepareStep: p.2,
           prepareState: p.3, prepareError: p.4, preparedID: p.5, decideStep: p.6, decideState: p.7,
           decideResult: p.8, decideError: p.9))
     }
     return LabOperationStatus(
       id: id, lab: c.0, kind: c.1, checkpoint: c.2, decision: c.3, reason: c.4, createdBy: c.5, createdAt: c.6,
       coordinatorAge: max(0, c.7), finished: c.8, prepareJob: c.9, decideJob: c.10, hosts: parts)
+  }
+
+  /// How many steps of `job` are still queued or running, and how many failed: one cheap look for
+  /// a coordinator woken by a step's end.
+  func openAndFailedSteps(job: Int64) async throws -> (open: Int, failed: Int) {
+    let found = try await rows(
+      """
+      SELECT count(*) FILTER (WHERE state IN ('queued', 'running')), count(*) FILTER (WHERE state = 'failed')
+      FROM job_step WHERE job_id = \(job)
+      """)
+    let (open, failed) = try found[0].decode((Int, Int).self)
+    return (open, failed)
   }
 
   /// The coordinator says it still runs.

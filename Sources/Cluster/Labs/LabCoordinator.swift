@@ -99,18 +99,24 @@ struct LabCoordinator {
       throw ClusterError(.database, busy(open, lab: lab.name))
     }
     watch.watch(job: job)
-    return try await carryOut(operation)
+    return try await carryOut(operation, prepareJob: job)
   }
 
   // MARK: The two phases
 
   /// Waits for the prepare steps, decides, queues and waits for the decide steps.
-  private func carryOut(_ id: Int64) async throws -> LabOperationStatus {
+  private func carryOut(_ id: Int64, prepareJob: Int64) async throws -> LabOperationStatus {
     let deadline = Date().addingTimeInterval(request.timeout)
     var shown: LabOperationStatus?
     var touched = Date()
+    var looked = Date.distantPast
     var decision: (commit: Bool, reason: String)?
     while decision == nil {
+      if try await nothingToDecideYet(prepareJob, lookedAt: looked) {
+        await pause()
+        continue
+      }
+      looked = Date()
       let status = try await retrying { db in try await db.labOperation(id) }
       if shown != status {
         progress(status)
@@ -140,7 +146,7 @@ struct LabCoordinator {
       try await db.decideAndQueueSteps(id, commit: wanted.commit, reason: wanted.reason, createdBy: labs.who)
     }
     watch.watch(job: decided.decideJob)
-    let status = try await waitForDecision(id, deadline: deadline)
+    let status = try await waitForDecision(id, deadline: deadline, job: decided.decideJob)
     if !status.hostsOwingTheDecision.isEmpty {
       try? await retrying { db in try await db.leaveLabOperation(id) }
       throw LabOperationFailure(message: owing(status, reason: decided.reason), operation: status)
@@ -180,11 +186,17 @@ struct LabCoordinator {
 
   /// Waits until every decide step is done, or every host that still owes one is down or failed
   /// it, or the deadline (at least a few seconds after the decision) passes.
-  private func waitForDecision(_ id: Int64, deadline: Date) async throws -> LabOperationStatus {
+  private func waitForDecision(_ id: Int64, deadline: Date, job: Int64? = nil) async throws -> LabOperationStatus {
     let until = max(deadline, Date().addingTimeInterval(5))
     var shown: LabOperationStatus?
     var touched = Date()
+    var looked = Date.distantPast
     while true {
+      if let job, try await nothingToDecideYet(job, lookedAt: looked) {
+        await pause()
+        continue
+      }
+      looked = Date()
       let status = try await retrying { db in try await db.labOperation(id) }
       if shown != status {
         progress(status)
@@ -207,8 +219,20 @@ struct LabCoordinator {
   /// Until a step ends (the LISTEN wakes it) or the next poll is due: with the LISTEN in place the
   /// poll only catches what no step announces, such as a host that stopped heartbeating.
   private func pause() async {
-    let seconds = watch.isListening ? 0.1 : Date().timeIntervalSince(started) < 3 ? 0.005 : 0.05
-    await watch.wake.wait(seconds: seconds)
+    await watch.wake.wait(seconds: pollSeconds)
+  }
+
+  private var pollSeconds: Double {
+    watch.isListening ? 0.1 : Date().timeIntervalSince(started) < 3 ? 0.005 : 0.05
+  }
+
+  /// True when woken between two polls while some step of `job` is still open and none failed:
+  /// then the operation as a whole (every host's part and liveness) need not be read again yet. A
+  /// poll (`lookedAt` a poll interval ago) always reads it, for what no step announces.
+  private func nothingToDecideYet(_ job: Int64, lookedAt: Date) async throws -> Bool {
+    guard Date().timeIntervalSince(lookedAt) < pollSeconds else { return false }
+    let steps = try await retrying { db in try await db.openAndFailedSteps(job: job) }
+    return steps.open > 0 && steps.failed == 0
   }
 
   // MARK: An operation left open
