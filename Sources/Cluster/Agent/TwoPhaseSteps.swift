@@ -48,18 +48,12 @@ extension StepRunner {
           "restore of \(names.joined(separator: ", ")) was prepared by an earlier attempt (operation \(earlier)); waiting for the decision",
         prepared: earlier)
     }
-    // Every VM's checkpoint is found before anything is touched.
-    let targets: [(vm: String, checkpoint: Checkpoint)] = try names.map { vm in
-      if let name = arguments.checkpoint { return (vm, try library.checkpoint(vm: vm, named: name)) }
-      guard let latest = try library.mostRecentCheckpoints(vm: vm).first else {
-        throw LabKitError(.notFound, "VM '\(vm)' has no checkpoint; nothing was restored")
-      }
-      return (vm, latest)
-    }
+    // Every VM's checkpoint is found before anything is touched, as a restore in one library finds them.
+    let targets = try library.checkpointsToRestore(vms: names, named: arguments.checkpoint)
     delayForTests()
     guard stillHeld() else { throw LeaseLost() }
-    let prepared = try library.prepareRestore(checkpoints: targets.map(\.checkpoint.id))
-    let what = targets.map { "\($0.vm) to '\($0.checkpoint.name)'" }.joined(separator: ", ")
+    let prepared = try library.prepareRestore(checkpoints: targets.map(\.checkpointID))
+    let what = targets.map { "\($0.vm) to '\($0.checkpoint)'" }.joined(separator: ", ")
     return Outcome(
       message: "prepared the restore of \(what) (operation \(prepared.operationID)); waiting for the decision",
       prepared: prepared.operationID)
