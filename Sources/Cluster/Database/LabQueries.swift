@@ -381,24 +381,33 @@ extension ClusterDatabase {
     commit: Bool, reason: String, decideJob: Int64?
   ) {
     try await transaction { db in
-      let decision = commit ? "commit" : "roll-back"
-      try await db.rows(
-        """
-        UPDATE lab_operation SET decision = \(decision), reason = \(reason), decided_at = now()
-        WHERE id = \(id) AND decision IS NULL
-        """)
-      let queued = try await db.queueingDecideSteps(id, createdBy: createdBy)
+      let queued = try await db.queueingDecideSteps(
+        id, createdBy: createdBy, deciding: (commit ? "commit" : "roll-back", reason))
       return (queued.decision == "commit", queued.reason, queued.job)
     }
   }
 
-  /// `queueDecideSteps` inside the caller's transaction; also returns the decision in force and
-  /// the decide job (nil when the operation is not decided).
-  private func queueingDecideSteps(_ id: Int64, createdBy: String) async throws -> (
-    hosts: [String], decision: String?, reason: String, job: Int64?
-  ) {
-    let operation = try await rows(
-      "SELECT lab, kind, decision, coalesce(reason, ''), decide_job FROM lab_operation WHERE id = \(id) FOR UPDATE")
+  /// `queueDecideSteps` inside the caller's transaction, first writing the decision `deciding`
+  /// when one is given and none was written; also returns the decision in force and the decide
+  /// job (nil when the operation is not decided).
+  private func queueingDecideSteps(
+    _ id: Int64, createdBy: String, deciding: (decision: String, reason: String)? = nil
+  ) async throws -> (hosts: [String], decision: String?, reason: String, job: Int64?) {
+    // The operation's row, locked; when deciding, written in the same statement (the first
+    // decision stands: the row's old values decide what is set).
+    let operation: [PostgresRow]
+    if let deciding {
+      operation = try await rows(
+        """
+        UPDATE lab_operation SET decision = coalesce(decision, \(deciding.decision)),
+          reason = CASE WHEN decision IS NULL THEN \(deciding.reason) ELSE reason END,
+          decided_at = coalesce(decided_at, now())
+        WHERE id = \(id) RETURNING lab, kind, decision, coalesce(reason, ''), decide_job
+        """)
+    } else {
+      operation = try await rows(
+        "SELECT lab, kind, decision, coalesce(reason, ''), decide_job FROM lab_operation WHERE id = \(id) FOR UPDATE")
+    }
     guard let row = operation.first else { throw ClusterError(.notFound, "no lab operation \(id)") }
     let (lab, kind, decided, reason, decideJob) = try row.decode((String, String, String?, String, Int64?).self)
     guard let decision = decided, decideJob == nil else { return ([], decided, reason, decideJob) }
