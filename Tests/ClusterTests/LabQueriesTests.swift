@@ -148,4 +148,99 @@ final class LabQueriesTests: XCTestCase {
     let h2Claim = try await db.claimStep(host: "h2", agent: "agent-h2", leaseSeconds: 30)
     XCTAssertNil(h2Claim, "h2 runs nothing")
   }
+
+  /// Claims `host`'s queued step, records the prepared operation `prepared` under its fence and
+  /// ends it done, as an agent does.
+  private func prepare(_ host: String, prepared: Int64) async throws {
+    let claim = try await db.claimStep(host: host, agent: "agent-\(host)", leaseSeconds: 30)
+    let claimed = try XCTUnwrap(claim, "\(host) has no step")
+    let recorded = try await db.recordPrepared(step: claimed.id, fence: claimed.fence, operation: prepared)
+    XCTAssertTrue(recorded)
+    let finished = try await db.finishStep(step: claimed.id, fence: claimed.fence, succeeded: true, message: "prepared")
+    XCTAssertTrue(finished)
+  }
+
+  func testTheDecisionAndItsDecideStepsAreWrittenTogetherAndTheFirstDecisionStands() async throws {
+    try await db.createLab("class", vms: ["web", "app"])
+    let begun = try await begin()
+    let (operation, _) = try XCTUnwrap(begun)
+    try await prepare("h1", prepared: 11)
+    try await prepare("h2", prepared: 12)
+    let decided = try await db.decideAndQueueSteps(
+      operation, commit: true, reason: "every host prepared", createdBy: "tester")
+    XCTAssertTrue(decided.commit)
+    XCTAssertEqual(decided.reason, "every host prepared")
+    let job = try XCTUnwrap(decided.decideJob)
+    let status = try await db.labOperation(operation)
+    XCTAssertEqual(status.decision, "commit")
+    XCTAssertEqual(status.decideJob, job)
+    XCTAssertEqual(status.hosts.map(\.decideState), ["queued", "queued"])
+    XCTAssertEqual(status.hostsOwingTheDecision.map(\.host), ["h1", "h2"])
+    let claim = try await db.claimStep(host: "h2", agent: "agent-h2", leaseSeconds: 30)
+    let decide = try XCTUnwrap(claim)
+    XCTAssertEqual(decide.jobID, job)
+    XCTAssertEqual(
+      try JSONDecoder().decode(DecideStep.self, from: Data(decide.arguments.utf8)),
+      DecideStep(operation: operation, kind: "checkpoint", vms: ["app"], prepared: 12, commit: true))
+
+    // A second decision (a coordinator that lost its connection as the first committed, and
+    // tried again) follows the one written and queues nothing more.
+    let again = try await db.decideAndQueueSteps(operation, commit: false, reason: "too late", createdBy: "tester")
+    XCTAssertTrue(again.commit)
+    XCTAssertEqual(again.reason, "every host prepared")
+    XCTAssertEqual(again.decideJob, job)
+    let steps = try await db.jobs(ids: [job]).first?.steps.count
+    XCTAssertEqual(steps, 2, "decide steps queued once")
+  }
+
+  func testTheEndOfALabOperationsStepWakesItsCoordinatorAndOtherStepsDoNot() async throws {
+    let listener = try await cluster.connect()
+    let heard = Heard()
+    let started = Heard()
+    let listening = Task {
+      try await listener.listen(on: labStepsChannel, started: { started.add("listening") }) { heard.add($0) }
+    }
+    defer {
+      listening.cancel()
+      Task { await listener.close() }
+    }
+    try await waitFor("the LISTEN") { !started.payloads.isEmpty }
+    try await db.createLab("class", vms: ["web", "app"])
+    let begun = try await begin()
+    let (_, job) = try XCTUnwrap(begun)
+    // A step of another job ends first: it wakes no coordinator.
+    let other = try await db.submitJob(
+      kind: "test", steps: [try StepRequest(host: "h3", kind: .startVMs, VMsStep(vms: ["cache"]))])
+    let otherClaim = try await db.claimStep(host: "h3", agent: "agent-h3", leaseSeconds: 30)
+    let otherStep = try XCTUnwrap(otherClaim)
+    XCTAssertEqual(otherStep.jobID, other)
+    _ = try await db.finishStep(step: otherStep.id, fence: otherStep.fence, succeeded: true, message: "started")
+    try await prepare("h1", prepared: 11)
+    try await waitFor("the notification of h1's prepare step") { !heard.payloads.isEmpty }
+    XCTAssertEqual(heard.payloads, ["\(job)"], "only the lab operation's step, named by its job")
+
+    // A prepare step whose lease ran out and was taken back wakes it too (the step failed or will
+    // run again; either way the coordinator looks).
+    let claim = try await db.claimStep(host: "h2", agent: "agent-h2", leaseSeconds: 0.01)
+    XCTAssertNotNil(claim)
+    try await waitFor("h2's lease to be taken back") { !(try await self.db.reapExpiredLeases()).isEmpty }
+    try await waitFor("the notification of h2's reaped step") { heard.payloads.count == 2 }
+    XCTAssertEqual(heard.payloads, ["\(job)", "\(job)"])
+  }
+
+  private func waitFor(_ what: String, seconds: Double = 10, _ done: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+      if try await done() { return }
+      try await Task.sleep(nanoseconds: 20_000_000)
+    }
+    XCTFail("waited \(seconds) s for \(what)")
+  }
+}
+
+private final class Heard: @unchecked Sendable {
+  private let lock = NSLock()
+  private var received: [String] = []
+  func add(_ payload: String) { lock.withLock { received.append(payload) } }
+  var payloads: [String] { lock.withLock { received } }
 }

@@ -45,6 +45,35 @@ final class LabTests: LabKitTestCase {
     try assertConsistent()
   }
 
+  /// The checkpoints a restore of several VMs goes back to, as a lab restore here and a host's part
+  /// of one across a cluster find them: the latest of a name, each VM's most recent one, and an
+  /// error that says what a VM has when it lacks one, before anything is touched.
+  func testTheCheckpointsToRestoreAreFoundForEveryVMOrNone() throws {
+    let names = try makeLab(3)
+    try library.checkpointLab("class", checkpoint: "start")
+    try library.checkpoint(vm: "pc1", name: "start")
+    try library.checkpoint(vm: "pc2", name: "later")
+    let start = try library.checkpointsToRestore(vms: names, named: "start")
+    XCTAssertEqual(start.map(\.vm), names)
+    XCTAssertEqual(start.map(\.checkpoint), ["start", "start", "start"])
+    XCTAssertEqual(
+      start[0].checkpointID, try library.checkpoint(vm: "pc1", named: "start").id, "the latest of that name")
+    let recent = try library.checkpointsToRestore(vms: names, named: nil)
+    XCTAssertEqual(recent.map(\.checkpoint), ["start", "later", "start"])
+
+    XCTAssertThrowsError(try library.checkpointsToRestore(vms: names, named: "later")) { error in
+      XCTAssertTrue("\(error)".contains("VM 'pc1' has no checkpoint 'later'; it has 'start', 'start'"), "\(error)")
+    }
+    try library.createVM(name: "fresh", diskSizes: [small])
+    XCTAssertThrowsError(try library.checkpointsToRestore(vms: ["pc1", "fresh"], named: nil, lab: "class")) { error in
+      XCTAssertEqual(
+        (error as? LabKitError)?.message, "VM 'fresh' of lab 'class' has no checkpoint; nothing was restored")
+    }
+    XCTAssertThrowsError(try library.checkpointsToRestore(vms: ["nobody"], named: "start")) { error in
+      XCTAssertEqual((error as? LabKitError)?.kind, .notFound, "\(error)")
+    }
+  }
+
   /// A lab restore writes the manifests while the discarded leaves are deleted: when it returns,
   /// every VM's vm.json names the leaves the catalog names, and the old leaves are gone.
   func testLabRestoreLeavesManifestsAndNoOldLeaves() throws {

@@ -4,7 +4,8 @@ import LabKit
 // The agent's side of a lab operation across hosts: phase one prepares on this host's library and
 // hands back the id of the operation left waiting there; phase two carries out the coordinator's
 // decision on it. Both are safe to run again: a retried prepare takes over what an earlier attempt
-// prepared, and a decision already carried out is reported as such.
+// prepared, and a decision already carried out is reported as such. Neither reports progress: each
+// is one part, and the step's end records it whole without a write of its own on the way.
 
 extension StepRunner {
   /// A fault hook for the failure tests: seconds a prepare step waits before it prepares
@@ -31,7 +32,6 @@ extension StepRunner {
     guard stillHeld() else { throw LeaseLost() }
     let prepared = try library.prepareCheckpoint(
       vms: names, name: arguments.name, description: arguments.description, disksOnly: arguments.disksOnly)
-    progress(1)
     return Outcome(
       message:
         "prepared checkpoint '\(arguments.name)' of \(names.joined(separator: ", ")) (operation \(prepared.operationID)); waiting for the decision",
@@ -48,19 +48,12 @@ extension StepRunner {
           "restore of \(names.joined(separator: ", ")) was prepared by an earlier attempt (operation \(earlier)); waiting for the decision",
         prepared: earlier)
     }
-    // Every VM's checkpoint is found before anything is touched.
-    let targets: [(vm: String, checkpoint: Checkpoint)] = try names.map { vm in
-      if let name = arguments.checkpoint { return (vm, try library.checkpoint(vm: vm, named: name)) }
-      guard let latest = try library.mostRecentCheckpoints(vm: vm).first else {
-        throw LabKitError(.notFound, "VM '\(vm)' has no checkpoint; nothing was restored")
-      }
-      return (vm, latest)
-    }
+    // Every VM's checkpoint is found before anything is touched, as a restore in one library finds them.
+    let targets = try library.checkpointsToRestore(vms: names, named: arguments.checkpoint)
     delayForTests()
     guard stillHeld() else { throw LeaseLost() }
-    let prepared = try library.prepareRestore(checkpoints: targets.map(\.checkpoint.id))
-    progress(1)
-    let what = targets.map { "\($0.vm) to '\($0.checkpoint.name)'" }.joined(separator: ", ")
+    let prepared = try library.prepareRestore(checkpoints: targets.map(\.checkpointID))
+    let what = targets.map { "\($0.vm) to '\($0.checkpoint)'" }.joined(separator: ", ")
     return Outcome(
       message: "prepared the restore of \(what) (operation \(prepared.operationID)); waiting for the decision",
       prepared: prepared.operationID)
@@ -80,13 +73,11 @@ extension StepRunner {
           message: "nothing of lab operation \(arguments.operation) was prepared here; nothing to roll back")
       }
       _ = try library.decidePrepared(operation: waiting, commit: false)
-      progress(1)
       return Outcome(
         message: "rolled back operation \(waiting) (\(arguments.kind) of \(names.joined(separator: ", ")))")
     }
     do {
       let vms = try library.decidePrepared(operation: id, commit: arguments.commit)
-      progress(1)
       return Outcome(message: "\(verb) operation \(id) (\(arguments.kind) of \(vms.joined(separator: ", ")))")
     } catch let error as LabKitError where error.kind == .hostFailedAfterCommit {
       // Committed all the same: the checkpoint is taken; the host only failed to run a VM again.

@@ -49,6 +49,12 @@ extension ClusterDatabase {
   /// How many heartbeat intervals without one make a host dead.
   public static let missedHeartbeatsForDead = 3.0
 
+  /// A host's state from its row: stopped by its agent, else alive until it missed
+  /// `missedHeartbeatsForDead` heartbeats (by the database's clock), then dead.
+  static func hostState(stopped: Bool, heartbeatAge: Double, heartbeatSeconds: Double) -> HostStatus.State {
+    stopped ? .stopped : max(0, heartbeatAge) < heartbeatSeconds * missedHeartbeatsForDead ? .alive : .dead
+  }
+
   /// Registers the host `name` for the agent `agent`, or takes over its row from an agent that is
   /// no longer alive. A live agent under the same name keeps it and this one is refused.
   public func register(
@@ -118,8 +124,7 @@ extension ClusterDatabase {
       let (differencesJSON, reconciledAge) = (columns.14, columns.15)
       let name = try validatedName(columns.0, as: "host")
       let age = max(0, columns.9)
-      let state: HostStatus.State =
-        columns.11 ? .stopped : age < columns.10 * Self.missedHeartbeatsForDead ? .alive : .dead
+      let state = Self.hostState(stopped: columns.11, heartbeatAge: age, heartbeatSeconds: columns.10)
       let capabilities = (try? JSONDecoder().decode([String].self, from: Data(columns.8.utf8))) ?? []
       return HostStatus(
         name: name, state: state, address: columns.1, library: columns.2, agent: columns.3,

@@ -135,7 +135,11 @@ extension ClusterDatabase {
 
   /// The lab `name` (compared as VM names are).
   public func lab(named name: String) async throws -> ClusterLab {
-    let found = try await rows("SELECT name, created_at FROM lab WHERE lower(name) = \(NameRules.key(name))")
+    let found = try await rows(
+      """
+      SELECT name, created_at, (SELECT id FROM lab_operation o WHERE o.lab = l.name AND o.finished_at IS NULL)
+      FROM lab l WHERE lower(name) = \(NameRules.key(name))
+      """)
     guard let row = found.first else {
       let all = try await rows("SELECT name FROM lab ORDER BY lower(name)").map { try $0.decode(String.self) }
       throw ClusterError(
@@ -143,28 +147,42 @@ extension ClusterDatabase {
         "no lab '\(name)' in the cluster \(url) (labs: \(all.isEmpty ? "none yet; create one with `lab create NAME VM…`" : all.joined(separator: ", ")))"
       )
     }
-    let (labName, created) = try row.decode((String, Date).self)
-    let states = Dictionary(uniqueKeysWithValues: try await hosts().map { ($0.name, $0.state.rawValue) })
+    let (labName, created, open) = try row.decode((String, Date, Int64?).self)
     var members: [ClusterLab.Member] = []
     for member in try await rows(
       """
-      SELECT m.vm_key, p.vm, p.host FROM lab_member m LEFT JOIN vm_placement p ON p.vm_key = m.vm_key
+      SELECT m.vm_key, p.vm, p.host, \(unescaped: Self.hostStateColumns)
+      FROM lab_member m LEFT JOIN vm_placement p ON p.vm_key = m.vm_key LEFT JOIN host hs ON hs.name = p.host
       WHERE m.lab = \(labName) ORDER BY m.vm_key
       """)
     {
-      let (key, vm, host) = try member.decode((String, String?, String?).self)
+      let (key, vm, host, stopped, age, heartbeat) = try member.decode(
+        (String, String?, String?, Bool?, Double?, Double?).self)
       if let vm, let host {
         members.append(
           ClusterLab.Member(
             vm: try validatedName(vm, as: "VM"), host: try validatedName(host, as: "host"),
-            hostState: states[host] ?? "dead"))
+            hostState: Self.hostState(stopped: stopped, age: age, heartbeat: heartbeat)))
       } else {
         members.append(ClusterLab.Member(vm: try validatedName(key, as: "VM"), host: "", hostState: "missing"))
       }
     }
+    var operation: LabOperationStatus?
+    if let open { operation = try await labOperation(open) }
     return ClusterLab(
-      name: try validatedName(labName, as: "lab"), createdAt: created, members: members,
-      operation: try await openLabOperation(lab: labName))
+      name: try validatedName(labName, as: "lab"), createdAt: created, members: members, operation: operation)
+  }
+
+  /// A host's row as `hostState` reads it, joined as `hs`: whether it stopped, its heartbeat's age
+  /// by the database's clock, its heartbeat interval. Read beside a lab's rows, so that a
+  /// coordinator's look at its operation is one statement rather than one more for every host.
+  private static let hostStateColumns =
+    "hs.stopped_at IS NOT NULL, extract(epoch FROM now() - hs.last_heartbeat)::float8, hs.heartbeat_seconds"
+
+  /// `alive`, `dead` or `stopped` from those columns; a host without a row counts as dead.
+  private static func hostState(stopped: Bool?, age: Double?, heartbeat: Double?) -> String {
+    guard let stopped, let age, let heartbeat else { return HostStatus.State.dead.rawValue }
+    return hostState(stopped: stopped, heartbeatAge: age, heartbeatSeconds: heartbeat).rawValue
   }
 
   /// Removes the lab (its VMs stay where they are). Refused while an operation on it is open.
@@ -213,38 +231,41 @@ extension ClusterDatabase {
             host: part.host, kind: .prepareRestore,
             PrepareRestoreStep(operation: operation, vms: part.vms, checkpoint: checkpoint))
       }
-      let (job, stepIDs) = try await db.insertJob(
-        kind: "lab-\(kind)-prepare", target: lab, createdBy: createdBy, steps: steps)
-      for (part, step) in zip(parts, stepIDs) {
-        let vms = String(decoding: try JSONEncoder().encode(part.vms), as: UTF8.self)
-        try await db.rows(
-          """
+      let vms = try parts.map { String(decoding: try JSONEncoder().encode($0.vms), as: UTF8.self) }
+      // The job, its steps and each host's part in one statement: a round trip per row would cost
+      // more than the database's work.
+      let (hosts, kinds, arguments) = Self.columns(of: steps)
+      let jobKind = "lab-\(kind)-prepare"
+      let made = try await db.rows(
+        """
+        WITH made AS (
+          INSERT INTO job (kind, target, created_by) VALUES (\(jobKind), \(lab), \(createdBy)) RETURNING id),
+        steps AS (
+          INSERT INTO job_step (job_id, host, kind, arguments)
+          SELECT made.id, u.host, u.kind, u.arguments::jsonb
+          FROM made, unnest(\(hosts)::text[], \(kinds)::text[], \(arguments)::text[]) AS u(host, kind, arguments)
+          RETURNING id, host),
+        parts AS (
           INSERT INTO lab_operation_host (operation, host, vms, prepare_step)
-          VALUES (\(operation), \(part.host), \(vms)::jsonb, \(step))
-          """)
+          SELECT \(operation), steps.host, u.vms::jsonb, steps.id
+          FROM steps JOIN unnest(\(parts.map(\.host))::text[], \(vms)::text[]) AS u(host, vms) ON u.host = steps.host
+          RETURNING host),
+        opened AS (UPDATE lab_operation SET prepare_job = (SELECT id FROM made) WHERE id = \(operation) RETURNING id)
+        SELECT (SELECT id FROM made), (SELECT count(*) FROM parts), (SELECT count(*) FROM opened)
+        """)
+      let (job, recorded, _) = try made[0].decode((Int64, Int, Int).self)
+      guard recorded == parts.count else {
+        throw ClusterError(
+          .failed, "lab operation \(operation) recorded \(recorded) of its \(parts.count) hosts' parts")
       }
-      try await db.rows("UPDATE lab_operation SET prepare_job = \(job) WHERE id = \(operation)")
       return (operation, job)
     }
   }
 
-  /// Inserts a job and its steps inside the caller's transaction; returns the job's and the steps' ids.
-  private func insertJob(kind: String, target: String, createdBy: String, steps: [StepRequest]) async throws -> (
-    Int64, [Int64]
-  ) {
-    let job = try await rows(
-      "INSERT INTO job (kind, target, created_by) VALUES (\(kind), \(target), \(createdBy)) RETURNING id")
-    let id = try job[0].decode(Int64.self)
-    var stepIDs: [Int64] = []
-    for step in steps {
-      let inserted = try await rows(
-        """
-        INSERT INTO job_step (job_id, host, kind, arguments) VALUES (\(id), \(step.host), \(step.kind.rawValue),
-          \(step.arguments)::jsonb) RETURNING id
-        """)
-      stepIDs.append(try inserted[0].decode(Int64.self))
-    }
-    return (id, stepIDs)
+  /// Steps as the columns that `unnest` turns back into rows: hosts, kinds, arguments. Steps of a
+  /// lab operation are one per host, so a step is found again by its host.
+  private static func columns(of steps: [StepRequest]) -> ([String], [String], [String]) {
+    (steps.map(\.host), steps.map(\.kind.rawValue), steps.map(\.arguments))
   }
 
   /// Records the id of the operation a prepare step left waiting in its host's library, as a write
@@ -281,31 +302,46 @@ extension ClusterDatabase {
     guard let row = found.first else { throw ClusterError(.notFound, "no lab operation \(id)") }
     let c = try row.decode(
       (String, String, String?, String?, String?, String, Date, Double, Bool, Int64?, Int64?).self)
-    let states = Dictionary(uniqueKeysWithValues: try await hosts().map { ($0.name, $0.state.rawValue) })
     var parts: [LabOperationStatus.HostPart] = []
     for part in try await rows(
       """
       SELECT h.host, h.vms::text, h.prepare_step, p.state, p.error, h.prepared_id, h.decide_step, d.state, d.result,
-        d.error
+        d.error, \(unescaped: Self.hostStateColumns)
       FROM lab_operation_host h
         LEFT JOIN job_step p ON p.id = h.prepare_step
         LEFT JOIN job_step d ON d.id = h.decide_step
+        LEFT JOIN host hs ON hs.name = h.host
       WHERE h.operation = \(id) ORDER BY h.host
       """)
     {
       let p = try part.decode(
-        (String, String, Int64?, String?, String?, Int64?, Int64?, String?, String?, String?).self)
+        (
+          String, String, Int64?, String?, String?, Int64?, Int64?, String?, String?, String?, Bool?, Double?, Double?
+        ).self)
       let vms = try JSONDecoder().decode([String].self, from: Data(p.1.utf8))
       for vm in vms { _ = try validatedName(vm, as: "VM") }
+      let state = Self.hostState(stopped: p.10, age: p.11, heartbeat: p.12)
       parts.append(
         LabOperationStatus.HostPart(
-          host: try validatedName(p.0, as: "host"), vms: vms, hostState: states[p.0] ?? "dead", prepareStep: p.2,
+          host: try validatedName(p.0, as: "host"), vms: vms, hostState: state, prepareStep: p.2,
           prepareState: p.3, prepareError: p.4, preparedID: p.5, decideStep: p.6, decideState: p.7,
           decideResult: p.8, decideError: p.9))
     }
     return LabOperationStatus(
       id: id, lab: c.0, kind: c.1, checkpoint: c.2, decision: c.3, reason: c.4, createdBy: c.5, createdAt: c.6,
       coordinatorAge: max(0, c.7), finished: c.8, prepareJob: c.9, decideJob: c.10, hosts: parts)
+  }
+
+  /// How many steps of `job` are still queued or running, and how many failed: one cheap look for
+  /// a coordinator woken by a step's end.
+  func openAndFailedSteps(job: Int64) async throws -> (open: Int, failed: Int) {
+    let found = try await rows(
+      """
+      SELECT count(*) FILTER (WHERE state IN ('queued', 'running')), count(*) FILTER (WHERE state = 'failed')
+      FROM job_step WHERE job_id = \(job)
+      """)
+    let (open, failed) = try found[0].decode((Int, Int).self)
+    return (open, failed)
   }
 
   /// The coordinator says it still runs.
@@ -334,70 +370,111 @@ extension ClusterDatabase {
   /// a host, so a decide step always comes after the prepare it settles.
   @discardableResult
   func queueDecideSteps(_ id: Int64, createdBy: String) async throws -> [String] {
+    try await transaction { db in try await db.queueingDecideSteps(id, createdBy: createdBy).hosts }
+  }
+
+  /// Writes the decision of operation `id` (unless one was written already) and queues its decide
+  /// steps, in one transaction: the decision is durable before any host can see a step that
+  /// carries it out, and the coordinator's second phase starts one round trip sooner. Returns the
+  /// decision in force (the first one written wins) and the decide job.
+  func decideAndQueueSteps(_ id: Int64, commit: Bool, reason: String, createdBy: String) async throws -> (
+    commit: Bool, reason: String, decideJob: Int64?
+  ) {
     try await transaction { db in
-      let operation = try await db.rows(
-        "SELECT lab, kind, decision, decide_job FROM lab_operation WHERE id = \(id) FOR UPDATE")
-      let (lab, kind, decision, decideJob) = try operation[0].decode((String, String, String?, Int64?).self)
-      guard let decision, decideJob == nil else { return [] }
-      let commit = decision == "commit"
-      // Locked, so that no agent claims a prepare step while this decides what it needs (claims
-      // skip locked rows).
-      try await db.rows(
-        """
-        SELECT id FROM job_step WHERE id IN (SELECT prepare_step FROM lab_operation_host WHERE operation = \(id))
-        ORDER BY id FOR UPDATE
-        """)
-      let parts = try await db.rows(
-        """
-        SELECT h.host, h.vms::text, h.prepared_id, s.id, s.state, coalesce(s.attempts, 0) FROM lab_operation_host h
-          LEFT JOIN job_step s ON s.id = h.prepare_step
-        WHERE h.operation = \(id) ORDER BY h.host
-        """)
-      var steps: [StepRequest] = []
-      var hosts: [String] = []
-      for part in parts {
-        let (host, vmsText, prepared, step, state, attempts) = try part.decode(
-          (String, String, Int64?, Int64?, String?, Int).self)
-        if state == "queued", let step {
-          let why = "not run: lab operation \(id) was decided (\(decision)) before this host took its prepare step"
-          try await db.rows(
-            "UPDATE job_step SET state = 'failed', finished_at = now(), error = \(why) WHERE id = \(step)")
-          // Queued again after an attempt whose agent died: that attempt may have prepared.
-          if attempts == 0 { continue }
-        }
-        if state == "failed" || state == nil { continue }
-        if state == "running", let step {
-          // Not to be tried again once its lease runs out (its agent died): the decide step
-          // queued here settles whatever that attempt left, and a later attempt would prepare
-          // again with no decision to follow.
-          try await db.rows("UPDATE job_step SET max_attempts = attempts WHERE id = \(step) AND state = 'running'")
-        }
-        let vms = try JSONDecoder().decode([String].self, from: Data(vmsText.utf8))
-        steps.append(
-          try StepRequest(
-            host: host, kind: .decide,
-            DecideStep(operation: id, kind: kind, vms: vms, prepared: prepared, commit: commit)))
-        hosts.append(host)
-      }
-      let job: Int64
-      if steps.isEmpty {
-        // Nothing to decide anywhere; an empty job records the decision in `job list` all the same.
-        let made = try await db.rows(
-          "INSERT INTO job (kind, target, created_by) VALUES (\(commit ? "lab-commit" : "lab-roll-back"), \(lab), \(createdBy)) RETURNING id"
-        )
-        job = try made[0].decode(Int64.self)
-      } else {
-        let stepIDs: [Int64]
-        (job, stepIDs) = try await db.insertJob(
-          kind: commit ? "lab-commit" : "lab-roll-back", target: lab, createdBy: createdBy, steps: steps)
-        for (host, step) in zip(hosts, stepIDs) {
-          try await db.rows(
-            "UPDATE lab_operation_host SET decide_step = \(step) WHERE operation = \(id) AND host = \(host)")
-        }
-      }
-      try await db.rows("UPDATE lab_operation SET decide_job = \(job) WHERE id = \(id)")
-      return hosts
+      let queued = try await db.queueingDecideSteps(
+        id, createdBy: createdBy, deciding: (commit ? "commit" : "roll-back", reason))
+      return (queued.decision == "commit", queued.reason, queued.job)
     }
+  }
+
+  /// `queueDecideSteps` inside the caller's transaction, first writing the decision `deciding`
+  /// when one is given and none was written; also returns the decision in force and the decide
+  /// job (nil when the operation is not decided).
+  private func queueingDecideSteps(
+    _ id: Int64, createdBy: String, deciding: (decision: String, reason: String)? = nil
+  ) async throws -> (hosts: [String], decision: String?, reason: String, job: Int64?) {
+    // The operation's row, locked; when deciding, written in the same statement (the first
+    // decision stands: the row's old values decide what is set).
+    let operation: [PostgresRow]
+    if let deciding {
+      operation = try await rows(
+        """
+        UPDATE lab_operation SET decision = coalesce(decision, \(deciding.decision)),
+          reason = CASE WHEN decision IS NULL THEN \(deciding.reason) ELSE reason END,
+          decided_at = coalesce(decided_at, now())
+        WHERE id = \(id) RETURNING lab, kind, decision, coalesce(reason, ''), decide_job
+        """)
+    } else {
+      operation = try await rows(
+        "SELECT lab, kind, decision, coalesce(reason, ''), decide_job FROM lab_operation WHERE id = \(id) FOR UPDATE")
+    }
+    guard let row = operation.first else { throw ClusterError(.notFound, "no lab operation \(id)") }
+    let (lab, kind, decided, reason, decideJob) = try row.decode((String, String, String?, String, Int64?).self)
+    guard let decision = decided, decideJob == nil else { return ([], decided, reason, decideJob) }
+    let commit = decision == "commit"
+    // Locked, so that no agent claims a prepare step while this decides what it needs (claims
+    // skip locked rows).
+    try await rows(
+      """
+      SELECT id FROM job_step WHERE id IN (SELECT prepare_step FROM lab_operation_host WHERE operation = \(id))
+      ORDER BY id FOR UPDATE
+      """)
+    let parts = try await rows(
+      """
+      SELECT h.host, h.vms::text, h.prepared_id, s.id, s.state, coalesce(s.attempts, 0) FROM lab_operation_host h
+        LEFT JOIN job_step s ON s.id = h.prepare_step
+      WHERE h.operation = \(id) ORDER BY h.host
+      """)
+    var steps: [StepRequest] = []
+    var hosts: [String] = []
+    for part in parts {
+      let (host, vmsText, prepared, step, state, attempts) = try part.decode(
+        (String, String, Int64?, Int64?, String?, Int).self)
+      if state == "queued", let step {
+        let why = "not run: lab operation \(id) was decided (\(decision)) before this host took its prepare step"
+        try await rows(
+          "UPDATE job_step SET state = 'failed', finished_at = now(), error = \(why) WHERE id = \(step)")
+        // Queued again after an attempt whose agent died: that attempt may have prepared.
+        if attempts == 0 { continue }
+      }
+      if state == "failed" || state == nil { continue }
+      if state == "running", let step {
+        // Not to be tried again once its lease runs out (its agent died): the decide step
+        // queued here settles whatever that attempt left, and a later attempt would prepare
+        // again with no decision to follow.
+        try await rows("UPDATE job_step SET max_attempts = attempts WHERE id = \(step) AND state = 'running'")
+      }
+      let vms = try JSONDecoder().decode([String].self, from: Data(vmsText.utf8))
+      steps.append(
+        try StepRequest(
+          host: host, kind: .decide,
+          DecideStep(operation: id, kind: kind, vms: vms, prepared: prepared, commit: commit)))
+      hosts.append(host)
+    }
+    // The job (empty when no host needs a step: it records the decision in `job list` all the
+    // same), its steps, each host's part and the operation, in one statement.
+    let (stepHosts, kinds, arguments) = Self.columns(of: steps)
+    let jobKind = commit ? "lab-commit" : "lab-roll-back"
+    let made = try await rows(
+      """
+      WITH made AS (
+        INSERT INTO job (kind, target, created_by) VALUES (\(jobKind), \(lab), \(createdBy)) RETURNING id),
+      steps AS (
+        INSERT INTO job_step (job_id, host, kind, arguments)
+        SELECT made.id, u.host, u.kind, u.arguments::jsonb
+        FROM made, unnest(\(stepHosts)::text[], \(kinds)::text[], \(arguments)::text[]) AS u(host, kind, arguments)
+        RETURNING id, host),
+      parts AS (
+        UPDATE lab_operation_host h SET decide_step = steps.id FROM steps
+        WHERE h.operation = \(id) AND h.host = steps.host RETURNING h.host),
+      decided AS (UPDATE lab_operation SET decide_job = (SELECT id FROM made) WHERE id = \(id) RETURNING id)
+      SELECT (SELECT id FROM made), (SELECT count(*) FROM parts), (SELECT count(*) FROM decided)
+      """)
+    let (job, recorded, _) = try made[0].decode((Int64, Int, Int).self)
+    guard recorded == steps.count else {
+      throw ClusterError(.failed, "lab operation \(id) recorded \(recorded) of its \(steps.count) decide steps")
+    }
+    return (hosts, decision, reason, job)
   }
 
   /// Queues again the decide steps of operation `id` that failed; returns their hosts.

@@ -21,8 +21,10 @@ actor Session {
     return fresh
   }
 
-  /// Drops the connection after a failure.
-  func reset() async {
+  /// Drops the connection after a failure; given the connection that `failed`, only if it is still
+  /// the current one (another caller of the session may have made a new one since).
+  func reset(failed: ClusterDatabase? = nil) async {
+    if let failed, let current, current !== failed { return }
     let old = current
     current = nil
     await old?.close()

@@ -21,6 +21,14 @@ public struct ExpiredStep: Sendable, Equatable {
   public var error: String
 }
 
+/// The channel a lab operation's coordinator LISTENs on: the payload is the id of the job whose
+/// prepare or decide step just ended (done or failed), so it looks at its steps at once instead of
+/// at its next poll.
+let labStepsChannel = "vmlab_lab_steps"
+
+/// The step kinds whose end wakes a coordinator.
+let labStepKinds = [StepKind.prepareCheckpoint, .prepareRestore, .decide].map(\.rawValue)
+
 extension ClusterDatabase {
   /// Claims the oldest queued step of `host`, or nil when it has none. Locked rows are skipped, so
   /// agents never wait for each other; the lease runs from the database's `now()`, and a new fence
@@ -64,17 +72,21 @@ extension ClusterDatabase {
   }
 
   /// Ends a step as done (with what it did) or failed (with why); false, and nothing written,
-  /// when its fence is stale.
+  /// when its fence is stale. A step of a lab operation wakes its coordinator (`labStepsChannel`)
+  /// in the same statement, so the notification leaves when the state is committed.
   public func finishStep(step: Int64, fence: Int64, succeeded: Bool, message: String) async throws -> Bool {
     let state = succeeded ? "done" : "failed"
     return
       !(try await rows(
         """
-        UPDATE job_step SET state = \(state), finished_at = now(), lease_until = NULL,
-          progress = CASE WHEN \(succeeded) THEN 1 ELSE progress END,
-          result = CASE WHEN \(succeeded) THEN \(message) END,
-          error = CASE WHEN \(succeeded) THEN NULL ELSE \(message) END
-        WHERE id = \(step) AND fence = \(fence) AND state = 'running' RETURNING id
+        WITH finished AS (
+          UPDATE job_step SET state = \(state), finished_at = now(), lease_until = NULL,
+            progress = CASE WHEN \(succeeded) THEN 1 ELSE progress END,
+            result = CASE WHEN \(succeeded) THEN \(message) END,
+            error = CASE WHEN \(succeeded) THEN NULL ELSE \(message) END
+          WHERE id = \(step) AND fence = \(fence) AND state = 'running' RETURNING id, job_id, kind),
+        woken AS (SELECT pg_notify(\(labStepsChannel), job_id::text) FROM finished WHERE kind = ANY(\(labStepKinds)))
+        SELECT id, (SELECT count(*) FROM woken) FROM finished
         """
       ).isEmpty)
   }
@@ -98,7 +110,7 @@ extension ClusterDatabase {
   public func reapExpiredLeases() async throws -> [ExpiredStep] {
     let reaped = try await rows(
       """
-      UPDATE job_step SET
+      WITH reaped AS (UPDATE job_step SET
         state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
         error = format('attempt %s of %s on host %s ended: its lease ran out at %s with no renewal from the agent (killed, paused or cut off from the database)%s',
           attempts, max_attempts, host, to_char(lease_until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS UTC'),
@@ -106,10 +118,12 @@ extension ClusterDatabase {
         finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
         lease_until = NULL, fence = nextval('fence_token')
       WHERE state = 'running' AND lease_until < now()
-      RETURNING id, host, state, error
+      RETURNING id, job_id, kind, host, state, error
+      ), woken AS (SELECT pg_notify(\(labStepsChannel), job_id::text) FROM reaped WHERE kind = ANY(\(labStepKinds)))
+      SELECT id, host, state, error, (SELECT count(*) FROM woken) FROM reaped
       """)
     return try reaped.map { row in
-      let columns = try row.decode((Int64, String, String, String).self)
+      let columns = try row.decode((Int64, String, String, String, Int64).self)
       return ExpiredStep(id: columns.0, host: columns.1, state: columns.2, error: columns.3)
     }
   }

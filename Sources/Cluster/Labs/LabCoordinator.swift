@@ -26,9 +26,11 @@ struct LabCoordinator {
   let request: Request
   let progress: @Sendable (LabOperationStatus) -> Void
   private let session: Session
-  /// When the coordinator began: it looks at the steps every 5 ms for the first seconds (a lab
-  /// restore's phases take tens of milliseconds, and a look costs about a millisecond of the
-  /// database's time), then every 50 ms.
+  /// Wakes the waits when a step of the operation ends.
+  private let watch = LabStepWatch()
+  /// When the coordinator began: without its LISTEN it looks at the steps every 5 ms for the first
+  /// seconds (a lab restore's phases take tens of milliseconds, and a look costs about a
+  /// millisecond of the database's time), then every 50 ms.
   private let started = Date()
 
   init(labs: ClusterLabs, request: Request, progress: @escaping @Sendable (LabOperationStatus) -> Void) {
@@ -43,9 +45,11 @@ struct LabCoordinator {
   func run() async throws -> LabOperationStatus {
     do {
       let result = try await coordinate()
+      watch.stop()
       await session.close()
       return result
     } catch {
+      watch.stop()
       await session.close()
       throw error
     }
@@ -56,6 +60,8 @@ struct LabCoordinator {
       throw ClusterError(.usage, "--timeout must be more than 0 seconds, not \(request.timeout)")
     }
     _ = try await retrying { db in try await db.migrate() }
+    // In place before any step is queued, so that the first step's end already wakes the wait.
+    await watch.start(on: session)
     var lab = try await retrying { db in try await db.lab(named: request.lab) }
     if let open = lab.operation {
       try await finishLeftOver(open)
@@ -85,25 +91,32 @@ struct LabCoordinator {
     // operation was opened, and a retry would find it and call the lab busy.
     let db = try await session.database()
     guard
-      let (operation, _) = try await db.beginLabOperation(
+      let (operation, job) = try await db.beginLabOperation(
         lab: lab.name, kind: request.kind, checkpoint: request.checkpoint, description: request.description,
         disksOnly: request.disksOnly, createdBy: labs.who, parts: lab.membersByHost)
     else {
       let open = try await retrying { db in try await db.openLabOperation(lab: lab.name) }
       throw ClusterError(.database, busy(open, lab: lab.name))
     }
-    return try await carryOut(operation)
+    watch.watch(job: job)
+    return try await carryOut(operation, prepareJob: job)
   }
 
   // MARK: The two phases
 
   /// Waits for the prepare steps, decides, queues and waits for the decide steps.
-  private func carryOut(_ id: Int64) async throws -> LabOperationStatus {
+  private func carryOut(_ id: Int64, prepareJob: Int64) async throws -> LabOperationStatus {
     let deadline = Date().addingTimeInterval(request.timeout)
     var shown: LabOperationStatus?
     var touched = Date()
+    var looked = Date.distantPast
     var decision: (commit: Bool, reason: String)?
     while decision == nil {
+      if try await nothingToDecideYet(prepareJob, lookedAt: looked) {
+        await pause()
+        continue
+      }
+      looked = Date()
       let status = try await retrying { db in try await db.labOperation(id) }
       if shown != status {
         progress(status)
@@ -123,16 +136,17 @@ struct LabCoordinator {
           try await retrying { db in try await db.touchLabOperation(id) }
           touched = Date()
         }
-        try await pause()
+        await pause()
       }
     }
-    // The decision is durable before any host is told: whoever finishes after a crash follows it.
+    // The decision and the decide steps commit together: no host is told before the decision is
+    // durable, and whoever finishes after a crash follows it.
     let wanted = decision!
     let decided = try await retrying { db in
-      try await db.decideLabOperation(id, commit: wanted.commit, reason: wanted.reason)
+      try await db.decideAndQueueSteps(id, commit: wanted.commit, reason: wanted.reason, createdBy: labs.who)
     }
-    _ = try await retrying { db in try await db.queueDecideSteps(id, createdBy: labs.who) }
-    let status = try await waitForDecision(id, deadline: deadline)
+    watch.watch(job: decided.decideJob)
+    let status = try await waitForDecision(id, deadline: deadline, job: decided.decideJob)
     if !status.hostsOwingTheDecision.isEmpty {
       try? await retrying { db in try await db.leaveLabOperation(id) }
       throw LabOperationFailure(message: owing(status, reason: decided.reason), operation: status)
@@ -172,11 +186,17 @@ struct LabCoordinator {
 
   /// Waits until every decide step is done, or every host that still owes one is down or failed
   /// it, or the deadline (at least a few seconds after the decision) passes.
-  private func waitForDecision(_ id: Int64, deadline: Date) async throws -> LabOperationStatus {
+  private func waitForDecision(_ id: Int64, deadline: Date, job: Int64? = nil) async throws -> LabOperationStatus {
     let until = max(deadline, Date().addingTimeInterval(5))
     var shown: LabOperationStatus?
     var touched = Date()
+    var looked = Date.distantPast
     while true {
+      if let job, try await nothingToDecideYet(job, lookedAt: looked) {
+        await pause()
+        continue
+      }
+      looked = Date()
       let status = try await retrying { db in try await db.labOperation(id) }
       if shown != status {
         progress(status)
@@ -192,13 +212,27 @@ struct LabCoordinator {
         try await retrying { db in try await db.touchLabOperation(id) }
         touched = Date()
       }
-      try await pause()
+      await pause()
     }
   }
 
-  private func pause() async throws {
-    let seconds = Date().timeIntervalSince(started) < 3 ? 0.005 : 0.05
-    try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+  /// Until a step ends (the LISTEN wakes it) or the next poll is due: with the LISTEN in place the
+  /// poll only catches what no step announces, such as a host that stopped heartbeating.
+  private func pause() async {
+    await watch.wake.wait(seconds: pollSeconds)
+  }
+
+  private var pollSeconds: Double {
+    watch.isListening ? 0.1 : Date().timeIntervalSince(started) < 3 ? 0.005 : 0.05
+  }
+
+  /// True when woken between two polls while some step of `job` is still open and none failed:
+  /// then the operation as a whole (every host's part and liveness) need not be read again yet. A
+  /// poll (`lookedAt` a poll interval ago) always reads it, for what no step announces.
+  private func nothingToDecideYet(_ job: Int64, lookedAt: Date) async throws -> Bool {
+    guard Date().timeIntervalSince(lookedAt) < pollSeconds else { return false }
+    let steps = try await retrying { db in try await db.openAndFailedSteps(job: job) }
+    return steps.open > 0 && steps.failed == 0
   }
 
   // MARK: An operation left open
@@ -220,6 +254,7 @@ struct LabCoordinator {
     _ = try await retrying { db in try await db.queueDecideSteps(id, createdBy: labs.who) }
     _ = try await retrying { db in try await db.requeueFailedDecideSteps(id) }
     try await retrying { db in try await db.touchLabOperation(id) }
+    watch.watch(job: try await retrying { db in try await db.labOperation(id) }.decideJob)
     open = try await waitForDecision(id, deadline: Date().addingTimeInterval(request.timeout))
     if open.hostsOwingTheDecision.isEmpty {
       try await retrying { db in try await db.finishLabOperation(id) }
@@ -288,7 +323,7 @@ struct LabCoordinator {
           try await Task.sleep(nanoseconds: 100_000_000)
           if !used.isClosed { throw error }
         }
-        await session.reset()
+        await session.reset(failed: used)
         guard Date() < deadline else {
           throw ClusterError(
             .database,

@@ -66,4 +66,30 @@ extension Library {
       "VM '\(name)' has no checkpoint '\(reference)'; \(known.isEmpty ? "it has no checkpoints yet" : "it has \(known)")"
     )
   }
+
+  /// The checkpoint each of `vms` goes back to when they are restored together: the latest one
+  /// named `name` (or whose id it is), or with nil each VM's most recent one. A lab restore in one
+  /// library and a host's part of one across a cluster resolve them alike, every VM's before
+  /// anything is touched. The everyday case, a class of VMs and one name, is one transaction; a VM
+  /// without it is looked up again for the error that says what it has (`lab` names the lab there).
+  public func checkpointsToRestore(vms: [String], named name: String?, lab: String? = nil) throws
+    -> [(vm: String, checkpointID: Int64, checkpoint: String)]
+  {
+    let named: [CheckpointRecord?] =
+      try name.map { name in
+        try catalog.read { tx in try vms.map { vm in try tx.latestCheckpoint(named: name, ofVMNamed: vm) } }
+      } ?? Array(repeating: nil, count: vms.count)
+    return try zip(vms, named).map { vm, found in
+      if let found { return (vm, found.id!, found.name) }
+      if let name {
+        let checkpoint = try self.checkpoint(vm: vm, named: name)
+        return (vm, checkpoint.id, checkpoint.name)
+      }
+      guard let latest = try mostRecentCheckpoints(vm: vm).first else {
+        let which = lab.map { "VM '\(vm)' of lab '\($0)'" } ?? "VM '\(vm)'"
+        throw LabKitError(.notFound, "\(which) has no checkpoint; nothing was restored")
+      }
+      return (vm, latest.id, latest.name)
+    }
+  }
 }

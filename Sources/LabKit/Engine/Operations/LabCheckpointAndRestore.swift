@@ -49,34 +49,14 @@ extension Library {
   public func restoreLab(_ name: String, checkpoint checkpointName: String?) throws -> [LabMemberResult] {
     let lab = try self.lab(named: name)
     guard !lab.vms.isEmpty else { throw LabKitError(.invalidState, "lab '\(lab.name)' has no VMs; add some first") }
-    // Every VM's checkpoint of that name in one transaction (the everyday case, a class of VMs);
-    // a VM without one is looked up again for the error that says what it has.
-    let named: [CheckpointRecord?] =
-      try checkpointName.map { checkpointName in
-        try catalog.read { tx in
-          try lab.vms.map { vm in try tx.latestCheckpoint(named: checkpointName, ofVMNamed: vm) }
-        }
-      } ?? Array(repeating: nil, count: lab.vms.count)
-    let targets: [(vm: String, checkpoint: (id: Int64, name: String))] = try zip(lab.vms, named).map { vm, found in
-      if let found { return (vm, (found.id!, found.name)) }
-      let checkpoint: Checkpoint
-      if let checkpointName {
-        checkpoint = try self.checkpoint(vm: vm, named: checkpointName)
-      } else {
-        guard let latest = try mostRecentCheckpoints(vm: vm).first else {
-          throw LabKitError(.notFound, "VM '\(vm)' of lab '\(lab.name)' has no checkpoint; nothing was restored")
-        }
-        checkpoint = latest
-      }
-      return (vm, (checkpoint.id, checkpoint.name))
-    }
+    let targets = try checkpointsToRestore(vms: lab.vms, named: checkpointName, lab: lab.name)
     // One journaled operation for the whole lab: all VMs come back, or none.
     let start = Date()
-    let restored = try restore(checkpoints: targets.map(\.checkpoint.id))
+    let restored = try restore(checkpoints: targets.map(\.checkpointID))
     let seconds = Date().timeIntervalSince(start)
     return zip(targets, restored).map { target, outcome in
       LabMemberResult(
-        vm: target.vm, checkpoint: target.checkpoint.name, checkpointID: target.checkpoint.id, action: outcome.action,
+        vm: target.vm, checkpoint: target.checkpoint, checkpointID: target.checkpointID, action: outcome.action,
         state: outcome.state, seconds: seconds)
     }
   }
