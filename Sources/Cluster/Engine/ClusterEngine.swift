@@ -19,6 +19,7 @@ public final class ClusterEngine: LabEngine {
   /// What the hosts published of their VMs, by VM key, until this engine changes something or
   /// `freshSeconds` pass: a script reads a VM's properties many times between two operations.
   var known: [String: KnownVM] = [:]
+  /// When `known` was last filled with every VM (`knownAll`).
   var knownAt = Date.distantPast
   var knownAll = false
   static let freshSeconds = 1.0
@@ -162,8 +163,12 @@ public final class ClusterEngine: LabEngine {
           publishedAt: vm.publishedAt))
     }
     if !unpublished.isEmpty { found += try ask(unpublished) }
+    // A whole listing replaces what was remembered: a VM gone since is forgotten with it.
+    if names == nil {
+      known = [:]
+      knownAt = Date()
+    }
     for entry in found { known[NameRules.key(entry.summary.vm.name)] = entry }
-    knownAt = Date()
     return found.sorted { NameRules.key($0.summary.vm.name) < NameRules.key($1.summary.vm.name) }
   }
 
@@ -234,9 +239,7 @@ public final class ClusterEngine: LabEngine {
 
   /// The VM as its host last published it, read again when this engine changed something since.
   func summary(of vm: String) throws -> (host: String, summary: VMSummary) {
-    if Date().timeIntervalSince(knownAt) < Self.freshSeconds, let entry = known[NameRules.key(vm)] {
-      return try readable(entry)
-    }
+    if let entry = known[NameRules.key(vm)], entry.isFresh { return try readable(entry) }
     guard let entry = try load([vm]).first else {
       throw LabKitError(.notFound, "no VM '\(vm)' in cluster \(url)")
     }
@@ -255,7 +258,6 @@ public final class ClusterEngine: LabEngine {
       let mine = translated(summary, on: host)
       translatedResult.summary = mine
       known[NameRules.key(mine.vm.name)] = KnownVM(host: host, hostState: .alive, summary: mine, publishedAt: Date())
-      knownAt = Date()
     }
     if var done = result.checkpoint {
       done.checkpoint.id = ids.id(done.checkpoint.id, on: host)

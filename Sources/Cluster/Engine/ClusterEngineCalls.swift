@@ -23,7 +23,7 @@ extension ClusterEngine {
   /// The host that holds the VM, whether or not that host is alive (where it is is no state it
   /// could have changed since).
   public func clusterHost(of vm: String) throws -> String? {
-    if Date().timeIntervalSince(knownAt) < Self.freshSeconds, let entry = known[NameRules.key(vm)] { return entry.host }
+    if let entry = known[NameRules.key(vm)], entry.isFresh { return entry.host }
     guard let entry = try load([vm]).first else { throw LabKitError(.notFound, "no VM '\(vm)' in cluster \(url)") }
     return entry.host
   }

@@ -7,4 +7,8 @@ struct KnownVM {
   var hostState: HostStatus.State
   var summary: VMSummary
   var publishedAt: Date?
+  /// When this engine read it: it is read again once `ClusterEngine.freshSeconds` have passed.
+  var readAt = Date()
+
+  var isFresh: Bool { Date().timeIntervalSince(readAt) < ClusterEngine.freshSeconds }
 }
