@@ -1,7 +1,8 @@
-import Cluster
 import Foundation
 import TestSupport
 import XCTest
+
+@testable import Cluster
 
 /// Scripts with `--cluster` read VMs from what the agents publish (no step per read): a change is
 /// read back by the next script right after its step, a change made by hand on a host shows up
@@ -53,6 +54,23 @@ final class ClusterScriptSummaryTests: ClusterTestCase {
     let local = try localCommand(host, ["checkpoint", "list", "--vm", "solo", "--json"])
     XCTAssertEqual(local.status, 0, local.error)
     XCTAssertTrue(local.output.contains("\"second\""), local.output)
+  }
+
+  func testAVMItsHostNeverPublishedIsAskedOfTheHostOnceAndThenRead() throws {
+    try startAgent("h1", arguments: ["--offer-memory", "1G", "--offer-disk", "10G"])
+    let made = try clusterCommand(["vm", "create", "web", "--disk", "8M", "--memory", "64M"])
+    XCTAssertEqual(made.status, 0, made.error)
+    // As an agent of an older vmlab leaves it: placed, with nothing published.
+    try database { db in try await db.execute("DELETE FROM vm_summary") }
+
+    let first = try lua("local vm = vmlab.vm.get('web'); print(vm.state, vm.clusterHost, #vm.disks)")
+    XCTAssertEqual(first.status, 0, first.error)
+    XCTAssertEqual(first.output, "stopped\th1\t1\n")
+    XCTAssertEqual(try describeJobs(), 1, "the VM nothing was published of was not asked of its host")
+    // The host published what it described: the next script reads it without a step.
+    let second = try lua("print(vmlab.vm.get('web').state)")
+    XCTAssertEqual(second.output, "stopped\n", second.error)
+    XCTAssertEqual(try describeJobs(), 1)
   }
 
   func testAChangeMadeByHandOnAHostShowsUpAfterTheNextReconciliation() throws {
