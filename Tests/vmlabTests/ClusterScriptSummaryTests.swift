@@ -141,5 +141,14 @@ final class ClusterScriptSummaryTests: ClusterTestCase {
     let refused = try lua("vmlab.vms()[2]:turnOff()")
     XCTAssertEqual(refused.status, 1, refused.output)
     XCTAssertTrue(refused.error.contains("host h2, which is dead"), refused.error)
+
+    // A dead host that never published its VM (an older agent): nothing to show, and it says so.
+    try database { db in try await db.execute("DELETE FROM vm_summary WHERE host = 'h2'") }
+    let unknown = try lua("print(#vmlab.vms())")
+    XCTAssertEqual(unknown.status, 1, unknown.output)
+    XCTAssertTrue(
+      unknown.error.contains(
+        "VM 'beta' is on host h2, which is dead and never published it; start its agent (`vmlab agent`) and try again"),
+      unknown.error)
   }
 }

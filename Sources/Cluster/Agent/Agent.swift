@@ -416,8 +416,9 @@ public final class Agent: @unchecked Sendable {
   }
 
   /// Publishes the whole library (changes made by local commands show up within a round), compares
-  /// it with the VMs the cluster places on this host, and makes the placements what it holds. Uses the library if the agent holds it; otherwise opens it only if no
-  /// local command uses it, and skips this round if one does.
+  /// it with the VMs the cluster places on this host, and makes the placements what it holds. Uses
+  /// the library if the agent holds it; otherwise opens it only if no local command uses it, and
+  /// skips this round if one does.
   private func reconcile() async {
     let (held, openIfFree) = (heldLibrary, openLibraryIfFree)
     let listing: Result<([String: String], VMPublication)?, Error> = await resultOnThread {
