@@ -100,10 +100,10 @@ public final class Agent: @unchecked Sendable {
     } catch let error as LabKitError {
       throw ClusterError(.usage, "--host-name: \(error.message)")
     }
-    let vms = try await onThread { [openLibrary] in
+    let (vms, publication) = try await onThread { [openLibrary] in
       let library = try openLibrary()
       defer { try? library.close() }
-      return try Self.vmNames(in: library)
+      return (try Self.vmNames(in: library), try VMPublication.whole(library))
     }
     let db = try await session.database()
     let (from, to) = try await db.migrate()
@@ -116,6 +116,8 @@ public final class Agent: @unchecked Sendable {
       try await db.setOffer(
         host: settings.hostName, agent: identity, memory: settings.offeredMemory, disk: settings.offeredDisk)
     }
+    // Published before the placements are reconciled, so that no placement is without its VM.
+    try await db.publish(publication, host: settings.hostName, agent: identity)
     report(try await db.reconcile(host: settings.hostName, agent: identity, vms: vms))
     log(
       "host '\(settings.hostName)' registered (library \(settings.library), \(vms.count) VMs; heartbeat \(settings.heartbeatSeconds) s, lease \(settings.leaseSeconds) s, reconcile every \(settings.reconcileSeconds) s)"
@@ -292,7 +294,20 @@ public final class Agent: @unchecked Sendable {
       // Only this machine's clock says the lease ran out: the database decides by the fence.
       log("\(name): \(reason); offering its result with fence \(step.fence) once the database answers")
     }
-    await record(result, of: step, name: name)
+    await record(result, of: step, name: name, publishing: await publication(after: step, name: name))
+  }
+
+  /// The VMs `step` named, as the library holds them after it (failed or not), to publish with its
+  /// result; nil when it names none or they cannot be read (the next reconciliation publishes them).
+  private func publication(after step: ClaimedStep, name: String) async -> VMPublication? {
+    guard let names = VMPublication.vmsChanged(by: step) else { return nil }
+    let held = heldLibrary
+    switch await resultOnThread({ try VMPublication.of(names, in: try held.open()) }) {
+    case .success(let publication): return publication
+    case .failure(let error):
+      log("\(name): its VMs could not be read to publish them (\(Self.describe(error))); the next reconciliation will")
+      return nil
+    }
   }
 
   /// True when the step stopped between two parts because its lease was lost.
@@ -304,10 +319,12 @@ public final class Agent: @unchecked Sendable {
   /// Records a step's result with its fence, trying again until the database answers (the step's
   /// parts are done in the library; only the database can say whether this claim still owns it).
   /// A stop gives up: the lease runs out and the step is taken back.
-  private func record(_ result: Result<StepRunner.Outcome, Error>, of step: ClaimedStep, name: String) async {
+  private func record(
+    _ result: Result<StepRunner.Outcome, Error>, of step: ClaimedStep, name: String, publishing: VMPublication?
+  ) async {
     while true {
       do {
-        try await recordOnce(result, of: step, name: name)
+        try await recordOnce(result, of: step, name: name, publishing: publishing)
         return
       } catch {
         setReachable(false, because: error)
@@ -323,8 +340,9 @@ public final class Agent: @unchecked Sendable {
     }
   }
 
-  private func recordOnce(_ result: Result<StepRunner.Outcome, Error>, of step: ClaimedStep, name: String) async throws
-  {
+  private func recordOnce(
+    _ result: Result<StepRunner.Outcome, Error>, of step: ClaimedStep, name: String, publishing: VMPublication?
+  ) async throws {
     do {
       let db = try await session.database()
       var outcome: (Bool, String)
@@ -348,7 +366,11 @@ public final class Agent: @unchecked Sendable {
       case .failure(let error):
         outcome = (false, Self.describe(error))
       }
-      guard try await db.finishStep(step: step.id, fence: step.fence, succeeded: outcome.0, message: outcome.1) else {
+      guard
+        try await db.finishStep(
+          step: step, succeeded: outcome.0, message: outcome.1, publishing: publishing, host: settings.hostName,
+          agent: identity)
+      else {
         log(
           "\(name): abandoned, the database refused its result: fence \(step.fence) is stale (the lease was taken back)"
         )
@@ -393,13 +415,14 @@ public final class Agent: @unchecked Sendable {
     Dictionary(try library.vms().map { (NameRules.key($0.name), $0.name) }, uniquingKeysWith: { a, _ in a })
   }
 
-  /// Compares the library with the VMs the cluster places on this host, and makes the placements
-  /// what the library holds. Uses the library if the agent holds it; otherwise opens it only if no
-  /// local command uses it, and skips this round if one does.
+  /// Publishes the whole library (changes made by local commands show up within a round), compares
+  /// it with the VMs the cluster places on this host, and makes the placements what it holds. Uses
+  /// the library if the agent holds it; otherwise opens it only if no local command uses it, and
+  /// skips this round if one does.
   private func reconcile() async {
     let (held, openIfFree) = (heldLibrary, openLibraryIfFree)
-    let listing: Result<[String: String]?, Error> = await resultOnThread {
-      if let library = held.ifOpen { return try Self.vmNames(in: library) }
+    let listing: Result<([String: String], VMPublication)?, Error> = await resultOnThread {
+      if let library = held.ifOpen { return (try Self.vmNames(in: library), try VMPublication.whole(library)) }
       let library: Library
       do {
         library = try openIfFree()
@@ -407,7 +430,7 @@ public final class Agent: @unchecked Sendable {
         return nil
       }
       defer { try? library.close() }
-      return try Self.vmNames(in: library)
+      return (try Self.vmNames(in: library), try VMPublication.whole(library))
     }
     switch listing {
     case .failure(let error):
@@ -418,9 +441,10 @@ public final class Agent: @unchecked Sendable {
       log(
         "reconciliation skipped: another vmlab process is using the library; trying again in \(settings.reconcileSeconds) s"
       )
-    case .success(let vms?):
+    case .success(let (vms, publication)?):
       do {
         let db = try await session.database()
+        try await db.publish(publication, host: settings.hostName, agent: identity)
         report(try await db.reconcile(host: settings.hostName, agent: identity, vms: vms))
       } catch {
         setReachable(false, because: error)

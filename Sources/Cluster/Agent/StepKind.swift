@@ -22,7 +22,8 @@ public enum StepKind: String, Sendable, Codable, CaseIterable {
   /// Arguments `ImageStep`: copy the image's template from a host that has it, verified.
   case pullTemplate = "pull-template"
   /// Arguments `DescribeVMsStep`: the VMs and their checkpoints as the library holds them, as
-  /// JSON in the step's result (`VMSummary`), for a script run with `--cluster`.
+  /// JSON in the step's result (`VMSummary`), for a script run with `--cluster` that reads a VM
+  /// its host has published nothing of (scripts otherwise read what agents publish).
   case describeVMs = "describe-vms"
   /// Arguments `VMOperationStep`: one engine call on one VM, its answer as JSON in the step's
   /// result (`VMOperationResult`).

@@ -232,6 +232,28 @@ public enum Schema {
           ADD COLUMN differences jsonb NOT NULL DEFAULT '[]'
         """
       ]),
+    Migration(
+      version: 6, name: "the VMs each agent publishes, for scripts to read without a step",
+      statements: [
+        // One row per VM of a host's library as its agent last published it (`VMSummary` as
+        // JSON, with the library's own ids); `summary` NULL: the VM has left the library.
+        // `version` is the fence of the step that published it, or a token drawn for a
+        // reconciliation: a row is only ever replaced by a publication at least as new.
+        """
+        CREATE TABLE vm_summary (
+          host text NOT NULL REFERENCES host (name) ON DELETE CASCADE,
+          vm_key text NOT NULL,
+          vm text NOT NULL,
+          summary jsonb,
+          version bigint NOT NULL,
+          published_at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (host, vm_key)
+        )
+        """,
+        // The version of the host's last whole publication (its whole library): anything older
+        // from that host is refused, so rows it dropped cannot come back.
+        "ALTER TABLE host ADD COLUMN published_version bigint NOT NULL DEFAULT 0",
+      ]),
   ]
 }
 

@@ -2,10 +2,13 @@ import Foundation
 import LabKit
 
 /// The engine of a script run with `--cluster`: the same calls `Library` answers for one library,
-/// answered over the cluster database and the agents. A VM's state and checkpoints come from the
-/// host that holds it, through a `describe-vms` step; what changes a VM is a `vm-operation` step on
-/// its host; labs are `ClusterLabs` (all or nothing across hosts); new VMs are placed by
-/// `ClusterPlacement`. What needs the host's files is refused with the command to run there.
+/// answered over the cluster database and the agents. A VM's state and checkpoints are read, in one
+/// query across every host, from what the agents publish after each step that changes a VM and at
+/// every reconciliation (`vm_summary`); only a VM its live host has published nothing of (an agent
+/// of an older vmlab) is asked of the host, by a `describe-vms` step. What changes a VM is a
+/// `vm-operation` step on its host, which publishes the VM before the step is seen done; labs are
+/// `ClusterLabs` (all or nothing across hosts); new VMs are placed by `ClusterPlacement`. What
+/// needs the host's files is refused with the command to run there.
 public final class ClusterEngine: LabEngine {
   public let url: ClusterURL
   let db: ClusterDatabase
@@ -13,9 +16,10 @@ public final class ClusterEngine: LabEngine {
   /// Seconds to wait for one host's answer before the call fails (the step goes on).
   public var stepTimeout: Double = 600
   var ids = ClusterIDs()
-  /// What the hosts said about their VMs, by VM key, until this engine changes something or
+  /// What the hosts published of their VMs, by VM key, until this engine changes something or
   /// `freshSeconds` pass: a script reads a VM's properties many times between two operations.
-  var known: [String: (host: String, summary: VMSummary)] = [:]
+  var known: [String: KnownVM] = [:]
+  /// When `known` was last filled with every VM (`knownAll`).
   var knownAt = Date.distantPast
   var knownAll = false
   static let freshSeconds = 1.0
@@ -128,33 +132,76 @@ public final class ClusterEngine: LabEngine {
     return placed.host
   }
 
-  /// Asks the hosts for `names` (every VM when nil) and remembers the answers.
+  /// The VMs `names` (every VM when nil) as their hosts last published them, remembered; the VM of
+  /// a host that is not alive comes with that host's state (`readable` refuses it).
   @discardableResult
-  func describe(_ names: [String]?) throws -> [(host: String, summary: VMSummary)] {
-    let placed = try placements()
-    var byHost: [String: [String]?] = [:]
+  func load(_ names: [String]?) throws -> [KnownVM] {
+    let published = try database { db in try await db.publishedVMs(names) }
     if let names {
-      for name in names {
-        let host = try host(of: name)
-        byHost[host, default: []]?.append(placed[NameRules.key(name)]?.name ?? name)
+      let placed = Set(published.map { NameRules.key($0.name) })
+      for name in names where !placed.contains(NameRules.key(name)) {
+        throw LabKitError(
+          .notFound, "no VM '\(name)' in cluster \(url); `vmlab --cluster URL vm list` shows the cluster's VMs")
       }
-    } else {
-      for vm in placed.values {
+    }
+    var found: [KnownVM] = []
+    var unpublished: [String: [String]] = [:]
+    for vm in published {
+      guard let summary = vm.summary else {
         guard vm.hostState == .alive else {
           throw ClusterError(
             .failed,
-            "host \(vm.host) holds VM '\(vm.name)' but is \(vm.hostState.rawValue): the cluster's VMs cannot be listed whole; start its agent (`vmlab agent`) and try again"
+            "VM '\(vm.name)' is on host \(vm.host), which is \(vm.hostState.rawValue) and never published it; start its agent (`vmlab agent`) and try again"
           )
         }
-        byHost[vm.host] = .some(nil)
+        unpublished[vm.host, default: []].append(vm.name)
+        continue
       }
+      found.append(
+        KnownVM(
+          host: vm.host, hostState: vm.hostState, summary: translated(summary, on: vm.host),
+          publishedAt: vm.publishedAt))
     }
-    var found: [(host: String, summary: VMSummary)] = []
-    // One step per host, all queued before any is waited for, so the hosts answer in parallel.
+    if !unpublished.isEmpty { found += try ask(unpublished) }
+    // A whole listing replaces what was remembered: a VM gone since is forgotten with it.
+    if names == nil {
+      known = [:]
+      knownAt = Date()
+    }
+    for entry in found { known[NameRules.key(entry.summary.vm.name)] = entry }
+    return found.sorted { NameRules.key($0.summary.vm.name) < NameRules.key($1.summary.vm.name) }
+  }
+
+  /// The VMs `names` (every VM when nil) with their hosts, each of which must be alive: what a host
+  /// that stopped answering last published may no longer hold.
+  @discardableResult
+  func describe(_ names: [String]?) throws -> [(host: String, summary: VMSummary)] {
+    try load(names).map { try readable($0) }
+  }
+
+  /// The VM of `entry`, or an error saying its host is not alive and what it last published.
+  func readable(_ entry: KnownVM) throws -> (host: String, summary: VMSummary) {
+    guard entry.hostState == .alive else {
+      let vm = entry.summary.vm
+      let when = entry.publishedAt.map { " at \(ISO8601DateFormatter().string(from: $0))" } ?? ""
+      let checkpoints =
+        entry.summary.checkpoints.count == 1 ? "1 checkpoint" : "\(entry.summary.checkpoints.count) checkpoints"
+      throw ClusterError(
+        .failed,
+        "VM '\(vm.name)' is on host \(entry.host), which is \(entry.hostState.rawValue): its agent last published it\(when) as \(vm.state.rawValue) with \(checkpoints), which may no longer hold; start its agent (`vmlab agent`) and try again"
+      )
+    }
+    return (entry.host, entry.summary)
+  }
+
+  /// Asks live hosts, by a `describe-vms` step each, for VMs they have published nothing of: an
+  /// agent of an older vmlab publishes nothing. One step per host, all queued before any is
+  /// waited for, so the hosts answer in parallel; an agent that publishes also publishes what it
+  /// described, so the next read finds it in the table.
+  private func ask(_ byHost: [String: [String]]) throws -> [KnownVM] {
     let requests = try byHost.sorted { $0.key < $1.key }.map {
       try StepRequest(host: $0.key, kind: .describeVMs, DescribeVMsStep(vms: $0.value))
     }
-    guard !requests.isEmpty else { return [] }
     let timeout = stepTimeout
     let job = try database { db in
       let id = try await db.submitJob(kind: "script-describe-vms", target: "", steps: requests, maxAttempts: 1)
@@ -163,18 +210,17 @@ public final class ClusterEngine: LabEngine {
       placement.pollSeconds = 0.02
       return try await placement.wait(for: id)
     }
+    var found: [KnownVM] = []
     for step in job.steps {
       guard step.state == "done" else {
         throw ClusterError(.failed, "host \(step.host) could not describe its VMs: \(step.error ?? step.state)")
       }
       for summary in try decode([VMSummary].self, step.result ?? "", from: step.host) {
-        let entry = (host: step.host, summary: translated(summary, on: step.host))
-        known[NameRules.key(summary.vm.name)] = entry
-        found.append(entry)
+        found.append(
+          KnownVM(host: step.host, hostState: .alive, summary: translated(summary, on: step.host), publishedAt: Date()))
       }
     }
-    knownAt = Date()
-    return found.sorted { NameRules.key($0.summary.vm.name) < NameRules.key($1.summary.vm.name) }
+    return found
   }
 
   /// A host's summary with its ids made unique across the cluster.
@@ -191,13 +237,13 @@ public final class ClusterEngine: LabEngine {
     return summary
   }
 
-  /// The VM as its host last said, asking again when this engine changed something since.
+  /// The VM as its host last published it, read again when this engine changed something since.
   func summary(of vm: String) throws -> (host: String, summary: VMSummary) {
-    if Date().timeIntervalSince(knownAt) < Self.freshSeconds, let entry = known[NameRules.key(vm)] { return entry }
-    guard let entry = try describe([vm]).first else {
+    if let entry = known[NameRules.key(vm)], entry.isFresh { return try readable(entry) }
+    guard let entry = try load([vm]).first else {
       throw LabKitError(.notFound, "no VM '\(vm)' in cluster \(url)")
     }
-    return entry
+    return try readable(entry)
   }
 
   /// One operation on one VM on its host; what the host answers is remembered.
@@ -211,8 +257,7 @@ public final class ClusterEngine: LabEngine {
     if let summary = result.summary {
       let mine = translated(summary, on: host)
       translatedResult.summary = mine
-      known[NameRules.key(mine.vm.name)] = (host, mine)
-      knownAt = Date()
+      known[NameRules.key(mine.vm.name)] = KnownVM(host: host, hostState: .alive, summary: mine, publishedAt: Date())
     }
     if var done = result.checkpoint {
       done.checkpoint.id = ids.id(done.checkpoint.id, on: host)
@@ -228,7 +273,9 @@ public final class ClusterEngine: LabEngine {
       throw LabKitError(.notFound, "no checkpoint \(id) in cluster \(url); `vm:checkpoints()` lists a VM's")
     }
     let mine = known.values.first { $0.host == host && $0.summary.checkpoints.contains { $0.id == id } }
-    let entries = try mine.map { [try summary(of: $0.summary.vm.name)] } ?? describe(nil)
+    // A whole listing includes the VMs of hosts that are not alive: only a readable one answers.
+    let entries =
+      try mine.map { [try summary(of: $0.summary.vm.name)] } ?? load(nil).filter { $0.host == host }.map(readable)
     for entry in entries where entry.host == host {
       if let checkpoint = entry.summary.checkpoints.first(where: { $0.id == id }) {
         return (host, local, checkpoint)

@@ -7,18 +7,26 @@ import VHD
 extension ClusterEngine {
   // MARK: VMs
 
+  /// Every VM of the cluster, those of hosts that are not alive included (as last published):
+  /// reading one of them then says its host is down.
   public func vms() throws -> [VirtualMachine] {
     if knownAll, Date().timeIntervalSince(knownAt) < Self.freshSeconds {
       return known.values.map(\.summary.vm).sorted { NameRules.key($0.name) < NameRules.key($1.name) }
     }
-    let found = try describe(nil)
+    let found = try load(nil)
     knownAll = true
     return found.map(\.summary.vm)
   }
 
   public func vm(named name: String) throws -> VirtualMachine { try summary(of: name).summary.vm }
 
-  public func clusterHost(of vm: String) throws -> String? { try summary(of: vm).host }
+  /// The host that holds the VM, whether or not that host is alive (where it is is no state it
+  /// could have changed since).
+  public func clusterHost(of vm: String) throws -> String? {
+    if let entry = known[NameRules.key(vm)], entry.isFresh { return entry.host }
+    guard let entry = try load([vm]).first else { throw LabKitError(.notFound, "no VM '\(vm)' in cluster \(url)") }
+    return entry.host
+  }
 
   public func createVM(
     name: String, diskSizes: [UInt64], additions: Bool, hostKind: HostKind?, host: String?, hardware: Hardware

@@ -142,12 +142,7 @@ extension StepRunner {
     return id
   }
 
-  private func summary(of name: String) throws -> VMSummary {
-    let checkpoints = try library.checkpoints(vm: name)
-    return VMSummary(
-      vm: try library.vm(named: name), checkpoints: checkpoints,
-      spaces: try checkpoints.map { try library.space(of: $0.id) })
-  }
+  private func summary(of name: String) throws -> VMSummary { try VMSummary.of(name, in: library) }
 
   static func json<T: Encodable>(_ value: T) throws -> String {
     let encoder = JSONEncoder()
