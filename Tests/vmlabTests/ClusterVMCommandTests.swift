@@ -300,6 +300,22 @@ final class ClusterVMCommandTests: ClusterTestCase {
       saying: "host h2: VM 'db' runs on the host 'simulated', which runs no guest to reach inside")
   }
 
+  func testTheHelpOfEachCommandThatWorksAcrossHostsSaysSo() throws {
+    let commands = [
+      ["vm", "show"], ["vm", "start"], ["vm", "save"], ["vm", "shutdown"], ["vm", "turn-off"], ["vm", "remove"],
+      ["vm", "exec"], ["checkpoint", "new"], ["checkpoint", "list"], ["checkpoint", "restore"],
+      ["checkpoint", "merge"], ["checkpoint", "remove"], ["lab", "remove"],
+    ]
+    for command in commands {
+      let help = try vmlab(command + ["--help"], in: folder.path)
+      XCTAssertEqual(help.status, 0, "\(command): \(help.error)")
+      // Words, whatever the lines the help is wrapped in.
+      let words = help.output.split(whereSeparator: \.isWhitespace).joined(separator: " ").lowercased()
+      XCTAssertTrue(words.contains("with --cluster"), "\(command): \(help.output)")
+      XCTAssertTrue(help.output.contains("--cluster <url>"), "\(command): \(help.output)")
+    }
+  }
+
   func testALabIsRemovedFromTheClusterAndItsVMsStay() throws {
     try twoHosts()
     try create("a", on: "h1")
