@@ -246,7 +246,9 @@ extension PowerCommand {
       return try ClusterVMCommands(cluster: cluster).power(names) { engine, name in try change(engine, name) }
     }
     let library = try library.open()
-    for name in names {
+    // Every VM first: a typo among several changes none.
+    let found = try names.map { try library.vm(named: $0).name }
+    for name in found {
       let vm = try change(library, name)
       print("\(vm.name) is \(vm.state.rawValue)")
     }
@@ -296,7 +298,11 @@ struct VMStart: ParsableCommand, ClusterAware {
         try engine.start(vm: name)
       }
     }
-    for name in names { try start(name) }
+    // Every VM first: a typo among several starts none.
+    let opened = try library.open()
+    let found = try names.map { try opened.vm(named: $0).name }
+    try opened.close()
+    for name in found { try start(name) }
   }
 
   private func start(_ name: String) throws {
@@ -383,7 +389,8 @@ struct VMRemove: ParsableCommand, ClusterAware {
   func run() throws {
     if cluster.isSet { return try ClusterVMCommands(cluster: cluster).remove(names) }
     let library = try library.open()
-    for name in names {
+    // Every VM first: a typo among several removes none.
+    for name in try names.map({ try library.vm(named: $0).name }) {
       try library.removeVM(named: name)
       print("removed VM \(name)")
     }
