@@ -266,6 +266,15 @@ final class ClusterVMCommandTests: ClusterTestCase {
     }
     XCTAssertEqual(try jobCount(), before, "a job was queued for the dead host")
     XCTAssertEqual(try clusterPlacements(), ["db": "h2"])
+    // Listing the checkpoints of every VM lists those of the live hosts and names the others.
+    try create("web", on: "h1")
+    let taken = try clusterCommand(["checkpoint", "new", "web", "clean"])
+    XCTAssertEqual(taken.status, 0, taken.error)
+    let listed = try clusterCommand(["checkpoint", "list"])
+    XCTAssertEqual(listed.status, 0, listed.error)
+    XCTAssertTrue(listed.output.contains("web  h1    clean"), listed.output)
+    XCTAssertTrue(
+      listed.error.contains("vmlab: not listed, their hosts are not alive: db (host h2, dead)"), listed.error)
   }
 
   func testVerbsThatNeedTheHostsFilesSayWhereToRunThem() throws {
