@@ -251,6 +251,9 @@ struct ClusterCheckpointCommands {
     if let done = result.checkpoint {
       return "checkpoint '\(done.checkpoint.name)' taken\(how(done)) on host \(host)"
     }
+    if let plan = result.plan, plan.operation == "restore" {
+      return "restored (\(plan.powerAction.rawValue)) on host \(host)"
+    }
     return "done on host \(host)"
   }
 }
