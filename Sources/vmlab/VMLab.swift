@@ -10,7 +10,7 @@ struct VMLab: ParsableCommand {
     abstract: "Virtual machines, VHD disks and VM checkpoints for training labs, scripted in Lua.",
     discussion: """
       --library DIR and --wait may come before the command too (vmlab --library ~/labs vm list).
-      Many hosts: vmlab --cluster URL host list | job list | vm create | vm list | image build | image list, and vmlab agent on each host.
+      Many hosts: vmlab --cluster URL host list | job list | vm create|list|show|start|save|shutdown|turn-off|remove|exec | checkpoint new|list|restore|merge|remove | lab … | image build|list | run | repl, and vmlab agent on each host.
       Exit codes: 0 success, 1 an operation failed, 2 a usage error.
       """,
     version: "0.1.0",
@@ -42,10 +42,11 @@ enum Main {
     } catch {
       exit(with: error)
     }
-    if leading.cluster != nil && !(command is ClusterAware) {
+    if leading.cluster != nil && !(command is ClusterAware) && !(command is NeedsHostFiles) {
       // Working on the local library instead would mislead: the user asked for the cluster.
+      // (A command that needs a host's files refuses itself, naming the host to run it on.)
       let usage = ValidationError(
-        "--cluster: this command does not work across hosts yet (in cluster mode: host list, job list, vm create, vm list, image build, image list, lab, run, repl, agent); drop --cluster to use the local library"
+        "--cluster: this command does not work across hosts yet (in cluster mode: \(clusterCommands)); drop --cluster to use the local library"
       )
       FileHandle.standardError.write(Data((UsageErrors.message(usage, in: command) + "\n").utf8))
       Foundation.exit(ExitCode.usage.rawValue)
@@ -68,13 +69,17 @@ enum Main {
       // The user works with a cluster, but this command reads only this machine's library.
       FileHandle.standardError.write(
         Data(
-          ("vmlab: error: \(error.message)\nnote: VMLAB_CLUSTER is set, but this command works on this machine's library only; `vmlab vm list --cluster` shows which host holds each VM (run the command there, or in a script: vmlab run --cluster …)\n")
+          ("vmlab: error: \(error.message)\nnote: VMLAB_CLUSTER is set, but this command works on this machine's library only (it needs the VM's files); `vmlab vm list --cluster` shows which host holds each VM: run the command there with vmlab --library PATH. These work across hosts: \(clusterCommands)\n")
             .utf8))
       Foundation.exit(ExitCode.failure.rawValue)
     } catch {
       exit(with: error)
     }
   }
+
+  /// The commands that work across hosts, for the messages of those that do not.
+  static let clusterCommands =
+    "host list, job list, vm create|list|show|start|save|shutdown|turn-off|remove|exec, checkpoint new|list|restore|merge|remove, image build|list, lab create|list|show|checkpoint|restore|remove, run, repl, agent"
 
   /// Whether `VMLAB_CLUSTER` names a cluster (read by the commands that work across hosts).
   static var clusterIsSet: Bool {

@@ -34,7 +34,7 @@ final class ClusterCommandErrorTests: ClusterTestCase {
 
   func testACommandThatDoesNotWorkAcrossHostsRefusesCluster() throws {
     try expect(
-      ["--cluster", cluster.urlText, "checkpoint", "list", "--library", folder.file("lib")], status: 2,
+      ["--cluster", cluster.urlText, "library", "check", "--library", folder.file("lib")], status: 2,
       saying: "this command does not work across hosts yet")
     XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("lib")), "the local library was used")
   }
@@ -44,11 +44,12 @@ final class ClusterCommandErrorTests: ClusterTestCase {
   func testALocalCommandNotFindingAVMWhileVMLABCLUSTERIsSetSaysWhereToLook() throws {
     let library = folder.file("lib")
     try expect(
-      ["vm", "start", "student01", "--library", library], status: 1,
-      saying: "note: VMLAB_CLUSTER is set, but this command works on this machine's library only",
+      ["vm", "console", "student01", "--library", library], status: 1,
+      saying:
+        "note: VMLAB_CLUSTER is set, but this command works on this machine's library only (it needs the VM's files); `vmlab vm list --cluster` shows which host holds each VM: run the command there with vmlab --library PATH. These work across hosts: host list, job list, vm create|list|show|start|",
       environment: ["VMLAB_CLUSTER": cluster.urlText])
     let plain = try vmlab(
-      ["vm", "start", "student01", "--library", library], in: folder.path, environment: ["VMLAB_CLUSTER": ""])
+      ["vm", "console", "student01", "--library", library], in: folder.path, environment: ["VMLAB_CLUSTER": ""])
     XCTAssertEqual(plain.status, 1)
     XCTAssertFalse(plain.error.contains("VMLAB_CLUSTER"), plain.error)
   }

@@ -25,6 +25,9 @@ public final class ClusterEngine: LabEngine {
   static let freshSeconds = 1.0
   /// Lab checkpoints a script asked for as a job: they run when asked, and `wait` hands them back.
   var labJobs: [Int64: Job] = [:]
+  /// Called with a step's job each time it is read while the engine waits for a host (the command
+  /// line shows each host's progress with it).
+  public var stepProgress: @Sendable (ClusterJob) -> Void = { _ in }
 
   /// Connects to the cluster; fails, naming the database, when no host's agent is alive (nothing
   /// a script asks could be done).
@@ -86,13 +89,13 @@ public final class ClusterEngine: LabEngine {
     -> String
   {
     let request = try StepRequest(host: host, kind: kind, arguments)
-    let timeout = stepTimeout
+    let (timeout, progress) = (stepTimeout, stepProgress)
     let job = try database { db in
       let id = try await db.submitJob(kind: "script-\(kind.rawValue)", target: target, steps: [request], maxAttempts: 1)
       var placement = ClusterPlacement(db)
       placement.timeout = timeout
       placement.pollSeconds = 0.02
-      return try await placement.wait(for: id)
+      return try await placement.wait(for: id, progress: progress)
     }
     let step = job.steps[0]
     guard step.state == "done" else {

@@ -353,12 +353,12 @@ extension ClusterEngine {
 
   public func wait(job id: Int64) throws -> Job {
     if let done = labJobs[id] { return done }
-    let timeout = stepTimeout
+    let (timeout, progress) = (stepTimeout, stepProgress)
     let job = try database { db in
       var placement = ClusterPlacement(db)
       placement.timeout = timeout
       placement.pollSeconds = 0.05
-      return try await placement.wait(for: id)
+      return try await placement.wait(for: id, progress: progress)
     }
     forget()
     return Self.job(job)

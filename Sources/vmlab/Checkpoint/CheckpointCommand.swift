@@ -89,8 +89,9 @@ struct SingleCheckpoint: ParsableArguments {
   }
 }
 
-struct CheckpointList: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "list", abstract: "List checkpoints.")
+struct CheckpointList: ParsableCommand, ClusterAware {
+  static let configuration = CommandConfiguration(
+    commandName: "list", abstract: "List checkpoints; works with --cluster (each VM's, from its host, with the host).")
 
   @Option(help: "Only this VM's checkpoints.")
   var vm: String?
@@ -106,7 +107,23 @@ struct CheckpointList: ParsableCommand {
 
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
   func run() throws {
+    if cluster.isSet {
+      return try ClusterCheckpointCommands(cluster: cluster).list(vm: vm, mostRecent: mostRecent, json: json) {
+        checkpoints, hosts in
+        if checkpoints.isEmpty { return print("no checkpoints\(vm.map { " of \($0)" } ?? "")") }
+        if tree { return printTree(checkpoints) }
+        var table = TextTable("ID", "VM", "HOST", "NAME", "CREATED", "ONLINE", "CURRENT")
+        for checkpoint in checkpoints {
+          table.add(
+            String(checkpoint.id), checkpoint.vm, hosts[checkpoint.vm] ?? "?", checkpoint.name,
+            shortDate(checkpoint.created), checkpoint.online ? "yes" : "", checkpoint.isCurrent ? "*" : "")
+        }
+        table.print()
+      }
+    }
     let library = try self.library.open()
     let checkpoints = mostRecent ? try library.mostRecentCheckpoints(vm: vm) : try library.checkpoints(vm: vm)
     if json { return try printJSON(checkpoints) }
@@ -122,7 +139,7 @@ struct CheckpointList: ParsableCommand {
     table.print()
   }
 
-  private func printTree(_ checkpoints: [Checkpoint]) {
+  func printTree(_ checkpoints: [Checkpoint]) {
     for vm in Set(checkpoints.map(\.vm)).sorted() {
       print(vm)
       let own = checkpoints.filter { $0.vm == vm }
@@ -158,7 +175,7 @@ func printPlan(_ plan: OperationPlan) {
   for file in plan.filesRemoved { print("  - \(file)") }
 }
 
-struct CheckpointRestore: ParsableCommand {
+struct CheckpointRestore: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(
     commandName: "restore", abstract: "Bring VMs back to a checkpoint (it stays, to restore again).",
     discussion: """
@@ -167,6 +184,11 @@ struct CheckpointRestore: ParsableCommand {
         vmlab checkpoint restore --most-recent --vm web01
         vmlab checkpoint restore --most-recent --all        (every VM, as one operation: all or none)
         vmlab checkpoint restore clean --all --what-if
+        vmlab --cluster URL checkpoint restore clean --vm web01   (on web01's host)
+
+      With --cluster URL (or VMLAB_CLUSTER) one VM's checkpoint (--vm, or an id from `checkpoint
+      list --cluster`) is restored by its host's agent; several VMs at once are a lab's restore
+      (`vmlab --cluster URL lab restore`), and --what-if runs on the VM's host.
       """)
 
   @OptionGroup var selection: CheckpointSelection
@@ -179,7 +201,12 @@ struct CheckpointRestore: ParsableCommand {
 
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
   func run() throws {
+    if cluster.isSet {
+      return try ClusterCheckpointCommands(cluster: cluster).restore(selection, whatIf: whatIf, json: json)
+    }
     let library = try self.library.open()
     let checkpoints = try selection.chosen(library, verb: "restore", whatIf: whatIf)
     if whatIf {
@@ -206,10 +233,14 @@ struct CheckpointRestore: ParsableCommand {
   }
 }
 
-struct CheckpointMerge: ParsableCommand {
+struct CheckpointMerge: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(
     commandName: "merge",
-    abstract: "Fold a checkpoint (and later ones on the VM's current line) into the disks below; the VM's data stays.")
+    abstract: "Fold a checkpoint (and later ones on the VM's current line) into the disks below; the VM's data stays.",
+    discussion: """
+      Works with --cluster URL (or VMLAB_CLUSTER) for one VM's checkpoint (--vm, or an id from
+      `checkpoint list --cluster`): its host's agent merges it. --what-if runs on the VM's host.
+      """)
 
   @OptionGroup var selection: CheckpointSelection
 
@@ -224,7 +255,12 @@ struct CheckpointMerge: ParsableCommand {
 
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
   func run() throws {
+    if cluster.isSet {
+      return try ClusterCheckpointCommands(cluster: cluster).merge(selection, whatIf: whatIf, yes: yes, json: json)
+    }
     let library = try self.library.open()
     let ids = try selection.chosen(library, verb: "merge", whatIf: whatIf).map(\.id)
     // Later checkpoints on the line go too: said, and agreed to, before anything is merged.
@@ -250,10 +286,12 @@ struct CheckpointMerge: ParsableCommand {
   }
 }
 
-struct CheckpointRemove: ParsableCommand {
+struct CheckpointRemove: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(
     commandName: "remove",
-    abstract: "Remove one checkpoint anywhere in the tree; later checkpoints stay restorable.")
+    abstract:
+      "Remove one checkpoint anywhere in the tree; later checkpoints stay restorable. Works with --cluster (on the VM's host)."
+  )
 
   @OptionGroup var target: SingleCheckpoint
 
@@ -265,14 +303,19 @@ struct CheckpointRemove: ParsableCommand {
 
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
   func run() throws {
+    if cluster.isSet {
+      return try ClusterCheckpointCommands(cluster: cluster).remove(target, whatIf: whatIf, json: json)
+    }
     let library = try self.library.open()
     let plan = try library.remove(checkpoint: try target.resolve(library).id, whatIf: whatIf)
     json ? try printJSON(plan) : printPlan(plan)
   }
 }
 
-struct CheckpointDiff: ParsableCommand {
+struct CheckpointDiff: ParsableCommand, NeedsHostFiles {
   static let configuration = CommandConfiguration(
     commandName: "diff", abstract: "Show which byte ranges of a VM's disks changed since a checkpoint.")
 
@@ -284,6 +327,7 @@ struct CheckpointDiff: ParsableCommand {
   @OptionGroup var library: LibraryOptions
 
   func run() throws {
+    try refuseCluster("checkpoint diff", vm: target.vm ?? "")
     let library = try self.library.open()
     let changes = try library.changes(since: try target.resolve(library).id)
     if json { return try printJSON(changes) }
@@ -297,7 +341,7 @@ struct CheckpointDiff: ParsableCommand {
   }
 }
 
-struct CheckpointExport: ParsableCommand {
+struct CheckpointExport: ParsableCommand, NeedsHostFiles {
   static let configuration = CommandConfiguration(
     commandName: "export", abstract: "Write each disk of a checkpoint, as it was then, to a standalone VHD.")
 
@@ -312,6 +356,7 @@ struct CheckpointExport: ParsableCommand {
   @OptionGroup var library: LibraryOptions
 
   func run() throws {
+    try refuseCluster("checkpoint export", vm: target.vm ?? "")
     let library = try self.library.open()
     let files = try library.exportCheckpoint(try target.resolve(library).id, to: folder, type: type)
     files.forEach { print($0) }

@@ -4,7 +4,7 @@ import LabKit
 
 /// `vmlab checkpoint new`: one VM, several (a job each, in parallel), or a lab (all or nothing);
 /// waiting for them, or returning at once with the job ids (`--async`).
-struct CheckpointNew: ParsableCommand {
+struct CheckpointNew: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(
     commandName: "new", abstract: "Take a checkpoint of every disk of one or more VMs, or of a lab.",
     discussion: """
@@ -28,6 +28,11 @@ struct CheckpointNew: ParsableCommand {
         vmlab checkpoint new web01 clean --description "before the exercise"
         vmlab checkpoint new web01 web02 db01 --name clean --async
         vmlab checkpoint new --lab class --name round2
+        vmlab --cluster URL checkpoint new web01 clean      (on web01's host)
+
+      With --cluster URL (or VMLAB_CLUSTER) each VM is checkpointed by its host's agent (several \
+      VMs in parallel, on their hosts), and --lab is the cluster's lab, all or nothing across \
+      hosts. --async returns once the steps are queued; `vmlab --cluster URL job list` shows them.
       """)
 
   @Argument(
@@ -55,6 +60,8 @@ struct CheckpointNew: ParsableCommand {
 
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
   func validate() throws {
     if lab != nil && !words.isEmpty {
       throw ValidationError("give VMs or --lab, not both (the checkpoint's name goes in --name)")
@@ -78,6 +85,7 @@ struct CheckpointNew: ParsableCommand {
   }
 
   func run() throws {
+    if cluster.isSet { return try ClusterCheckpointCommands(cluster: cluster).new(self) }
     if async && !BackgroundProcess.isBackground { BackgroundProcess.startAndRelay() }
     let library = try self.library.open()
     let (vms, checkpointName) = try target(library)

@@ -16,6 +16,13 @@ struct ClusterLabCommands {
     print("lab \(lab.name): \(hosts.isEmpty ? "no VMs" : hosts.joined(separator: "; "))")
   }
 
+  func remove(_ name: String) throws {
+    let labs = try labs()
+    let lab = try runBlocking { try await labs.show(lab: name) }
+    try runBlocking { try await labs.remove(lab: name) }
+    print("removed lab \(lab.name) from the cluster; its VMs stay on their hosts")
+  }
+
   func list(json: Bool) throws {
     let labs = try labs()
     let found = try runBlocking { try await labs.list() }

@@ -5,7 +5,9 @@ import LabKit
 struct LabCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "lab", abstract: "Named groups of VMs, checkpointed and restored as one.",
-    subcommands: [LabCreate.self, LabList.self, LabShow.self, LabCheckpoint.self, LabRestore.self])
+    subcommands: [
+      LabCreate.self, LabList.self, LabShow.self, LabCheckpoint.self, LabRestore.self, LabRemove.self,
+    ])
 }
 
 struct LabCreate: ParsableCommand, ClusterAware {
@@ -183,5 +185,28 @@ struct LabRestore: ParsableCommand, ClusterAware {
     }
     if timeout.timeout != nil { throw ValidationError("--timeout is for a lab across hosts: give --cluster URL") }
     try printLabResults(try library.open().restoreLab(name, checkpoint: checkpoint), json: json)
+  }
+}
+
+struct LabRemove: ParsableCommand, ClusterAware {
+  static let configuration = CommandConfiguration(
+    commandName: "remove", abstract: "Remove a lab (the group, not its VMs); works with --cluster.",
+    discussion: """
+      The lab's VMs and their checkpoints stay (`teardown-lab.lua NAME` removes them too). With \
+      --cluster URL (or VMLAB_CLUSTER) it is the cluster's lab, refused while a checkpoint or \
+      restore of it is open on the hosts.
+      """)
+
+  @Argument(help: "The lab.")
+  var name: String
+
+  @OptionGroup var library: LibraryOptions
+
+  @OptionGroup var cluster: ClusterOptions
+
+  func run() throws {
+    if cluster.isSet { return try ClusterLabCommands(cluster: cluster).remove(name) }
+    try library.open().removeLab(named: name)
+    print("removed lab \(name); its VMs stay")
   }
 }

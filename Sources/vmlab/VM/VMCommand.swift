@@ -181,8 +181,9 @@ struct VMList: ParsableCommand, ClusterAware {
   }
 }
 
-struct VMShow: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a VM, its disks and chains.")
+struct VMShow: ParsableCommand, ClusterAware {
+  static let configuration = CommandConfiguration(
+    commandName: "show", abstract: "Show a VM, its disks and chains (works with --cluster: from the VM's host).")
 
   @Argument(help: "The VM.")
   var name: String
@@ -192,7 +193,10 @@ struct VMShow: ParsableCommand {
 
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
   func run() throws {
+    if cluster.isSet { return try ClusterVMCommands(cluster: cluster).show(name, json: json) }
     let library = try self.library.open()
     let vm = try library.vm(named: name)
     if json { return try printJSON(VMShowJSON(vm)) }
@@ -227,39 +231,81 @@ struct VMShow: ParsableCommand {
   }
 }
 
-/// A command that changes one VM's power state.
-protocol PowerCommand: ParsableCommand {
-  var name: String { get }
+/// A command that changes the power state of one VM or several, one after another; with
+/// `--cluster` each change is a step on the VM's host.
+protocol PowerCommand: ParsableCommand, ClusterAware {
+  var names: [String] { get }
   var library: LibraryOptions { get }
-  func change(_ library: Library) throws -> VirtualMachine
+  var cluster: ClusterOptions { get }
+  func change(_ engine: any LabEngine, _ name: String) throws -> VirtualMachine
 }
 
 extension PowerCommand {
   func run() throws {
-    let vm = try change(try library.open())
-    print("\(vm.name) is \(vm.state.rawValue)")
+    if cluster.isSet {
+      return try ClusterVMCommands(cluster: cluster).power(names) { engine, name in try change(engine, name) }
+    }
+    let library = try library.open()
+    // Every VM first: a typo among several changes none.
+    let found = try names.map { try library.vm(named: $0).name }
+    for name in found {
+      let vm = try change(library, name)
+      print("\(vm.name) is \(vm.state.rawValue)")
+    }
   }
 }
 
-struct VMStart: ParsableCommand {
+/// The VMs a command takes, named once each.
+func checkNamedOnce(_ names: [String]) throws {
+  let keys = names.map(NameRules.key)
+  if let twice = keys.first(where: { key in keys.filter { $0 == key }.count > 1 }) {
+    throw ValidationError("the VM '\(names[keys.firstIndex(of: twice)!])' is named twice")
+  }
+}
+
+/// Help for the VMs of a power command.
+var powerVMsHelp: ArgumentHelp { ArgumentHelp("The VMs, changed one after another.", valueName: "vm") }
+
+struct VMStart: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(
-    commandName: "start", abstract: "Start a VM (or resume a saved one).",
+    commandName: "start", abstract: "Start VMs (or resume saved ones); works with --cluster.",
     discussion: """
       A VM with guest additions (an agent, as in every VM made from an image) on a real host is
       ready when its guest agent answers: vmlab waits for that, at most --ready-timeout seconds.
+      Several VMs start one after another, each waited for.
+
+      With --cluster URL (or VMLAB_CLUSTER) each VM is started by its host's agent, wherever
+      `vmlab --cluster URL vm list` places it; a VM whose host is not alive is refused and nothing
+      is queued.
       """)
-  @Argument(help: "The VM.") var name: String
+  @Argument(help: powerVMsHelp) var names: [String]
 
   @Option(help: "Seconds to wait for the guest agent of a VM with additions (0: do not wait).")
   var readyTimeout: Double = 180
 
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
   func validate() throws {
     guard readyTimeout >= 0 else { throw ValidationError("--ready-timeout cannot be negative; got \(readyTimeout)") }
+    try checkNamedOnce(names)
   }
 
   func run() throws {
+    if cluster.isSet {
+      return try ClusterVMCommands(cluster: cluster).power(names, readyTimeout: readyTimeout) { engine, name in
+        try engine.start(vm: name)
+      }
+    }
+    // Every VM first: a typo among several starts none.
+    let opened = try library.open()
+    let found = try names.map { try opened.vm(named: $0).name }
+    try opened.close()
+    for name in found { try start(name) }
+  }
+
+  private func start(_ name: String) throws {
     let opened = try library.open()
     let vm = try opened.start(vm: name)
     // Only a host with a guest agent has a guest to wait for; the library is let go meanwhile.
@@ -274,7 +320,7 @@ struct VMStart: ParsableCommand {
       try guest.waitUntilReady(timeout: readyTimeout)
     } catch let error as LabKitError {
       // The VM is left as it is (a slow guest may still come up): say whether it runs and how to go on.
-      throw LabKitError(error.kind, "\(error.message)\n\(try afterNoAnswer())")
+      throw LabKitError(error.kind, "\(error.message)\n\(try afterNoAnswer(name))")
     }
     print(
       "\(vm.name) is running; its guest agent answered after \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
@@ -282,7 +328,7 @@ struct VMStart: ParsableCommand {
   }
 
   /// What became of a VM whose agent did not answer, as the library sees it now.
-  private func afterNoAnswer() throws -> String {
+  private func afterNoAnswer(_ name: String) throws -> String {
     let opened = try library.open()
     defer { try? opened.close() }
     let vm = try opened.vm(named: name)
@@ -294,39 +340,60 @@ struct VMStart: ParsableCommand {
 
 struct VMSave: PowerCommand {
   static let configuration = CommandConfiguration(
-    commandName: "save", abstract: "Save a running VM's state and stop it; start resumes it where it was.")
-  @Argument(help: "The VM.") var name: String
+    commandName: "save",
+    abstract:
+      "Save running VMs' state and stop them; start resumes each where it was; works with --cluster (on each VM's host)."
+  )
+  @Argument(help: powerVMsHelp) var names: [String]
   @OptionGroup var library: LibraryOptions
-  func change(_ library: Library) throws -> VirtualMachine { try library.save(vm: name) }
+  @OptionGroup var cluster: ClusterOptions
+  func validate() throws { try checkNamedOnce(names) }
+  func change(_ engine: any LabEngine, _ name: String) throws -> VirtualMachine { try engine.save(vm: name) }
 }
 
 struct VMShutdown: PowerCommand {
   static let configuration = CommandConfiguration(
-    commandName: "shutdown", abstract: "Shut a VM down gracefully (needs guest additions).")
-  @Argument(help: "The VM.") var name: String
+    commandName: "shutdown",
+    abstract: "Shut VMs down gracefully (needs guest additions); works with --cluster (on each VM's host).")
+  @Argument(help: powerVMsHelp) var names: [String]
   @OptionGroup var library: LibraryOptions
-  func change(_ library: Library) throws -> VirtualMachine { try library.shutDown(vm: name) }
+  @OptionGroup var cluster: ClusterOptions
+  func validate() throws { try checkNamedOnce(names) }
+  func change(_ engine: any LabEngine, _ name: String) throws -> VirtualMachine { try engine.shutDown(vm: name) }
 }
 
 struct VMTurnOff: PowerCommand {
-  static let configuration = CommandConfiguration(commandName: "turn-off", abstract: "Turn a VM off.")
-  @Argument(help: "The VM.") var name: String
+  static let configuration = CommandConfiguration(
+    commandName: "turn-off", abstract: "Turn VMs off; works with --cluster (on each VM's host).")
+  @Argument(help: powerVMsHelp) var names: [String]
   @OptionGroup var library: LibraryOptions
-  func change(_ library: Library) throws -> VirtualMachine { try library.turnOff(vm: name) }
+  @OptionGroup var cluster: ClusterOptions
+  func validate() throws { try checkNamedOnce(names) }
+  func change(_ engine: any LabEngine, _ name: String) throws -> VirtualMachine { try engine.turnOff(vm: name) }
 }
 
-struct VMRemove: ParsableCommand {
+struct VMRemove: ParsableCommand, ClusterAware {
   static let configuration = CommandConfiguration(
-    commandName: "remove", abstract: "Remove a stopped VM with its checkpoints and disk files.")
+    commandName: "remove",
+    abstract: "Remove stopped VMs with their checkpoints and disk files; works with --cluster (on each VM's host).")
 
-  @Argument(help: "The VM.")
-  var name: String
+  @Argument(help: ArgumentHelp("The VMs, removed one after another.", valueName: "vm"))
+  var names: [String]
 
   @OptionGroup var library: LibraryOptions
 
+  @OptionGroup var cluster: ClusterOptions
+
+  func validate() throws { try checkNamedOnce(names) }
+
   func run() throws {
-    try library.open().removeVM(named: name)
-    print("removed VM \(name)")
+    if cluster.isSet { return try ClusterVMCommands(cluster: cluster).remove(names) }
+    let library = try library.open()
+    // Every VM first: a typo among several removes none.
+    for name in try names.map({ try library.vm(named: $0).name }) {
+      try library.removeVM(named: name)
+      print("removed VM \(name)")
+    }
   }
 }
 

@@ -5,7 +5,7 @@ import QEMUHost
 
 /// `vm console NAME`: the serial console of a qemu VM, from its log in the VM folder (it outlives
 /// the VM, so a guest that did not boot can be read afterwards); `--follow` prints what comes next.
-struct VMConsole: ParsableCommand {
+struct VMConsole: ParsableCommand, NeedsHostFiles {
   static let configuration = CommandConfiguration(
     commandName: "console",
     abstract: "Print a qemu VM's serial console (--follow to keep printing, --attach to type into it).",
@@ -33,6 +33,7 @@ struct VMConsole: ParsableCommand {
   }
 
   func run() throws {
+    try refuseCluster("vm console", vm: name)
     let library = try self.library.open()
     let vm = try library.vm(named: name)
     guard vm.host == "qemu" else {

@@ -4,7 +4,7 @@ import LabKit
 import VHD
 
 /// `vmlab vm write`: what a guest does to its disk, for the simulated host (only while the VM runs).
-struct VMWrite: ParsableCommand {
+struct VMWrite: ParsableCommand, NeedsHostFiles {
   static let configuration = CommandConfiguration(
     commandName: "write", abstract: "Write a file's bytes into a running VM's disk, as its guest would.",
     discussion: "Example: vmlab vm write web01 --disk 1 --offset 1M --input data.bin")
@@ -24,6 +24,7 @@ struct VMWrite: ParsableCommand {
   @OptionGroup var library: LibraryOptions
 
   func run() throws {
+    try refuseCluster("vm write", vm: name)
     guard let data = FileManager.default.contents(atPath: input) else {
       throw ValidationError("cannot read --input \(input)")
     }
@@ -33,7 +34,7 @@ struct VMWrite: ParsableCommand {
 }
 
 /// `vmlab vm read`: a VM's disk as it reads now (for the simulated host, like `vm write`).
-struct VMRead: ParsableCommand {
+struct VMRead: ParsableCommand, NeedsHostFiles {
   static let configuration = CommandConfiguration(
     commandName: "read", abstract: "Read bytes of a VM's disk (through its chain) into a file.")
 
@@ -55,6 +56,7 @@ struct VMRead: ParsableCommand {
   @OptionGroup var library: LibraryOptions
 
   func run() throws {
+    try refuseCluster("vm read", vm: name)
     let guest = try SimulatedGuest(library: library.open(), vm: name)
     // Written beside the output and renamed over it when complete: a failed read leaves an existing
     // file as it was.

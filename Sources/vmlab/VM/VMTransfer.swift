@@ -1,10 +1,11 @@
 import ArgumentParser
+import Cluster
 import Foundation
 import LabKit
 
 extension UndoDiskChoice: ExpressibleByArgument {}
 
-struct VMImport: ParsableCommand {
+struct VMImport: ParsableCommand, NeedsHostFiles {
   static let configuration = CommandConfiguration(
     commandName: "import", abstract: "Import a VM from a folder of VHD files written elsewhere.",
     discussion: """
@@ -31,13 +32,19 @@ struct VMImport: ParsableCommand {
   @OptionGroup var library: LibraryOptions
 
   func run() throws {
+    if LeadingOptions.current.cluster != nil {
+      throw ClusterError(
+        .usage,
+        "vm import is not available with --cluster: it copies VHD files of this machine into a library; run it on the host that is to hold the VM with vmlab --library PATH (that host's agent places the VM in the cluster when it next reconciles)"
+      )
+    }
     let vm = try library.open().importVM(
       name: name, from: from, undoDisks: undoDisks, additions: additions, allowParentsOutside: allowParentsOutside)
     print("imported VM \(vm.name) with \(vm.disks.count) disk\(vm.disks.count == 1 ? "" : "s")")
   }
 }
 
-struct VMExport: ParsableCommand {
+struct VMExport: ParsableCommand, NeedsHostFiles {
   static let configuration = CommandConfiguration(
     commandName: "export", abstract: "Export a VM's disks to a folder, with their chains or flattened.")
 
@@ -53,6 +60,7 @@ struct VMExport: ParsableCommand {
   @OptionGroup var library: LibraryOptions
 
   func run() throws {
+    try refuseCluster("vm export", vm: name)
     let files = try library.open().exportVM(name, to: folder, flatten: flatten)
     files.forEach { print($0) }
   }
