@@ -62,7 +62,7 @@ final class ClusterBuildTests: ClusterTestCase {
     XCTAssertTrue(taken.error.contains("VM name in use in the cluster: 'vm1' on host h"), taken.error)
 
     let table = try clusterCommand(["vm", "list"])
-    XCTAssertTrue(table.output.hasPrefix("NAME"), table.output)
+    XCTAssertTrue(table.output.hasPrefix("NAME  STATE    DISKS  CHECKPOINTS  HOST  HOST STATE\n"), table.output)
     XCTAssertTrue(table.output.contains("vm8"), table.output)
     XCTAssertTrue(table.output.contains("alive"), table.output)
   }

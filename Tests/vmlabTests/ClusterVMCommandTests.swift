@@ -47,6 +47,14 @@ final class ClusterVMCommandTests: ClusterTestCase {
     return Dictionary(uniqueKeysWithValues: vms.map { ($0["name"] as! String, $0["host"] as! String) })
   }
 
+  /// `vm list --json --cluster`: each VM's state as its host's agent published it.
+  private func clusterStates() throws -> [String: String] {
+    let listed = try clusterCommand(["vm", "list", "--json"])
+    XCTAssertEqual(listed.status, 0, listed.error)
+    let vms = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(listed.output.utf8)) as? [[String: Any]])
+    return Dictionary(uniqueKeysWithValues: vms.map { ($0["name"] as! String, ($0["state"] as? String) ?? "-") })
+  }
+
   private func jobCount() throws -> Int { try database { db in try await db.jobs(limit: 1000).count } }
 
   private func expect(
@@ -78,6 +86,7 @@ final class ClusterVMCommandTests: ClusterTestCase {
       XCTAssertTrue(result.error.contains("vmlab: VM web on host h2: done"), result.error)
       XCTAssertEqual(try localStates("h2"), ["web": state], "\(arguments)")
       XCTAssertEqual(try shown("web")["state"] as? String, state, "\(arguments)")
+      XCTAssertEqual(try clusterStates(), ["web": state], "\(arguments)")
       XCTAssertEqual(try localStates("h1"), [:])
     }
     // VMLAB_CLUSTER alone, and --cluster after the command, reach the cluster too.
@@ -104,8 +113,11 @@ final class ClusterVMCommandTests: ClusterTestCase {
       ), notRunning.error)
     let local = try localCommand("h2", ["vm", "save", "web"])
     XCTAssertEqual(local.status, 1)
+    // The local command may first say it waits for the agent, which keeps its library open a moment.
+    let localError = local.error.split(separator: "\n").last.map(String.init) ?? ""
+    XCTAssertTrue(localError.hasPrefix("vmlab: error: "), local.error)
     XCTAssertTrue(
-      notRunning.error.contains(local.error.replacingOccurrences(of: "vmlab: error: ", with: "")),
+      notRunning.error.contains(localError.replacingOccurrences(of: "vmlab: error: ", with: "")),
       """
       cluster: \(notRunning.error)
       local: \(local.error)
@@ -266,6 +278,15 @@ final class ClusterVMCommandTests: ClusterTestCase {
     }
     XCTAssertEqual(try jobCount(), before, "a job was queued for the dead host")
     XCTAssertEqual(try clusterPlacements(), ["db": "h2"])
+    // The listing says what the dead host last published, and that it is only that.
+    let table = try clusterCommand(["vm", "list"])
+    XCTAssertEqual(table.status, 0, table.error)
+    let row = table.output.split(separator: "\n").first { $0.hasPrefix("db ") }.map(String.init) ?? ""
+    XCTAssertEqual(
+      row.split(separator: " ", omittingEmptySubsequences: true),
+      ["db", "stopped", "(last", "known)", "1", "0", "h2", "dead"],
+      table.output)
+    XCTAssertTrue(table.output.contains("1 VM on hosts that are not alive: db; they wait for their host"), table.output)
     // Listing the checkpoints of every VM lists those of the live hosts and names the others.
     try create("web", on: "h1")
     let taken = try clusterCommand(["checkpoint", "new", "web", "clean"])

@@ -26,6 +26,8 @@ public struct PublishedVM: Sendable {
   /// nil when the host's agent has published nothing of it (an agent of an older vmlab).
   public var summary: VMSummary?
   public var publishedAt: Date?
+  /// When the cluster placed it there.
+  public var placedAt: Date
 }
 
 extension ClusterDatabase {
@@ -120,15 +122,15 @@ extension ClusterDatabase {
     let found = try await rows(
       """
       SELECT p.vm, p.host, h.stopped_at IS NOT NULL, extract(epoch FROM now() - h.last_heartbeat)::float8,
-        h.heartbeat_seconds, s.summary::text, s.published_at
+        h.heartbeat_seconds, s.summary::text, s.published_at, p.placed_at
       FROM vm_placement p JOIN host h ON h.name = p.host
         LEFT JOIN vm_summary s ON s.host = p.host AND s.vm_key = p.vm_key
       WHERE (\(names == nil) OR p.vm_key = ANY(\(keys)::text[])) AND (s.vm_key IS NULL OR s.summary IS NOT NULL)
       ORDER BY p.vm_key
       """)
     return try found.map { row in
-      let (vm, hostName, stopped, age, heartbeat, document, publishedAt) = try row.decode(
-        (String, String, Bool, Double, Double, String?, Date?).self)
+      let (vm, hostName, stopped, age, heartbeat, document, publishedAt, placedAt) = try row.decode(
+        (String, String, Bool, Double, Double, String?, Date?, Date).self)
       let host = try validatedName(hostName, as: "host")
       var summary: VMSummary?
       if let document {
@@ -137,8 +139,8 @@ extension ClusterDatabase {
       }
       return PublishedVM(
         name: try validatedName(vm, as: "VM"), host: host,
-        hostState: stopped ? .stopped : max(0, age) < heartbeat * Self.missedHeartbeatsForDead ? .alive : .dead,
-        summary: summary, publishedAt: publishedAt)
+        hostState: Self.hostState(stopped: stopped, heartbeatAge: age, heartbeatSeconds: heartbeat),
+        summary: summary, publishedAt: publishedAt, placedAt: placedAt)
     }
   }
 

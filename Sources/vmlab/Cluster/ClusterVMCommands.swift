@@ -59,10 +59,8 @@ struct ClusterVMCommands {
       (try engine.vm(named: name), try engine.checkpoints(vm: name))
     }
     if json { return try printJSON(ClusterVMShowJSON(vm: vm, clusterHost: host, checkpoints: checkpoints)) }
-    var state = vm.state.rawValue
-    if vm.state == .stopped, let when = vm.stoppedOutside { state = "stopped outside vmlab at \(shortDate(when))" }
     print(
-      "VM \(vm.name) on cluster host \(host): \(state), \(vm.hostKind.rawValue) on the \(vm.host) host, additions \(vm.additions ? "yes" : "no")"
+      "VM \(vm.name) on cluster host \(host): \(stateText(vm)), \(vm.hostKind.rawValue) on the \(vm.host) host, additions \(vm.additions ? "yes" : "no")"
     )
     print("hardware: \(vm.hardware.summary)")
     print("created \(shortDate(vm.created))")
