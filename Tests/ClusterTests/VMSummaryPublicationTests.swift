@@ -194,6 +194,10 @@ final class VMSummaryPublicationTests: AgentLibraryTestCase {
       VMPublication.vmsChanged(
         by: claimed("decide", #"{"operation": 1, "kind": "restore", "vms": ["a", "b"], "commit": true}"#)),
       ["a", "b"])
+    // A lab's prepare step leaves its VMs to the decide step that follows it to publish.
+    XCTAssertNil(
+      VMPublication.vmsChanged(
+        by: claimed("prepare-restore", #"{"operation": 1, "vms": ["a", "b"], "checkpoint": "clean"}"#)))
     XCTAssertNil(VMPublication.vmsChanged(by: claimed("build-image", #"{"image": "tiny"}"#)))
     XCTAssertNil(VMPublication.vmsChanged(by: claimed("describe-vms", #"{}"#)))
     XCTAssertNil(

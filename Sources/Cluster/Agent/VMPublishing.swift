@@ -8,30 +8,42 @@ import LabKit
 extension VMSummary {
   /// The VM as `library` holds it now, with its checkpoints and the space each holds.
   static func of(_ name: String, in library: Library) throws -> VMSummary {
-    let checkpoints = try library.checkpoints(vm: name)
-    return VMSummary(
-      vm: try library.vm(named: name), checkpoints: checkpoints,
-      spaces: try checkpoints.map { try library.space(of: $0.id) })
+    try summaries(of: [try library.vm(named: name)], checkpoints: try library.checkpoints(vm: name), in: library)[0]
+  }
+
+  /// `vms` with their checkpoints, taken from `checkpoints` (any VM's, in creation order).
+  static func summaries(of vms: [VirtualMachine], checkpoints: [Checkpoint], in library: Library) throws
+    -> [VMSummary]
+  {
+    let byVM = Dictionary(grouping: checkpoints) { NameRules.key($0.vm) }
+    return try vms.map { vm in
+      let own = byVM[NameRules.key(vm.name)] ?? []
+      return VMSummary(vm: vm, checkpoints: own, spaces: try own.map { try library.space(of: $0.id) })
+    }
   }
 }
 
 extension VMPublication {
   /// Every VM of `library`.
   static func whole(_ library: Library) throws -> VMPublication {
-    VMPublication(summaries: try library.vms().map { try VMSummary.of($0.name, in: library) }, whole: true)
+    let vms = try library.vms()
+    return VMPublication(
+      summaries: try VMSummary.summaries(of: vms, checkpoints: try library.checkpoints(), in: library), whole: true)
   }
 
   /// The VMs `names` as `library` holds them now; a name it no longer holds is published as gone.
+  /// The library is read in two catalog reads (its VMs, its checkpoints) whatever the number of
+  /// VMs: a lab's decide step publishes its host's whole share of the class.
   static func of(_ names: [String], in library: Library) throws -> VMPublication {
     var publication = VMPublication(summaries: [], whole: false)
-    let held = Set(try library.vms().map { NameRules.key($0.name) })
+    let held = Dictionary(try library.vms().map { (NameRules.key($0.name), $0) }) { first, _ in first }
     var seen: Set<String> = []
+    var found: [VirtualMachine] = []
     for name in names where seen.insert(NameRules.key(name)).inserted {
-      if held.contains(NameRules.key(name)) {
-        publication.summaries.append(try VMSummary.of(name, in: library))
-      } else {
-        publication.removed.append(name)
-      }
+      if let vm = held[NameRules.key(name)] { found.append(vm) } else { publication.removed.append(name) }
+    }
+    if !found.isEmpty {
+      publication.summaries = try VMSummary.summaries(of: found, checkpoints: try library.checkpoints(), in: library)
     }
     return publication
   }
@@ -50,8 +62,10 @@ extension VMPublication {
     case .startVMs: names = (try? decoder.decode(VMsStep.self, from: arguments))?.vms
     case .checkpointVMs: names = (try? decoder.decode(CheckpointVMsStep.self, from: arguments))?.vms
     case .restoreVMs: names = (try? decoder.decode(RestoreVMsStep.self, from: arguments))?.vms
-    case .prepareCheckpoint: names = (try? decoder.decode(PrepareCheckpointStep.self, from: arguments))?.vms
-    case .prepareRestore: names = (try? decoder.decode(PrepareRestoreStep.self, from: arguments))?.vms
+    // A prepare step's VMs are published by the decide step that follows it (or, should none come,
+    // by the next reconciliation): no client reads a lab's VMs between the phases, and publishing
+    // them after both steps doubled what publishing cost the agents in every lab operation.
+    case .prepareCheckpoint, .prepareRestore: names = nil
     case .decide: names = (try? decoder.decode(DecideStep.self, from: arguments))?.vms
     // What a host describes is published too, so the next read finds it without a step.
     case .describeVMs: names = (try? decoder.decode(DescribeVMsStep.self, from: arguments))?.vms

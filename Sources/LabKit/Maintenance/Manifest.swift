@@ -136,8 +136,8 @@ extension Library {
   }()
 
   /// `2026-11-26T21:47:02.123Z`, built by hand: a formatter per date would cost more than the rest
-  /// of a manifest.
-  static func isoTimestamp(_ date: Date) -> String {
+  /// of a manifest (or, for an agent's log line, than the step it reports).
+  public static func isoTimestamp(_ date: Date) -> String {
     let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
     var seconds = time_t(milliseconds / 1000)
     var parts = tm()

@@ -91,8 +91,7 @@ struct AgentCommand: ParsableCommand, ClusterAware {
       settings: settings, hostNames: Hosts.registry.names, openLibrary: { try opener.open() },
       openLibraryIfFree: { try Library(at: path, hosts: Hosts.registry, wait: false) },
       log: { line in
-        let time = ISO8601DateFormatter.string(
-          from: Date(), timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withFullTime, .withFractionalSeconds])
+        let time = Library.isoTimestamp(Date())
         FileHandle.standardError.write(Data("vmlab agent \(name) \(time): \(line)\n".utf8))
       })
     let asked = SignalCount()
