@@ -205,4 +205,30 @@ final class VMSummaryPublicationTests: AgentLibraryTestCase {
       "a name a user could not type is not read from the library")
     XCTAssertNil(VMPublication.vmsChanged(by: claimed("start-vms", "not json")))
   }
+
+  func testAnAgentPublishesAVMAgainOnlyWhenItsSummaryChanged() throws {
+    try library.createVM(name: "web", diskSizes: [1 << 20])
+    try library.createVM(name: "db", diskSizes: [1 << 20])
+    let memory = PublishedSummaries()
+    let whole = try VMPublication.whole(library)
+    XCTAssertNotNil(memory.unpublished(whole), "a whole publication always goes out (it drops rows)")
+    memory.remember(whole)
+
+    // Nothing changed: nothing to publish.
+    XCTAssertNil(memory.unpublished(try VMPublication.of(["web", "db"], in: library)))
+    // A start changes web's summary: only web goes out, and once remembered not again.
+    _ = try library.start(vm: "web")
+    let started = try XCTUnwrap(memory.unpublished(try VMPublication.of(["web", "db"], in: library)))
+    XCTAssertEqual(started.summaries.map(\.vm.name), ["web"])
+    XCTAssertEqual(started.summaries.first?.vm.state, .running)
+    memory.remember(started)
+    XCTAssertNil(memory.unpublished(try VMPublication.of(["web"], in: library)))
+    // A checkpoint changes it too; a VM gone is always published as gone.
+    try library.checkpoint(vm: "web", name: "clean")
+    XCTAssertEqual(
+      memory.unpublished(try VMPublication.of(["web"], in: library))?.summaries.first?.checkpoints.map(\.name),
+      ["clean"])
+    try library.removeVM(named: "db")
+    XCTAssertEqual(memory.unpublished(try VMPublication.of(["db"], in: library))?.removed, ["db"])
+  }
 }

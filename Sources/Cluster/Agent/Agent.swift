@@ -58,6 +58,7 @@ public final class Agent: @unchecked Sendable {
   /// The library, held open from a step to the next while steps keep coming, and released when
   /// the agent is idle so that local commands can use it.
   private let heldLibrary: HeldLibrary
+  private let publishedSummaries = PublishedSummaries()
   private let session: Session
   private let listenSession: Session
   private let templateService: TemplateService
@@ -117,7 +118,9 @@ public final class Agent: @unchecked Sendable {
         host: settings.hostName, agent: identity, memory: settings.offeredMemory, disk: settings.offeredDisk)
     }
     // Published before the placements are reconciled, so that no placement is without its VM.
-    try await db.publish(publication, host: settings.hostName, agent: identity)
+    if try await db.publish(publication, host: settings.hostName, agent: identity) {
+      publishedSummaries.remember(publication)
+    }
     report(try await db.reconcile(host: settings.hostName, agent: identity, vms: vms))
     log(
       "host '\(settings.hostName)' registered (library \(settings.library), \(vms.count) VMs; heartbeat \(settings.heartbeatSeconds) s, lease \(settings.leaseSeconds) s, reconcile every \(settings.reconcileSeconds) s)"
@@ -298,12 +301,17 @@ public final class Agent: @unchecked Sendable {
   }
 
   /// The VMs `step` named, as the library holds them after it (failed or not), to publish with its
-  /// result; nil when it names none or they cannot be read (the next reconciliation publishes them).
+  /// result; nil when it names none, they are published already as they are, or they cannot be read
+  /// (the next reconciliation publishes them).
   private func publication(after step: ClaimedStep, name: String) async -> VMPublication? {
     guard let names = VMPublication.vmsChanged(by: step) else { return nil }
     let held = heldLibrary
     switch await resultOnThread({ try VMPublication.of(names, in: try held.open()) }) {
-    case .success(let publication): return publication
+    case .success(let publication):
+      // A client asks for a description when it found the VM missing from the database (rows
+      // deleted behind this agent's back, say): that one always goes out.
+      if step.kind == StepKind.describeVMs.rawValue { return publication }
+      return publishedSummaries.unpublished(publication)
     case .failure(let error):
       log("\(name): its VMs could not be read to publish them (\(Self.describe(error))); the next reconciliation will")
       return nil
@@ -376,6 +384,7 @@ public final class Agent: @unchecked Sendable {
         )
         return
       }
+      if let publishing { publishedSummaries.remember(publishing) }
       log("\(name): \(outcome.0 ? "done" : "failed"): \(outcome.1)")
       setReachable(true)
     }
@@ -444,7 +453,9 @@ public final class Agent: @unchecked Sendable {
     case .success(let (vms, publication)?):
       do {
         let db = try await session.database()
-        try await db.publish(publication, host: settings.hostName, agent: identity)
+        if try await db.publish(publication, host: settings.hostName, agent: identity) {
+          publishedSummaries.remember(publication)
+        }
         report(try await db.reconcile(host: settings.hostName, agent: identity, vms: vms))
       } catch {
         setReachable(false, because: error)
