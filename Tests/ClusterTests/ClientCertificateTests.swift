@@ -81,14 +81,7 @@ final class ClientCertificateTests: XCTestCase {
     let encrypted = try await db.usesTLS()
     XCTAssertTrue(encrypted)
     _ = try await db.migrate()
-    try await db.register(
-      host: "cert-host", agent: "a", address: "", library: "/lib",
-      capacity: HostCapacity(memoryTotal: 0, memoryFree: 0, diskTotal: 0, diskFree: 0), capabilities: [],
-      heartbeatSeconds: 60)
-    await db.close()
-    let direct = try await cluster.connect()
-    let names = try await direct.hosts().map(\.name)
-    await direct.close()
+    let names = try await cluster.registerAndReadBack(host: "cert-host", through: db)
     XCTAssertEqual(names, ["cert-host"], "what the certificate's connection wrote is in the database")
   }
 

@@ -29,15 +29,8 @@ final class TCPConnectionTests: XCTestCase {
     let db = try await ClusterDatabase.connect(url, timeout: 10)
     let (_, version) = try await db.migrate()
     XCTAssertEqual(version, Schema.latestVersion)
-    try await db.register(
-      host: "tcp-host", agent: "a", address: "", library: "/lib",
-      capacity: HostCapacity(memoryTotal: 0, memoryFree: 0, diskTotal: 0, diskFree: 0), capabilities: [],
-      heartbeatSeconds: 60)
-    await db.close()
     // What went over TCP is in the database the socket reaches.
-    let direct = try await cluster.connect()
-    let names = try await direct.hosts().map(\.name)
-    await direct.close()
+    let names = try await cluster.registerAndReadBack(host: "tcp-host", through: db)
     XCTAssertEqual(names, ["tcp-host"])
   }
 }

@@ -22,18 +22,7 @@ final class VMSummaryPublicationTests: AgentLibraryTestCase {
 
   private func database<T: Sendable>(_ body: @escaping @Sendable (ClusterDatabase) async throws -> T) throws -> T {
     let url = cluster.url
-    return try runBlocking {
-      let db = try await ClusterDatabase.connect(url)
-      do {
-        try await db.migrate()
-        let value = try await body(db)
-        await db.close()
-        return value
-      } catch {
-        await db.close()
-        throw error
-      }
-    }
+    return try runBlocking { try await ClusterDatabase.using(url, body) }
   }
 
   /// Hosts h1 and h2 registered by agents `agent-h1` and `agent-h2`, with `vms` placed on h1.

@@ -93,27 +93,23 @@ public final class TestCluster: @unchecked Sendable {
   }
 
   private static func certificateServer() throws -> URLComponents {
-    guard let text = ProcessInfo.processInfo.environment["VMLAB_TEST_CLUSTER_CERT"], !text.isEmpty else {
-      throw XCTSkip(
-        "VMLAB_TEST_CLUSTER_CERT is not set: the client certificate tests need the TLS server of Scripts/postgres (Scripts/test starts one; by hand: eval \"$(Scripts/postgres start --tls)\")"
-      )
-    }
-    guard let components = URLComponents(string: text) else {
-      throw XCTSkip("VMLAB_TEST_CLUSTER_CERT is not a URL: \(text)")
-    }
-    return components
+    try server(
+      in: "VMLAB_TEST_CLUSTER_CERT", needed: "the client certificate tests need the TLS server of Scripts/postgres")
   }
 
   /// `VMLAB_TEST_CLUSTER_TLS`, or a skip saying how to get that server.
   private static func tlsServer() throws -> URLComponents {
-    guard let text = ProcessInfo.processInfo.environment["VMLAB_TEST_CLUSTER_TLS"], !text.isEmpty else {
+    try server(in: "VMLAB_TEST_CLUSTER_TLS", needed: "the TLS tests need a server on TCP with TLS")
+  }
+
+  /// The URL in environment variable `name`, or a skip saying what needs it and how to start it.
+  private static func server(in name: String, needed: String) throws -> URLComponents {
+    guard let text = ProcessInfo.processInfo.environment[name], !text.isEmpty else {
       throw XCTSkip(
-        "VMLAB_TEST_CLUSTER_TLS is not set: the TLS tests need a server on TCP with TLS (Scripts/test starts one; by hand: eval \"$(Scripts/postgres start --tls)\")"
+        "\(name) is not set: \(needed) (Scripts/test starts one; by hand: eval \"$(Scripts/postgres start --tls)\")"
       )
     }
-    guard let components = URLComponents(string: text) else {
-      throw XCTSkip("VMLAB_TEST_CLUSTER_TLS is not a URL: \(text)")
-    }
+    guard let components = URLComponents(string: text) else { throw XCTSkip("\(name) is not a URL: \(text)") }
     return components
   }
 
@@ -155,6 +151,25 @@ public final class TestCluster: @unchecked Sendable {
   /// A new connection to this test's database.
   public func connect() async throws -> ClusterDatabase {
     try await ClusterDatabase.connect(url)
+  }
+
+  /// Registers host `host` through `db` (which it closes) and returns the hosts the database holds,
+  /// read through a connection of its own on the socket: what another way in wrote is really there.
+  public func registerAndReadBack(host: String, through db: ClusterDatabase) async throws -> [String] {
+    try await db.register(
+      host: host, agent: "a", address: "", library: "/lib",
+      capacity: HostCapacity(memoryTotal: 0, memoryFree: 0, diskTotal: 0, diskFree: 0), capabilities: [],
+      heartbeatSeconds: 60)
+    await db.close()
+    let direct = try await connect()
+    do {
+      let names = try await direct.hosts().map(\.name)
+      await direct.close()
+      return names
+    } catch {
+      await direct.close()
+      throw error
+    }
   }
 
   /// Drops the database (ending its connections).

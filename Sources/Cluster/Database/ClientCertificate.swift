@@ -49,16 +49,11 @@ struct ClientCertificate {
 
   private static func certificates(in file: String) throws -> [NIOSSLCertificate] {
     try checkReadable(file, as: "sslcert", what: "the client certificate the database server should accept")
-    do {
-      let found = try NIOSSLCertificate.fromPEMFile(file)
-      guard !found.isEmpty else { throw NIOSSLError.failedToLoadCertificate }
-      return found
-    } catch {
-      throw ClusterError(
-        .usage,
+    return try pemCertificates(
+      in: file,
+      orSay:
         "sslcert '\(file)' holds no PEM certificate vmlab can read; give the client certificate in PEM form (-----BEGIN CERTIFICATE-----)"
-      )
-    }
+    )
   }
 
   /// The key, once its permissions are as private as libpq demands: a key others can read is

@@ -57,14 +57,9 @@ extension ClusterURL {
           : "sslmode=\(url.tls.rawValue) checks the server's certificate, but no CA is given: add sslrootcert=FILE (the CA that signed it) or sslrootcert=system to the URL, or put the CA in \(file)"
       )
     }
-    do {
-      let found = try NIOSSLCertificate.fromPEMFile(file)
-      guard !found.isEmpty else { throw NIOSSLError.failedToLoadCertificate }
-      return found
-    } catch {
-      throw ClusterError(
-        .usage, "sslrootcert '\(file)' holds no PEM certificate vmlab can read; give the CA's certificate in PEM form")
-    }
+    return try pemCertificates(
+      in: file,
+      orSay: "sslrootcert '\(file)' holds no PEM certificate vmlab can read; give the CA's certificate in PEM form")
   }
 
   /// PostgresNIO's TLS setting for this URL's TCP connection (`allow` starts without TLS).
@@ -152,5 +147,16 @@ extension ClusterURL {
   var host: String? {
     if case .tcp(let host, _) = endpoint { return host }
     return nil
+  }
+}
+
+/// The certificates of a PEM file (at least one), or a usage error saying `problem`.
+func pemCertificates(in file: String, orSay problem: String) throws -> [NIOSSLCertificate] {
+  do {
+    let found = try NIOSSLCertificate.fromPEMFile(file)
+    guard !found.isEmpty else { throw NIOSSLError.failedToLoadCertificate }
+    return found
+  } catch {
+    throw ClusterError(.usage, problem)
   }
 }
