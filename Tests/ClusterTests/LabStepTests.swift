@@ -14,9 +14,12 @@ final class LabStepTests: AgentLibraryTestCase {
     for name in ["a", "b"] { _ = try library.createVM(name: name, diskSizes: [8 << 20]) }
   }
 
-  private func run<T: Encodable>(_ kind: StepKind, _ arguments: T, attempt: Int = 1) throws -> StepRunner.Outcome {
+  private func run<T: Encodable>(
+    _ kind: StepKind, _ arguments: T, attempt: Int = 1, keeping prepared: PreparedOperations? = nil
+  ) throws -> StepRunner.Outcome {
     let text = String(decoding: try JSONEncoder().encode(arguments), as: UTF8.self)
     var runner = StepRunner(library: library, stillHeld: { true }, progress: { _ in })
+    runner.preparedOperations = prepared
     runner.reopen = {
       try self.library.close()
       self.library = try self.openLibrary()
@@ -51,6 +54,33 @@ final class LabStepTests: AgentLibraryTestCase {
       .decide, DecideStep(operation: 9, kind: "checkpoint", vms: ["a", "b"], prepared: id, commit: true))
     XCTAssertEqual(again.message, "operation \(id) no longer waits here: an earlier attempt committed it")
     XCTAssertEqual(try checkpointNames("a"), ["clean"], "committed once")
+    XCTAssertEqual(try library.check(), [])
+  }
+
+  func testADecideStepCarriesOutWhatThisAgentsPrepareStepKeptOrElseWhatTheJournalHolds() throws {
+    let clean = try library.checkpoint(vm: "a", name: "clean")
+    _ = try library.checkpoint(vm: "b", name: "clean")
+    let kept = PreparedOperations()
+    let restore = PrepareRestoreStep(operation: 5, vms: ["a", "b"], checkpoint: "clean")
+    let id = try XCTUnwrap(try run(.prepareRestore, restore, keeping: kept).prepared)
+    let decided = try run(
+      .decide, DecideStep(operation: 5, kind: "restore", vms: ["a", "b"], prepared: id, commit: true), keeping: kept)
+    XCTAssertEqual(decided.message, "committed operation \(id) (restore of a, b)")
+    XCTAssertNil(kept.take(id), "a decided operation is no longer kept")
+    XCTAssertEqual(try library.vm(named: "a").currentCheckpointID, clean.checkpoint.id)
+    XCTAssertEqual(try library.check(), [])
+
+    // An agent that restarted between the phases keeps nothing: the journal has it all.
+    let second = try XCTUnwrap(try run(.prepareRestore, restore, keeping: kept).prepared)
+    let afterRestart = try run(
+      .decide, DecideStep(operation: 6, kind: "restore", vms: ["a", "b"], prepared: second, commit: false),
+      keeping: PreparedOperations())
+    XCTAssertEqual(afterRestart.message, "rolled back operation \(second) (restore of a, b)")
+    // What the first agent kept is stale now: deciding it says it no longer waits and changes nothing.
+    let stale = try run(
+      .decide, DecideStep(operation: 6, kind: "restore", vms: ["a", "b"], prepared: second, commit: true),
+      keeping: kept)
+    XCTAssertEqual(stale.message, "operation \(second) no longer waits here: an earlier attempt committed it")
     XCTAssertEqual(try library.check(), [])
   }
 

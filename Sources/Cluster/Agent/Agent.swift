@@ -59,6 +59,7 @@ public final class Agent: @unchecked Sendable {
   /// the agent is idle so that local commands can use it.
   private let heldLibrary: HeldLibrary
   private let publishedSummaries = PublishedSummaries()
+  private let preparedOperations = PreparedOperations()
   private let session: Session
   private let listenSession: Session
   private let templateService: TemplateService
@@ -261,6 +262,7 @@ public final class Agent: @unchecked Sendable {
     let renewal = Task { await keep(lease, of: step) }
     let held = heldLibrary
     let service = templateService
+    let prepared = preparedOperations
     let templates = AgentTemplates(
       url: settings.url, host: settings.hostName, library: settings.library, builder: settings.buildImage, log: log,
       changed: { service.fire() })
@@ -281,6 +283,7 @@ public final class Agent: @unchecked Sendable {
         return try held.open()
       }
       runner.templates = templates
+      runner.preparedOperations = prepared
       return try runner.run(step)
     }
     renewal.cancel()

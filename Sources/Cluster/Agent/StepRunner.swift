@@ -26,6 +26,8 @@ struct StepRunner {
   var reopen: (() throws -> Library)? = nil
   /// Pulls and builds templates; without it, image steps need the image in the library already.
   var templates: AgentTemplates? = nil
+  /// What this agent's prepare steps left for their decide steps.
+  var preparedOperations: PreparedOperations? = nil
 
   func run(_ step: ClaimedStep) throws -> Outcome {
     guard let kind = StepKind(rawValue: step.kind) else {

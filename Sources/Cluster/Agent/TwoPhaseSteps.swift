@@ -32,6 +32,7 @@ extension StepRunner {
     guard stillHeld() else { throw LeaseLost() }
     let prepared = try library.prepareCheckpoint(
       vms: names, name: arguments.name, description: arguments.description, disksOnly: arguments.disksOnly)
+    preparedOperations?.keep(.checkpoint(prepared), id: prepared.operationID)
     return Outcome(
       message:
         "prepared checkpoint '\(arguments.name)' of \(names.joined(separator: ", ")) (operation \(prepared.operationID)); waiting for the decision",
@@ -53,6 +54,7 @@ extension StepRunner {
     delayForTests()
     guard stillHeld() else { throw LeaseLost() }
     let prepared = try library.prepareRestore(checkpoints: targets.map(\.checkpointID))
+    preparedOperations?.keep(.restore(prepared), id: prepared.operationID)
     let what = targets.map { "\($0.vm) to '\($0.checkpoint)'" }.joined(separator: ", ")
     return Outcome(
       message: "prepared the restore of \(what) (operation \(prepared.operationID)); waiting for the decision",
@@ -77,7 +79,17 @@ extension StepRunner {
         message: "rolled back operation \(waiting) (\(arguments.kind) of \(names.joined(separator: ", ")))")
     }
     do {
-      let vms = try library.decidePrepared(operation: id, commit: arguments.commit)
+      let vms: [String]
+      switch preparedOperations?.take(id) {
+      case .restore(let prepared)?:
+        try library.decide(prepared, commit: arguments.commit)
+        vms = prepared.vms
+      case .checkpoint(let prepared)?:
+        try library.decide(prepared, commit: arguments.commit)
+        vms = prepared.vms
+      case nil:
+        vms = try library.decidePrepared(operation: id, commit: arguments.commit)
+      }
       return Outcome(message: "\(verb) operation \(id) (\(arguments.kind) of \(vms.joined(separator: ", ")))")
     } catch let error as LabKitError where error.kind == .hostFailedAfterCommit {
       // Committed all the same: the checkpoint is taken; the host only failed to run a VM again.
