@@ -62,6 +62,8 @@ final class ClusterCommandErrorTests: ClusterTestCase {
     try expect(
       ["agent", "--cluster", nowhere, "--host-name", "h1", "--library", folder.file("lib")], status: 1,
       saying: "socket \(folder.file("no-server"))/.s.PGSQL.5432: no such file or directory")
+    XCTAssertFalse(
+      FileManager.default.fileExists(atPath: folder.file("lib")), "an agent that never connected made a library")
   }
 
   func testUnknownAndBadHostNames() throws {

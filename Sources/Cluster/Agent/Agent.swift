@@ -102,14 +102,15 @@ public final class Agent: @unchecked Sendable {
     } catch let error as LabKitError {
       throw ClusterError(.usage, "--host-name: \(error.message)")
     }
+    // The database first: an agent that cannot reach it (a wrong URL) leaves no new library behind.
+    let db = try await session.database()
+    let (from, to) = try await db.migrate()
+    if from != to { log("cluster database schema brought from version \(from) to \(to)") }
     let (vms, publication) = try await onThread { [openLibrary] in
       let library = try openLibrary()
       defer { try? library.close() }
       return (try Self.vmNames(in: library), try VMPublication.whole(library))
     }
-    let db = try await session.database()
-    let (from, to) = try await db.migrate()
-    if from != to { log("cluster database schema brought from version \(from) to \(to)") }
     try await db.register(
       host: settings.hostName, agent: identity, address: ProcessInfo.processInfo.hostName, library: settings.library,
       capacity: .measure(library: settings.library), capabilities: hostNames,
