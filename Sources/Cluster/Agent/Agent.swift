@@ -109,7 +109,7 @@ public final class Agent: @unchecked Sendable {
     let (vms, publication) = try await onThread { [openLibrary] in
       let library = try openLibrary()
       defer { try? library.close() }
-      return (try Self.vmNames(in: library), try VMPublication.whole(library))
+      return try Self.reading(library)
     }
     try await db.register(
       host: settings.hostName, agent: identity, address: ProcessInfo.processInfo.hostName, library: settings.library,
@@ -423,9 +423,12 @@ public final class Agent: @unchecked Sendable {
 
   // MARK: Reconciliation
 
-  /// The VMs of `library`, by key (names compared as the engine compares them).
-  static func vmNames(in library: Library) throws -> [String: String] {
-    Dictionary(try library.vms().map { (NameRules.key($0.name), $0.name) }, uniquingKeysWith: { a, _ in a })
+  /// The whole library to publish, and its VMs' names by key (names compared as the engine
+  /// compares them) to reconcile the placements with, from one reading.
+  static func reading(_ library: Library) throws -> (vms: [String: String], publication: VMPublication) {
+    let publication = try VMPublication.whole(library)
+    let names = publication.summaries.map { (NameRules.key($0.vm.name), $0.vm.name) }
+    return (Dictionary(names, uniquingKeysWith: { a, _ in a }), publication)
   }
 
   /// Publishes the whole library (changes made by local commands show up within a round), compares
@@ -435,7 +438,7 @@ public final class Agent: @unchecked Sendable {
   private func reconcile() async {
     let (held, openIfFree) = (heldLibrary, openLibraryIfFree)
     let listing: Result<([String: String], VMPublication)?, Error> = await resultOnThread {
-      if let library = held.ifOpen { return (try Self.vmNames(in: library), try VMPublication.whole(library)) }
+      if let library = held.ifOpen { return try Self.reading(library) }
       let library: Library
       do {
         library = try openIfFree()
@@ -443,7 +446,7 @@ public final class Agent: @unchecked Sendable {
         return nil
       }
       defer { try? library.close() }
-      return (try Self.vmNames(in: library), try VMPublication.whole(library))
+      return try Self.reading(library)
     }
     switch listing {
     case .failure(let error):

@@ -112,34 +112,34 @@ struct CheckpointList: ParsableCommand, ClusterAware {
   func run() throws {
     if cluster.isSet {
       return try ClusterCheckpointCommands(cluster: cluster).list(vm: vm, mostRecent: mostRecent, json: json) {
-        checkpoints, hosts in
-        if checkpoints.isEmpty { return print("no checkpoints\(vm.map { " of \($0)" } ?? "")") }
-        if tree { return printTree(checkpoints) }
-        var table = TextTable("ID", "VM", "HOST", "NAME", "CREATED", "ONLINE", "CURRENT")
-        for checkpoint in checkpoints {
-          table.add(
-            String(checkpoint.id), checkpoint.vm, hosts[checkpoint.vm] ?? "?", checkpoint.name,
-            shortDate(checkpoint.created), checkpoint.online ? "yes" : "", checkpoint.isCurrent ? "*" : "")
-        }
-        table.print()
+        checkpoints, hosts in show(checkpoints, hosts: hosts)
       }
     }
     let library = try self.library.open()
     let checkpoints = mostRecent ? try library.mostRecentCheckpoints(vm: vm) : try library.checkpoints(vm: vm)
     if json { return try printJSON(checkpoints) }
+    show(checkpoints)
+  }
+
+  /// The checkpoints as a tree or a table; with `hosts` (with --cluster, each VM's host by its
+  /// name), a HOST column after the VM's.
+  private func show(_ checkpoints: [Checkpoint], hosts: [String: String]? = nil) {
     if checkpoints.isEmpty { return print("no checkpoints\(vm.map { " of \($0)" } ?? "")") }
     if tree { return printTree(checkpoints) }
     var table = TextTable("ID", "VM", "NAME", "CREATED", "ONLINE", "CURRENT")
+    if hosts != nil { table.header.insert("HOST", at: 2) }
     for checkpoint in checkpoints {
-      table.add(
+      var cells = [
         String(checkpoint.id), checkpoint.vm, checkpoint.name, shortDate(checkpoint.created),
-        checkpoint.online ? "yes" : "",
-        checkpoint.isCurrent ? "*" : "")
+        checkpoint.online ? "yes" : "", checkpoint.isCurrent ? "*" : "",
+      ]
+      if let hosts { cells.insert(hosts[checkpoint.vm] ?? "?", at: 2) }
+      table.rows.append(cells)
     }
     table.print()
   }
 
-  func printTree(_ checkpoints: [Checkpoint]) {
+  private func printTree(_ checkpoints: [Checkpoint]) {
     for vm in Set(checkpoints.map(\.vm)).sorted() {
       print(vm)
       let own = checkpoints.filter { $0.vm == vm }

@@ -100,16 +100,9 @@ struct CheckpointNew: ParsableCommand, ClusterAware {
       let result = try library.checkpoint(
         vm: vms[0], name: checkpointName, description: description, disksOnly: disksOnly)
       if json { return try printJSON(result) }
-      var how = result.action == .none ? "" : " (\(result.action.rawValue))"
-      if (result.action == .shutDown || result.action == .turnedOff) && result.vmState == .running {
-        // A VM stopped for the checkpoint runs again: say so beside how it was stopped.
-        how = " (\(result.action.rawValue), started again)"
-      }
-      if let pause = result.pauseSeconds {
-        how =
-          " (online, paused \(String(format: "%.1f", pause * 1000)) ms\(result.checkpoint.online ? ", memory saved" : ", disks only"))"
-      }
-      print("checkpoint \(result.checkpoint.id) '\(result.checkpoint.name)' of \(result.checkpoint.vm) taken\(how)")
+      print(
+        "checkpoint \(result.checkpoint.id) '\(result.checkpoint.name)' of \(result.checkpoint.vm) taken\(howTaken(result))"
+      )
       return
     }
     // Every VM is checked before any job is queued: a typo queues nothing.
@@ -146,4 +139,18 @@ struct CheckpointNew: ParsableCommand, ClusterAware {
     try? library.close()
     Foundation.exit(0)
   }
+}
+
+/// How a checkpoint was taken, as `checkpoint new` says it after "taken" (locally and with
+/// `--cluster`): paused online, or stopped (and started again), or nothing when the VM was off.
+func howTaken(_ result: CheckpointResult) -> String {
+  if let pause = result.pauseSeconds {
+    return
+      " (online, paused \(String(format: "%.1f", pause * 1000)) ms\(result.checkpoint.online ? ", memory saved" : ", disks only"))"
+  }
+  // A VM stopped for the checkpoint runs again: say so beside how it was stopped.
+  if (result.action == .shutDown || result.action == .turnedOff) && result.vmState == .running {
+    return " (\(result.action.rawValue), started again)"
+  }
+  return result.action == .none ? "" : " (\(result.action.rawValue))"
 }

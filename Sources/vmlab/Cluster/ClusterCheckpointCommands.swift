@@ -37,7 +37,7 @@ struct ClusterCheckpointCommands {
           vm: placed[0].name, name: checkpointName, description: command.description, disksOnly: command.disksOnly)
         if command.json { return try printJSON(result) }
         print(
-          "checkpoint \(result.checkpoint.id) '\(result.checkpoint.name)' of \(result.checkpoint.vm) taken\(Self.how(result)) on host \(placed[0].host)"
+          "checkpoint \(result.checkpoint.id) '\(result.checkpoint.name)' of \(result.checkpoint.vm) taken\(howTaken(result)) on host \(placed[0].host)"
         )
         return
       }
@@ -73,18 +73,6 @@ struct ClusterCheckpointCommands {
       return ([words[0]], words[1])
     }
     return (words, "\(words[0]) - \(shortDate(Date()))")
-  }
-
-  /// How a checkpoint was taken, as the local command says it.
-  static func how(_ result: CheckpointResult) -> String {
-    if let pause = result.pauseSeconds {
-      return
-        " (online, paused \(String(format: "%.1f", pause * 1000)) ms\(result.checkpoint.online ? ", memory saved" : ", disks only"))"
-    }
-    if (result.action == .shutDown || result.action == .turnedOff) && result.vmState == .running {
-      return " (\(result.action.rawValue), started again)"
-    }
-    return result.action == .none ? "" : " (\(result.action.rawValue))"
   }
 
   // MARK: list
@@ -249,7 +237,7 @@ struct ClusterCheckpointCommands {
         "restored '\(done.checkpoint.name)' (\(done.action.rawValue)\(ranAgain ? ", started again" : "")) on host \(host)"
     }
     if let done = result.checkpoint {
-      return "checkpoint '\(done.checkpoint.name)' taken\(how(done)) on host \(host)"
+      return "checkpoint '\(done.checkpoint.name)' taken\(howTaken(done)) on host \(host)"
     }
     if let plan = result.plan, plan.operation == "restore" {
       return "restored (\(plan.powerAction.rawValue)) on host \(host)"

@@ -96,11 +96,6 @@ struct ClusterVMTarget {
 /// works on this machine's library, as before.
 protocol NeedsHostFiles {}
 
-extension ClusterOptions {
-  /// `--cluster` given on the command line (before or after the command), not only the environment.
-  var isExplicit: Bool { (cluster ?? LeadingOptions.current.cluster) != nil }
-}
-
 extension NeedsHostFiles {
   /// Refuses when `--cluster` came before the command, naming the host that holds `vm` (the
   /// command has no `--cluster` option of its own, so it is never taken from the environment).
