@@ -32,6 +32,16 @@ final class ClusterCommandErrorTests: ClusterTestCase {
       saying: "--host lists a cluster's jobs on one host", environment: ["VMLAB_CLUSTER": ""])
   }
 
+  /// A new cluster with no agent yet says how to start one, with every option it needs.
+  func testHostListOfANewClusterSaysHowToStartAnAgent() throws {
+    let listed = try clusterCommand(["host", "list"])
+    XCTAssertEqual(listed.status, 0, listed.error)
+    XCTAssertTrue(
+      listed.output.contains(
+        "no hosts yet: run `vmlab agent --cluster URL --host-name NAME --library PATH` on each host"),
+      listed.output)
+  }
+
   func testACommandThatDoesNotWorkAcrossHostsRefusesCluster() throws {
     try expect(
       ["--cluster", cluster.urlText, "library", "check", "--library", folder.file("lib")], status: 2,

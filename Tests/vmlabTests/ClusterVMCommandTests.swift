@@ -196,6 +196,9 @@ final class ClusterVMCommandTests: ClusterTestCase {
     let asked = try clusterCommand(["checkpoint", "merge", "second", "--vm", "db"])
     XCTAssertEqual(asked.status, 2, asked.output)
     XCTAssertTrue(asked.error.contains("later checkpoints on the current line (db: 'third')"), asked.error)
+    // --what-if is refused with --cluster, so the way to see the plan names the VM's host.
+    XCTAssertTrue(asked.error.contains("run `vmlab checkpoint merge --what-if` on host h2"), asked.error)
+    XCTAssertFalse(asked.error.contains("or --what-if to see the plan"), asked.error)
     XCTAssertEqual(try localCheckpoints("h2", "db"), ["clean", "second", "third"])
     let merged = try clusterCommand(["checkpoint", "merge", "second", "--vm", "db", "--yes"])
     XCTAssertEqual(merged.status, 0, merged.error)

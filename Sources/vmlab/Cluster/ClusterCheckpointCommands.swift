@@ -156,7 +156,9 @@ struct ClusterCheckpointCommands {
       if !later.isEmpty {
         try confirm(
           "merging also merges the later checkpoints on the current line (\(checkpoint.vm): \(later.map { "'\($0.name)'" }.joined(separator: ", ")))",
-          yes: yes)
+          yes: yes,
+          // --what-if needs the VM's files, so it runs on the VM's host, not with --cluster.
+          plan: "run `vmlab checkpoint merge --what-if` on host \(placed[0].host) to see the plan")
       }
       let started = Date()
       let job = try engine.mergeJob(checkpoint: checkpoint.id)

@@ -22,7 +22,11 @@ struct HostList: ParsableCommand, ClusterAware {
   func run() throws {
     let hosts = try cluster.withDatabase { db in try await db.hosts() }
     if json { return try printJSON(hosts) }
-    if hosts.isEmpty { return print("no hosts yet: run `vmlab agent --cluster URL --host-name NAME` on each host") }
+    if hosts.isEmpty {
+      return print(
+        "no hosts yet: run `vmlab agent --cluster URL --host-name NAME --library PATH` on each host (the README's \"Many hosts\" section)"
+      )
+    }
     var table = TextTable(
       "HOST", "STATE", "HEARTBEAT", "VMS", "STEPS", "DIFFERENCES", "MEMORY FREE", "DISK FREE", "LIBRARY")
     for host in hosts {
