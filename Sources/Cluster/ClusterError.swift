@@ -22,4 +22,7 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
   }
 
   public var description: String { message }
+
+  /// How the hints that find no host say to start one: every option an agent is started with.
+  public static let startAgent = "`vmlab agent --cluster URL --host-name NAME --library PATH`"
 }

@@ -73,7 +73,7 @@ extension ClusterDatabase {
       let all = try await hosts().map(\.name)
       throw ClusterError(
         .notFound,
-        "no host \(unknown.map { "'\($0)'" }.joined(separator: ", ")) in the cluster \(url) (hosts: \(all.isEmpty ? "none yet" : all.joined(separator: ", "))); start `vmlab agent --host-name NAME` on that machine first; nothing was queued"
+        "no host \(unknown.map { "'\($0)'" }.joined(separator: ", ")) in the cluster \(url) (hosts: \(all.isEmpty ? "none yet" : all.joined(separator: ", "))); start \(ClusterError.startAgent) on that machine first; nothing was queued"
       )
     }
     return try await transaction { db in

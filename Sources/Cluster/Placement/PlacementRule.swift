@@ -35,7 +35,7 @@ public enum PlacementRule {
     guard !left.isEmpty else {
       throw ClusterError(
         .failed,
-        "no live host in the cluster\(rooms.isEmpty ? "" : " (\(describeStates(rooms)))"); start `vmlab agent --cluster URL --host-name NAME` on a host; nothing was created"
+        "no live host in the cluster\(rooms.isEmpty ? "" : " (\(describeStates(rooms)))"); start \(ClusterError.startAgent) on a host; nothing was created"
       )
     }
     var chosen = [String?](repeating: nil, count: needs.count)

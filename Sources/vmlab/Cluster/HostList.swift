@@ -24,7 +24,7 @@ struct HostList: ParsableCommand, ClusterAware {
     if json { return try printJSON(hosts) }
     if hosts.isEmpty {
       return print(
-        "no hosts yet: run `vmlab agent --cluster URL --host-name NAME --library PATH` on each host (the README's \"Many hosts\" section)"
+        "no hosts yet: run \(ClusterError.startAgent) on each host (the README's \"Many hosts\" section)"
       )
     }
     var table = TextTable(
