@@ -3,15 +3,20 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// Agents whose clocks are hours apart (libfaketime's `FAKETIME` on the dynamically linked vmlab)
+/// Agents whose clocks are minutes apart (libfaketime's `FAKETIME` on the dynamically linked vmlab)
 /// claim, renew and take back leases as if their clocks agreed: leases are computed from the
 /// database's `now()`, so a skewed agent neither takes a live lease nor loses its own.
 ///
-/// The clocks are 0, +3 h and +6 h: each agent is behind the next by three hours, so every
-/// direction of skew between a lease's holder and an agent looking at it is covered. No agent is
-/// set behind the database itself: with a negative offset, libfaketime 0.9.10 moves the absolute
-/// deadlines of monotonic timerfds by the offset too (seen here: every `Task.sleep` of a process
-/// 1 min behind waited 1 min more), which no real host with a wrong clock does.
+/// The clocks are 0, +2 min and +4 min: each agent is behind the next by two minutes, sixty times
+/// the lease, so every direction of skew between a lease's holder and an agent looking at it is
+/// covered. No agent is set behind the database itself: with a negative offset, libfaketime
+/// 0.9.10 moves the absolute deadlines of monotonic timerfds by the offset too (seen here: every
+/// `Task.sleep` of a process 1 min behind waited 1 min more), which no real host with a wrong
+/// clock does. A positive offset moves them earlier by as much, and one larger than the machine's
+/// uptime makes them negative: `timerfd_settime` refuses them and every sleep of the agent hangs
+/// (hours of skew did, on a machine booted an hour before). Minutes keep the deadlines positive on
+/// any machine up long enough to have built the tests; on one booted less than that ago, the test
+/// waits until it has been up long enough.
 final class ClusterFailureClockTests: ClusterTestCase {
   static let libfaketime = [
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
@@ -43,6 +48,14 @@ final class ClusterFailureClockTests: ClusterTestCase {
     return started.timeIntervalSinceNow
   }
 
+  /// Waits until the machine has been up more than `seconds` (see the class's comment): only a
+  /// machine booted minutes ago waits at all.
+  private func waitForUptime(beyond seconds: Double) throws {
+    let text = try String(contentsOfFile: "/proc/uptime", encoding: .utf8)
+    let uptime = try XCTUnwrap(text.split(separator: " ").first.flatMap { Double($0) }, text)
+    if uptime < seconds + 5 { Thread.sleep(forTimeInterval: seconds + 5 - uptime) }
+  }
+
   private func slowVM(on host: String) throws {
     let job = try submit(
       "set-up \(host)",
@@ -58,13 +71,14 @@ final class ClusterFailureClockTests: ClusterTestCase {
   func testSkewedAgentsNeitherTakeLiveLeasesNorLoseTheirOwnAndStillTakeBackExpiredOnes() throws {
     let lease = 2.0
     let plain = try startAgent("plain", lease: lease, environment: ["VMLAB_SIMULATED_SHUTDOWN_SECONDS": "3"])
-    let ahead = try startAgent("ahead", lease: lease, environment: try skewed("+3h"))
-    let further = try startAgent("further", lease: lease, environment: try skewed("+6h"))
+    try waitForUptime(beyond: 240)
+    let ahead = try startAgent("ahead", lease: lease, environment: try skewed("+120"))
+    let further = try startAgent("further", lease: lease, environment: try skewed("+240"))
     let hosts = ["plain", "ahead", "further"]
     // The skew really applies to the agents' own clocks.
-    XCTAssertEqual(try skew(of: "plain") / 3600, 0, accuracy: 0.1)
-    XCTAssertEqual(try skew(of: "ahead") / 3600, 3, accuracy: 0.1)
-    XCTAssertEqual(try skew(of: "further") / 3600, 6, accuracy: 0.1)
+    XCTAssertEqual(try skew(of: "plain"), 0, accuracy: 10)
+    XCTAssertEqual(try skew(of: "ahead"), 120, accuracy: 10)
+    XCTAssertEqual(try skew(of: "further"), 240, accuracy: 10)
     try waitUntil("three hosts alive") { try hostStates().values.allSatisfy { $0 == "alive" } }
 
     // Steps that outlast the lease on every host: renewed by each, taken by none.
@@ -85,7 +99,7 @@ final class ClusterFailureClockTests: ClusterTestCase {
       XCTAssertFalse(agent.log.contains("abandoned"), agent.log)
     }
 
-    // A lease that really runs out is taken back in lease time by an agent three hours behind
+    // A lease that really runs out is taken back in lease time by an agent two minutes behind
     // its holder: the only one left to notice.
     further.signal(SIGTERM)
     XCTAssertTrue(further.waitForExit())
@@ -98,7 +112,7 @@ final class ClusterFailureClockTests: ClusterTestCase {
     XCTAssertTrue(ahead.waitForExit())
     let killedAt = Date()
     var step: StepStatus?
-    try waitUntil("the agent three hours behind takes the lease back", timeout: 20) {
+    try waitUntil("the agent two minutes behind takes the lease back", timeout: 20) {
       step = try self.job(second).steps[0]
       return step!.state == "queued"
     }
