@@ -121,9 +121,11 @@ final class LabQueriesTests: XCTestCase {
     let (operation, _) = try XCTUnwrap(begun)
     let claim = try await db.claimStep(host: "h1", agent: "agent-h1", leaseSeconds: 30)
     let claimed = try XCTUnwrap(claim)
-    let stale = try await db.recordPrepared(step: claimed.id, fence: claimed.fence - 1, operation: 7)
+    let stale = try await db.finish(claimed, fence: claimed.fence - 1, message: "prepared", prepared: 7)
     XCTAssertFalse(stale, "a stale fence writes nothing")
-    let recorded = try await db.recordPrepared(step: claimed.id, fence: claimed.fence, operation: 7)
+    let staleStatus = try await db.labOperation(operation)
+    XCTAssertEqual(staleStatus.hosts.map(\.preparedID), [nil, nil], "a stale fence recorded a prepared operation")
+    let recorded = try await db.finish(claimed, message: "prepared", prepared: 7)
     XCTAssertTrue(recorded)
     // h2's prepare step is still queued: a roll-back takes it back and queues nothing for h2.
     _ = try await db.decideLabOperation(operation, commit: false, reason: "h2 is late")
@@ -154,9 +156,7 @@ final class LabQueriesTests: XCTestCase {
   private func prepare(_ host: String, prepared: Int64) async throws {
     let claim = try await db.claimStep(host: host, agent: "agent-\(host)", leaseSeconds: 30)
     let claimed = try XCTUnwrap(claim, "\(host) has no step")
-    let recorded = try await db.recordPrepared(step: claimed.id, fence: claimed.fence, operation: prepared)
-    XCTAssertTrue(recorded)
-    let finished = try await db.finishStep(step: claimed.id, fence: claimed.fence, succeeded: true, message: "prepared")
+    let finished = try await db.finish(claimed, message: "prepared", prepared: prepared)
     XCTAssertTrue(finished)
   }
 
@@ -214,7 +214,7 @@ final class LabQueriesTests: XCTestCase {
     let otherClaim = try await db.claimStep(host: "h3", agent: "agent-h3", leaseSeconds: 30)
     let otherStep = try XCTUnwrap(otherClaim)
     XCTAssertEqual(otherStep.jobID, other)
-    _ = try await db.finishStep(step: otherStep.id, fence: otherStep.fence, succeeded: true, message: "started")
+    _ = try await db.finish(otherStep, succeeded: true, message: "started")
     try await prepare("h1", prepared: 11)
     try await waitFor("the notification of h1's prepare step") { !heard.payloads.isEmpty }
     XCTAssertEqual(heard.payloads, ["\(job)"], "only the lab operation's step, named by its job")

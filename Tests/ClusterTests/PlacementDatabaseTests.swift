@@ -125,7 +125,7 @@ final class PlacementDatabaseTests: XCTestCase {
     // The agent's part, by hand: claim, place, finish.
     let step = try await XCTUnwrapAsync(try await db.claimStep(host: "h1", agent: "agent-h1", leaseSeconds: 30))
     let placed = try await db.placeVM("a1", key: "a1", host: "h1", step: step.id, fence: step.fence)
-    let finished = try await db.finishStep(step: step.id, fence: step.fence, succeeded: true, message: "made")
+    let finished = try await db.finish(step, succeeded: true, message: "made")
     XCTAssertTrue(placed && finished)
     let state = try await db.jobs(ids: [job])[0].state
     XCTAssertEqual(state, "done")
@@ -161,9 +161,9 @@ final class PlacementDatabaseTests: XCTestCase {
           let name = try JSONDecoder().decode(CreateVMStep.self, from: Data(step.arguments.utf8)).name
           if host == "h1" {
             _ = try await db.placeVM(name, key: name, host: host, step: step.id, fence: step.fence)
-            _ = try await db.finishStep(step: step.id, fence: step.fence, succeeded: true, message: "created \(name)")
+            _ = try await db.finish(step, succeeded: true, message: "created \(name)")
           } else {
-            _ = try await db.finishStep(step: step.id, fence: step.fence, succeeded: false, message: "disk full")
+            _ = try await db.finish(step, succeeded: false, message: "disk full")
           }
           finished += 1
         }

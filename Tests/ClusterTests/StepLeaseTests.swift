@@ -76,8 +76,7 @@ final class StepLeaseTests: XCTestCase {
     XCTAssertFalse(renewedWithOlderFence)
     let progressWithNewerFence = try await db.reportProgress(step: step.id, fence: step.fence + 1, progress: 0.5)
     XCTAssertFalse(progressWithNewerFence)
-    let finishedWithNewerFence = try await db.finishStep(
-      step: step.id, fence: step.fence + 1, succeeded: true, message: "forged")
+    let finishedWithNewerFence = try await db.finish(step, fence: step.fence + 1, succeeded: true, message: "forged")
     XCTAssertFalse(finishedWithNewerFence)
     let placedWithNewerFence = try await db.placeVM("vm0", key: "vm0", host: "h1", step: step.id, fence: step.fence + 1)
     XCTAssertFalse(placedWithNewerFence)
@@ -85,9 +84,9 @@ final class StepLeaseTests: XCTestCase {
     XCTAssertTrue(progressed)
     let placed = try await db.placeVM("vm0", key: "vm0", host: "h1", step: step.id, fence: step.fence)
     XCTAssertTrue(placed)
-    let finished = try await db.finishStep(step: step.id, fence: step.fence, succeeded: true, message: "started vm0")
+    let finished = try await db.finish(step, succeeded: true, message: "started vm0")
     XCTAssertTrue(finished)
-    let finishedTwice = try await db.finishStep(step: step.id, fence: step.fence, succeeded: false, message: "late")
+    let finishedTwice = try await db.finish(step, succeeded: false, message: "late")
     XCTAssertFalse(
       finishedTwice,
       "a finished step takes no second result")
@@ -108,7 +107,7 @@ final class StepLeaseTests: XCTestCase {
     XCTAssertEqual(reaped[0].state, "queued")
     XCTAssertTrue(reaped[0].error.contains("attempt 1 of 3 on host h1 ended: its lease ran out"), reaped[0].error)
     XCTAssertTrue(reaped[0].error.contains("queued again"), reaped[0].error)
-    let staleFinished = try await db.finishStep(step: step.id, fence: step.fence, succeeded: true, message: "stale")
+    let staleFinished = try await db.finish(step, succeeded: true, message: "stale")
     XCTAssertFalse(staleFinished)
     let staleRenewed = try await db.renewLease(step: step.id, fence: step.fence, leaseSeconds: 30)
     XCTAssertFalse(staleRenewed)
@@ -118,10 +117,9 @@ final class StepLeaseTests: XCTestCase {
     XCTAssertEqual(again.id, step.id)
     XCTAssertEqual(again.attempt, 2)
     XCTAssertGreaterThan(again.fence, step.fence)
-    let staleFinishedAfterReclaim = try await db.finishStep(
-      step: step.id, fence: step.fence, succeeded: true, message: "stale")
+    let staleFinishedAfterReclaim = try await db.finish(step, succeeded: true, message: "stale")
     XCTAssertFalse(staleFinishedAfterReclaim)
-    let finished = try await db.finishStep(step: step.id, fence: again.fence, succeeded: true, message: "ok")
+    let finished = try await db.finish(step, fence: again.fence, succeeded: true, message: "ok")
     XCTAssertTrue(finished)
   }
 

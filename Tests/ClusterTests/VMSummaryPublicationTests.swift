@@ -116,10 +116,12 @@ final class VMSummaryPublicationTests: AgentLibraryTestCase {
     _ = try library.start(vm: "web")
     let running = try VMPublication.of(["web"], in: library)
     try database { db in
-      let first = try await db.publish(running, host: "h1", agent: "agent-h1", step: newer)
+      let first = try await db.finishStep(
+        step: newer, succeeded: true, message: "done", publishing: running, host: "h1", agent: "agent-h1")
       XCTAssertTrue(first)
       // The older step's reading arrives last: its row is not replaced.
-      _ = try await db.publish(stopped, host: "h1", agent: "agent-h1", step: older)
+      _ = try await db.finishStep(
+        step: older, succeeded: true, message: "done", publishing: stopped, host: "h1", agent: "agent-h1")
     }
     XCTAssertEqual(try published()["web"]?.summary?.vm.state, .running)
 
@@ -132,7 +134,8 @@ final class VMSummaryPublicationTests: AgentLibraryTestCase {
     try database { db in
       let accepted = try await db.publish(whole, host: "h1", agent: "agent-h1")
       XCTAssertTrue(accepted)
-      let late = try await db.publish(running, host: "h1", agent: "agent-h1", step: beforeWhole)
+      let late = try await db.finishStep(
+        step: beforeWhole, succeeded: true, message: "done", publishing: running, host: "h1", agent: "agent-h1")
       XCTAssertFalse(late, "a publication older than the host's whole publication was accepted")
       let rows = try await db.rows("SELECT count(*) FROM vm_summary WHERE host = 'h1'")
       XCTAssertEqual(try rows[0].decode(Int.self), 0, "the whole publication left a VM the library no longer holds")
@@ -161,7 +164,10 @@ final class VMSummaryPublicationTests: AgentLibraryTestCase {
     let step = try claimStep("web")
     let gone = try VMPublication.of(["web"], in: library)
     XCTAssertEqual(gone.removed, ["web"])
-    try database { db in _ = try await db.publish(gone, host: "h1", agent: "agent-h1", step: step) }
+    try database { db in
+      _ = try await db.finishStep(
+        step: step, succeeded: true, message: "done", publishing: gone, host: "h1", agent: "agent-h1")
+    }
     XCTAssertEqual(try published().keys.sorted(), ["db"], "a VM published as gone is still listed")
 
     // h1 goes silent past three heartbeats: its last publication stays, marked dead.

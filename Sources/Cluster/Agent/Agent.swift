@@ -357,10 +357,12 @@ public final class Agent: @unchecked Sendable {
   ) async throws {
     do {
       let db = try await session.database()
-      var outcome: (Bool, String)
+      let outcome: (Bool, String)
+      let prepared: Int64?
       switch result {
       case .success(let done):
         outcome = (true, done.message)
+        prepared = done.prepared
         for vm in done.placed {
           guard
             try await db.placeVM(vm, key: NameRules.key(vm), host: settings.hostName, step: step.id, fence: step.fence)
@@ -369,19 +371,14 @@ public final class Agent: @unchecked Sendable {
             return
           }
         }
-        if let prepared = done.prepared,
-          !(try await db.recordPrepared(step: step.id, fence: step.fence, operation: prepared))
-        {
-          log("\(name): abandoned, its fence \(step.fence) was refused when it recorded prepared operation \(prepared)")
-          return
-        }
       case .failure(let error):
         outcome = (false, Self.describe(error))
+        prepared = nil
       }
       guard
         try await db.finishStep(
-          step: step, succeeded: outcome.0, message: outcome.1, publishing: publishing, host: settings.hostName,
-          agent: identity)
+          step: step, succeeded: outcome.0, message: outcome.1, publishing: publishing, prepared: prepared,
+          host: settings.hostName, agent: identity)
       else {
         log(
           "\(name): abandoned, the database refused its result: fence \(step.fence) is stale (the lease was taken back)"

@@ -205,80 +205,65 @@ extension ClusterDatabase {
 
   // MARK: Lab operations (the coordinator's log)
 
-  /// Opens an operation on `lab` and queues its prepare steps, in one transaction. Returns nil
+  /// Opens an operation on `lab` and queues its prepare steps, in one statement. Returns nil
   /// without changing anything when the lab already has an open operation.
   func beginLabOperation(
     lab: String, kind: String, checkpoint: String?, description: String, disksOnly: Bool, createdBy: String,
     parts: [(host: String, vms: [String])]
   ) async throws -> (operation: Int64, job: Int64)? {
-    try await transaction { db in
-      let opened = try await db.rows(
-        """
-        INSERT INTO lab_operation (lab, kind, checkpoint, description, disks_only, created_by)
-        VALUES (\(lab), \(kind), \(checkpoint), \(description), \(disksOnly), \(createdBy))
-        ON CONFLICT (lab) WHERE finished_at IS NULL DO NOTHING RETURNING id
-        """)
-      guard let row = opened.first else { return nil }
-      let operation = try row.decode(Int64.self)
-      let steps = try parts.map { part -> StepRequest in
-        kind == "checkpoint"
-          ? try StepRequest(
-            host: part.host, kind: .prepareCheckpoint,
-            PrepareCheckpointStep(
-              operation: operation, vms: part.vms, name: checkpoint ?? "", description: description,
-              disksOnly: disksOnly))
-          : try StepRequest(
-            host: part.host, kind: .prepareRestore,
-            PrepareRestoreStep(operation: operation, vms: part.vms, checkpoint: checkpoint))
-      }
-      let vms = try parts.map { String(decoding: try JSONEncoder().encode($0.vms), as: UTF8.self) }
-      // The job, its steps and each host's part in one statement: a round trip per row would cost
-      // more than the database's work.
-      let (hosts, kinds, arguments) = Self.columns(of: steps)
-      let jobKind = "lab-\(kind)-prepare"
-      let made = try await db.rows(
-        """
-        WITH made AS (
-          INSERT INTO job (kind, target, created_by) VALUES (\(jobKind), \(lab), \(createdBy)) RETURNING id),
-        steps AS (
-          INSERT INTO job_step (job_id, host, kind, arguments)
-          SELECT made.id, u.host, u.kind, u.arguments::jsonb
-          FROM made, unnest(\(hosts)::text[], \(kinds)::text[], \(arguments)::text[]) AS u(host, kind, arguments)
-          RETURNING id, host),
-        parts AS (
-          INSERT INTO lab_operation_host (operation, host, vms, prepare_step)
-          SELECT \(operation), steps.host, u.vms::jsonb, steps.id
-          FROM steps JOIN unnest(\(parts.map(\.host))::text[], \(vms)::text[]) AS u(host, vms) ON u.host = steps.host
-          RETURNING host),
-        opened AS (UPDATE lab_operation SET prepare_job = (SELECT id FROM made) WHERE id = \(operation) RETURNING id)
-        SELECT (SELECT id FROM made), (SELECT count(*) FROM parts), (SELECT count(*) FROM opened)
-        """)
-      let (job, recorded, _) = try made[0].decode((Int64, Int, Int).self)
-      guard recorded == parts.count else {
-        throw ClusterError(
-          .failed, "lab operation \(operation) recorded \(recorded) of its \(parts.count) hosts' parts")
-      }
-      return (operation, job)
+    // The operation's id is drawn by its insert: the steps' arguments carry 0 here, and the
+    // statement writes the id into them.
+    let steps = try parts.map { part -> StepRequest in
+      kind == "checkpoint"
+        ? try StepRequest(
+          host: part.host, kind: .prepareCheckpoint,
+          PrepareCheckpointStep(
+            operation: 0, vms: part.vms, name: checkpoint ?? "", description: description, disksOnly: disksOnly))
+        : try StepRequest(
+          host: part.host, kind: .prepareRestore,
+          PrepareRestoreStep(operation: 0, vms: part.vms, checkpoint: checkpoint))
     }
+    let vms = try parts.map { String(decoding: try JSONEncoder().encode($0.vms), as: UTF8.self) }
+    let (hosts, kinds, arguments) = Self.columns(of: steps)
+    let jobKind = "lab-\(kind)-prepare"
+    // The operation, its job, the job's steps and each host's part in one statement: the
+    // coordinator's first round trip is the only one before the hosts start. The job's id is drawn
+    // with the operation (a statement's parts cannot update each other's new rows), and nothing but
+    // the operation's insert happens when the lab has an open operation already.
+    let opened = try await rows(
+      """
+      WITH opened AS (
+        INSERT INTO lab_operation (lab, kind, checkpoint, description, disks_only, created_by, prepare_job)
+        VALUES (\(lab), \(kind), \(checkpoint), \(description), \(disksOnly), \(createdBy),
+          nextval(pg_get_serial_sequence('job', 'id')))
+        ON CONFLICT (lab) WHERE finished_at IS NULL DO NOTHING RETURNING id, prepare_job),
+      made AS (
+        INSERT INTO job (id, kind, target, created_by)
+        SELECT prepare_job, \(jobKind), \(lab), \(createdBy) FROM opened RETURNING id),
+      steps AS (
+        INSERT INTO job_step (job_id, host, kind, arguments)
+        SELECT made.id, u.host, u.kind, jsonb_set(u.arguments::jsonb, '{operation}', to_jsonb(opened.id))
+        FROM opened, made, unnest(\(hosts)::text[], \(kinds)::text[], \(arguments)::text[]) AS u(host, kind, arguments)
+        RETURNING id, host),
+      parts AS (
+        INSERT INTO lab_operation_host (operation, host, vms, prepare_step)
+        SELECT opened.id, steps.host, u.vms::jsonb, steps.id
+        FROM opened, steps JOIN unnest(\(parts.map(\.host))::text[], \(vms)::text[]) AS u(host, vms) ON u.host = steps.host
+        RETURNING host)
+      SELECT opened.id, opened.prepare_job, (SELECT count(*) FROM parts) FROM opened
+      """)
+    guard let row = opened.first else { return nil }
+    let (operation, job, recorded) = try row.decode((Int64, Int64, Int).self)
+    guard recorded == parts.count else {
+      throw ClusterError(.failed, "lab operation \(operation) recorded \(recorded) of its \(parts.count) hosts' parts")
+    }
+    return (operation, job)
   }
 
   /// Steps as the columns that `unnest` turns back into rows: hosts, kinds, arguments. Steps of a
   /// lab operation are one per host, so a step is found again by its host.
   private static func columns(of steps: [StepRequest]) -> ([String], [String], [String]) {
     (steps.map(\.host), steps.map(\.kind.rawValue), steps.map(\.arguments))
-  }
-
-  /// Records the id of the operation a prepare step left waiting in its host's library, as a write
-  /// of that step (refused, and nothing written, with a stale fence).
-  public func recordPrepared(step: Int64, fence: Int64, operation: Int64) async throws -> Bool {
-    !(try await rows(
-      """
-      UPDATE lab_operation_host SET prepared_id = \(operation)
-      WHERE prepare_step = \(step) AND EXISTS
-        (SELECT 1 FROM job_step WHERE id = \(step) AND fence = \(fence) AND state = 'running')
-      RETURNING operation
-      """
-    ).isEmpty)
   }
 
   /// The open operation of `lab`, if any.
@@ -412,33 +397,30 @@ extension ClusterDatabase {
     let (lab, kind, decided, reason, decideJob) = try row.decode((String, String, String?, String, Int64?).self)
     guard let decision = decided, decideJob == nil else { return ([], decided, reason, decideJob) }
     let commit = decision == "commit"
-    // Locked, so that no agent claims a prepare step while this decides what it needs (claims
-    // skip locked rows).
-    try await rows(
-      """
-      SELECT id FROM job_step WHERE id IN (SELECT prepare_step FROM lab_operation_host WHERE operation = \(id))
-      ORDER BY id FOR UPDATE
-      """)
+    // Each host's part with its prepare step, the steps locked (in their order) as they are read,
+    // so that no agent claims one while this decides what it needs (claims skip locked rows). A
+    // part whose prepare step is gone (its job was deleted) prepared nothing and is left out.
     let parts = try await rows(
       """
-      SELECT h.host, h.vms::text, h.prepared_id, s.id, s.state, coalesce(s.attempts, 0) FROM lab_operation_host h
-        LEFT JOIN job_step s ON s.id = h.prepare_step
-      WHERE h.operation = \(id) ORDER BY h.host
+      SELECT h.host, h.vms::text, h.prepared_id, s.id, s.state, s.attempts FROM lab_operation_host h
+        JOIN job_step s ON s.id = h.prepare_step
+      WHERE h.operation = \(id) ORDER BY s.id FOR UPDATE OF s
       """)
     var steps: [StepRequest] = []
     var hosts: [String] = []
-    for part in parts {
-      let (host, vmsText, prepared, step, state, attempts) = try part.decode(
-        (String, String, Int64?, Int64?, String?, Int).self)
-      if state == "queued", let step {
+    let sorted = try parts.map { try $0.decode((String, String, Int64?, Int64, String, Int).self) }.sorted {
+      $0.0 < $1.0
+    }
+    for (host, vmsText, prepared, step, state, attempts) in sorted {
+      if state == "queued" {
         let why = "not run: lab operation \(id) was decided (\(decision)) before this host took its prepare step"
         try await rows(
           "UPDATE job_step SET state = 'failed', finished_at = now(), error = \(why) WHERE id = \(step)")
         // Queued again after an attempt whose agent died: that attempt may have prepared.
         if attempts == 0 { continue }
       }
-      if state == "failed" || state == nil { continue }
-      if state == "running", let step {
+      if state == "failed" { continue }
+      if state == "running" {
         // Not to be tried again once its lease runs out (its agent died): the decide step
         // queued here settles whatever that attempt left, and a later attempt would prepare
         // again with no decision to follow.

@@ -31,87 +31,90 @@ public struct PublishedVM: Sendable {
 }
 
 extension ClusterDatabase {
-  /// Publishes what `agent` read of `host`'s library: as `step`'s write (its fence is the version)
-  /// or, without a step, under a token drawn now (the agent reads and publishes one thing at a
-  /// time, so a later token is a later reading). Refused, with nothing written, when another agent
-  /// holds the host name, the step's fence is stale, or the host published its whole library at a
-  /// newer version since. A row is only ever replaced by a publication at least as new.
+  /// Publishes what `agent` read of `host`'s whole library (at start, at a reconciliation) under a
+  /// token drawn now: the agent reads and publishes one thing at a time, so a later token is a
+  /// later reading, and the token becomes the host's floor: a step claimed before it can no longer
+  /// publish. Refused, with nothing written, when another agent holds the host name.
   @discardableResult
-  public func publish(_ publication: VMPublication, host: String, agent: String, step: ClaimedStep? = nil)
-    async throws -> Bool
-  {
+  public func publish(_ publication: VMPublication, host: String, agent: String) async throws -> Bool {
     try await transaction { db in
-      try await db.writePublication(publication, host: host, agent: agent, step: step)
-    }
-  }
-
-  /// Ends a step as `finishStep` does and, in the same transaction, publishes the VMs it changed:
-  /// a client that sees the step done reads what it did. False, and nothing written, when its
-  /// fence is stale.
-  public func finishStep(
-    step: ClaimedStep, succeeded: Bool, message: String, publishing publication: VMPublication?, host: String,
-    agent: String
-  ) async throws -> Bool {
-    guard let publication else {
-      return try await finishStep(step: step.id, fence: step.fence, succeeded: succeeded, message: message)
-    }
-    return try await transaction { db in
-      guard try await db.writePublication(publication, host: host, agent: agent, step: step) else { return false }
-      return try await db.finishStep(step: step.id, fence: step.fence, succeeded: succeeded, message: message)
-    }
-  }
-
-  /// The publication's rows, inside the caller's transaction.
-  private func writePublication(_ publication: VMPublication, host: String, agent: String, step: ClaimedStep?)
-    async throws -> Bool
-  {
-    // The host row is locked so that two publications of one host are ordered.
-    let held = try await rows("SELECT published_version FROM host WHERE name = \(host) AND agent = \(agent) FOR UPDATE")
-    guard let floor = try held.first?.decode(Int64.self) else { return false }
-    let version: Int64
-    if let step {
-      let running = try await rows(
-        "SELECT 1 FROM job_step WHERE id = \(step.id) AND fence = \(step.fence) AND state = 'running'")
-      guard !running.isEmpty else { return false }
-      version = step.fence
-    } else {
-      version = try await rows("SELECT nextval('fence_token')")[0].decode(Int64.self)
-    }
-    guard version >= floor else { return false }
-
-    let summaries = publication.summaries
-    if !summaries.isEmpty {
-      let keys = summaries.map { NameRules.key($0.vm.name) }
-      let names = summaries.map(\.vm.name)
-      let documents = try summaries.map(Self.document)
-      try await rows(
+      // The host row is locked so that two publications of one host are ordered.
+      let held = try await db.rows(
+        "SELECT published_version FROM host WHERE name = \(host) AND agent = \(agent) FOR UPDATE")
+      guard !held.isEmpty else { return false }
+      let version = try await db.rows("SELECT nextval('fence_token')")[0].decode(Int64.self)
+      let (keys, names, documents) = try Self.columns(of: publication)
+      try await db.rows(
         """
         INSERT INTO vm_summary (host, vm_key, vm, summary, version)
-        SELECT \(host), u.key, u.vm, u.summary::jsonb, \(version)
+        SELECT \(host), u.key, u.vm, NULLIF(u.summary, '')::jsonb, \(version)
         FROM unnest(\(keys)::text[], \(names)::text[], \(documents)::text[]) AS u(key, vm, summary)
         ON CONFLICT (host, vm_key) DO UPDATE SET vm = EXCLUDED.vm, summary = EXCLUDED.summary,
           version = EXCLUDED.version, published_at = now()
         WHERE vm_summary.version <= EXCLUDED.version
         """)
-    }
-    if !publication.removed.isEmpty {
-      let keys = publication.removed.map(NameRules.key)
-      try await rows(
-        """
-        INSERT INTO vm_summary (host, vm_key, vm, summary, version)
-        SELECT \(host), u.key, u.vm, NULL, \(version)
-        FROM unnest(\(keys)::text[], \(publication.removed)::text[]) AS u(key, vm)
-        ON CONFLICT (host, vm_key) DO UPDATE SET summary = NULL, version = EXCLUDED.version, published_at = now()
-        WHERE vm_summary.version <= EXCLUDED.version
-        """)
-    }
-    if publication.whole {
-      let kept = summaries.map { NameRules.key($0.vm.name) }
-      try await rows(
+      guard publication.whole else { return true }
+      let kept = publication.summaries.map { NameRules.key($0.vm.name) }
+      try await db.rows(
         "DELETE FROM vm_summary WHERE host = \(host) AND version < \(version) AND NOT (vm_key = ANY(\(kept)::text[]))")
-      try await rows("UPDATE host SET published_version = \(version) WHERE name = \(host)")
+      try await db.rows("UPDATE host SET published_version = \(version) WHERE name = \(host)")
+      return true
     }
-    return true
+  }
+
+  /// Ends a step as done (with what it did) or failed (with why) and, in the same statement, writes
+  /// what it leaves for others to read: the VMs it changed (`publishing`, under its fence, so that
+  /// a client that sees the step done reads what it did) and the operation a prepare step left
+  /// waiting in the library (`prepared`). False, and nothing written, when its fence is stale, when
+  /// another agent holds the host name, or when the host published its whole library since the
+  /// step was claimed. One statement, one round trip: an agent's last word on a lab operation's
+  /// step is on the operation's critical path. A step of a lab operation wakes its coordinator
+  /// (`labStepsChannel`) when the statement commits.
+  public func finishStep(
+    step: ClaimedStep, succeeded: Bool, message: String, publishing publication: VMPublication? = nil,
+    prepared: Int64? = nil, host: String, agent: String
+  ) async throws -> Bool {
+    let state = succeeded ? "done" : "failed"
+    let (keys, names, documents) = try Self.columns(of: publication ?? VMPublication(summaries: [], whole: false))
+    let found = try await rows(
+      """
+      WITH holder AS (
+        SELECT published_version FROM host WHERE name = \(host) AND agent = \(agent) FOR UPDATE),
+      finished AS (
+        UPDATE job_step SET state = \(state), finished_at = now(), lease_until = NULL,
+          progress = CASE WHEN \(succeeded) THEN 1 ELSE progress END,
+          result = CASE WHEN \(succeeded) THEN \(message) END,
+          error = CASE WHEN \(succeeded) THEN NULL ELSE \(message) END
+        WHERE id = \(step.id) AND fence = \(step.fence) AND state = 'running'
+          AND (\(publication == nil) OR (SELECT published_version FROM holder) <= \(step.fence))
+          AND (\(prepared)::bigint IS NULL OR EXISTS (SELECT 1 FROM lab_operation_host WHERE prepare_step = \(step.id)))
+        RETURNING id, job_id, kind),
+      recorded AS (
+        UPDATE lab_operation_host SET prepared_id = \(prepared)
+        WHERE \(prepared)::bigint IS NOT NULL AND prepare_step = (SELECT id FROM finished) RETURNING operation),
+      published AS (
+        INSERT INTO vm_summary (host, vm_key, vm, summary, version)
+        SELECT \(host), u.key, u.vm, NULLIF(u.summary, '')::jsonb, \(step.fence)
+        FROM finished, unnest(\(keys)::text[], \(names)::text[], \(documents)::text[]) AS u(key, vm, summary)
+        ON CONFLICT (host, vm_key) DO UPDATE SET vm = EXCLUDED.vm, summary = EXCLUDED.summary,
+          version = EXCLUDED.version, published_at = now()
+        WHERE vm_summary.version <= EXCLUDED.version RETURNING vm_key),
+      woken AS (SELECT pg_notify(\(labStepsChannel), job_id::text) FROM finished WHERE kind = ANY(\(labStepKinds)))
+      SELECT id, (SELECT count(*) FROM recorded), (SELECT count(*) FROM published), (SELECT count(*) FROM woken)
+      FROM finished
+      """)
+    return !found.isEmpty
+  }
+
+  /// A publication as the columns `unnest` turns back into `vm_summary` rows: keys, names and
+  /// documents, an empty document for a VM the library no longer holds.
+  private static func columns(of publication: VMPublication) throws -> ([String], [String], [String]) {
+    let removed = publication.removed
+    return (
+      publication.summaries.map { NameRules.key($0.vm.name) } + removed.map(NameRules.key),
+      publication.summaries.map(\.vm.name) + removed,
+      try publication.summaries.map(Self.document) + removed.map { _ in "" }
+    )
   }
 
   /// The VMs the cluster places (only `names` when given), each with what its host last published

@@ -109,8 +109,11 @@ struct LabCoordinator {
     let deadline = Date().addingTimeInterval(request.timeout)
     var shown: LabOperationStatus?
     var touched = Date()
-    var looked = Date.distantPast
+    // The steps were queued a moment ago: the first look waits for one to end (or for a poll),
+    // rather than taking the processor from the hosts as they start.
+    var looked = Date()
     var decision: (commit: Bool, reason: String)?
+    await pause()
     while decision == nil {
       if try await nothingToDecideYet(prepareJob, lookedAt: looked) {
         await pause()
@@ -190,7 +193,12 @@ struct LabCoordinator {
     let until = max(deadline, Date().addingTimeInterval(5))
     var shown: LabOperationStatus?
     var touched = Date()
+    // Just after queuing `job`'s steps, as in the first phase, the first look waits.
     var looked = Date.distantPast
+    if job != nil {
+      looked = Date()
+      await pause()
+    }
     while true {
       if let job, try await nothingToDecideYet(job, lookedAt: looked) {
         await pause()
