@@ -43,14 +43,17 @@ extension CatalogTransaction {
     try JournalRecord.order(JournalRecord.Columns.id).fetchAll(db)
   }
 
-  /// The entries that involve this VM, oldest first. Runs before every operation on a VM, so the
-  /// statement is prepared once.
-  func journalEntries(involvingVM name: String) throws -> [JournalRecord] {
+  /// The entries that involve this VM, oldest first, but `excluded`. Runs before every operation
+  /// on a VM, so the statement is prepared once; the entry a decision settles is left out here
+  /// rather than decoded for each of its VMs (a lab's share of a class) and skipped.
+  func journalEntries(involvingVM name: String, excluding excluded: Int64? = nil) throws -> [JournalRecord] {
     try JournalRecord.fetchAll(
       db.cachedStatement(
-        sql:
-          "SELECT journal.* FROM journal JOIN journalVM ON journalVM.journalID = journal.id WHERE journalVM.vmKey = ? ORDER BY journal.id"
-      ), arguments: [NameRules.key(name)])
+        sql: """
+          SELECT journal.* FROM journal JOIN journalVM ON journalVM.journalID = journal.id
+          WHERE journalVM.vmKey = ? AND journal.id IS NOT ? ORDER BY journal.id
+          """
+      ), arguments: [NameRules.key(name), excluded])
   }
 
   func journalEntryCount() throws -> Int { try JournalRecord.fetchCount(db) }

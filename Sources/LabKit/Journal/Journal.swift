@@ -155,8 +155,8 @@ extension Library {
   /// VM's lock, before every operation on it: an interrupted merge must be finished before anything
   /// else changes the VM's chain, or finishing it later would undo that change.
   func settlePending(vm name: String, except decided: Int64? = nil) throws {
-    let entries = try catalog.read { tx in try tx.journalEntries(involvingVM: name) }
-    for entry in entries where entry.id != decided {
+    let entries = try catalog.read { tx in try tx.journalEntries(involvingVM: name, excluding: decided) }
+    for entry in entries {
       do {
         try settle(entry)
       } catch let waiting as PreparedOperationWaits {
