@@ -135,29 +135,28 @@ extension ClusterDatabase {
 
   /// The lab `name` (compared as VM names are).
   public func lab(named name: String) async throws -> ClusterLab {
+    // The lab's row comes with each member's, in one statement (a coordinator reads its lab before
+    // it starts anything).
     let found = try await rows(
       """
-      SELECT name, created_at, (SELECT id FROM lab_operation o WHERE o.lab = l.name AND o.finished_at IS NULL)
-      FROM lab l WHERE lower(name) = \(NameRules.key(name))
-      """)
-    guard let row = found.first else {
+      SELECT l.name, l.created_at, (SELECT id FROM lab_operation o WHERE o.lab = l.name AND o.finished_at IS NULL),
+        m.vm_key, p.vm, p.host, \(unescaped: Self.hostStateColumns)
+      FROM lab l LEFT JOIN lab_member m ON m.lab = l.name LEFT JOIN vm_placement p ON p.vm_key = m.vm_key
+        LEFT JOIN host hs ON hs.name = p.host
+      WHERE lower(l.name) = \(NameRules.key(name)) ORDER BY m.vm_key
+      """
+    ).map { try $0.decode((String, Date, Int64?, String?, String?, String?, Bool?, Double?, Double?).self) }
+    guard let (labName, created, open, _, _, _, _, _, _) = found.first else {
       let all = try await rows("SELECT name FROM lab ORDER BY lower(name)").map { try $0.decode(String.self) }
       throw ClusterError(
         .notFound,
         "no lab '\(name)' in the cluster \(url) (labs: \(all.isEmpty ? "none yet; create one with `lab create NAME VM…`" : all.joined(separator: ", ")))"
       )
     }
-    let (labName, created, open) = try row.decode((String, Date, Int64?).self)
     var members: [ClusterLab.Member] = []
-    for member in try await rows(
-      """
-      SELECT m.vm_key, p.vm, p.host, \(unescaped: Self.hostStateColumns)
-      FROM lab_member m LEFT JOIN vm_placement p ON p.vm_key = m.vm_key LEFT JOIN host hs ON hs.name = p.host
-      WHERE m.lab = \(labName) ORDER BY m.vm_key
-      """)
-    {
-      let (key, vm, host, stopped, age, heartbeat) = try member.decode(
-        (String, String?, String?, Bool?, Double?, Double?).self)
+    for (_, _, _, key, vm, host, stopped, age, heartbeat) in found {
+      // A lab without members: its row alone, with NULLs for a member.
+      guard let key else { continue }
       if let vm, let host {
         members.append(
           ClusterLab.Member(
@@ -276,41 +275,43 @@ extension ClusterDatabase {
 
   /// The operation `id` with each host's part, its steps' states and its hosts' liveness.
   public func labOperation(_ id: Int64) async throws -> LabOperationStatus {
+    // The operation's columns come with each host's part, in one statement: a coordinator looks at
+    // its operation on the critical path, when the last host's step ends.
     let found = try await rows(
       """
-      SELECT lab, kind, checkpoint, decision, reason, created_by, created_at,
-        CASE WHEN coordinator_left THEN 1e9::float8
-          ELSE extract(epoch FROM now() - coordinator_seen)::float8 END,
-        finished_at IS NOT NULL, prepare_job, decide_job
-      FROM lab_operation WHERE id = \(id)
-      """)
-    guard let row = found.first else { throw ClusterError(.notFound, "no lab operation \(id)") }
-    let c = try row.decode(
-      (String, String, String?, String?, String?, String, Date, Double, Bool, Int64?, Int64?).self)
-    var parts: [LabOperationStatus.HostPart] = []
-    for part in try await rows(
-      """
-      SELECT h.host, h.vms::text, h.prepare_step, p.state, p.error, h.prepared_id, h.decide_step, d.state, d.result,
+      SELECT o.lab, o.kind, o.checkpoint, o.decision, o.reason, o.created_by, o.created_at,
+        CASE WHEN o.coordinator_left THEN 1e9::float8
+          ELSE extract(epoch FROM now() - o.coordinator_seen)::float8 END,
+        o.finished_at IS NOT NULL, o.prepare_job, o.decide_job,
+        h.host, h.vms::text, h.prepare_step, p.state, p.error, h.prepared_id, h.decide_step, d.state, d.result,
         d.error, \(unescaped: Self.hostStateColumns)
-      FROM lab_operation_host h
+      FROM lab_operation o
+        LEFT JOIN lab_operation_host h ON h.operation = o.id
         LEFT JOIN job_step p ON p.id = h.prepare_step
         LEFT JOIN job_step d ON d.id = h.decide_step
         LEFT JOIN host hs ON hs.name = h.host
-      WHERE h.operation = \(id) ORDER BY h.host
+      WHERE o.id = \(id) ORDER BY h.host
       """)
-    {
-      let p = try part.decode(
+    let columns = try found.map { row in
+      try row.decode(
         (
-          String, String, Int64?, String?, String?, Int64?, Int64?, String?, String?, String?, Bool?, Double?, Double?
+          String, String, String?, String?, String?, String, Date, Double, Bool, Int64?, Int64?,
+          String?, String?, Int64?, String?, String?, Int64?, Int64?, String?, String?, String?, Bool?, Double?, Double?
         ).self)
-      let vms = try JSONDecoder().decode([String].self, from: Data(p.1.utf8))
+    }
+    guard let c = columns.first else { throw ClusterError(.notFound, "no lab operation \(id)") }
+    var parts: [LabOperationStatus.HostPart] = []
+    for p in columns {
+      // No part at all: the operation's row alone, with NULLs for a part.
+      guard let host = p.11, let vmsText = p.12 else { continue }
+      let vms = try JSONDecoder().decode([String].self, from: Data(vmsText.utf8))
       for vm in vms { _ = try validatedName(vm, as: "VM") }
-      let state = Self.hostState(stopped: p.10, age: p.11, heartbeat: p.12)
+      let state = Self.hostState(stopped: p.21, age: p.22, heartbeat: p.23)
       parts.append(
         LabOperationStatus.HostPart(
-          host: try validatedName(p.0, as: "host"), vms: vms, hostState: state, prepareStep: p.2,
-          prepareState: p.3, prepareError: p.4, preparedID: p.5, decideStep: p.6, decideState: p.7,
-          decideResult: p.8, decideError: p.9))
+          host: try validatedName(host, as: "host"), vms: vms, hostState: state, prepareStep: p.13,
+          prepareState: p.14, prepareError: p.15, preparedID: p.16, decideStep: p.17, decideState: p.18,
+          decideResult: p.19, decideError: p.20))
     }
     return LabOperationStatus(
       id: id, lab: c.0, kind: c.1, checkpoint: c.2, decision: c.3, reason: c.4, createdBy: c.5, createdAt: c.6,
