@@ -1,6 +1,6 @@
 import Foundation
 
-/// A small pool of dedicated threads. Work items with the same key run one at a time, in the order
+/// A small pool of dedicated threads (kept a moment between bursts, see `IdleThreads`). Work items with the same key run one at a time, in the order
 /// they were submitted; items with different keys run in parallel, up to `width` at once.
 ///
 /// Dedicated threads rather than `OperationQueue`/GCD: on Linux the global dispatch pool runs about
@@ -37,9 +37,7 @@ final class WorkQueue: @unchecked Sendable {
     pending.append(Item(key: key, work: work))
     if workers < width && pending.count > waiting {
       workers += 1
-      let thread = Thread { [self] in run() }
-      thread.name = name
-      thread.start()
+      IdleThreads.shared.run(name: name) { [self] in run() }
     }
     condition.broadcast()
     condition.unlock()
