@@ -71,26 +71,6 @@ extension ClusterDatabase {
     ).isEmpty)
   }
 
-  /// Ends a step as done (with what it did) or failed (with why); false, and nothing written,
-  /// when its fence is stale. A step of a lab operation wakes its coordinator (`labStepsChannel`)
-  /// in the same statement, so the notification leaves when the state is committed.
-  public func finishStep(step: Int64, fence: Int64, succeeded: Bool, message: String) async throws -> Bool {
-    let state = succeeded ? "done" : "failed"
-    return
-      !(try await rows(
-        """
-        WITH finished AS (
-          UPDATE job_step SET state = \(state), finished_at = now(), lease_until = NULL,
-            progress = CASE WHEN \(succeeded) THEN 1 ELSE progress END,
-            result = CASE WHEN \(succeeded) THEN \(message) END,
-            error = CASE WHEN \(succeeded) THEN NULL ELSE \(message) END
-          WHERE id = \(step) AND fence = \(fence) AND state = 'running' RETURNING id, job_id, kind),
-        woken AS (SELECT pg_notify(\(labStepsChannel), job_id::text) FROM finished WHERE kind = ANY(\(labStepKinds)))
-        SELECT id, (SELECT count(*) FROM woken) FROM finished
-        """
-      ).isEmpty)
-  }
-
   /// Records that the VM `vm` is in `host`'s library, as a write of `step` (refused with a stale fence).
   public func placeVM(_ vm: String, key: String, host: String, step: Int64, fence: Int64) async throws -> Bool {
     !(try await rows(

@@ -91,18 +91,19 @@ extension ClusterDatabase {
         RETURNING id, job_id, kind),
       recorded AS (
         UPDATE lab_operation_host SET prepared_id = \(prepared)
-        WHERE \(prepared)::bigint IS NOT NULL AND prepare_step = (SELECT id FROM finished) RETURNING operation),
+        WHERE \(prepared)::bigint IS NOT NULL AND prepare_step = (SELECT id FROM finished)),
       published AS (
         INSERT INTO vm_summary (host, vm_key, vm, summary, version)
         SELECT \(host), u.key, u.vm, NULLIF(u.summary, '')::jsonb, \(step.fence)
         FROM finished, unnest(\(keys)::text[], \(names)::text[], \(documents)::text[]) AS u(key, vm, summary)
         ON CONFLICT (host, vm_key) DO UPDATE SET vm = EXCLUDED.vm, summary = EXCLUDED.summary,
           version = EXCLUDED.version, published_at = now()
-        WHERE vm_summary.version <= EXCLUDED.version RETURNING vm_key),
+        WHERE vm_summary.version <= EXCLUDED.version),
       woken AS (SELECT pg_notify(\(labStepsChannel), job_id::text) FROM finished WHERE kind = ANY(\(labStepKinds)))
-      SELECT id, (SELECT count(*) FROM recorded), (SELECT count(*) FROM published), (SELECT count(*) FROM woken)
-      FROM finished
+      SELECT id, (SELECT count(*) FROM woken) FROM finished
       """)
+    // The writes run whether the last SELECT reads them or not; the notification, a plain SELECT,
+    // only when it is read.
     return !found.isEmpty
   }
 
