@@ -193,6 +193,41 @@ final class LabQueriesTests: XCTestCase {
     XCTAssertEqual(steps, 2, "decide steps queued once")
   }
 
+  func testACommitAskedForAfterAnotherDecisionFollowsThatDecision() async throws {
+    try await db.createLab("class", vms: ["web", "app"])
+    let begun = try await begin()
+    let (operation, _) = try XCTUnwrap(begun)
+    try await prepare("h1", prepared: 11)
+    try await prepare("h2", prepared: 12)
+    // Whoever took the coordinator for dead decided first.
+    _ = try await db.decideLabOperation(operation, commit: false, reason: "presumed abort")
+    let decided = try await db.decideAndQueueSteps(
+      operation, commit: true, reason: "every host prepared", createdBy: "tester")
+    XCTAssertFalse(decided.commit)
+    XCTAssertEqual(decided.reason, "presumed abort")
+    let job = try XCTUnwrap(decided.decideJob)
+    let claim = try await db.claimStep(host: "h1", agent: "agent-h1", leaseSeconds: 30)
+    let decide = try XCTUnwrap(claim)
+    XCTAssertEqual(decide.jobID, job)
+    XCTAssertEqual(
+      try JSONDecoder().decode(DecideStep.self, from: Data(decide.arguments.utf8)),
+      DecideStep(operation: operation, kind: "checkpoint", vms: ["Web"], prepared: 11, commit: false))
+  }
+
+  func testACommitAskedForBeforeEveryHostPreparedQueuesNothingForAHostThatNeverStarted() async throws {
+    try await db.createLab("class", vms: ["web", "app"])
+    let begun = try await begin()
+    let (operation, _) = try XCTUnwrap(begun)
+    try await prepare("h1", prepared: 11)
+    let decided = try await db.decideAndQueueSteps(
+      operation, commit: true, reason: "every host prepared", createdBy: "tester")
+    XCTAssertTrue(decided.commit)
+    let status = try await db.labOperation(operation)
+    XCTAssertEqual(status.hosts.map(\.host), ["h1", "h2"])
+    XCTAssertEqual(status.hosts.map(\.decideState), ["queued", nil])
+    XCTAssertEqual(status.hosts.map(\.prepareState), ["done", "failed"])
+  }
+
   func testTheEndOfALabOperationsStepWakesItsCoordinatorAndOtherStepsDoNot() async throws {
     let listener = try await cluster.connect()
     let heard = Heard()
@@ -226,6 +261,37 @@ final class LabQueriesTests: XCTestCase {
     try await waitFor("h2's lease to be taken back") { !(try await self.db.reapExpiredLeases()).isEmpty }
     try await waitFor("the notification of h2's reaped step") { heard.payloads.count == 2 }
     XCTAssertEqual(heard.payloads, ["\(job)", "\(job)"])
+
+    // The job's last open step says so: the coordinator reads the operation without counting.
+    try await prepare("h2", prepared: 12)
+    try await waitFor("the notification of h2's prepare step") { heard.payloads.count == 3 }
+    XCTAssertEqual(heard.payloads.last, "\(job) end")
+    XCTAssertEqual(LabStepEnd(payload: heard.payloads[2]), LabStepEnd(job: job, settled: true))
+    XCTAssertEqual(LabStepEnd(payload: heard.payloads[0]), LabStepEnd(job: job, settled: false))
+  }
+
+  func testAFailedStepOfALabOperationSaysItsJobIsSettledWhileOthersRun() async throws {
+    let listener = try await cluster.connect()
+    let heard = Heard()
+    let started = Heard()
+    let listening = Task {
+      try await listener.listen(on: labStepsChannel, started: { started.add("listening") }) { heard.add($0) }
+    }
+    defer {
+      listening.cancel()
+      Task { await listener.close() }
+    }
+    try await waitFor("the LISTEN") { !started.payloads.isEmpty }
+    try await db.createLab("class", vms: ["web", "app"])
+    let begun = try await begin()
+    let (_, job) = try XCTUnwrap(begun)
+    let claim = try await db.claimStep(host: "h1", agent: "agent-h1", leaseSeconds: 30)
+    let claimed = try XCTUnwrap(claim)
+    _ = try await db.finish(claimed, succeeded: false, message: "disk full")
+    try await waitFor("the notification of h1's failed step") { !heard.payloads.isEmpty }
+    XCTAssertEqual(heard.payloads, ["\(job) end"], "h2's step is still queued, but h1's failure decides")
+    XCTAssertNil(LabStepEnd(payload: "12 ended"))
+    XCTAssertNil(LabStepEnd(payload: ""))
   }
 
   private func waitFor(_ what: String, seconds: Double = 10, _ done: () async throws -> Bool) async throws {

@@ -9,6 +9,6 @@ extension ClusterDatabase {
     var step = step
     if let fence { step.fence = fence }
     return try await finishStep(
-      step: step, succeeded: succeeded, message: message, prepared: prepared, host: "", agent: "")
+      step: step, succeeded: succeeded, message: message, prepared: prepared, host: "", agent: "") != nil
   }
 }

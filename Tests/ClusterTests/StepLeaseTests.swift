@@ -47,6 +47,20 @@ final class StepLeaseTests: XCTestCase {
     XCTAssertEqual(first?.attempt, 1)
   }
 
+  func testAStepsEndSaysWhetherAnotherStepOfItsHostIsQueued() async throws {
+    _ = try await queue(["h1", "h1", "h2"])
+    let claim = try await db.claimStep(host: "h1", agent: "agent-h1", leaseSeconds: 30)
+    let first = try XCTUnwrap(claim)
+    let firstEnd = try await db.finishStep(
+      step: first, succeeded: true, message: "started", host: "h1", agent: "agent-h1")
+    XCTAssertEqual(firstEnd, StepEnding(moreQueued: true), "h1's second step waits: the agent claims it at once")
+    let next = try await db.claimStep(host: "h1", agent: "agent-h1", leaseSeconds: 30)
+    let second = try XCTUnwrap(next)
+    let secondEnd = try await db.finishStep(
+      step: second, succeeded: false, message: "no such VM", host: "h1", agent: "agent-h1")
+    XCTAssertEqual(secondEnd, StepEnding(moreQueued: false), "h2's step is not h1's")
+  }
+
   func testConcurrentClaimsNeverTakeTheSameStep() async throws {
     _ = try await queue(Array(repeating: "h1", count: 40))
     let url = cluster.url

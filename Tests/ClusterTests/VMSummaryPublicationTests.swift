@@ -83,7 +83,7 @@ final class VMSummaryPublicationTests: AgentLibraryTestCase {
       try await db.finishStep(
         step: step, succeeded: true, message: "started web", publishing: running, host: "h1", agent: "agent-h1")
     }
-    XCTAssertTrue(finished)
+    XCTAssertEqual(finished, StepEnding(moreQueued: false))
     XCTAssertEqual(try published()["web"]?.summary?.vm.state, .running)
     let job = try database { db in try await db.jobs(ids: [step.jobID]) }
     XCTAssertEqual(job.first?.steps.first?.state, "done")
@@ -100,7 +100,7 @@ final class VMSummaryPublicationTests: AgentLibraryTestCase {
       try await db.finishStep(
         step: stale, succeeded: true, message: "forged", publishing: stopped, host: "h1", agent: "agent-h1")
     }
-    XCTAssertFalse(refused)
+    XCTAssertNil(refused)
     XCTAssertEqual(try published()["web"]?.summary?.vm.state, .running, "the stale step's VM was published")
     let requeued = try database { db in try await db.jobs(ids: [stale.jobID]) }
     XCTAssertEqual(requeued.first?.steps.first?.state, "queued", "the stale step's result was recorded")
@@ -118,7 +118,7 @@ final class VMSummaryPublicationTests: AgentLibraryTestCase {
     try database { db in
       let first = try await db.finishStep(
         step: newer, succeeded: true, message: "done", publishing: running, host: "h1", agent: "agent-h1")
-      XCTAssertTrue(first)
+      XCTAssertNotNil(first)
       // The older step's reading arrives last: its row is not replaced.
       _ = try await db.finishStep(
         step: older, succeeded: true, message: "done", publishing: stopped, host: "h1", agent: "agent-h1")
@@ -136,7 +136,7 @@ final class VMSummaryPublicationTests: AgentLibraryTestCase {
       XCTAssertTrue(accepted)
       let late = try await db.finishStep(
         step: beforeWhole, succeeded: true, message: "done", publishing: running, host: "h1", agent: "agent-h1")
-      XCTAssertFalse(late, "a publication older than the host's whole publication was accepted")
+      XCTAssertNil(late, "a publication older than the host's whole publication was accepted")
       let rows = try await db.rows("SELECT count(*) FROM vm_summary WHERE host = 'h1'")
       XCTAssertEqual(try rows[0].decode(Int.self), 0, "the whole publication left a VM the library no longer holds")
     }

@@ -61,7 +61,6 @@ public final class Agent: @unchecked Sendable {
   private let publishedSummaries = PublishedSummaries()
   private let preparedOperations = PreparedOperations()
   private let session: Session
-  private let listenSession: Session
   private let templateService: TemplateService
   /// What the last reconciliation found, to log only what changed.
   private var lastDifferences: [String] = []
@@ -79,7 +78,6 @@ public final class Agent: @unchecked Sendable {
     let started = ISO8601DateFormatter().string(from: Date())
     identity = "\(ProcessInfo.processInfo.hostName) pid \(getpid()) since \(started)"
     session = Session(url: settings.url, answerTimeout: settings.answerTimeout)
-    listenSession = Session(url: settings.url)
     templateService = TemplateService(
       url: settings.url, host: settings.hostName, library: settings.library,
       pollSeconds: min(settings.pollSeconds, 1), log: log)
@@ -139,7 +137,6 @@ public final class Agent: @unchecked Sendable {
       try? await db.markStopped(host: settings.hostName, agent: identity)
     }
     await session.close()
-    await listenSession.close()
     log("stopped")
   }
 
@@ -188,16 +185,30 @@ public final class Agent: @unchecked Sendable {
 
   // MARK: Wake-ups
 
-  /// LISTENs for queued steps of this host; reconnects after a failure (polling covers the gap).
+  /// LISTENs for queued steps of this host and for templates other hosts ask of it, on the
+  /// agent's own connection; reconnects after a failure (polling covers the gap). One connection
+  /// rather than one per channel: PostgreSQL wakes every listening backend of the database for every
+  /// notification, whatever its channel, so each idle listener costs the whole cluster processor
+  /// time on every step of every lab operation.
   private func listen() async {
+    let host = settings.hostName
     while !Task.isCancelled {
+      var used: ClusterDatabase?
       do {
-        let db = try await listenSession.database()
-        try await db.listen(on: stepsChannel) { payload in
-          if payload == self.settings.hostName { self.wake.fire() }
+        let db = try await session.database()
+        used = db
+        let (steps, templates) = (wake, templateService)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+          group.addTask { try await db.listen(on: stepsChannel) { if $0 == host { steps.fire() } } }
+          group.addTask { try await db.listen(on: transfersChannel) { if $0 == host { templates.fire() } } }
+          // Either ends only with the connection (or the agent's stop): listen again on the next.
+          try await group.next()
+          group.cancelAll()
         }
       } catch {
-        await listenSession.reset()
+        // The agent's stop ends the LISTEN too; its last words still use the connection.
+        if Task.isCancelled { return }
+        await session.reset(failed: used)
       }
       try? await Task.sleep(nanoseconds: UInt64(settings.pollSeconds * 1e9))
     }
@@ -225,8 +236,11 @@ public final class Agent: @unchecked Sendable {
           if let step = try await db.claimStep(
             host: settings.hostName, agent: identity, leaseSeconds: settings.leaseSeconds)
           {
-            await execute(step)
             lingered = false
+            if await execute(step) { continue }
+            // Nothing else was queued as the step ended: the next one's notification wakes this.
+            lingered = true
+            await wake.wait(seconds: min(Self.lingerSeconds, settings.pollSeconds))
             continue
           }
           if !lingered {
@@ -255,7 +269,9 @@ public final class Agent: @unchecked Sendable {
     _ = await resultOnThread { held.close() }
   }
 
-  private func execute(_ step: ClaimedStep) async {
+  /// Runs a claimed step and records its result; true when the agent should ask for another step
+  /// at once (another was queued as this one ended, or the database's answer is not known).
+  private func execute(_ step: ClaimedStep) async -> Bool {
     let name =
       "step \(step.id) (\(step.kind), job \(step.jobID), attempt \(step.attempt) of \(step.maxAttempts), fence \(step.fence))"
     log("\(name): started")
@@ -295,13 +311,13 @@ public final class Agent: @unchecked Sendable {
       // A step stopped between parts records nothing: the next attempt skips what is done.
       let reason = lease.lostReason ?? "its lease ran out by this agent's clock (no renewal was answered)"
       log("\(name): abandoned, \(reason); its result is not recorded")
-      return
+      return true
     }
     if let reason = lease.lostReason {
       // Only this machine's clock says the lease ran out: the database decides by the fence.
       log("\(name): \(reason); offering its result with fence \(step.fence) once the database answers")
     }
-    await record(result, of: step, name: name, publishing: await publication(after: step, name: name))
+    return await record(result, of: step, name: name, publishing: await publication(after: step, name: name))
   }
 
   /// The VMs `step` named, as the library holds them after it (failed or not), to publish with its
@@ -330,21 +346,21 @@ public final class Agent: @unchecked Sendable {
 
   /// Records a step's result with its fence, trying again until the database answers (the step's
   /// parts are done in the library; only the database can say whether this claim still owns it).
-  /// A stop gives up: the lease runs out and the step is taken back.
+  /// A stop gives up: the lease runs out and the step is taken back. True when another step should
+  /// be asked for at once (see `execute`).
   private func record(
     _ result: Result<StepRunner.Outcome, Error>, of step: ClaimedStep, name: String, publishing: VMPublication?
-  ) async {
+  ) async -> Bool {
     while true {
       do {
-        try await recordOnce(result, of: step, name: name, publishing: publishing)
-        return
+        return try await recordOnce(result, of: step, name: name, publishing: publishing)
       } catch {
         setReachable(false, because: error)
         await session.reset()
         if isStopping {
           log(
             "\(name): its result could not be recorded (\(error)); the step will be taken back when its lease runs out")
-          return
+          return true
         }
         log("\(name): its result could not be recorded (\(error)); trying again when the database answers")
         await wake.wait(seconds: settings.pollSeconds)
@@ -354,41 +370,40 @@ public final class Agent: @unchecked Sendable {
 
   private func recordOnce(
     _ result: Result<StepRunner.Outcome, Error>, of step: ClaimedStep, name: String, publishing: VMPublication?
-  ) async throws {
-    do {
-      let db = try await session.database()
-      let outcome: (Bool, String)
-      let prepared: Int64?
-      switch result {
-      case .success(let done):
-        outcome = (true, done.message)
-        prepared = done.prepared
-        for vm in done.placed {
-          guard
-            try await db.placeVM(vm, key: NameRules.key(vm), host: settings.hostName, step: step.id, fence: step.fence)
-          else {
-            log("\(name): abandoned, its fence \(step.fence) was refused when it recorded VM '\(vm)'")
-            return
-          }
+  ) async throws -> Bool {
+    let db = try await session.database()
+    let outcome: (Bool, String)
+    let prepared: Int64?
+    switch result {
+    case .success(let done):
+      outcome = (true, done.message)
+      prepared = done.prepared
+      for vm in done.placed {
+        guard
+          try await db.placeVM(vm, key: NameRules.key(vm), host: settings.hostName, step: step.id, fence: step.fence)
+        else {
+          log("\(name): abandoned, its fence \(step.fence) was refused when it recorded VM '\(vm)'")
+          return true
         }
-      case .failure(let error):
-        outcome = (false, Self.describe(error))
-        prepared = nil
       }
-      guard
-        try await db.finishStep(
-          step: step, succeeded: outcome.0, message: outcome.1, publishing: publishing, prepared: prepared,
-          host: settings.hostName, agent: identity)
-      else {
-        log(
-          "\(name): abandoned, the database refused its result: fence \(step.fence) is stale (the lease was taken back)"
-        )
-        return
-      }
-      if let publishing { publishedSummaries.remember(publishing) }
-      log("\(name): \(outcome.0 ? "done" : "failed"): \(outcome.1)")
-      setReachable(true)
+    case .failure(let error):
+      outcome = (false, Self.describe(error))
+      prepared = nil
     }
+    guard
+      let ending = try await db.finishStep(
+        step: step, succeeded: outcome.0, message: outcome.1, publishing: publishing, prepared: prepared,
+        host: settings.hostName, agent: identity)
+    else {
+      log(
+        "\(name): abandoned, the database refused its result: fence \(step.fence) is stale (the lease was taken back)"
+      )
+      return true
+    }
+    if let publishing { publishedSummaries.remember(publishing) }
+    log("\(name): \(outcome.0 ? "done" : "failed"): \(outcome.1)")
+    setReachable(true)
+    return ending.moreQueued
   }
 
   /// Renews the lease every third of its length; marks it lost when the fence is refused, or when

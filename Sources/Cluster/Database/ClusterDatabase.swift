@@ -128,12 +128,18 @@ public final class ClusterDatabase: Sendable {
   /// Runs one statement and returns its rows.
   @discardableResult
   func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+    do {
+      return try await answer(query)
+    } catch {
+      throw failure(error)
+    }
+  }
+
+  /// Runs one statement and returns its rows, or throws PostgresNIO's error as it is (for callers
+  /// that tell one server error from others by its SQLSTATE).
+  func answer(_ query: PostgresQuery) async throws -> [PostgresRow] {
     guard let limit = answerTimeout else {
-      do {
-        return try await connection.query(query, logger: Self.logger).collect()
-      } catch {
-        throw failure(error)
-      }
+      return try await connection.query(query, logger: Self.logger).collect()
     }
     // The deadline is a timer on the connection's own event loop, which answers the statement
     // anyway, rather than a task racing it: an agent's claims and results are on a lab
@@ -158,7 +164,7 @@ public final class ClusterDatabase: Sendable {
           "the cluster database \(url) did not answer within \(limit) s (the network or the server is down); the connection was closed"
         )
       }
-      throw failure(error)
+      throw error
     }
   }
 

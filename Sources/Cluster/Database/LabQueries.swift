@@ -366,11 +366,59 @@ extension ClusterDatabase {
   func decideAndQueueSteps(_ id: Int64, commit: Bool, reason: String, createdBy: String) async throws -> (
     commit: Bool, reason: String, decideJob: Int64?
   ) {
-    try await transaction { db in
+    if commit, let job = try await commitEveryPreparedHost(id, reason: reason, createdBy: createdBy) {
+      return (true, reason, job)
+    }
+    return try await transaction { db in
       let queued = try await db.queueingDecideSteps(
         id, createdBy: createdBy, deciding: (commit ? "commit" : "roll-back", reason))
       return (queued.decision == "commit", queued.reason, queued.job)
     }
+  }
+
+  /// The common decision in one statement: when operation `id` is undecided and every host's
+  /// prepare step is done with its prepared operation recorded, writes the commit and queues a
+  /// decide step for every host; returns the decide job, or nil (nothing written) otherwise.
+  /// Done steps are never claimed again, so none needs the locks the general case takes; an
+  /// operation decided meanwhile by someone else is not updated (its row is read again after its
+  /// lock), and the general case then reads the decision in force.
+  private func commitEveryPreparedHost(_ id: Int64, reason: String, createdBy: String) async throws -> Int64? {
+    let made = try await rows(
+      """
+      WITH ready AS (
+        SELECT o.id FROM lab_operation o
+        WHERE o.id = \(id) AND o.decision IS NULL AND o.decide_job IS NULL
+          AND EXISTS (SELECT 1 FROM lab_operation_host h WHERE h.operation = o.id)
+          AND NOT EXISTS (
+            SELECT 1 FROM lab_operation_host h LEFT JOIN job_step s ON s.id = h.prepare_step
+            WHERE h.operation = o.id AND (s.state IS DISTINCT FROM 'done' OR h.prepared_id IS NULL))),
+      decided AS (
+        UPDATE lab_operation o SET decision = 'commit', reason = \(reason), decided_at = now(),
+          decide_job = nextval(pg_get_serial_sequence('job', 'id'))
+        FROM ready WHERE o.id = ready.id AND o.decision IS NULL AND o.decide_job IS NULL
+        RETURNING o.id, o.lab, o.kind, o.decide_job),
+      made AS (
+        INSERT INTO job (id, kind, target, created_by)
+        SELECT decide_job, 'lab-commit', lab, \(createdBy) FROM decided RETURNING id),
+      steps AS (
+        INSERT INTO job_step (job_id, host, kind, arguments)
+        SELECT made.id, h.host, \(StepKind.decide.rawValue),
+          jsonb_build_object(
+            'operation', d.id, 'kind', d.kind, 'vms', h.vms, 'prepared', h.prepared_id, 'commit', true)
+        FROM made, decided d JOIN lab_operation_host h ON h.operation = d.id ORDER BY h.host
+        RETURNING id, host),
+      parts AS (
+        UPDATE lab_operation_host h SET decide_step = steps.id FROM steps
+        WHERE h.operation = \(id) AND h.host = steps.host RETURNING h.host)
+      SELECT made.id, (SELECT count(*) FROM parts), (SELECT count(*) FROM lab_operation_host WHERE operation = \(id))
+      FROM made
+      """)
+    guard let row = made.first else { return nil }
+    let (job, recorded, hosts) = try row.decode((Int64, Int, Int).self)
+    guard recorded == hosts else {
+      throw ClusterError(.failed, "lab operation \(id) recorded \(recorded) of its \(hosts) decide steps")
+    }
+    return job
   }
 
   /// `queueDecideSteps` inside the caller's transaction, first writing the decision `deciding`

@@ -263,10 +263,16 @@ let stepsChannel = "vmlab_steps"
 extension ClusterDatabase {
   /// The schema's version: 0 for an empty database.
   public func schemaVersion() async throws -> Int {
-    let exists = try await rows("SELECT to_regclass('schema_version') IS NOT NULL")
-    guard try exists[0].decode(Bool.self) else { return 0 }
-    let version = try await rows("SELECT coalesce(max(version), 0) FROM schema_version")
-    return try version[0].decode(Int.self)
+    // One statement, as every command starts with it: a database without the table answers
+    // undefined_table (42P01). Not inside a transaction, where that error would end it; within a
+    // migration's transaction the table exists already.
+    do {
+      return try await answer("SELECT coalesce(max(version), 0) FROM schema_version")[0].decode(Int.self)
+    } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42P01" {
+      return 0
+    } catch {
+      throw failure(error)
+    }
   }
 
   /// Brings the schema forward to `target` (default: the latest this vmlab knows); returns the

@@ -21,10 +21,31 @@ public struct ExpiredStep: Sendable, Equatable {
   public var error: String
 }
 
-/// The channel a lab operation's coordinator LISTENs on: the payload is the id of the job whose
-/// prepare or decide step just ended (done or failed), so it looks at its steps at once instead of
-/// at its next poll.
+/// The channel a lab operation's coordinator LISTENs on: the payload (`LabStepEnd`) names the job
+/// whose prepare or decide step just ended (done or failed), so it looks at its steps at once
+/// instead of at its next poll.
 let labStepsChannel = "vmlab_lab_steps"
+
+/// A notification on `labStepsChannel`: `JOB`, or `JOB end` when the step failed or no other step
+/// of the job was open as it ended, so that the coordinator reads the whole operation at once
+/// rather than counting the job's open steps first. Two steps that end together may both miss
+/// each other and say only `JOB`: the count then finds them both done.
+struct LabStepEnd: Equatable {
+  static let marker = " end"
+  var job: Int64
+  var settled: Bool
+
+  init(job: Int64, settled: Bool) {
+    self.job = job
+    self.settled = settled
+  }
+
+  init?(payload: String) {
+    let settled = payload.hasSuffix(Self.marker)
+    guard let job = Int64(settled ? String(payload.dropLast(Self.marker.count)) : payload) else { return nil }
+    self.init(job: job, settled: settled)
+  }
+}
 
 /// The step kinds whose end wakes a coordinator.
 let labStepKinds = [StepKind.prepareCheckpoint, .prepareRestore, .decide].map(\.rawValue)

@@ -30,6 +30,15 @@ public struct PublishedVM: Sendable {
   public var placedAt: Date
 }
 
+/// What the database answered to a step's end that it recorded.
+public struct StepEnding: Sendable, Equatable {
+  /// Whether another step was queued for the host as this one ended: the agent claims it at once.
+  /// Otherwise it waits for the notification of the next one (a step queued after the answer was
+  /// read notifies when its transaction commits), rather than asking for a step on the way out of
+  /// every step, just when a lab operation's coordinator decides.
+  public var moreQueued: Bool
+}
+
 extension ClusterDatabase {
   /// Publishes what `agent` read of `host`'s whole library (at start, at a reconciliation) under a
   /// token drawn now: the agent reads and publishes one thing at a time, so a later token is a
@@ -65,15 +74,16 @@ extension ClusterDatabase {
   /// Ends a step as done (with what it did) or failed (with why) and, in the same statement, writes
   /// what it leaves for others to read: the VMs it changed (`publishing`, under its fence, so that
   /// a client that sees the step done reads what it did) and the operation a prepare step left
-  /// waiting in the library (`prepared`). False, and nothing written, when its fence is stale, when
+  /// waiting in the library (`prepared`). Nil, and nothing written, when its fence is stale, when
   /// another agent holds the host name, or when the host published its whole library since the
   /// step was claimed. One statement, one round trip: an agent's last word on a lab operation's
   /// step is on the operation's critical path. A step of a lab operation wakes its coordinator
-  /// (`labStepsChannel`) when the statement commits.
+  /// (`labStepsChannel`) when the statement commits, saying when the job has nothing more to wait
+  /// for (`LabStepEnd`).
   public func finishStep(
     step: ClaimedStep, succeeded: Bool, message: String, publishing publication: VMPublication? = nil,
     prepared: Int64? = nil, host: String, agent: String
-  ) async throws -> Bool {
+  ) async throws -> StepEnding? {
     let state = succeeded ? "done" : "failed"
     let (keys, names, documents) = try Self.columns(of: publication ?? VMPublication(summaries: [], whole: false))
     let found = try await rows(
@@ -99,12 +109,19 @@ extension ClusterDatabase {
         ON CONFLICT (host, vm_key) DO UPDATE SET vm = EXCLUDED.vm, summary = EXCLUDED.summary,
           version = EXCLUDED.version, published_at = now()
         WHERE vm_summary.version <= EXCLUDED.version),
-      woken AS (SELECT pg_notify(\(labStepsChannel), job_id::text) FROM finished WHERE kind = ANY(\(labStepKinds)))
-      SELECT id, (SELECT count(*) FROM woken) FROM finished
+      woken AS (
+        SELECT pg_notify(\(labStepsChannel), f.job_id::text || CASE WHEN NOT \(succeeded) OR NOT EXISTS (
+            SELECT 1 FROM job_step o WHERE o.job_id = f.job_id AND o.id <> f.id AND o.state IN ('queued', 'running'))
+          THEN \(LabStepEnd.marker) ELSE '' END)
+        FROM finished f WHERE f.kind = ANY(\(labStepKinds)))
+      SELECT (SELECT count(*) FROM woken),
+        EXISTS (SELECT 1 FROM job_step WHERE host = \(host) AND state = 'queued' AND id <> finished.id)
+      FROM finished
       """)
     // The writes run whether the last SELECT reads them or not; the notification, a plain SELECT,
     // only when it is read.
-    return !found.isEmpty
+    guard let row = found.first else { return nil }
+    return StepEnding(moreQueued: try row.decode((Int, Bool).self).1)
   }
 
   /// A publication as the columns `unnest` turns back into `vm_summary` rows: keys, names and

@@ -236,9 +236,10 @@ struct LabCoordinator {
 
   /// True when woken between two polls while some step of `job` is still open and none failed:
   /// then the operation as a whole (every host's part and liveness) need not be read again yet. A
-  /// poll (`lookedAt` a poll interval ago) always reads it, for what no step announces.
+  /// poll (`lookedAt` a poll interval ago) always reads it, for what no step announces; so does a
+  /// step that said the job has nothing more to wait for, without counting first.
   private func nothingToDecideYet(_ job: Int64, lookedAt: Date) async throws -> Bool {
-    guard Date().timeIntervalSince(lookedAt) < pollSeconds else { return false }
+    guard Date().timeIntervalSince(lookedAt) < pollSeconds, !watch.takeSettled(job: job) else { return false }
     let steps = try await retrying { db in try await db.openAndFailedSteps(job: job) }
     return steps.open > 0 && steps.failed == 0
   }

@@ -9,6 +9,8 @@ final class LabStepWatch: @unchecked Sendable {
   let wake = WakeSignal()
   private let lock = NSLock()
   private var jobs: Set<Int64> = []
+  /// Jobs whose last open step said it ended (or failed) since the coordinator last asked.
+  private var settled: Set<Int64> = []
   private var listening = false
   private var task: Task<Void, Never>?
 
@@ -34,6 +36,11 @@ final class LabStepWatch: @unchecked Sendable {
     lock.withLock { _ = jobs.insert(job) }
   }
 
+  /// True once after a step of `job` said the job has nothing more to wait for (`LabStepEnd`).
+  func takeSettled(job: Int64) -> Bool {
+    lock.withLock { settled.remove(job) != nil }
+  }
+
   /// True while the LISTEN is in place on a live connection.
   var isListening: Bool { lock.withLock { listening } }
 
@@ -47,8 +54,13 @@ final class LabStepWatch: @unchecked Sendable {
       do {
         let db = try await session.database()
         try await db.listen(on: labStepsChannel, started: { self.setListening(true) }) { payload in
-          guard let job = Int64(payload), self.lock.withLock({ self.jobs.contains(job) }) else { return }
-          self.wake.fire()
+          guard let end = LabStepEnd(payload: payload) else { return }
+          let watched = self.lock.withLock {
+            guard self.jobs.contains(end.job) else { return false }
+            if end.settled { self.settled.insert(end.job) }
+            return true
+          }
+          if watched { self.wake.fire() }
         }
       } catch {}
       setListening(false)

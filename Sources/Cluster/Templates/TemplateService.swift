@@ -2,8 +2,8 @@ import Foundation
 
 /// The agent's template work beside its steps: it registers the library's templates, and sends
 /// those other hosts ask for. Sending never waits behind a step (a host busy with a long step
-/// still serves its templates), and it is woken by `LISTEN vmlab_transfers`, with polling as the
-/// fallback. It also prunes the cluster's finished and abandoned transfers (`TransferPruning`).
+/// still serves its templates), and it is woken by `fire()` (the agent LISTENs on
+/// `transfersChannel` for it), with polling as the fallback. It also prunes the cluster's finished and abandoned transfers (`TransferPruning`).
 final class TemplateService: @unchecked Sendable {
   let host: String
   let library: String
@@ -11,7 +11,6 @@ final class TemplateService: @unchecked Sendable {
   let pruning: TransferPruning
   let log: @Sendable (String) -> Void
   private let session: Session
-  private let listenSession: Session
   private let registrar: TemplateRegistrar
   private let wake = WakeSignal()
 
@@ -25,7 +24,6 @@ final class TemplateService: @unchecked Sendable {
     self.pruning = pruning
     self.log = log
     session = Session(url: url)
-    listenSession = Session(url: url)
     registrar = TemplateRegistrar(host: host, library: library)
   }
 
@@ -35,14 +33,8 @@ final class TemplateService: @unchecked Sendable {
   /// Runs until the task is cancelled.
   func run() async {
     TemplateRegistrar.sweepLeftovers(library: library)
-    await withTaskGroup(of: Void.self) { group in
-      group.addTask { await self.listen() }
-      group.addTask { await self.work() }
-      await group.next()
-      group.cancelAll()
-    }
+    await work()
     await session.close()
-    await listenSession.close()
   }
 
   private func work() async {
@@ -79,21 +71,7 @@ final class TemplateService: @unchecked Sendable {
       }
     }
   }
-
-  private func listen() async {
-    while !Task.isCancelled {
-      do {
-        let db = try await listenSession.database()
-        try await db.listen(on: transfersChannel) { payload in
-          if payload == self.host { self.wake.fire() }
-        }
-      } catch {
-        await listenSession.reset()
-      }
-      try? await Task.sleep(nanoseconds: UInt64(pollSeconds * 1e9))
-    }
-  }
 }
 
-/// The channel source agents listen on for transfer requests.
+/// The channel source agents listen on for transfer requests (the payload names the source host).
 let transfersChannel = "vmlab_transfers"
