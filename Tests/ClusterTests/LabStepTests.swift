@@ -68,6 +68,11 @@ final class LabStepTests: AgentLibraryTestCase {
     XCTAssertEqual(decided.message, "committed operation \(id) (restore of a, b)")
     XCTAssertNil(kept.take(id), "a decided operation is no longer kept")
     XCTAssertEqual(try library.vm(named: "a").currentCheckpointID, clean.checkpoint.id)
+    // The replaced disks wait for the agent to tidy once the step's end is recorded.
+    XCTAssertEqual(decided.untidied, ["a", "b"])
+    XCTAssertEqual(
+      try library.check().first, "1 operation(s) are half done in the journal; reopen the library to finish them")
+    try library.tidy(vms: decided.untidied)
     XCTAssertEqual(try library.check(), [])
 
     // An agent that restarted between the phases keeps nothing: the journal has it all.

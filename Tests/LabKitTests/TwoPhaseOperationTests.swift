@@ -200,6 +200,37 @@ final class TwoPhaseOperationTests: FailingHostTestCase {
     try assertConsistent()
   }
 
+  func testACommitTidiedLaterKeepsTheReplacedLeavesUntilTidiedOrReopened() throws {
+    let (clean, now, ids) = try twoVMsWithACheckpoint()
+    let files = filesUnder(root)
+    for reopening in [false, true] {
+      let prepared = try library.prepareRestore(checkpoints: ids)
+      let outcomes = try library.decide(prepared, commit: true, tidying: .later)
+      XCTAssertEqual(outcomes.map(\.state), [.running, .running])
+      // The commit is in force; only the 3 leaves it replaced are still on disk, named by nothing.
+      let committed = filesUnder(root)
+      XCTAssertEqual(committed.count, files.count + 3, "the replaced leaves are left for later")
+      let named = Set(
+        try ["pl", "vs"].flatMap {
+          try library.vm(named: $0).disks.map { String($0.path.dropFirst(self.root.count + 1)) }
+        })
+      XCTAssertEqual(named.count, 3)
+      XCTAssertTrue(named.isSubset(of: Set(committed)), "\(named) not in \(committed)")
+      if reopening {
+        try reopen()
+        XCTAssertEqual(library.unsettledOperations, [])
+      } else {
+        try library.tidy(vms: ["pl", "vs"])
+      }
+      XCTAssertEqual(filesUnder(root).count, files.count, "the replaced leaves went")
+      XCTAssertTrue(same(try restoredContents(), clean))
+      try assertConsistent()
+      // Written after the checkpoint again, for the next round.
+      for vm in ["pl", "vs"] { try library.write(vm, disk: 1, at: MiB, pattern(4, 4000)) }
+      XCTAssertTrue(same(try restoredContents(), now))
+    }
+  }
+
   func testAPreparedRestoreLeftByACrashIsDecidedFromTheJournal() throws {
     let (clean, now, ids) = try twoVMsWithACheckpoint()
     let files = filesUnder(root)

@@ -317,7 +317,15 @@ public final class Agent: @unchecked Sendable {
       // Only this machine's clock says the lease ran out: the database decides by the fence.
       log("\(name): \(reason); offering its result with fence \(step.fence) once the database answers")
     }
-    return await record(result, of: step, name: name, publishing: await publication(after: step, name: name))
+    let claimAtOnce = await record(
+      result, of: step, name: name, publishing: await publication(after: step, name: name))
+    if case .success(let outcome) = result, !outcome.untidied.isEmpty {
+      // After the result is recorded: the next step on these VMs would tidy first in any case.
+      if case .failure(let error) = await resultOnThread({ try held.open().tidy(vms: outcome.untidied) }) {
+        log("\(name): the files its commit replaced could not be removed yet (\(Self.describe(error)))")
+      }
+    }
+    return claimAtOnce
   }
 
   /// The VMs `step` named, as the library holds them after it (failed or not), to publish with its

@@ -12,6 +12,10 @@ struct StepRunner {
     /// The id of the operation a prepare step left waiting in the library, to record in the
     /// cluster database under the step's fence.
     var prepared: Int64? = nil
+    /// VMs whose committed restore left its replaced files and manifests for after the step's end
+    /// is recorded (`Library.tidy(vms:)`): the decision is carried out once the commit is in the
+    /// catalog, and the coordinator waits for the last host's word.
+    var untidied: [String] = []
   }
 
   /// The lease was lost between two parts of a step; what was done so far is kept (each part is

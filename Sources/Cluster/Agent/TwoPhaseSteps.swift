@@ -80,17 +80,20 @@ extension StepRunner {
     }
     do {
       let vms: [String]
+      var untidied: [String] = []
       switch preparedOperations?.take(id) {
       case .restore(let prepared)?:
-        try library.decide(prepared, commit: arguments.commit)
+        try library.decide(prepared, commit: arguments.commit, tidying: .later)
         vms = prepared.vms
+        if arguments.commit { untidied = prepared.vms }
       case .checkpoint(let prepared)?:
         try library.decide(prepared, commit: arguments.commit)
         vms = prepared.vms
       case nil:
         vms = try library.decidePrepared(operation: id, commit: arguments.commit)
       }
-      return Outcome(message: "\(verb) operation \(id) (\(arguments.kind) of \(vms.joined(separator: ", ")))")
+      return Outcome(
+        message: "\(verb) operation \(id) (\(arguments.kind) of \(vms.joined(separator: ", ")))", untidied: untidied)
     } catch let error as LabKitError where error.kind == .hostFailedAfterCommit {
       // Committed all the same: the checkpoint is taken; the host only failed to run a VM again.
       return Outcome(message: "committed operation \(id); \(error.message)")

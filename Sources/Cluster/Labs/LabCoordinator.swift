@@ -45,12 +45,14 @@ struct LabCoordinator {
   func run() async throws -> LabOperationStatus {
     do {
       let result = try await coordinate()
-      watch.stop()
+      watch.stopBeforeClosing()
       await session.close()
+      watch.stop()
       return result
     } catch {
-      watch.stop()
+      watch.stopBeforeClosing()
       await session.close()
+      watch.stop()
       throw error
     }
   }

@@ -12,6 +12,7 @@ final class LabStepWatch: @unchecked Sendable {
   /// Jobs whose last open step said it ended (or failed) since the coordinator last asked.
   private var settled: Set<Int64> = []
   private var listening = false
+  private var stopped = false
   private var task: Task<Void, Never>?
 
   /// Starts listening on `session`'s connection; returns once the LISTEN is in place or, when the
@@ -25,8 +26,16 @@ final class LabStepWatch: @unchecked Sendable {
   }
 
   func stop() {
+    lock.withLock { stopped = true }
     task?.cancel()
     task = nil
+  }
+
+  /// Stops listening without a word to the database, for a coordinator about to close its
+  /// connection (which ends the LISTEN anyway): no UNLISTEN round trip on the way out, and no new
+  /// connection made for the LISTEN once the old one is closed. Call `stop()` after the close.
+  func stopBeforeClosing() {
+    lock.withLock { stopped = true }
   }
 
   /// Wakes for the ends of `job`'s steps from now on (call before looking at them, so that no end
@@ -50,7 +59,7 @@ final class LabStepWatch: @unchecked Sendable {
   }
 
   private func listen(on session: Session) async {
-    while !Task.isCancelled {
+    while !Task.isCancelled && !lock.withLock({ stopped }) {
       do {
         let db = try await session.database()
         try await db.listen(on: labStepsChannel, started: { self.setListening(true) }) { payload in

@@ -185,6 +185,16 @@ extension Library {
   }
 }
 
+/// When a committed operation's last step runs: removing the files it replaced, its journal entry,
+/// and writing its VMs' manifests. None of it changes what the VMs are (the catalog says that from
+/// the commit on), so a process that answers for the commit, a cluster agent, can do it once it has
+/// answered: `.later` leaves the committed entry for `Library.tidy(vms:)`, and the next operation
+/// on any of its VMs or the next open of the library finishes it first as after a crash.
+public enum Tidying: Sendable, Equatable {
+  case now
+  case later
+}
+
 /// An operation a failure left half done that cannot be finished yet, usually because a file it
 /// needs is missing. It keeps its VMs from changing until it is settled; `library repair` rebuilds
 /// them from their files.

@@ -160,9 +160,10 @@ extension Library {
 
   // MARK: Phase two: the decision
 
-  /// Commits a prepared restore, removes the discarded line, and runs the VMs again. Works from the
-  /// journal entry alone, in the process that prepared it or a later one.
-  func commitPreparedRestore(_ prepared: PreparedRestore) throws -> [RestoreOutcome] {
+  /// Commits a prepared restore, removes the discarded line (unless `tidying` is `.later`), and
+  /// runs the VMs again. Works from the journal entry alone, in the process that prepared it or a
+  /// later one.
+  func commitPreparedRestore(_ prepared: PreparedRestore, tidying: Tidying = .now) throws -> [RestoreOutcome] {
     let work = try prepared.work ?? phaseTwoWork(prepared.commit)
     let outcomes: [RestoreOutcome]
     do {
@@ -183,7 +184,9 @@ extension Library {
       throw error
     }
     try fault("restore:committed")
-    try finishJournalEntry(prepared.entry, while: { writeManifests(vms: work.map(\.vm.name)) })
+    if tidying == .now {
+      try finishJournalEntry(prepared.entry, while: { writeManifests(vms: work.map(\.vm.name)) })
+    }
     return try runAgainAfterRestore(work, outcomes)
   }
 

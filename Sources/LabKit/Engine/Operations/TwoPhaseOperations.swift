@@ -115,16 +115,27 @@ extension Library {
   }
 
   /// Phase two of a restore: commits it (the VMs then run again as a restore leaves them) or rolls
-  /// it back (the new leaves go, the VMs that ran boot again on the disks they had).
+  /// it back (the new leaves go, the VMs that ran boot again on the disks they had). With
+  /// `tidying: .later` a commit leaves the replaced files and the manifests for `tidy(vms:)`.
   @discardableResult
-  public func decide(_ prepared: PreparedRestore, commit: Bool) throws -> [RestoreOutcome] {
+  public func decide(_ prepared: PreparedRestore, commit: Bool, tidying: Tidying = .now) throws
+    -> [RestoreOutcome]
+  {
     try deciding(prepared.operationID, vms: prepared.vms) {
       guard commit else {
         try rollBackPreparedRestore(prepared)
         return []
       }
-      return try commitPreparedRestore(prepared)
+      return try commitPreparedRestore(prepared, tidying: tidying)
     }
+  }
+
+  /// Finishes what commits decided with `tidying: .later` left on `vms`: the files they replaced
+  /// go, the journal entries with them, and the manifests are written. The next operation on any
+  /// of these VMs, and the next open of the library, would do the same first.
+  public func tidy(vms names: [String]) throws {
+    // Taking a VM's turn finishes the committed operations the VM is part of.
+    try withVMLocks(names.sorted()) {}
   }
 
   /// Phase one of a checkpoint whose decision is taken elsewhere (see `PreparedCheckpoint`). The
