@@ -193,6 +193,40 @@ final class LabQueriesTests: XCTestCase {
     XCTAssertEqual(steps, 2, "decide steps queued once")
   }
 
+  func testTheLookThatFindsEveryDecideStepDoneClosesTheOperation() async throws {
+    try await db.createLab("class", vms: ["web", "app"])
+    let begun = try await begin()
+    let (operation, _) = try XCTUnwrap(begun)
+    let undecided = try await db.labOperation(operation, closingWhenSettled: true)
+    XCTAssertFalse(undecided.finished, "an undecided operation is not closed")
+    try await prepare("h1", prepared: 11)
+    try await prepare("h2", prepared: 12)
+    _ = try await db.decideAndQueueSteps(operation, commit: true, reason: "every host prepared", createdBy: "tester")
+    try await commitDecideStep("h1")
+    let early = try await db.labOperation(operation, closingWhenSettled: true)
+    XCTAssertFalse(early.finished, "h2 still owes the commit")
+    XCTAssertEqual(early.hostsOwingTheDecision.map(\.host), ["h2"])
+    let stillOpen = try await db.openLabOperation(lab: "class")
+    XCTAssertEqual(stillOpen?.id, operation)
+    try await commitDecideStep("h2")
+    let plain = try await db.labOperation(operation)
+    XCTAssertFalse(plain.finished, "a look without closingWhenSettled closes nothing")
+    let last = try await db.labOperation(operation, closingWhenSettled: true)
+    XCTAssertTrue(last.finished)
+    XCTAssertEqual(last.hostsOwingTheDecision.map(\.host), [])
+    let closed = try await db.openLabOperation(lab: "class")
+    XCTAssertNil(closed, "the lab is free for the next operation")
+  }
+
+  /// Claims `host`'s queued decide step and ends it done, as an agent that committed does.
+  private func commitDecideStep(_ host: String) async throws {
+    let claim = try await db.claimStep(host: host, agent: "agent-\(host)", leaseSeconds: 30)
+    let claimed = try XCTUnwrap(claim, "\(host) has no step")
+    XCTAssertEqual(claimed.kind, StepKind.decide.rawValue)
+    let finished = try await db.finish(claimed, message: "committed")
+    XCTAssertTrue(finished)
+  }
+
   func testACommitAskedForAfterAnotherDecisionFollowsThatDecision() async throws {
     try await db.createLab("class", vms: ["web", "app"])
     let begun = try await begin()

@@ -273,16 +273,25 @@ extension ClusterDatabase {
     return try await labOperation(try row.decode(Int64.self))
   }
 
-  /// The operation `id` with each host's part, its steps' states and its hosts' liveness.
-  public func labOperation(_ id: Int64) async throws -> LabOperationStatus {
+  /// The operation `id` with each host's part, its steps' states and its hosts' liveness. With
+  /// `closingWhenSettled`, the same statement closes it when it is decided and no host owes the
+  /// decision any more (`hostsOwingTheDecision` is empty): the coordinator's last look is its close.
+  public func labOperation(_ id: Int64, closingWhenSettled: Bool = false) async throws -> LabOperationStatus {
     // The operation's columns come with each host's part, in one statement: a coordinator looks at
     // its operation on the critical path, when the last host's step ends.
     let found = try await rows(
       """
+      WITH closed AS (
+        UPDATE lab_operation SET finished_at = now()
+        WHERE \(closingWhenSettled) AND id = \(id) AND finished_at IS NULL AND decide_job IS NOT NULL
+          AND NOT EXISTS (
+            SELECT 1 FROM lab_operation_host h JOIN job_step d ON d.id = h.decide_step
+            WHERE h.operation = \(id) AND d.state <> 'done')
+        RETURNING id)
       SELECT o.lab, o.kind, o.checkpoint, o.decision, o.reason, o.created_by, o.created_at,
         CASE WHEN o.coordinator_left THEN 1e9::float8
           ELSE extract(epoch FROM now() - o.coordinator_seen)::float8 END,
-        o.finished_at IS NOT NULL, o.prepare_job, o.decide_job,
+        o.finished_at IS NOT NULL OR EXISTS (SELECT 1 FROM closed), o.prepare_job, o.decide_job,
         h.host, h.vms::text, h.prepare_step, p.state, p.error, h.prepared_id, h.decide_step, d.state, d.result,
         d.error, \(unescaped: Self.hostStateColumns)
       FROM lab_operation o

@@ -156,7 +156,7 @@ struct LabCoordinator {
       try? await retrying { db in try await db.leaveLabOperation(id) }
       throw LabOperationFailure(message: owing(status, reason: decided.reason), operation: status)
     }
-    try await retrying { db in try await db.finishLabOperation(id) }
+    if !status.finished { try await retrying { db in try await db.finishLabOperation(id) } }
     var finished = status
     finished.finished = true
     guard decided.commit else {
@@ -190,7 +190,8 @@ struct LabCoordinator {
   }
 
   /// Waits until every decide step is done, or every host that still owes one is down or failed
-  /// it, or the deadline (at least a few seconds after the decision) passes.
+  /// it, or the deadline (at least a few seconds after the decision) passes. The look that finds
+  /// every decide step done closes the operation too.
   private func waitForDecision(_ id: Int64, deadline: Date, job: Int64? = nil) async throws -> LabOperationStatus {
     let until = max(deadline, Date().addingTimeInterval(5))
     var shown: LabOperationStatus?
@@ -207,7 +208,7 @@ struct LabCoordinator {
         continue
       }
       looked = Date()
-      let status = try await retrying { db in try await db.labOperation(id) }
+      let status = try await retrying { db in try await db.labOperation(id, closingWhenSettled: true) }
       if shown != status {
         progress(status)
         shown = status
@@ -268,7 +269,7 @@ struct LabCoordinator {
     watch.watch(job: try await retrying { db in try await db.labOperation(id) }.decideJob)
     open = try await waitForDecision(id, deadline: Date().addingTimeInterval(request.timeout))
     if open.hostsOwingTheDecision.isEmpty {
-      try await retrying { db in try await db.finishLabOperation(id) }
+      if !open.finished { try await retrying { db in try await db.finishLabOperation(id) } }
       return
     }
     try? await retrying { db in try await db.leaveLabOperation(id) }
