@@ -32,6 +32,7 @@ enum Main {
     } catch {
       exit(with: error)
     }
+    beginEarlyConnection(leading, arguments)
     if let mistake = UsageErrors.checkShortOptionGroups(arguments) {
       FileHandle.standardError.write(Data("Error: \(mistake.message)\nSee 'vmlab --help'.\n".utf8))
       Foundation.exit(ExitCode.usage.rawValue)
@@ -75,6 +76,18 @@ enum Main {
     } catch {
       exit(with: error)
     }
+  }
+
+  /// Starts connecting to the cluster database while the command line is parsed (see
+  /// `EarlyConnection`), for a command given a cluster that may work across hosts; not for help,
+  /// the version, or the commands that only ever read this machine's files.
+  private static func beginEarlyConnection(_ leading: LeadingOptions, _ arguments: [String]) {
+    let fromEnvironment = ProcessInfo.processInfo.environment["VMLAB_CLUSTER"].flatMap { $0.isEmpty ? nil : $0 }
+    guard let text = leading.cluster ?? fromEnvironment, let first = arguments.first,
+      !["disk", "library", "supervise", "help"].contains(first),
+      !arguments.contains(where: { ["--help", "-h", "--version", "--experimental-dump-help"].contains($0) })
+    else { return }
+    EarlyConnection.begin(text)
   }
 
   /// The commands that work across hosts, for the messages of those that do not.

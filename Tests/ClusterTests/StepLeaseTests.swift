@@ -189,6 +189,38 @@ final class StepLeaseTests: XCTestCase {
     XCTAssertTrue(heard.payloads.contains("h2"), "no notification for h2's queued step")
   }
 
+  func testARelayHandsOnEveryChannelsNotificationsUntilItsConnectionEnds() async throws {
+    let listener = try await cluster.connect()
+    let heard = Heard()
+    let relaying = Task {
+      await listener.relay([stepsChannel, transfersChannel]) { channel, payload in heard.add("\(channel) \(payload)") }
+    }
+    // LISTEN takes effect once the listener's statement ran: queue until a notification comes.
+    let deadline = Date().addingTimeInterval(10)
+    while heard.payloads.isEmpty && Date() < deadline {
+      _ = try await queue(["h2"])
+      try await Task.sleep(nanoseconds: 100_000_000)
+    }
+    XCTAssertTrue(heard.payloads.contains("\(stepsChannel) h2"), "\(heard.payloads)")
+    try await db.execute("NOTIFY \(transfersChannel), 'h1'")
+    let transfers = Date().addingTimeInterval(10)
+    while !heard.payloads.contains("\(transfersChannel) h1") && Date() < transfers {
+      try await Task.sleep(nanoseconds: 20_000_000)
+    }
+    XCTAssertTrue(heard.payloads.contains("\(transfersChannel) h1"), "\(heard.payloads)")
+    // The relay returns when its connection ends (the agent then listens on the next one).
+    await listener.close()
+    await relaying.value
+
+    // And when its task is cancelled, leaving the connection open.
+    let other = try await cluster.connect()
+    let cancelled = Task { await other.relay([stepsChannel]) { _, _ in } }
+    cancelled.cancel()
+    await cancelled.value
+    XCTAssertFalse(other.isClosed)
+    await other.close()
+  }
+
   private func waitForReap(seconds: Double = 10) async throws -> [ExpiredStep] {
     let deadline = Date().addingTimeInterval(seconds)
     while Date() < deadline {

@@ -192,23 +192,17 @@ public final class Agent: @unchecked Sendable {
   /// time on every step of every lab operation.
   private func listen() async {
     let host = settings.hostName
+    let (steps, templates) = (wake, templateService)
     while !Task.isCancelled {
-      var used: ClusterDatabase?
       do {
-        let db = try await session.database()
-        used = db
-        let (steps, templates) = (wake, templateService)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-          group.addTask { try await db.listen(on: stepsChannel) { if $0 == host { steps.fire() } } }
-          group.addTask { try await db.listen(on: transfersChannel) { if $0 == host { templates.fire() } } }
-          // Either ends only with the connection (or the agent's stop): listen again on the next.
-          try await group.next()
-          group.cancelAll()
+        // Until the connection ends (or the agent stops): then listen again on the next one.
+        try await session.database().relay([stepsChannel, transfersChannel]) { channel, payload in
+          guard payload == host else { return }
+          if channel == stepsChannel { steps.fire() } else { templates.fire() }
         }
       } catch {
-        // The agent's stop ends the LISTEN too; its last words still use the connection.
+        // No connection: the other users of the session make it again, or this loop does.
         if Task.isCancelled { return }
-        await session.reset(failed: used)
       }
       try? await Task.sleep(nanoseconds: UInt64(settings.pollSeconds * 1e9))
     }

@@ -1,11 +1,18 @@
+import Dispatch
 import Foundation
 
 /// Wakes the agent's work loop early: a notification that a step was queued for its host, or a
 /// stop. A wake that comes while nobody waits is kept for the next wait, so none is lost.
+///
+/// A wait is one continuation, resumed by `fire()` or by a timer, rather than a task group racing
+/// a sleeping task: a notification wakes the waiter in one hop, which matters on a lab operation's
+/// critical path, where every host waits like this between its two steps.
 final class WakeSignal: @unchecked Sendable {
   private let lock = NSLock()
   private var pending = false
   private var waiter: CheckedContinuation<Void, Never>?
+  /// Counts waits, so that the timer of an earlier wait never ends a later one.
+  private var waits: UInt64 = 0
 
   func fire() {
     let resumed: CheckedContinuation<Void, Never>? = lock.withLock {
@@ -19,34 +26,32 @@ final class WakeSignal: @unchecked Sendable {
     resumed?.resume()
   }
 
-  /// Returns at the next wake, or after `seconds` (polling is the fallback when a notification is
-  /// lost, as when the listening connection broke).
+  /// Returns at the next wake, after `seconds` (polling is the fallback when a notification is
+  /// lost, as when the listening connection broke), or when the task is cancelled.
   func wait(seconds: Double) async {
-    await withTaskGroup(of: Void.self) { group in
-      group.addTask {
-        do {
-          try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
-          self.fire()
-        } catch {}
-      }
-      group.addTask { await self.nextWake() }
-      await group.next()
-      group.cancelAll()
-      await group.waitForAll()
-    }
-  }
-
-  private func nextWake() async {
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-      let now: Bool = lock.withLock {
-        if pending {
-          pending = false
-          return true
+    await withTaskCancellationHandler {
+      await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let wait: UInt64? = lock.withLock {
+          if pending {
+            pending = false
+            return nil
+          }
+          waits &+= 1
+          waiter = continuation
+          return waits
         }
-        waiter = continuation
-        return false
+        guard let wait else { return continuation.resume() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + max(0, seconds)) { [self] in
+          let expired: CheckedContinuation<Void, Never>? = lock.withLock {
+            guard waits == wait, let waiter else { return nil }
+            self.waiter = nil
+            return waiter
+          }
+          expired?.resume()
+        }
       }
-      if now { continuation.resume() }
+    } onCancel: {
+      fire()
     }
   }
 }

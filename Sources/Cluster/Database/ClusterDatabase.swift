@@ -28,14 +28,26 @@ public final class ClusterDatabase: Sendable {
 
   /// Connects to `url` within `timeout` seconds; over TCP with TLS as its `sslmode` asks. With an
   /// `answerTimeout`, a statement without an answer for that long closes the connection and fails.
+  /// The first connect to the URL of an `EarlyConnection` takes that one (or its failure).
   public static func connect(_ url: ClusterURL, timeout: Double = 10, answerTimeout: Double? = nil) async throws
     -> ClusterDatabase
   {
+    let connection =
+      if let begun = EarlyConnection.take(url) {
+        try await begun.value
+      } else {
+        try await open(url, timeout: timeout)
+      }
+    return ClusterDatabase(url: url, connection: connection, answerTimeout: answerTimeout)
+  }
+
+  /// A new connection to `url` within `timeout` seconds.
+  static func open(_ url: ClusterURL, timeout: Double = 10) async throws -> PostgresConnection {
     do {
-      return try await attempt(url, timeout: timeout, answerTimeout: answerTimeout, firstAttempt: true)
+      return try await attempt(url, timeout: timeout, firstAttempt: true)
     } catch let error as PSQLError where url.tls == .allow && error.serverInfo != nil {
       // libpq's `allow`: the server refused a plain connection, so try again with TLS.
-      return try await attempt(url, timeout: timeout, answerTimeout: answerTimeout, firstAttempt: false)
+      return try await attempt(url, timeout: timeout, firstAttempt: false)
     }
   }
   /// Connects, brings the schema forward and runs `body` on the connection, closed afterwards:
@@ -55,8 +67,8 @@ public final class ClusterDatabase: Sendable {
     }
   }
 
-  private static func attempt(_ url: ClusterURL, timeout: Double, answerTimeout: Double?, firstAttempt: Bool)
-    async throws -> ClusterDatabase
+  private static func attempt(_ url: ClusterURL, timeout: Double, firstAttempt: Bool) async throws
+    -> PostgresConnection
   {
     var configuration: PostgresConnection.Configuration
     switch url.endpoint {
@@ -71,9 +83,8 @@ public final class ClusterDatabase: Sendable {
     }
     configuration.options.connectTimeout = .milliseconds(Int64(timeout * 1000))
     do {
-      let connection = try await PostgresConnection.connect(
+      return try await PostgresConnection.connect(
         configuration: configuration, id: Int.random(in: 1...Int.max), logger: logger)
-      return ClusterDatabase(url: url, connection: connection, answerTimeout: answerTimeout)
     } catch let error as PSQLError where url.tls == .allow && firstAttempt && error.serverInfo != nil {
       throw error
     } catch {

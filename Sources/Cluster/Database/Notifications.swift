@@ -1,3 +1,4 @@
+import Foundation
 import PostgresNIO
 
 extension ClusterDatabase {
@@ -15,6 +16,46 @@ extension ClusterDatabase {
       }
     } catch {
       throw failure(error)
+    }
+  }
+}
+
+extension ClusterDatabase {
+  /// Hands each notification on `channels` to `received` (its channel and payload) on the
+  /// connection's own event loop as it arrives, until the connection ends or the task is
+  /// cancelled. No task stands between the database and `received`, so a wake-up costs one thread
+  /// hop: an agent claims a lab operation's step right after it.
+  func relay(_ channels: [String], to received: @escaping @Sendable (_ channel: String, _ payload: String) -> Void)
+    async
+  {
+    let connection = self.connection
+    let ended = Ending(connection.eventLoop.makePromise(of: Void.self))
+    let contexts = channels.map { channel in
+      connection.addListener(channel: channel) { _, notification in
+        received(notification.channel, notification.payload)
+      }
+    }
+    connection.closeFuture.whenComplete { _ in ended.end() }
+    await withTaskCancellationHandler {
+      try? await ended.promise.futureResult.get()
+    } onCancel: {
+      ended.end()
+    }
+    for context in contexts { context.stop() }
+  }
+
+  /// A promise completed once, by whichever comes first: the connection's end or a cancellation.
+  private final class Ending: @unchecked Sendable {
+    let promise: EventLoopPromise<Void>
+    private let lock = NSLock()
+    private var ended = false
+    init(_ promise: EventLoopPromise<Void>) { self.promise = promise }
+    func end() {
+      let first = lock.withLock {
+        defer { ended = true }
+        return !ended
+      }
+      if first { promise.succeed() }
     }
   }
 }
