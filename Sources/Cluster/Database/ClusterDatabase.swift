@@ -149,9 +149,26 @@ public final class ClusterDatabase: Sendable {
   /// Runs one statement and returns its rows, or throws PostgresNIO's error as it is (for callers
   /// that tell one server error from others by its SQLSTATE).
   func answer(_ query: PostgresQuery) async throws -> [PostgresRow] {
-    guard let limit = answerTimeout else {
-      return try await connection.query(query, logger: Self.logger).collect()
+    try await withinDeadline { connection in try await connection.query(query, logger: Self.logger).collect() }
+  }
+
+  /// Runs a prepared statement (parsed and planned once per connection: an agent's claims and
+  /// results, which every step runs) and returns its rows.
+  func rows<Statement: PostgresPreparedStatement>(_ statement: Statement) async throws -> [Statement.Row] {
+    do {
+      return try await withinDeadline { connection in
+        var found: [Statement.Row] = []
+        for try await row in try await connection.execute(statement, logger: Self.logger) { found.append(row) }
+        return found
+      }
+    } catch {
+      throw failure(error)
     }
+  }
+
+  /// Runs `body` on the connection within the answer timeout, if there is one.
+  private func withinDeadline<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    guard let limit = answerTimeout else { return try await body(connection) }
     // The deadline is a timer on the connection's own event loop, which answers the statement
     // anyway, rather than a task racing it: an agent's claims and results are on a lab
     // operation's critical path, and two more tasks per statement cost thread wake-ups there. A
@@ -167,7 +184,7 @@ public final class ClusterDatabase: Sendable {
     }
     defer { timer.cancel() }
     do {
-      return try await connection.query(query, logger: Self.logger).collect()
+      return try await body(connection)
     } catch {
       guard !expired.isMarked else {
         throw ClusterError(

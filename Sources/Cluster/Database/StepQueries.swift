@@ -55,20 +55,7 @@ extension ClusterDatabase {
   /// agents never wait for each other; the lease runs from the database's `now()`, and a new fence
   /// token is drawn for this claim.
   public func claimStep(host: String, agent: String, leaseSeconds: Double) async throws -> ClaimedStep? {
-    let claimed = try await rows(
-      """
-      UPDATE job_step SET state = 'running', lease_until = now() + make_interval(secs => \(leaseSeconds)),
-        fence = nextval('fence_token'), attempts = attempts + 1, claimed_by = \(agent), started_at = now(),
-        progress = 0
-      WHERE id = (SELECT id FROM job_step WHERE host = \(host) AND state = 'queued' ORDER BY id
-        LIMIT 1 FOR UPDATE SKIP LOCKED)
-      RETURNING id, job_id, kind, arguments::text, fence, attempts, max_attempts
-      """)
-    guard let row = claimed.first else { return nil }
-    let columns = try row.decode((Int64, Int64, String, String, Int64, Int, Int).self)
-    return ClaimedStep(
-      id: columns.0, jobID: columns.1, kind: columns.2, arguments: columns.3, fence: columns.4,
-      attempt: columns.5, maxAttempts: columns.6)
+    try await rows(ClaimStatement(host: host, agent: agent, leaseSeconds: leaseSeconds)).first
   }
 
   /// Extends the lease of a step this agent holds; false when its fence is stale (the lease was
@@ -164,5 +151,40 @@ extension ClusterDatabase {
       }
       return (added, removed.map { known[$0]! }, elsewhere)
     }
+  }
+}
+
+/// The claim of a host's oldest queued step, prepared once per connection: an agent runs it for
+/// every step.
+struct ClaimStatement: PostgresPreparedStatement {
+  typealias Row = ClaimedStep
+  static let name = "vmlab_claim_step"
+  static let sql = """
+    UPDATE job_step SET state = 'running', lease_until = now() + make_interval(secs => $1),
+      fence = nextval('fence_token'), attempts = attempts + 1, claimed_by = $2, started_at = now(),
+      progress = 0
+    WHERE id = (SELECT id FROM job_step WHERE host = $3 AND state = 'queued' ORDER BY id
+      LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING id, job_id, kind, arguments::text, fence, attempts, max_attempts
+    """
+  static let bindingDataTypes: [PostgresDataType] = [.float8, .text, .text]
+
+  var host: String
+  var agent: String
+  var leaseSeconds: Double
+
+  func makeBindings() throws -> PostgresBindings {
+    var bindings = PostgresBindings(capacity: 3)
+    bindings.append(leaseSeconds)
+    bindings.append(agent)
+    bindings.append(host)
+    return bindings
+  }
+
+  func decodeRow(_ row: PostgresRow) throws -> ClaimedStep {
+    let columns = try row.decode((Int64, Int64, String, String, Int64, Int, Int).self)
+    return ClaimedStep(
+      id: columns.0, jobID: columns.1, kind: columns.2, arguments: columns.3, fence: columns.4,
+      attempt: columns.5, maxAttempts: columns.6)
   }
 }

@@ -84,44 +84,12 @@ extension ClusterDatabase {
     step: ClaimedStep, succeeded: Bool, message: String, publishing publication: VMPublication? = nil,
     prepared: Int64? = nil, host: String, agent: String
   ) async throws -> StepEnding? {
-    let state = succeeded ? "done" : "failed"
     let (keys, names, documents) = try Self.columns(of: publication ?? VMPublication(summaries: [], whole: false))
-    let found = try await rows(
-      """
-      WITH holder AS (
-        SELECT published_version FROM host WHERE name = \(host) AND agent = \(agent) FOR UPDATE),
-      finished AS (
-        UPDATE job_step SET state = \(state), finished_at = now(), lease_until = NULL,
-          progress = CASE WHEN \(succeeded) THEN 1 ELSE progress END,
-          result = CASE WHEN \(succeeded) THEN \(message) END,
-          error = CASE WHEN \(succeeded) THEN NULL ELSE \(message) END
-        WHERE id = \(step.id) AND fence = \(step.fence) AND state = 'running'
-          AND (\(publication == nil) OR (SELECT published_version FROM holder) <= \(step.fence))
-          AND (\(prepared)::bigint IS NULL OR EXISTS (SELECT 1 FROM lab_operation_host WHERE prepare_step = \(step.id)))
-        RETURNING id, job_id, kind),
-      recorded AS (
-        UPDATE lab_operation_host SET prepared_id = \(prepared)
-        WHERE \(prepared)::bigint IS NOT NULL AND prepare_step = (SELECT id FROM finished)),
-      published AS (
-        INSERT INTO vm_summary (host, vm_key, vm, summary, version)
-        SELECT \(host), u.key, u.vm, NULLIF(u.summary, '')::jsonb, \(step.fence)
-        FROM finished, unnest(\(keys)::text[], \(names)::text[], \(documents)::text[]) AS u(key, vm, summary)
-        ON CONFLICT (host, vm_key) DO UPDATE SET vm = EXCLUDED.vm, summary = EXCLUDED.summary,
-          version = EXCLUDED.version, published_at = now()
-        WHERE vm_summary.version <= EXCLUDED.version),
-      woken AS (
-        SELECT pg_notify(\(labStepsChannel), f.job_id::text || CASE WHEN NOT \(succeeded) OR NOT EXISTS (
-            SELECT 1 FROM job_step o WHERE o.job_id = f.job_id AND o.id <> f.id AND o.state IN ('queued', 'running'))
-          THEN \(LabStepEnd.marker) ELSE '' END)
-        FROM finished f WHERE f.kind = ANY(\(labStepKinds)))
-      SELECT (SELECT count(*) FROM woken),
-        EXISTS (SELECT 1 FROM job_step WHERE host = \(host) AND state = 'queued' AND id <> finished.id)
-      FROM finished
-      """)
-    // The writes run whether the last SELECT reads them or not; the notification, a plain SELECT,
-    // only when it is read.
-    guard let row = found.first else { return nil }
-    return StepEnding(moreQueued: try row.decode((Int, Bool).self).1)
+    return try await rows(
+      FinishStepStatement(
+        host: host, agent: agent, succeeded: succeeded, message: message, step: step.id, fence: step.fence,
+        publishing: publication != nil, prepared: prepared, keys: keys, names: names, documents: documents)
+    ).first
   }
 
   /// A publication as the columns `unnest` turns back into `vm_summary` rows: keys, names and
@@ -181,5 +149,78 @@ extension ClusterDatabase {
         .database,
         "host \(host) published a VM this vmlab cannot read (\(error)); is its agent the same vmlab version?")
     }
+  }
+}
+
+/// `finishStep`'s statement, prepared once per connection: an agent runs it for every step. The
+/// writes run whether the last SELECT reads them or not; the notification, a plain SELECT, only
+/// when it is read.
+struct FinishStepStatement: PostgresPreparedStatement {
+  typealias Row = StepEnding
+  static let name = "vmlab_finish_step"
+  static let sql = """
+    WITH holder AS (
+      SELECT published_version FROM host WHERE name = $1 AND agent = $2 FOR UPDATE),
+    finished AS (
+      UPDATE job_step SET state = CASE WHEN $3 THEN 'done' ELSE 'failed' END, finished_at = now(),
+        lease_until = NULL, progress = CASE WHEN $3 THEN 1 ELSE progress END,
+        result = CASE WHEN $3 THEN $4 END, error = CASE WHEN $3 THEN NULL ELSE $4 END
+      WHERE id = $5 AND fence = $6 AND state = 'running'
+        AND (NOT $7 OR (SELECT published_version FROM holder) <= $6)
+        AND ($8::bigint IS NULL OR EXISTS (SELECT 1 FROM lab_operation_host WHERE prepare_step = $5))
+      RETURNING id, job_id, kind),
+    recorded AS (
+      UPDATE lab_operation_host SET prepared_id = $8
+      WHERE $8::bigint IS NOT NULL AND prepare_step = (SELECT id FROM finished)),
+    published AS (
+      INSERT INTO vm_summary (host, vm_key, vm, summary, version)
+      SELECT $1, u.key, u.vm, NULLIF(u.summary, '')::jsonb, $6
+      FROM finished, unnest($9::text[], $10::text[], $11::text[]) AS u(key, vm, summary)
+      ON CONFLICT (host, vm_key) DO UPDATE SET vm = EXCLUDED.vm, summary = EXCLUDED.summary,
+        version = EXCLUDED.version, published_at = now()
+      WHERE vm_summary.version <= EXCLUDED.version),
+    woken AS (
+      SELECT pg_notify('\(labStepsChannel)', f.job_id::text || CASE WHEN NOT $3 OR NOT EXISTS (
+          SELECT 1 FROM job_step o WHERE o.job_id = f.job_id AND o.id <> f.id AND o.state IN ('queued', 'running'))
+        THEN '\(LabStepEnd.marker)' ELSE '' END)
+      FROM finished f WHERE f.kind IN (\(labStepKinds.map { "'\($0)'" }.joined(separator: ", "))))
+    SELECT (SELECT count(*) FROM woken),
+      EXISTS (SELECT 1 FROM job_step WHERE host = $1 AND state = 'queued' AND id <> finished.id)
+    FROM finished
+    """
+  static let bindingDataTypes: [PostgresDataType] = [
+    .text, .text, .bool, .text, .int8, .int8, .bool, .int8, .textArray, .textArray, .textArray,
+  ]
+
+  var host: String
+  var agent: String
+  var succeeded: Bool
+  var message: String
+  var step: Int64
+  var fence: Int64
+  var publishing: Bool
+  var prepared: Int64?
+  var keys: [String]
+  var names: [String]
+  var documents: [String]
+
+  func makeBindings() throws -> PostgresBindings {
+    var bindings = PostgresBindings(capacity: 11)
+    bindings.append(host)
+    bindings.append(agent)
+    bindings.append(succeeded)
+    bindings.append(message)
+    bindings.append(step)
+    bindings.append(fence)
+    bindings.append(publishing)
+    bindings.append(prepared)
+    bindings.append(keys)
+    bindings.append(names)
+    bindings.append(documents)
+    return bindings
+  }
+
+  func decodeRow(_ row: PostgresRow) throws -> StepEnding {
+    StepEnding(moreQueued: try row.decode((Int, Bool).self).1)
   }
 }
