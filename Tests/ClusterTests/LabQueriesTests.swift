@@ -263,17 +263,8 @@ final class LabQueriesTests: XCTestCase {
   }
 
   func testTheEndOfALabOperationsStepWakesItsCoordinatorAndOtherStepsDoNot() async throws {
-    let listener = try await cluster.connect()
-    let heard = Heard()
-    let started = Heard()
-    let listening = Task {
-      try await listener.listen(on: labStepsChannel, started: { started.add("listening") }) { heard.add($0) }
-    }
-    defer {
-      listening.cancel()
-      Task { await listener.close() }
-    }
-    try await waitFor("the LISTEN") { !started.payloads.isEmpty }
+    let (heard, stop) = try await listenToLabSteps()
+    defer { stop() }
     try await db.createLab("class", vms: ["web", "app"])
     let begun = try await begin()
     let (_, job) = try XCTUnwrap(begun)
@@ -305,17 +296,8 @@ final class LabQueriesTests: XCTestCase {
   }
 
   func testAFailedStepOfALabOperationSaysItsJobIsSettledWhileOthersRun() async throws {
-    let listener = try await cluster.connect()
-    let heard = Heard()
-    let started = Heard()
-    let listening = Task {
-      try await listener.listen(on: labStepsChannel, started: { started.add("listening") }) { heard.add($0) }
-    }
-    defer {
-      listening.cancel()
-      Task { await listener.close() }
-    }
-    try await waitFor("the LISTEN") { !started.payloads.isEmpty }
+    let (heard, stop) = try await listenToLabSteps()
+    defer { stop() }
     try await db.createLab("class", vms: ["web", "app"])
     let begun = try await begin()
     let (_, job) = try XCTUnwrap(begun)
@@ -326,6 +308,24 @@ final class LabQueriesTests: XCTestCase {
     XCTAssertEqual(heard.payloads, ["\(job) end"], "h2's step is still queued, but h1's failure decides")
     XCTAssertNil(LabStepEnd(payload: "12 ended"))
     XCTAssertNil(LabStepEnd(payload: ""))
+  }
+
+  /// Listens on `labStepsChannel` as a coordinator does, from when it returns; `stop` ends it.
+  private func listenToLabSteps() async throws -> (heard: Heard, stop: () -> Void) {
+    let listener = try await cluster.connect()
+    let heard = Heard()
+    let started = Heard()
+    let listening = Task {
+      try await listener.listen(on: labStepsChannel, started: { started.add("listening") }) { heard.add($0) }
+    }
+    try await waitFor("the LISTEN") { !started.payloads.isEmpty }
+    return (
+      heard,
+      {
+        listening.cancel()
+        Task { await listener.close() }
+      }
+    )
   }
 
   private func waitFor(_ what: String, seconds: Double = 10, _ done: () async throws -> Bool) async throws {

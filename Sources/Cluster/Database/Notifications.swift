@@ -18,9 +18,7 @@ extension ClusterDatabase {
       throw failure(error)
     }
   }
-}
 
-extension ClusterDatabase {
   /// Hands each notification on `channels` to `received` (its channel and payload) on the
   /// connection's own event loop as it arrives, until the connection ends or the task is
   /// cancelled. No task stands between the database and `received`, so a wake-up costs one thread
