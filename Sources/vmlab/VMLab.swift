@@ -43,7 +43,10 @@ enum Main {
     } catch {
       exit(with: error)
     }
-    if leading.cluster != nil && !(command is ClusterAware) && !(command is NeedsHostFiles) {
+    // `vmlab --cluster URL` alone, or asking for help, prints the help: it says what works across hosts.
+    let asksForHelp =
+      command is VMLab || arguments.first == "help" || arguments.contains("--help")
+    if leading.cluster != nil && !(command is ClusterAware) && !(command is NeedsHostFiles) && !asksForHelp {
       // Working on the local library instead would mislead: the user asked for the cluster.
       // (A command that needs a host's files refuses itself, naming the host to run it on.)
       let usage = ValidationError(

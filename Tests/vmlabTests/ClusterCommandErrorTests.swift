@@ -23,6 +23,18 @@ final class ClusterCommandErrorTests: ClusterTestCase {
       environment: ["VMLAB_CLUSTER": "http://db/vmlab"])
   }
 
+  func testHelpWithAClusterIsTheHelp() throws {
+    for arguments in [
+      ["--cluster", "postgresql:///vmlab?host=/nonexistent", "--help"],
+      ["--cluster", "postgresql:///vmlab?host=/nonexistent"],
+    ] {
+      let result = try vmlab(arguments, in: folder.path)
+      XCTAssertEqual(result.status, 0, "\(arguments): \(result.output)\(result.error)")
+      XCTAssertTrue(
+        result.output.contains("Many hosts: vmlab --cluster URL host list"), "\(arguments): \(result.output)")
+    }
+  }
+
   func testCommandsThatNeedAClusterSaySo() throws {
     try expect(
       ["host", "list"], status: 2, saying: "this needs a cluster: give --cluster URL",
