@@ -78,14 +78,15 @@ extension StepRunner {
       return Outcome(
         message: "rolled back operation \(waiting) (\(arguments.kind) of \(names.joined(separator: ", ")))")
     }
+    // The VMs of a committed restore, whose replaced disks the agent removes once it answered.
+    var untidied: [String] = []
     do {
       let vms: [String]
-      var untidied: [String] = []
       switch preparedOperations?.take(id) {
       case .restore(let prepared)?:
+        if arguments.commit { untidied = prepared.vms }
         try library.decide(prepared, commit: arguments.commit, tidying: .later)
         vms = prepared.vms
-        if arguments.commit { untidied = prepared.vms }
       case .checkpoint(let prepared)?:
         try library.decide(prepared, commit: arguments.commit)
         vms = prepared.vms
@@ -96,7 +97,7 @@ extension StepRunner {
         message: "\(verb) operation \(id) (\(arguments.kind) of \(vms.joined(separator: ", ")))", untidied: untidied)
     } catch let error as LabKitError where error.kind == .hostFailedAfterCommit {
       // Committed all the same: the checkpoint is taken; the host only failed to run a VM again.
-      return Outcome(message: "committed operation \(id); \(error.message)")
+      return Outcome(message: "committed operation \(id); \(error.message)", untidied: untidied)
     } catch let error as LabKitError where error.kind == .notFound || error.message.contains("decided already") {
       // A retry: an earlier attempt carried the decision out before its result was recorded.
       return Outcome(message: "operation \(id) no longer waits here: an earlier attempt \(verb) it")
