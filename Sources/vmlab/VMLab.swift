@@ -44,9 +44,9 @@ enum Main {
       exit(with: error)
     }
     // `vmlab --cluster URL` alone, or asking for help, prints the help: it says what works across hosts.
-    let asksForHelp =
-      command is VMLab || arguments.first == "help" || arguments.contains("--help")
-    if leading.cluster != nil && !(command is ClusterAware) && !(command is NeedsHostFiles) && !asksForHelp {
+    if leading.cluster != nil && !(command is ClusterAware) && !(command is NeedsHostFiles) && !(command is VMLab)
+      && !asksForHelp(arguments)
+    {
       // Working on the local library instead would mislead: the user asked for the cluster.
       // (A command that needs a host's files refuses itself, naming the host to run it on.)
       let usage = ValidationError(
@@ -85,10 +85,9 @@ enum Main {
   /// `EarlyConnection`), for a command given a cluster that may work across hosts; not for help,
   /// the version, or the commands that only ever read this machine's files.
   private static func beginEarlyConnection(_ leading: LeadingOptions, _ arguments: [String]) {
-    let fromEnvironment = ProcessInfo.processInfo.environment["VMLAB_CLUSTER"].flatMap { $0.isEmpty ? nil : $0 }
-    guard let text = leading.cluster ?? fromEnvironment, let first = arguments.first,
-      !["disk", "library", "supervise", "help"].contains(first),
-      !arguments.contains(where: { ["--help", "-h", "--version", "--experimental-dump-help"].contains($0) })
+    guard let text = leading.cluster ?? ClusterOptions.fromEnvironment, let first = arguments.first,
+      !["disk", "library", "supervise"].contains(first), !asksForHelp(arguments),
+      !arguments.contains(where: { ["-h", "--version", "--experimental-dump-help"].contains($0) })
     else { return }
     EarlyConnection.begin(text)
   }
@@ -98,8 +97,11 @@ enum Main {
     "host list, job list, vm create|list|show|start|save|shutdown|turn-off|remove|exec, checkpoint new|list|restore|merge|remove, image build|list, lab create|list|show|checkpoint|restore|remove, run, repl, agent"
 
   /// Whether `VMLAB_CLUSTER` names a cluster (read by the commands that work across hosts).
-  static var clusterIsSet: Bool {
-    !(ProcessInfo.processInfo.environment["VMLAB_CLUSTER"] ?? "").isEmpty
+  static var clusterIsSet: Bool { ClusterOptions.fromEnvironment != nil }
+
+  /// `vmlab help …` or `--help` anywhere.
+  private static func asksForHelp(_ arguments: [String]) -> Bool {
+    arguments.first == "help" || arguments.contains("--help")
   }
 
   /// Help and version exit 0; argument errors 2; failed operations 1, with the message on stderr.

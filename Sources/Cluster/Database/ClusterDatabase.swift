@@ -176,17 +176,17 @@ public final class ClusterDatabase: Sendable {
     // in the database either way), so a cancelled renewal never closes the connection that other
     // callers share.
     let connection = self.connection
-    let expired = Expiry()
+    let expired = Latch()
     let timer = connection.eventLoop.scheduleTask(in: .nanoseconds(Int64(limit * 1e9))) {
       // Closing the connection ends the statement still waiting on it.
-      expired.mark()
+      expired.raise()
       connection.close().whenComplete { _ in }
     }
     defer { timer.cancel() }
     do {
       return try await body(connection)
     } catch {
-      guard !expired.isMarked else {
+      guard !expired.isRaised else {
         throw ClusterError(
           .database,
           "the cluster database \(url) did not answer within \(limit) s (the network or the server is down); the connection was closed"
@@ -194,14 +194,6 @@ public final class ClusterDatabase: Sendable {
       }
       throw error
     }
-  }
-
-  /// Whether a statement's deadline passed, set on the event loop and read by the waiting task.
-  private final class Expiry: @unchecked Sendable {
-    private let lock = NSLock()
-    private var marked = false
-    func mark() { lock.withLock { marked = true } }
-    var isMarked: Bool { lock.withLock { marked } }
   }
 
   /// Runs SQL text as it is, binding nothing (tests that set up a state by hand).

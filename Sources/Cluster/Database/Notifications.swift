@@ -27,33 +27,21 @@ extension ClusterDatabase {
     async
   {
     let connection = self.connection
-    let ended = Ending(connection.eventLoop.makePromise(of: Void.self))
+    // Completed once, by whichever comes first: the connection's end or a cancellation.
+    let ended = connection.eventLoop.makePromise(of: Void.self)
+    let ending = Latch()
+    let end: @Sendable () -> Void = { if ending.raise() { ended.succeed() } }
     let contexts = channels.map { channel in
       connection.addListener(channel: channel) { _, notification in
         received(notification.channel, notification.payload)
       }
     }
-    connection.closeFuture.whenComplete { _ in ended.end() }
+    connection.closeFuture.whenComplete { _ in end() }
     await withTaskCancellationHandler {
-      try? await ended.promise.futureResult.get()
+      try? await ended.futureResult.get()
     } onCancel: {
-      ended.end()
+      end()
     }
     for context in contexts { context.stop() }
-  }
-
-  /// A promise completed once, by whichever comes first: the connection's end or a cancellation.
-  private final class Ending: @unchecked Sendable {
-    let promise: EventLoopPromise<Void>
-    private let lock = NSLock()
-    private var ended = false
-    init(_ promise: EventLoopPromise<Void>) { self.promise = promise }
-    func end() {
-      let first = lock.withLock {
-        defer { ended = true }
-        return !ended
-      }
-      if first { promise.succeed() }
-    }
   }
 }

@@ -45,14 +45,10 @@ struct LabCoordinator {
   func run() async throws -> LabOperationStatus {
     do {
       let result = try await coordinate()
-      watch.stopBeforeClosing()
-      await session.close()
-      watch.stop()
+      await watch.stop(closing: session)
       return result
     } catch {
-      watch.stopBeforeClosing()
-      await session.close()
-      watch.stop()
+      await watch.stop(closing: session)
       throw error
     }
   }

@@ -25,17 +25,13 @@ final class LabStepWatch: @unchecked Sendable {
     }
   }
 
-  func stop() {
+  /// Stops listening and closes `session`, whose close ends the LISTEN: no UNLISTEN round trip on
+  /// the way out, and no new connection made for the LISTEN once the old one is closed.
+  func stop(closing session: Session) async {
     lock.withLock { stopped = true }
+    await session.close()
     task?.cancel()
     task = nil
-  }
-
-  /// Stops listening without a word to the database, for a coordinator about to close its
-  /// connection (which ends the LISTEN anyway): no UNLISTEN round trip on the way out, and no new
-  /// connection made for the LISTEN once the old one is closed. Call `stop()` after the close.
-  func stopBeforeClosing() {
-    lock.withLock { stopped = true }
   }
 
   /// Wakes for the ends of `job`'s steps from now on (call before looking at them, so that no end

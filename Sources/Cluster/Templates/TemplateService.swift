@@ -3,7 +3,8 @@ import Foundation
 /// The agent's template work beside its steps: it registers the library's templates, and sends
 /// those other hosts ask for. Sending never waits behind a step (a host busy with a long step
 /// still serves its templates), and it is woken by `fire()` (the agent LISTENs on
-/// `transfersChannel` for it), with polling as the fallback. It also prunes the cluster's finished and abandoned transfers (`TransferPruning`).
+/// `transfersChannel` for it), with polling as the fallback. It also prunes the cluster's finished
+/// and abandoned transfers (`TransferPruning`).
 final class TemplateService: @unchecked Sendable {
   let host: String
   let library: String

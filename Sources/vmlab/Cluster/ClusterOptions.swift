@@ -15,11 +15,12 @@ struct ClusterOptions: ParsableArguments {
 
   /// The URL text from the option, before the command, or the environment; nil in one-library mode.
   var text: String? {
-    if let given = cluster ?? LeadingOptions.current.cluster { return given }
-    if let fromEnvironment = ProcessInfo.processInfo.environment["VMLAB_CLUSTER"], !fromEnvironment.isEmpty {
-      return fromEnvironment
-    }
-    return nil
+    cluster ?? LeadingOptions.current.cluster ?? Self.fromEnvironment
+  }
+
+  /// `$VMLAB_CLUSTER`, unless unset or empty.
+  static var fromEnvironment: String? {
+    ProcessInfo.processInfo.environment["VMLAB_CLUSTER"].flatMap { $0.isEmpty ? nil : $0 }
   }
 
   var isSet: Bool { text != nil }
